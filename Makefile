@@ -1,0 +1,42 @@
+# sigkit: `make study` runs the whole study on the synthetic cohort;
+# `make test` sets everything up and runs the tests; `make validate` runs the
+# Python-vs-R cross-check suite.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.sigkit-installed
+export KERAS_BACKEND := jax
+export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
+export PYTHONHASHSEED := 0
+
+.PHONY: setup system-deps test validate study bench lint clean
+
+setup: $(STAMP)
+
+system-deps:
+	@bash scripts/install_system_deps.sh
+
+$(STAMP): pyproject.toml | system-deps
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,torch]'
+	@touch $(STAMP)
+
+test: system-deps $(STAMP)
+	$(PY) -m pytest -q
+
+validate: system-deps $(STAMP)
+	$(VENV)/bin/sigkit validate
+
+study: system-deps $(STAMP)
+	$(VENV)/bin/sigkit study demo --dir runs/demo
+
+bench: system-deps $(STAMP)
+	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,iqr,rounds
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check toolkit tests validation benchmarks
+	$(VENV)/bin/ruff format --check toolkit tests validation benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .benchmarks

@@ -1,0 +1,39 @@
+"""Shared test fixtures.
+
+Tests that compare with R need R: `make test` installs it, so a missing R is a
+failure here, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def r():
+    """The rbridge module, with R loaded; fails (does not skip) when R is missing."""
+    from toolkit import rbridge
+
+    if not rbridge.r_available():
+        pytest.fail("R with rpy2 is required for this test; run `make test`, which installs it")
+    return rbridge
+
+
+@pytest.fixture(scope="session")
+def pbc(r):
+    return r.dataset("pbc")
+
+
+@pytest.fixture(scope="session")
+def lung(r):
+    return r.dataset("lung")
+
+
+@pytest.fixture(scope="session")
+def veteran(r):
+    return r.dataset("veteran")

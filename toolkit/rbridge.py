@@ -1,0 +1,197 @@
+"""rpy2 glue: R reference computations for the cross-checks.
+
+Data always travel to R as R objects (numeric/integer/character vectors and
+data frames built from them), never pasted into R source. R code strings here
+are fixed function bodies that take those objects as arguments.
+
+Debian's R is 4.2.2; rpy2 3.6 needs R >= 4.4 (it fails to load with
+``undefined symbol: R_getVar``), so sigkit pins rpy2 to 3.5.x.
+
+Sections below are grouped by the module whose numbers they check; each public
+function returns plain Python/numpy values.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# R package -> Debian package that brings it.
+DEBIAN_PACKAGES: dict[str, str] = {
+    "survival": "r-cran-survival",
+    "rms": "r-cran-rms",
+    "glmnet": "r-cran-glmnet",
+    "MASS": "r-cran-mass",
+    "psych": "r-cran-psych",
+    "riskRegression": "r-cran-riskregression",
+    "stats": "r-base-core",
+}
+
+
+class RUnavailableError(RuntimeError):
+    """R, rpy2 or an R package needed for a cross-check is missing."""
+
+
+@functools.cache
+def r_available() -> bool:
+    """True when R and rpy2 load in this process."""
+    if shutil.which("R") is None:
+        return False
+    try:
+        import rpy2.robjects  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _robjects():
+    if not r_available():
+        raise RUnavailableError(
+            "R (with rpy2 3.5.x) is not available. Install it with "
+            "'apt-get install r-base-core' (or run 'make test', which does), "
+            "then 'pip install \"rpy2>=3.5.13,<3.6\"'."
+        )
+    import rpy2.robjects as ro
+
+    return ro
+
+
+@functools.cache
+def require(package: str) -> None:
+    """Load an R package or raise naming the Debian package that brings it."""
+    ro = _robjects()
+    ok = ro.r["requireNamespace"](package, quietly=True)[0]
+    if not ok:
+        deb = DEBIAN_PACKAGES.get(package, f"r-cran-{package.lower()}")
+        raise RUnavailableError(
+            f"R package '{package}' is not installed; install the Debian package "
+            f"'{deb}' (apt-get install {deb})."
+        )
+
+
+def r_function(code: str, packages: Sequence[str] = ()):
+    """Compile an R function from a fixed code string, after loading `packages`."""
+    ro = _robjects()
+    for package in packages:
+        require(package)
+    return ro.r(code)
+
+
+def to_r(value: Any):
+    """Convert numpy arrays, pandas objects and scalars to R objects."""
+    ro = _robjects()
+    if isinstance(value, pd.DataFrame):
+        return data_frame(value)
+    if isinstance(value, pd.Categorical):
+        return factor(value)
+    if isinstance(value, pd.Series):
+        if isinstance(value.dtype, pd.CategoricalDtype):
+            return factor(value)
+        value = value.to_numpy()
+    if isinstance(value, (list, tuple)):
+        value = np.asarray(value)
+    if isinstance(value, np.ndarray):
+        if value.ndim == 2:
+            vec = to_r(value.ravel(order="F"))
+            return ro.r["matrix"](vec, nrow=value.shape[0], ncol=value.shape[1])
+        if value.dtype.kind == "b":
+            return ro.BoolVector(value.tolist())
+        if value.dtype.kind in "iu":
+            return ro.IntVector(value.astype(int).tolist())
+        if value.dtype.kind == "f":
+            return ro.FloatVector(value.astype(float).tolist())
+        return ro.StrVector([str(v) for v in value.tolist()])
+    if isinstance(value, bool):
+        return ro.BoolVector([value])
+    if isinstance(value, (int, np.integer)):
+        return ro.IntVector([int(value)])
+    if isinstance(value, (float, np.floating)):
+        return ro.FloatVector([float(value)])
+    if isinstance(value, str):
+        return ro.StrVector([value])
+    if value is None:
+        return ro.NULL
+    raise TypeError(f"cannot pass {type(value).__name__} to R")
+
+
+def factor(values: pd.Series | pd.Categorical):
+    """An R factor with the same levels, in the same order, as a pandas categorical."""
+    ro = _robjects()
+    cat = pd.Categorical(values)
+    levels = [str(v) for v in cat.categories]
+    strings = ro.StrVector([str(v) if v == v else ro.NA_Character for v in cat.astype(object)])
+    return ro.r["factor"](strings, levels=ro.StrVector(levels))
+
+
+def data_frame(frame: pd.DataFrame):
+    """An R data.frame built column by column (categoricals become factors)."""
+    ro = _robjects()
+    columns = {str(name): to_r(frame[name]) for name in frame.columns}
+    return ro.r["data.frame"](**columns, check_names=False, stringsAsFactors=False)
+
+
+def to_py(value: Any) -> Any:
+    """Convert an R result (vector, matrix, named list) to numpy/dict."""
+    ro = _robjects()
+    from rpy2.rinterface_lib.sexp import NULLType
+
+    if isinstance(value, NULLType):
+        return None
+    if isinstance(value, ro.vectors.ListVector):
+        names = list(value.names) if value.names is not ro.NULL else None
+        items = [to_py(v) for v in value]
+        return dict(zip(names, items, strict=True)) if names else items
+    if isinstance(value, ro.vectors.DataFrame):
+        return {str(k): to_py(v) for k, v in value.items()}
+    if isinstance(value, ro.vectors.Matrix):
+        dims = tuple(int(d) for d in ro.r["dim"](value))
+        return np.asarray(value).reshape(dims, order="F")
+    if isinstance(value, ro.vectors.StrVector):
+        return [str(v) for v in value]
+    if isinstance(value, ro.vectors.Vector):
+        return np.asarray(value)
+    return value
+
+
+def call(fn, *args: Any, **kwargs: Any) -> Any:
+    """Call an R function with Python arguments converted by `to_r`; return `to_py`."""
+    r_args = [to_r(a) for a in args]
+    r_kwargs = {k: to_r(v) for k, v in kwargs.items()}
+    return to_py(fn(*r_args, **r_kwargs))
+
+
+def dataset(name: str, package: str = "survival") -> pd.DataFrame:
+    """A dataset that ships with an R package, as a pandas DataFrame.
+
+    Factors become pandas categoricals with R's level order; R's NA becomes NaN.
+    """
+    ro = _robjects()
+    require(package)
+    getter = ro.r("function(name, package) as.data.frame(getExportedValue(package, name))")
+    frame = getter(name, package)
+    out: dict[str, Any] = {}
+    for column, vector in frame.items():
+        out[str(column)] = _column_to_pandas(ro, vector)
+    return pd.DataFrame(out)
+
+
+def _column_to_pandas(ro, vector) -> Any:
+    if ro.r["is.factor"](vector)[0]:
+        levels = [str(v) for v in ro.r["levels"](vector)]
+        codes = np.asarray(ro.r["as.integer"](vector))
+        codes = np.where(codes == ro.NA_Integer, -1, codes - 1)
+        return pd.Categorical.from_codes(codes, categories=levels)
+    if isinstance(vector, ro.vectors.StrVector):
+        return [None if v is ro.NA_Character else str(v) for v in vector]
+    numeric = np.asarray(ro.r["as.numeric"](vector), dtype=float)
+    return numeric
+
+
+def named(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Convert a mapping of Python values to R objects (for keyword calls)."""
+    return {k: to_r(v) for k, v in values.items()}

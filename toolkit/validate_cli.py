@@ -1,0 +1,45 @@
+"""Presentation of the validation suite for `sigkit validate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.10g}"
+
+
+def run_validation(*, fast: bool, only: list[str] | None, out: Path, report: bool) -> int:
+    """Run the suites, print the table, return the exit status (1 on any failure)."""
+    from validation import run_suites
+
+    console = Console()
+    results = run_suites(fast=fast, only=only, out_dir=out)
+    table = Table(title="sigkit vs R", show_lines=False)
+    for column in ("statistic", "dataset", "ours", "R", "|diff|", "tolerance", "pass"):
+        table.add_column(column, justify="right" if column not in ("statistic", "dataset") else "left")
+    failed = 0
+    for result in results:
+        for c in result.comparisons:
+            failed += not c.passed
+            tol = f"{c.tolerance:.0e}" + (" rel" if c.relative else " abs")
+            mark = "[green]pass[/]" if c.passed else "[red]FAIL[/]"
+            table.add_row(c.statistic, c.dataset, _fmt(c.ours), _fmt(c.r), f"{c.diff:.2e}", tol, mark)
+        for error in result.errors:
+            failed += 1
+            table.add_row(result.suite, "-", "-", "-", "-", "-", f"[red]ERROR[/] {error}")
+    console.print(table)
+    n = sum(len(r.comparisons) for r in results)
+    console.print(f"{n} comparisons in {len(results)} suites; {failed} failed. Results in {out}/")
+    if report:
+        try:
+            from toolkit.report import render_validation_report
+        except ImportError:
+            console.print("validation report renderer not installed yet; JSON results written")
+        else:
+            path = render_validation_report(results_dir=out)
+            console.print(f"report: {path}")
+    return 1 if failed else 0

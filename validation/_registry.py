@@ -1,0 +1,161 @@
+"""Registry and runner of the cross-check suites."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.artifacts import provenance, write_json
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One statistic on one dataset: ours against R's.
+
+    ``diff`` is the largest absolute difference over all elements; with
+    ``relative=True`` it is divided elementwise by ``max(|R|, floor)``.
+    """
+
+    statistic: str
+    dataset: str
+    ours: float
+    r: float
+    diff: float
+    tolerance: float
+    relative: bool
+    reference: str
+    n_values: int = 1
+
+    @property
+    def passed(self) -> bool:
+        return bool(np.isfinite(self.diff) and self.diff <= self.tolerance)
+
+
+def compare(
+    statistic: str,
+    dataset: str,
+    ours: Any,
+    r: Any,
+    tolerance: float,
+    *,
+    relative: bool = False,
+    reference: str = "",
+    floor: float = 1e-300,
+) -> Comparison:
+    """Build a :class:`Comparison` from arrays (or scalars) of ours and R's values."""
+    a = np.atleast_1d(np.asarray(ours, dtype=float)).ravel()
+    b = np.atleast_1d(np.asarray(r, dtype=float)).ravel()
+    if a.shape != b.shape:
+        diff = float("inf")
+    else:
+        both_nan = np.isnan(a) & np.isnan(b)
+        err = np.abs(a - b)
+        if relative:
+            err = err / np.maximum(np.abs(b), floor)
+        err = np.where(both_nan, 0.0, err)
+        diff = float(np.max(err)) if err.size else 0.0
+        if np.isnan(diff):
+            diff = float("inf")
+    return Comparison(
+        statistic=statistic,
+        dataset=dataset,
+        ours=float(a[0]) if a.size else float("nan"),
+        r=float(b[0]) if b.size else float("nan"),
+        diff=diff,
+        tolerance=tolerance,
+        relative=relative,
+        reference=reference,
+        n_values=int(b.size),
+    )
+
+
+CheckFunction = Callable[[], Iterable[Comparison]]
+
+
+@dataclass
+class _Registered:
+    suite: str
+    name: str
+    function: CheckFunction
+    fast: bool
+
+
+_REGISTRY: list[_Registered] = []
+
+
+def check(suite: str, *, fast: bool = False) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a check function under `suite`; `fast` ones also run in tests."""
+
+    def decorate(function: CheckFunction) -> CheckFunction:
+        _REGISTRY.append(_Registered(suite, function.__name__, function, fast))
+        return function
+
+    return decorate
+
+
+def load_suites() -> list[_Registered]:
+    """Import every ``validation.suite_*`` module so their checks register."""
+    import validation
+
+    for info in pkgutil.iter_modules(validation.__path__):
+        if info.name.startswith("suite_"):
+            importlib.import_module(f"validation.{info.name}")
+    return list(_REGISTRY)
+
+
+@dataclass
+class SuiteResult:
+    suite: str
+    comparisons: list[Comparison] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors and all(c.passed for c in self.comparisons)
+
+
+def run_suites(
+    *,
+    fast: bool = False,
+    only: Iterable[str] | None = None,
+    out_dir: Path | None = None,
+) -> list[SuiteResult]:
+    """Run the registered checks; write one JSON per suite into `out_dir`."""
+    wanted = set(only) if only else None
+    results: dict[str, SuiteResult] = {}
+    for item in load_suites():
+        if fast and not item.fast:
+            continue
+        if wanted is not None and item.suite not in wanted:
+            continue
+        result = results.setdefault(item.suite, SuiteResult(item.suite))
+        start = time.perf_counter()
+        try:
+            result.comparisons.extend(item.function())
+        except Exception as exc:  # a crashing check is a failure, reported by name
+            result.errors.append(f"{item.name}: {type(exc).__name__}: {exc}")
+        result.seconds += time.perf_counter() - start
+    if out_dir is not None:
+        for result in results.values():
+            write_json(
+                Path(out_dir) / f"{result.suite}.json",
+                {
+                    "suite": result.suite,
+                    "passed": result.passed,
+                    "seconds": result.seconds,
+                    "errors": result.errors,
+                    "comparisons": [
+                        {**asdict(c), "passed": c.passed} for c in result.comparisons
+                    ],
+                    "provenance": provenance(settings={"fast": fast}),
+                },
+            )
+    return list(results.values())
