@@ -7,8 +7,8 @@ are fixed function bodies that take those objects as arguments.
 Debian's R is 4.2.2; rpy2 3.6 needs R >= 4.4 (it fails to load with
 ``undefined symbol: R_getVar``), so sigkit pins rpy2 to 3.5.x.
 
-Sections below are grouped by the module whose numbers they check; each public
-function returns plain Python/numpy values.
+R reference computations live in one module per area beside this one
+(`toolkit.rbridge.survival`, `.coxnet`, ...), built on the glue here.
 """
 
 from __future__ import annotations
