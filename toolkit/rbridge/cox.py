@@ -1,0 +1,93 @@
+"""R references for Cox regression: ``survival::coxph``, ``basehaz``, ``survfit.coxph``."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from toolkit.rbridge import call, r_function
+
+_COXPH = """
+function(x, time, event, ties, weights, strata, newx, newstrata, times) {
+  suppressPackageStartupMessages(library(survival))  # strata() must be found by name
+  x <- as.matrix(x)
+  if (is.null(strata)) {
+    fml <- survival::Surv(time, event) ~ x
+    d <- data.frame(time = time, event = event)
+  } else {
+    fml <- survival::Surv(time, event) ~ x + strata(s)
+    d <- data.frame(time = time, event = event, s = strata)
+  }
+  d$x <- x
+  fit <- if (is.null(weights)) survival::coxph(fml, data = d, ties = ties)
+         else { d$w <- weights; survival::coxph(fml, data = d, ties = ties, weights = w) }
+  b <- survival::basehaz(fit, centered = FALSE)
+  # non-integer weights make coxph report the robust variance; naive.var is the model's
+  v <- if (is.null(fit$naive.var)) fit$var else fit$naive.var
+  out <- list(coef = unname(coef(fit)), se = sqrt(diag(as.matrix(v))),
+              loglik = fit$loglik, means = unname(fit$means), iter = fit$iter,
+              n = fit$n, nevent = fit$nevent, aic = AIC(fit),
+              p = unname(summary(fit)$coefficients[, "Pr(>|z|)"]),
+              lower = unname(summary(fit)$conf.int[, "lower .95"]),
+              upper = unname(summary(fit)$conf.int[, "upper .95"]),
+              base_time = b$time, base_hazard = b$hazard,
+              base_strata = if (is.null(b$strata)) NULL else as.character(b$strata))
+  if (!is.null(newx)) {
+    nd <- data.frame(row = seq_len(nrow(newx)))
+    nd$x <- as.matrix(newx)
+    if (!is.null(newstrata)) nd$s <- newstrata
+    sf <- survival::survfit(fit, newdata = nd, se.fit = FALSE)
+    surv <- summary(sf, times = times, extend = TRUE)$surv
+    if (!is.null(newstrata)) {
+      # one curve per row: summary() returns them stacked per stratum; rebuild
+      surv <- t(sapply(seq_len(nrow(newx)), function(i)
+        summary(sf[i], times = times, extend = TRUE)$surv))
+    } else {
+      surv <- t(matrix(surv, nrow = length(times)))
+    }
+    out$surv <- surv
+  }
+  out
+}
+"""
+
+
+@functools.cache
+def _coxph():
+    return r_function(_COXPH, ["survival"])
+
+
+def coxph(
+    x: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    *,
+    ties: str = "efron",
+    weights: np.ndarray | None = None,
+    strata: Any = None,
+    newx: np.ndarray | None = None,
+    newstrata: Any = None,
+    times: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """``coxph`` on a numeric matrix; with ``newx``, ``survfit(fit, newdata)`` at ``times``.
+
+    Returns coef, se, loglik (null, fitted), means, iter, n, nevent, aic, p,
+    lower/upper (95% hazard-ratio CI), base_time/base_hazard/base_strata
+    (``basehaz(fit, centered=FALSE)``) and surv (rows x times) when asked.
+    """
+    strata_r = None if strata is None else np.asarray(strata).astype(str)
+    newstrata_r = None if newstrata is None else np.asarray(newstrata).astype(str)
+    return call(
+        _coxph(),
+        np.asarray(x, dtype=float),
+        np.asarray(time, dtype=float),
+        np.asarray(event, dtype=float),
+        ties,
+        None if weights is None else np.asarray(weights, dtype=float),
+        strata_r,
+        None if newx is None else np.asarray(newx, dtype=float),
+        newstrata_r,
+        None if times is None else np.asarray(times, dtype=float),
+    )

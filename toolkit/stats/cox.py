@@ -1,0 +1,430 @@
+"""Cox proportional-hazards regression, equal to ``survival::coxph`` (survival 3.5-3).
+
+The partial log-likelihood with case weights :math:`w_i`, linear predictor
+:math:`\\eta_i = x_i^\\top\\beta` and, at each distinct event time :math:`t_k` of
+a stratum, :math:`m_k` events of total weight :math:`W_k`, risk-set sums
+:math:`S_0 = \\sum_{R_k} w_i e^{\\eta_i}` and event sums :math:`D_0 = \\sum_{\\text{events}}
+w_i e^{\\eta_i}`, is (Efron)
+
+.. math::
+
+    \\ell(\\beta) = \\sum_{\\text{events}} w_i\\eta_i
+        - \\sum_k \\sum_{j=0}^{m_k-1} \\frac{W_k}{m_k} \\log\\big(S_0 - \\tfrac{j}{m_k} D_0\\big)
+
+and, with Breslow's approximation, :math:`\\sum_k W_k \\log S_0`. This is exactly
+``coxfit6``'s likelihood. It is maximised by Newton-Raphson with step halving,
+like ``coxph``, but iterated to full convergence (``coxph`` stops at a relative
+log-likelihood change of 1e-9), which leaves both equal to well within 1e-9.
+
+A covariate that separates events perfectly has no finite maximum (monotone
+likelihood); ``coxph`` warns "Loglik converged before variable ...; coefficient
+may be infinite". We apply R's rule (the last Newton step is still larger than
+``sqrt(1e-9) * |coef|``), emit a ``RuntimeWarning`` naming the covariates and
+return ``converged=False``.
+
+Deliberate differences from R: rows with missing values raise a ``ValueError``
+naming them instead of being dropped by ``na.omit``; the variance is always the
+model-based one (``coxph``'s default without ``cluster()``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from toolkit.stats._checks import check_survival
+
+Ties = Literal["efron", "breslow"]
+
+_MAX_ITER = 100
+_EPS = 1e-9  # coxph.control()$eps
+_TOLER_INF = np.sqrt(_EPS)  # coxph.control()$toler.inf
+
+
+@dataclass(frozen=True, eq=False)
+class CoxFit:
+    """A fitted Cox model (what ``coxph`` returns, plus the baseline hazard).
+
+    ``baseline_cumulative_hazard`` is ``basehaz(fit, centered=FALSE)``: columns
+    ``time``, ``hazard`` (and ``strata`` for a stratified fit), at every distinct
+    observed time of each stratum, for a subject whose covariates are all zero.
+    ``means`` are the (weighted) column means that ``coxph`` centres on.
+    """
+
+    coef: np.ndarray
+    se: np.ndarray
+    z: np.ndarray
+    p: np.ndarray
+    variance: np.ndarray
+    loglik: float
+    loglik_null: float
+    aic: float
+    n: int
+    n_events: int
+    converged: bool
+    iterations: int
+    names: tuple[str, ...]
+    means: np.ndarray
+    ties: str
+    baseline_cumulative_hazard: pd.DataFrame
+
+    @property
+    def stratified(self) -> bool:
+        return "strata" in self.baseline_cumulative_hazard.columns
+
+    def predict_linear(self, X: Any) -> np.ndarray:
+        """Linear predictor :math:`x^\\top\\beta` (uncentred; R's ``predict(type="lp")``
+        subtracts ``sum(means * coef)``)."""
+        x, _ = _design(X, self.names)
+        return x @ self.coef
+
+    def predict_survival(self, X: Any, times: Any, strata: Any = None) -> np.ndarray:
+        """Survival curves :math:`S(t|x) = \\exp(-H_0(t) e^{x^\\top\\beta})`, shape (rows, times).
+
+        Equal to ``summary(survfit(fit, newdata), times)``: survfit.coxph's default
+        (``stype=2``, and ``ctype`` matching the ties: Efron's hazard increments for
+        ``ties="efron"``, Breslow's for ``"breslow"``). ``H_0`` is a right-continuous
+        step function; times before the first event give 1, after the last observed
+        time the last value. ``strata`` (one label per row) is required for a
+        stratified fit.
+        """
+        lp = self.predict_linear(X)
+        t = np.atleast_1d(np.asarray(times, dtype=float))
+        base = self.baseline_cumulative_hazard
+        if not self.stratified:
+            cumhaz = _step(base["time"].to_numpy(), base["hazard"].to_numpy(), t)
+            return np.exp(-np.outer(np.exp(lp), cumhaz))
+        if strata is None:
+            raise ValueError("this fit is stratified: pass strata (one label per row)")
+        labels = np.asarray(strata).astype(str)
+        if len(labels) != len(lp):
+            raise ValueError(f"strata has {len(labels)} labels for {len(lp)} rows")
+        out = np.empty((len(lp), len(t)))
+        for level, rows in base.groupby("strata", observed=True):
+            here = labels == str(level)
+            cumhaz = _step(rows["time"].to_numpy(), rows["hazard"].to_numpy(), t)
+            out[here] = np.exp(-np.outer(np.exp(lp[here]), cumhaz))
+        unknown = ~np.isin(labels, base["strata"].astype(str).unique())
+        if unknown.any():
+            raise ValueError(f"unknown strata {sorted(set(labels[unknown]))}")
+        return out
+
+    def hazard_ratio(self, level: float = 0.95) -> pd.DataFrame:
+        """Hazard ratios with Wald confidence intervals (``summary(fit)$conf.int``)."""
+        q = stats.norm.ppf(0.5 + level / 2)
+        return pd.DataFrame(
+            {
+                "hazard_ratio": np.exp(self.coef),
+                "lower": np.exp(self.coef - q * self.se),
+                "upper": np.exp(self.coef + q * self.se),
+            },
+            index=pd.Index(self.names, name="covariate"),
+        )
+
+    def summary(self) -> pd.DataFrame:
+        """The coefficient table of ``print(coxph)``: coef, exp(coef), se(coef), z, p."""
+        return pd.DataFrame(
+            {
+                "coef": self.coef,
+                "exp(coef)": np.exp(self.coef),
+                "se(coef)": self.se,
+                "z": self.z,
+                "p": self.p,
+            },
+            index=pd.Index(self.names, name="covariate"),
+        )
+
+
+def _step(knots: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
+    i = np.searchsorted(knots, t, side="right") - 1
+    return np.where(i >= 0, values[np.maximum(i, 0)], 0.0)
+
+
+def _design(X: Any, names: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
+    if isinstance(X, pd.DataFrame):
+        bad = [str(c) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        if bad:
+            raise ValueError(f"covariates must be numeric (dummy-code them first): {bad}")
+        cols = tuple(str(c) for c in X.columns)
+        if names is not None and tuple(names) != cols:
+            raise ValueError(f"columns {list(cols)} differ from the model's {list(names)}")
+        return X.to_numpy(dtype=float), cols
+    x = np.asarray(X, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise ValueError(f"X must be 2-D (rows x covariates), got shape {x.shape}")
+    if names is None:
+        names = tuple(f"x{i + 1}" for i in range(x.shape[1]))
+    if len(names) != x.shape[1]:
+        raise ValueError(f"X has {x.shape[1]} columns for {len(names)} names")
+    return x, tuple(str(n) for n in names)
+
+
+@dataclass(frozen=True)
+class _Risk:
+    """Data sorted by stratum then time, with the event-time bookkeeping."""
+
+    x: np.ndarray  # centred covariates, sorted
+    time: np.ndarray
+    event: np.ndarray
+    weight: np.ndarray
+    first: np.ndarray  # per row: index of the first row of its risk set (same stratum, time >= t)
+    stratum_end: np.ndarray  # per row: one past the last row of its stratum
+    death_rows: np.ndarray  # rows with an event, sorted
+    group: np.ndarray  # per event row: index of its distinct event time
+    group_first: np.ndarray  # per distinct event time: first row of its risk set
+    group_end: np.ndarray  # per distinct event time: end of its stratum
+    efron_fraction: np.ndarray  # per event row: j / m_k (0 for Breslow)
+    group_size: np.ndarray  # m_k per distinct event time
+    group_weight: np.ndarray  # W_k per distinct event time
+
+
+def _prepare(x, time, event, weight, strata_codes, ties: str) -> tuple[_Risk, np.ndarray]:
+    order = np.lexsort((-event, time, strata_codes))
+    xs, ts, es, ws, ss = x[order], time[order], event[order], weight[order], strata_codes[order]
+    n = len(ts)
+    new_block = np.r_[True, (ts[1:] != ts[:-1]) | (ss[1:] != ss[:-1])]
+    block_id = np.cumsum(new_block) - 1
+    block_start = np.flatnonzero(new_block)
+    first = block_start[block_id]
+    new_stratum = np.r_[True, ss[1:] != ss[:-1]]
+    stratum_start = np.flatnonzero(new_stratum)
+    stratum_end_by = np.r_[stratum_start[1:], n]
+    stratum_end = stratum_end_by[np.cumsum(new_stratum) - 1]
+    death_rows = np.flatnonzero(es == 1)
+    _, group, group_size = np.unique(block_id[death_rows], return_inverse=True, return_counts=True)
+    group_weight = np.bincount(group, weights=ws[death_rows])
+    starts = np.r_[0, np.cumsum(group_size)[:-1]]
+    j = np.arange(len(death_rows)) - starts[group]
+    fraction = j / group_size[group] if ties == "efron" else np.zeros(len(death_rows))
+    group_rows = death_rows[starts]
+    risk = _Risk(
+        x=xs,
+        time=ts,
+        event=es,
+        weight=ws,
+        first=first,
+        stratum_end=stratum_end,
+        death_rows=death_rows,
+        group=group,
+        group_first=first[group_rows],
+        group_end=stratum_end[group_rows],
+        efron_fraction=fraction,
+        group_size=group_size,
+        group_weight=group_weight,
+    )
+    return risk, order
+
+
+def _range_sums(values: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Sums of `values` over rows [start, end) via one cumulative sum (axis 0)."""
+    c = np.concatenate([np.zeros((1, *values.shape[1:])), np.cumsum(values, axis=0)])
+    return c[end] - c[start]
+
+
+def _terms(risk: _Risk, beta: np.ndarray, *, derivatives: bool = True):
+    """Log-likelihood, score and information at `beta` (coxfit6's arithmetic, vectorised)."""
+    eta = risk.x @ beta
+    shift = eta.max()
+    we = risk.weight * np.exp(eta - shift)
+    s0 = _range_sums(we, risk.group_first, risk.group_end)
+    dead_we = we[risk.death_rows]
+    d0 = np.bincount(risk.group, weights=dead_we, minlength=len(s0))
+    meanwt = (risk.group_weight / risk.group_size)[risk.group]
+    denom = s0[risk.group] - risk.efron_fraction * d0[risk.group]
+    dead_w = risk.weight[risk.death_rows]
+    loglik = float(dead_w @ eta[risk.death_rows] - meanwt @ (np.log(denom) + shift))
+    if not derivatives:
+        return loglik, None, None
+    c = np.bincount(risk.group, weights=meanwt / denom, minlength=len(s0))
+    h = np.bincount(risk.group, weights=meanwt * risk.efron_fraction / denom, minlength=len(s0))
+    # Per row: sum of c_k over the event times whose risk set contains it.
+    n = len(risk.time)
+    placed = np.zeros(n + 1)
+    np.add.at(placed, risk.group_first, c)
+    np.add.at(placed, risk.group_end, -c)
+    coverage = np.cumsum(placed)[:n]
+    row_weight = we * coverage
+    row_weight[risk.death_rows] -= dead_we * h[risk.group]
+    xd = risk.x[risk.death_rows]
+    score = dead_w @ xd - risk.x.T @ row_weight
+    s1 = _range_sums(we[:, None] * risk.x, risk.group_first, risk.group_end)
+    d1 = np.zeros_like(s1)
+    np.add.at(d1, risk.group, dead_we[:, None] * xd)
+    a = (s1[risk.group] - risk.efron_fraction[:, None] * d1[risk.group]) / denom[:, None]
+    information = (risk.x.T * row_weight) @ risk.x - (a.T * meanwt) @ a
+    return loglik, score, information
+
+
+def _newton(risk: _Risk, p: int) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, int, bool]:
+    """Newton-Raphson with coxph's step halving; returns beta, loglik, info, step, iters, ok."""
+    beta = np.zeros(p)
+    loglik, score, info = _terms(risk, beta)
+    step = np.zeros(p)
+    for iteration in range(1, _MAX_ITER + 1):
+        step = _solve(info, score)
+        candidate = beta + step
+        new_loglik, new_score, new_info = _terms(risk, candidate)
+        halvings = 0
+        while not new_loglik >= loglik - 1e-12 * abs(loglik) and halvings < 30:
+            step = step / 2
+            candidate = beta + step
+            new_loglik, new_score, new_info = _terms(risk, candidate)
+            halvings += 1
+        change = abs(new_loglik - loglik)
+        beta, loglik, score, info = candidate, new_loglik, new_score, new_info
+        small = np.abs(step) <= 1e-11 * np.maximum(1.0, np.abs(beta))
+        if small.all():
+            return beta, loglik, info, _solve(info, score), iteration, True
+        if change <= _EPS * abs(loglik) * 1e-3:
+            next_step = _solve(info, score)
+            return beta, loglik, info, next_step, iteration, True
+    return beta, loglik, info, _solve(info, score), _MAX_ITER, False
+
+
+def _solve(info: np.ndarray, score: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.solve(info, score)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(info, score, rcond=None)[0]
+
+
+def _strata_codes(strata: Any, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    if strata is None:
+        return np.zeros(n, dtype=np.int64), None
+    values = pd.Series(np.asarray(strata, dtype=object))
+    if len(values) != n:
+        raise ValueError(f"strata has {len(values)} labels for {n} rows")
+    missing = values.isna().to_numpy()
+    if missing.any():
+        raise ValueError(
+            f"strata has missing labels (rows {np.flatnonzero(missing)[:10].tolist()})"
+        )
+    codes, levels = pd.factorize(values, sort=True)
+    return codes.astype(np.int64), np.asarray(levels).astype(str)
+
+
+def _weights(weights: Any, n: int) -> np.ndarray:
+    if weights is None:
+        return np.ones(n)
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (n,):
+        raise ValueError(f"weights has shape {w.shape}, expected ({n},)")
+    bad = ~np.isfinite(w) | (w <= 0)
+    if bad.any():
+        raise ValueError(
+            f"weights must be finite and positive (rows {np.flatnonzero(bad)[:10].tolist()})"
+        )
+    return w
+
+
+def _baseline(risk: _Risk, beta: np.ndarray, offset: float, levels) -> pd.DataFrame:
+    """basehaz(fit, centered=FALSE): hazard increments at every distinct time, cumulated."""
+    eta = risk.x @ beta + offset  # uncentred linear predictor
+    we = risk.weight * np.exp(eta)
+    n = len(risk.time)
+    blocks = np.flatnonzero(risk.first == np.arange(n))
+    s0 = _range_sums(we, blocks, risk.stratum_end[blocks])
+    increment = np.zeros(len(blocks))
+    block_of_group = np.searchsorted(blocks, risk.group_first)
+    dead_we = we[risk.death_rows]
+    d0 = np.bincount(risk.group, weights=dead_we, minlength=len(risk.group_size))
+    meanwt = (risk.group_weight / risk.group_size)[risk.group]
+    denom = s0[block_of_group][risk.group] - risk.efron_fraction * d0[risk.group]
+    np.add.at(increment, block_of_group[risk.group], meanwt / denom)
+    stratum = np.searchsorted(np.unique(risk.stratum_end), risk.stratum_end[blocks])
+    hazard = pd.Series(increment).groupby(stratum).cumsum().to_numpy()
+    frame = pd.DataFrame({"time": risk.time[blocks], "hazard": hazard})
+    if levels is not None:
+        frame["strata"] = pd.Categorical.from_codes(stratum, categories=list(levels))
+    return frame
+
+
+def fit(
+    X: Any,
+    time: Any,
+    event: Any,
+    ties: Ties = "efron",
+    weights: Any = None,
+    strata: Any = None,
+    names: Sequence[str] | None = None,
+) -> CoxFit:
+    """Fit a Cox model as ``coxph(Surv(time, event) ~ X + strata(strata), weights=, ties=)``.
+
+    Parameters
+    ----------
+    X
+        Covariates, rows x columns: a numeric numpy array or DataFrame (its column
+        names are kept; categorical variables must be dummy-coded beforehand).
+    time, event
+        Follow-up time and event indicator (1 = event, 0 = censored).
+    ties
+        ``"efron"`` (coxph's default) or ``"breslow"``.
+    weights
+        Positive case weights (coxph's ``weights=``), or None.
+    strata
+        One stratum label per row (``strata()`` term), or None.
+    names
+        Covariate names for an array X (default ``x1, x2, ...``).
+
+    Returns
+    -------
+    CoxFit with Wald z and p, ``aic = -2 loglik + 2 p`` (R's ``AIC(fit)``).
+    """
+    if ties not in ("efron", "breslow"):
+        raise ValueError(f"ties must be 'efron' or 'breslow', got {ties!r}")
+    x, cols = _design(X, names)
+    rows = X.index if isinstance(X, pd.DataFrame) else None
+    t, e, x = check_survival(time, event, x, names=("time", "event", "covariates"), rows=rows)
+    n, p = x.shape
+    w = _weights(weights, n)
+    codes, levels = _strata_codes(strata, n)
+    means = np.average(x, axis=0, weights=w)
+    risk, _ = _prepare(x - means, t, e, w, codes, ties)
+    loglik_null = _terms(risk, np.zeros(p), derivatives=False)[0]
+    beta, loglik, info, step, iterations, converged = _newton(risk, p)
+    infinite = (np.abs(step) > _EPS) & (np.abs(step) > _TOLER_INF * np.abs(beta))
+    if infinite.any() or not converged:
+        converged = False
+        which = [cols[i] for i in np.flatnonzero(infinite)] or list(cols)
+        warnings.warn(
+            f"Cox partial likelihood converged before {', '.join(which)}: "
+            "coefficient may be infinite (monotone likelihood; R's coxph warns the same)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    variance = np.linalg.pinv(info) if not np.all(np.isfinite(info)) else _inverse(info)
+    se = np.sqrt(np.diag(variance))
+    z = beta / se
+    return CoxFit(
+        coef=beta,
+        se=se,
+        z=z,
+        p=2 * stats.norm.sf(np.abs(z)),
+        variance=variance,
+        loglik=loglik,
+        loglik_null=loglik_null,
+        aic=-2 * loglik + 2 * p,
+        n=n,
+        n_events=int(e.sum()),
+        converged=bool(converged),
+        iterations=iterations,
+        names=cols,
+        means=means,
+        ties=ties,
+        baseline_cumulative_hazard=_baseline(risk, beta, float(means @ beta), levels),
+    )
+
+
+def _inverse(info: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.inv(info)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(info)
