@@ -1,0 +1,364 @@
+"""Batched DenseNet-121 feature extraction: jit-compiled, prefetched, sharded over devices.
+
+`extract` turns (N, 224, 224) single-channel crops into (N, 1024) float32
+features: each crop is replicated to three channels, normalised, run through
+`DenseNet121` and global-average pooled. One program is compiled per batch size
+(the last batch is zero-padded to it), the next batch is copied to the devices
+while the current one runs, and each batch is split over all local JAX devices
+with `jax.sharding` (on a CPU, start Python with
+`XLA_FLAGS=--xla_force_host_platform_device_count=<cores>` to get one device per
+core; `sigkit extract` does that itself).
+
+`extract_crops_dir` reads `sigkit preprocess`'s `crops/<patient>.npz` files and
+builds the features table of docs/contracts.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from toolkit._jax import jax
+from toolkit.deep._densenet import N_FEATURES, DenseNet121
+from toolkit.deep.weights import LoadedWeights, load
+
+CROP_SIZE = 224
+PHASES = ("arterial", "portal")
+NORMALIZATIONS = ("zscore", "imagenet")
+DTYPES = ("float32", "bfloat16")
+# ImageNet statistics used by torchvision and by Keras's DenseNet preprocessing ("torch" mode).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_WINDOW = (-3.0, 3.0)
+
+
+class CropError(ValueError):
+    """A crop that cannot go through the network (wrong shape, non-finite values)."""
+
+
+def _labels(n: int, patients: Sequence[str] | None) -> list[str]:
+    return [str(p) for p in patients] if patients is not None else [f"crop {i}" for i in range(n)]
+
+
+def check_crops(crops: np.ndarray, patients: Sequence[str] | None = None) -> np.ndarray:
+    """Validate (N, 224, 224) finite crops; return them as float32. Errors name the patients."""
+    crops = np.asarray(crops)
+    if crops.ndim == 2:
+        crops = crops[None]
+    labels = _labels(len(crops), patients)
+    if patients is not None and len(labels) != len(crops):
+        raise CropError(f"{len(crops)} crops but {len(labels)} patient labels")
+    if crops.ndim != 3 or crops.shape[1:] != (CROP_SIZE, CROP_SIZE):
+        raise CropError(
+            f"crops have shape {crops.shape}; expected (N, {CROP_SIZE}, {CROP_SIZE})"
+            + (f" ({labels[0]}…)" if labels else "")
+        )
+    if crops.dtype.kind not in "fiu":
+        raise CropError(f"crops have dtype {crops.dtype}; expected numbers")
+    bad = np.flatnonzero(~np.isfinite(crops).all(axis=(1, 2)))
+    if bad.size:
+        named = ", ".join(labels[i] for i in bad[:10])
+        raise CropError(f"{bad.size} crop(s) contain NaN or infinite values: {named}")
+    return crops.astype(np.float32, copy=False)
+
+
+def _normalise(images, normalization: str, window: tuple[float, float]):
+    """(B, H, W) float32 crops -> (B, H, W, 3) network input."""
+    import jax.numpy as jnp
+
+    x = images[..., None]
+    if normalization == "imagenet":
+        low, high = window
+        x = (jnp.clip(x, low, high) - low) / (high - low)
+        mean = jnp.asarray(IMAGENET_MEAN, jnp.float32)
+        std = jnp.asarray(IMAGENET_STD, jnp.float32)
+        return (x - mean) / std
+    return jnp.broadcast_to(x, (*x.shape[:-1], 3))
+
+
+@functools.lru_cache(maxsize=16)
+def network(
+    dtype: str = "float32",
+    normalization: str = "zscore",
+    window: tuple[float, float] = DEFAULT_WINDOW,
+    feature_map: bool = False,
+):
+    """The jitted network: f(flax_params, crops (B, 224, 224) float32) -> pooled (B, 1024) float32.
+
+    With feature_map=True it returns the (B, 7, 7, 1024) final feature map in float32.
+    Cached, so every caller shares one compiled program per batch shape.
+    """
+    import jax.numpy as jnp
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, not {normalization!r}")
+    model = DenseNet121(dtype=jnp.bfloat16 if dtype == "bfloat16" else jnp.float32)
+
+    def run(params, crops):
+        maps, pooled = model.apply({"params": params}, _normalise(crops, normalization, window))
+        return maps.astype(jnp.float32) if feature_map else pooled
+
+    return jax.jit(run)
+
+
+@dataclass
+class _Placement:
+    """Where batches and parameters go: a 1-D mesh over all local devices."""
+
+    devices: list = field(default_factory=jax.local_devices)
+
+    def __post_init__(self) -> None:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        self.mesh = Mesh(np.array(self.devices), ("batch",))
+        self.batch = NamedSharding(self.mesh, PartitionSpec("batch"))
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+
+    def batch_size(self, requested: int, n: int) -> int:
+        """Requested size, not above what `n` crops need, rounded up to a multiple of the devices."""
+        k = len(self.devices)
+        size = max(1, min(requested, n))
+        return -(-size // k) * k
+
+
+def resolve_weights(params: LoadedWeights | str | os.PathLike[str] | None) -> LoadedWeights:
+    """LoadedWeights as given; None -> the installed weights; "random" or a path -> `load`."""
+    if isinstance(params, LoadedWeights):
+        return params
+    return load(params)
+
+
+def _batches(crops: np.ndarray, size: int):
+    for start in range(0, len(crops), size):
+        batch = crops[start : start + size]
+        if len(batch) < size:
+            pad = np.zeros((size - len(batch), *batch.shape[1:]), np.float32)
+            batch = np.concatenate([batch, pad])
+        yield start, batch
+
+
+def run_batched(
+    crops: np.ndarray,
+    weights: LoadedWeights,
+    fn,
+    *,
+    batch_size: int,
+    progress: bool = False,
+    description: str = "DenseNet-121",
+) -> np.ndarray:
+    """Run a jitted `fn(params, batch)` over validated crops, prefetching and sharding batches."""
+    from tqdm.auto import tqdm
+
+    placement = _Placement()
+    size = placement.batch_size(batch_size, len(crops))
+    params = jax.device_put(weights.flax_params(), placement.replicated)
+    outputs: list[np.ndarray] = []
+    pending = None
+    batches = _batches(crops, size)
+    upcoming = next(batches, None)
+    upcoming_device = None if upcoming is None else jax.device_put(upcoming[1], placement.batch)
+    n_batches = -(-len(crops) // size)
+    with tqdm(total=n_batches, disable=not progress, desc=description, unit="batch") as bar:
+        while upcoming is not None:
+            start, current = upcoming[0], upcoming_device
+            upcoming = next(batches, None)
+            # Dispatch is asynchronous: the next batch's copy overlaps this batch's run.
+            upcoming_device = (
+                None if upcoming is None else jax.device_put(upcoming[1], placement.batch)
+            )
+            result = fn(params, current)
+            if pending is not None:
+                outputs.append(np.asarray(pending[1])[: len(crops) - pending[0]])
+                bar.update()
+            pending = (start, result)
+        if pending is not None:
+            outputs.append(np.asarray(pending[1])[: len(crops) - pending[0]])
+            bar.update()
+    if not outputs:
+        return np.zeros((0, N_FEATURES), np.float32)
+    return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
+def extract(
+    crops: np.ndarray,
+    *,
+    params: LoadedWeights | str | os.PathLike[str] | None = None,
+    dtype: str = "float32",
+    normalization: str = "zscore",
+    batch_size: int = 32,
+    progress: bool = False,
+    window: tuple[float, float] = DEFAULT_WINDOW,
+    patients: Sequence[str] | None = None,
+) -> np.ndarray:
+    """DenseNet-121 global-average-pooled features of single-channel crops.
+
+    features[i] = mean over the 7x7 grid of the final BN+ReLU feature map of
+    DenseNet-121 applied to crop i replicated to three channels.
+
+    crops: (N, 224, 224) (float32; already z-scored for normalization="zscore",
+    the paper's choice, fed to the network as is); params: LoadedWeights, None
+    for the installed weights, "random" or a weights path; dtype: compute dtype
+    "float32" or "bfloat16" (parameters and pooling stay float32);
+    normalization "imagenet": clip to `window` (in the crop's units), scale to
+    [0, 1], subtract ImageNet's channel means and divide by its stds;
+    batch_size: crops per compiled call (rounded up to a multiple of the device
+    count); patients: names used in error messages.
+    Returns (N, 1024) float32.
+    """
+    crops = check_crops(crops, patients)
+    weights = resolve_weights(params)
+    fn = network(dtype, normalization, tuple(float(w) for w in window))
+    return run_batched(crops, weights, fn, batch_size=batch_size, progress=progress)
+
+
+def feature_maps(
+    crops: np.ndarray,
+    *,
+    params: LoadedWeights | str | os.PathLike[str] | None = None,
+    dtype: str = "float32",
+    normalization: str = "zscore",
+    batch_size: int = 8,
+    window: tuple[float, float] = DEFAULT_WINDOW,
+    patients: Sequence[str] | None = None,
+) -> np.ndarray:
+    """The (N, 7, 7, 1024) float32 final feature maps (after the last BN+ReLU) of crops."""
+    crops = check_crops(crops, patients)
+    weights = resolve_weights(params)
+    fn = network(dtype, normalization, tuple(float(w) for w in window), feature_map=True)
+    return run_batched(crops, weights, fn, batch_size=batch_size)
+
+
+@dataclass(frozen=True)
+class CropsDirectory:
+    """Crops read from `sigkit preprocess`'s folder, in (patient, reader) row order."""
+
+    patients: list[str]
+    readers: list[str]
+    crops: dict[str, np.ndarray]  # phase -> (rows, 224, 224)
+    hashes: dict[str, str]
+    excluded: list[dict[str, str]]
+    synthetic: bool | None
+
+
+def _read_npz(path: Path) -> tuple[list[str], dict[str, np.ndarray], bool | None]:
+    with np.load(path, allow_pickle=False) as data:
+        missing = [key for key in ("readers", *PHASES) if key not in data.files]
+        if missing:
+            raise CropError(f"{path.name}: missing {', '.join(missing)}")
+        readers = [str(r) for r in data["readers"]]
+        phases = {phase: np.asarray(data[phase]) for phase in PHASES}
+        meta = json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+    for phase, array in phases.items():
+        if array.shape != (len(readers), CROP_SIZE, CROP_SIZE):
+            raise CropError(
+                f"{path.stem}: {phase} crops have shape {array.shape}, expected "
+                f"({len(readers)}, {CROP_SIZE}, {CROP_SIZE}) for readers {readers}"
+            )
+        check_crops(array, [f"{path.stem} ({phase}, {r})" for r in readers])
+    synthetic = meta.get("synthetic") if isinstance(meta, dict) else None
+    return readers, phases, synthetic
+
+
+def read_crops_dir(crops_dir: str | os.PathLike[str]) -> CropsDirectory:
+    """Read every crops/<patient>.npz; a bad file is excluded with its reason, never dropped silently."""
+    from toolkit.artifacts import file_hash
+
+    crops_dir = Path(crops_dir)
+    files = sorted(crops_dir.glob("*.npz"))
+    if not files:
+        raise FileNotFoundError(f"no <patient>.npz crops in {crops_dir}")
+    patients: list[str] = []
+    readers: list[str] = []
+    stacks: dict[str, list[np.ndarray]] = {phase: [] for phase in PHASES}
+    hashes: dict[str, str] = {}
+    excluded: list[dict[str, str]] = []
+    flags: set[bool | None] = set()
+    for path in files:
+        try:
+            names, phases, synthetic = _read_npz(path)
+        except (CropError, ValueError, OSError, KeyError) as error:
+            excluded.append({"patient": path.stem, "reason": str(error)})
+            continue
+        patients += [path.stem] * len(names)
+        readers += names
+        for phase in PHASES:
+            stacks[phase].append(phases[phase].astype(np.float32))
+        hashes[path.stem] = file_hash(path)
+        flags.add(synthetic)
+    if not patients:
+        reasons = "; ".join(f"{e['patient']}: {e['reason']}" for e in excluded[:5])
+        raise CropError(f"no usable crops in {crops_dir}: {reasons}")
+    return CropsDirectory(
+        patients=patients,
+        readers=readers,
+        crops={phase: np.concatenate(stacks[phase]) for phase in PHASES},
+        hashes=hashes,
+        excluded=excluded,
+        synthetic=flags.pop() if len(flags) == 1 else None,
+    )
+
+
+def feature_columns(phase: str) -> list[str]:
+    return [f"{phase}_{i:04d}" for i in range(N_FEATURES)]
+
+
+def extract_crops_dir(
+    crops_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    params: LoadedWeights | str | os.PathLike[str] | None = None,
+    dtype: str = "float32",
+    normalization: str = "zscore",
+    batch_size: int = 32,
+    progress: bool = False,
+):
+    """Write features.parquet (docs/contracts.md) for a crops folder; return the table.
+
+    One row per patient and reader: `patient`, `reader`, `arterial_0000…1023`,
+    `portal_0000…1023` (float32). Provenance: the weights' origin and SHA-256,
+    each crop file's hash, the settings, the patients excluded and why.
+    """
+    import pandas as pd
+
+    from toolkit.artifacts import provenance, write_parquet
+
+    weights = resolve_weights(params)
+    data = read_crops_dir(crops_dir)
+    both = np.concatenate([data.crops[phase] for phase in PHASES])
+    labels = [
+        f"{p} ({phase}, {r})"
+        for phase in PHASES
+        for p, r in zip(data.patients, data.readers, strict=True)
+    ]
+    features = extract(
+        both,
+        params=weights,
+        dtype=dtype,
+        normalization=normalization,
+        batch_size=batch_size,
+        progress=progress,
+        patients=labels,
+    )
+    n = len(data.patients)
+    blocks = [pd.DataFrame({"patient": data.patients, "reader": data.readers})]
+    for index, phase in enumerate(PHASES):
+        values = features[index * n : (index + 1) * n]
+        blocks.append(pd.DataFrame(values, columns=feature_columns(phase)))
+    table = pd.concat(blocks, axis=1)
+    settings = {"dtype": dtype, "normalization": normalization, "batch_size": batch_size}
+    block = provenance(
+        inputs=data.hashes, settings=settings, weights=weights.origin, synthetic=data.synthetic
+    )
+    block.update({k: v for k, v in weights.describe().items() if k != "weights"})
+    block["excluded"] = data.excluded
+    block["devices"] = [str(d) for d in jax.local_devices()]
+    write_parquet(out, table, block)
+    return table
