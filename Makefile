@@ -19,6 +19,8 @@ system-deps:
 $(STAMP): pyproject.toml | system-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q 'Cython>=3,<4' 'numpy>=1.26,<3'  # pymrmr (dev extra) builds against them
+	$(PY) -m pip install -q --no-build-isolation 'pymrmr>=0.1.11,<0.2'
 	$(PY) -m pip install -q -e '.[dev,torch]'
 	@touch $(STAMP)
 
