@@ -1,0 +1,58 @@
+"""Public entry points: render the study report and the validation report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from toolkit.report._render import Renderer, RenderError, render, reports_dir
+
+
+def render_study_report(
+    study_dir: str | Path,
+    *,
+    out: str | Path | None = None,
+    renderer: Renderer = "auto",
+) -> Path:
+    """Render reports/study.qmd over ``STUDY_DIR/results`` into ``STUDY_DIR/report/study.html``.
+
+    Parameters
+    ----------
+    study_dir : the study folder (study.toml beside results/, as `sigkit study run` leaves it).
+    out : where the HTML goes; default ``STUDY_DIR/report/study.html``.
+    renderer : "auto" (Quarto when installed, else Jupyter), "quarto" or "jupyter".
+    """
+    study_dir = Path(study_dir).resolve()
+    results = study_dir / "results"
+    if not (results / "metrics.json").is_file():
+        raise RenderError(
+            f"{results / 'metrics.json'} not found: run `sigkit study run {study_dir}` first"
+        )
+    target = Path(out) if out is not None else study_dir / "report" / "study.html"
+    env = {"SIGKIT_STUDY_DIR": str(study_dir), "SIGKIT_RESULTS": str(results)}
+    return render(reports_dir() / "study.qmd", target.resolve(), env, renderer)
+
+
+def render_validation_report(
+    results_dir: str | Path = "validation/results",
+    out: str | Path = "validation/report/validation.html",
+    *,
+    benchmarks: str | Path = "benchmarks",
+    renderer: Renderer = "auto",
+) -> Path:
+    """Render reports/validation.qmd over the cross-check JSON and the benchmark records.
+
+    Parameters
+    ----------
+    results_dir : the folder of per-suite JSON files written by `sigkit validate`.
+    out : the HTML file to write.
+    benchmarks : the folder holding benchmarks/README.md (and results.json where present).
+    renderer : "auto", "quarto" or "jupyter", as for :func:`render_study_report`.
+    """
+    results_dir = Path(results_dir).resolve()
+    if not results_dir.is_dir():
+        raise RenderError(f"{results_dir} not found: run `sigkit validate` first")
+    env = {
+        "SIGKIT_VALIDATION_RESULTS": str(results_dir),
+        "SIGKIT_BENCHMARKS": str(Path(benchmarks).resolve()),
+    }
+    return render(reports_dir() / "validation.qmd", Path(out).resolve(), env, renderer)

@@ -1,0 +1,186 @@
+"""The methods section, written from study.toml and metrics.json in TRIPOD's order.
+
+TRIPOD (Collins et al., BMJ 2015) items 4–10: source of data, participants,
+outcome, predictors, sample size, missing data, model building (statistical
+analysis) and validation. Every sentence states what this run actually did.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolkit.report.study import StudyResults, cohort_sentence
+
+
+def _join(items: list[str]) -> str:
+    items = [str(i) for i in items]
+    if len(items) <= 2:
+        return " and ".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def source_of_data(results: StudyResults) -> str:
+    study = results.settings.get("study", {})
+    name = study.get("name", results.study_dir.name)
+    text = f"**Source of data.** {name}."
+    if results.synthetic:
+        text += (
+            " This cohort is **synthetic**: sigkit generated the CT phantoms, tumour masks, "
+            "clinical variables and outcomes from a known model (`sigkit synth`); no patient "
+            "contributed data."
+        )
+    train = _join(study.get("train_sets", ["train"]))
+    validation = _join(study.get("validation_sets", ["validation"]))
+    text += f" Patients of set(s) {train} formed the training set and {validation} the "
+    text += "external validation set, which was used only to evaluate the frozen models."
+    return text
+
+
+def participants(results: StudyResults) -> str:
+    exclusions = results.table("exclusions")
+    n_excluded = 0 if exclusions is None else len(exclusions)
+    text = f"**Participants.** {cohort_sentence(results).capitalize()}."
+    text += (
+        f" {n_excluded} patient(s) were excluded during processing (@suptbl-exclusions lists each "
+        "with its reason)."
+        if n_excluded
+        else " No patient was excluded during processing."
+    )
+    return text
+
+
+def outcome(results: StudyResults) -> str:
+    out = results.settings.get("outcome", {})
+    label = out.get("label", "the outcome")
+    text = (
+        f"**Outcome.** {label} (time `{out.get('time', '?')}` in {results.time_unit}, "
+        f"event indicator `{out.get('event', '?')}`)."
+    )
+    secondary = [s.get("name", s.get("time", "")) for s in out.get("secondary", [])]
+    if secondary:
+        text += f" Secondary outcome(s), described but not modelled: {_join(secondary)}."
+    return text
+
+
+def _variable(variable: dict[str, Any]) -> str:
+    label = variable.get("label", variable.get("name"))
+    unit = f" ({variable['unit']})" if variable.get("unit") else ""
+    if variable.get("cutoffs"):
+        cut = ", ".join(f"{c:g}" for c in variable["cutoffs"])
+        return f"{label}{unit}, categorised at {cut}"
+    if variable.get("levels"):
+        return (
+            f"{label} ({'/'.join(map(str, variable['levels']))}; reference {variable['levels'][0]})"
+        )
+    return f"{label}{unit}"
+
+
+def predictors(results: StudyResults) -> str:
+    imaging = results.settings.get("imaging", {})
+    phases = _join(imaging.get("phases", ["arterial", "portal"]))
+    readers = imaging.get("readers", [])
+    variables = [_variable(v) for v in results.settings.get("variables", [])]
+    text = (
+        f"**Predictors.** Clinical candidates: {'; '.join(variables) or 'none declared'}. "
+        f"Imaging: {phases} phase CECT"
+    )
+    if imaging.get("register", True):
+        text += (
+            ", the arterial phase rigidly registered onto the portal phase (SimpleITK, Euler 3D)"
+        )
+    crop = imaging.get("crop_size", 224)
+    text += (
+        f"; on the axial slice with the largest tumour ROI a {crop}×{crop} crop centred at the "
+        f"ROI centroid was z-scored ({imaging.get('zscore', 'crop')}) and passed through "
+        "DenseNet-121 without its classifier, giving 1024 features per phase."
+    )
+    weights = results.weights
+    if weights == "random":
+        text += " The network's weights were **random**, not ImageNet-trained."
+    else:
+        text += f" Network weights: {weights}."
+    if readers:
+        text += (
+            f" Tumour ROIs were delineated by {len(readers)} reader sessions ({_join(readers)})."
+        )
+    return text
+
+
+def sample_size(results: StudyResults) -> str:
+    cohort = results.metrics.get("cohort", {})
+    events = cohort.get("train", {}).get("events")
+    n_features = results.metrics.get("icc", {}).get("n_features")
+    text = "**Sample size.** No formal sample-size calculation; all available patients were used."
+    if events is not None:
+        text += f" The training set had {events} events"
+        text += f" for {n_features} candidate image features" if n_features else ""
+        text += ", hence the penalised (elastic-net) selection."
+    return text
+
+
+def missing_data(results: StudyResults) -> str:
+    rule = results.settings.get("validation", {}).get("missing", "complete-case")
+    described = {
+        "complete-case": "complete-case analysis (patients missing a model variable were excluded "
+        "from that model and counted in @suptbl-exclusions)",
+        "impute-median-mode": "single imputation with the training set's median (numeric) or mode "
+        "(categorical), applied unchanged to the validation set",
+    }
+    return f"**Missing data.** {described.get(rule, rule)}."
+
+
+def model_building(results: StudyResults) -> str:
+    sig = results.settings.get("signature", {})
+    icc = results.metrics.get("icc", {})
+    kept = f" ({icc['n_kept']} of {icc['n_features']} kept)" if "n_kept" in icc else ""
+    l1 = ", ".join(f"{x:g}" for x in sig.get("l1_ratios", []))
+    return (
+        f"**Model building.** Features reproducible across readers "
+        f"({sig.get('icc_type', 'ICC2')} > {sig.get('icc_threshold', 0.75)}){kept} were ranked "
+        f"by mRMR; the top {sig.get('mrmr_k', '?')} entered an elastic-net Cox model "
+        f"(l1 ratios {l1 or '?'}; penalty chosen by {sig.get('n_folds', 5)}-fold "
+        f"cross-validation, rule '{sig.get('penalty', 'min')}'; seed {sig.get('seed', 0)}), "
+        "whose linear predictor is the deep-learning signature. Clinical candidates and the "
+        "signature were screened by univariate Cox regression (P < 0.05, @suptbl-univariate); "
+        "backward stepwise selection by AIC gave the clinical nomogram (clinical candidates "
+        "only) and the integrated nomogram (clinical candidates and the signature)."
+    )
+
+
+def validation(results: StudyResults) -> str:
+    settings = results.settings.get("validation", {})
+    times = ", ".join(f"{t:g}" for t in settings.get("times", [12, 24, 36]))
+    decision = ", ".join(f"{t:g}" for t in settings.get("decision_times", []))
+    text = (
+        "**Validation and statistical analysis.** Harrell's C-index with its 95% CI (infinitesimal "
+        f"jackknife, as R's `survival::concordance`, and {settings.get('n_bootstrap', '?')} "
+        "bootstrap resamples); C-indexes of two models on the same patients compared by the "
+        "test on their correlated estimates; calibration at "
+        f"{times} {results.time_unit} (RMSE of observed against predicted survival, ICI, E50, "
+        "E90); time-dependent AUC; median-split risk groups (training median applied unchanged "
+        "to validation) compared by the log-rank test"
+    )
+    text += f"; decision curves at {decision} {results.time_unit}." if decision else "."
+    text += (
+        " Baseline characteristics were compared by the Mann–Whitney U test (numeric) and "
+        "Fisher's exact test (categorical). Tests were two-sided at 0.05. Every statistic that R "
+        "also computes was recomputed in R (survival, rms, glmnet) for this run (@tbl-rcheck)."
+    )
+    return text
+
+
+SECTIONS = (
+    source_of_data,
+    participants,
+    outcome,
+    predictors,
+    sample_size,
+    missing_data,
+    model_building,
+    validation,
+)
+
+
+def methods_markdown(results: StudyResults) -> str:
+    """The methods as Markdown paragraphs, one per TRIPOD item."""
+    return "\n\n".join(section(results) for section in SECTIONS) + "\n"

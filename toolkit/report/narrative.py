@@ -1,0 +1,107 @@
+"""The results section's sentences, with this run's numbers (from metrics.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolkit.report import formatting as fmt
+from toolkit.report.study import SET_LABELS, SETS, StudyResults
+
+
+def _ci(entry: dict[str, Any] | None, key: str = "c", digits: int = 3) -> str:
+    if not entry:
+        return fmt.DASH
+    value = entry.get(key, entry.get("median"))
+    lower, upper = entry.get("lower"), entry.get("upper")
+    if lower is None or upper is None:
+        return fmt.number(value, digits)
+    low, high = fmt.number(lower, digits), fmt.number(upper, digits)
+    return f"{fmt.number(value, digits)} (95% CI {low}{fmt.DASH}{high})"
+
+
+def _p(p: Any) -> str:
+    text = fmt.pvalue(p)
+    return f"P {text}" if text.startswith("<") else f"P = {text}"
+
+
+def participants(results: StudyResults) -> str:
+    """Median survival per set and where Table 1 and Figure 2 show them."""
+    median = results.metrics.get("median_survival", {})
+    unit = results.time_unit
+    parts = []
+    for s in SETS:
+        os_entry = median.get(s, {}).get("os")
+        if os_entry:
+            parts.append(f"{_ci(os_entry, 'median', 1)} {unit} in the {SET_LABELS[s].lower()} set")
+    text = "Median overall survival was " + " and ".join(parts) + "." if parts else ""
+    text += " Baseline characteristics are in @tbl-baseline; survival curves in @fig-km."
+    return text
+
+
+def signature(results: StudyResults) -> str:
+    n = len(results.signature.get("features", []))
+    phases: dict[str, int] = {}
+    for feature in results.signature.get("features", []):
+        phase = str(feature).split("_")[0]
+        phases[phase] = phases.get(phase, 0) + 1
+    by_phase = " and ".join(f"{k} {v}" for k, v in phases.items())
+    cindex = results.metrics.get("cindex", {})
+    text = f"The deep-learning signature combines {n} features ({by_phase}; @suptbl-signature)."
+    text += (
+        f" Its C-index was {_ci(cindex.get('train', {}).get('signature'))} in the training set "
+        f"and {_ci(cindex.get('validation', {}).get('signature'))} in the validation set."
+    )
+    if results.weights == "random":
+        text += (
+            " With random network weights these values reflect the synthetic ground truth, "
+            "not learned image features."
+        )
+    return text
+
+
+def nomograms(results: StudyResults) -> str:
+    cindex = results.metrics.get("cindex", {})
+    comparisons = results.metrics.get("comparisons", {})
+    parts = []
+    for s in SETS:
+        integrated = cindex.get(s, {}).get("integrated")
+        clinical = cindex.get(s, {}).get("clinical")
+        test = comparisons.get(s, {}).get("integrated_vs_clinical") or {}
+        if integrated and clinical:
+            parts.append(
+                f"in the {SET_LABELS[s].lower()} set {_ci(integrated)} against "
+                f"{_ci(clinical)} ({_p(test.get('p'))})"
+            )
+    text = (
+        "@tbl-multivariable gives the two multivariable models and @fig-nomogram their "
+        "nomograms with calibration curves. The integrated nomogram's C-index, against the "
+        "clinical nomogram's, was " + "; ".join(parts) + " (@tbl-cindex)."
+    )
+    return text
+
+
+def risk_groups(results: StudyResults) -> str:
+    groups = results.metrics.get("risk_groups", {})
+    cutoff = groups.get("cutoff")
+    parts = [f"{SET_LABELS[s].lower()} set {_p(groups[s].get('p'))}" for s in SETS if s in groups]
+    if not parts:
+        return ""
+    return (
+        f"Splitting patients at the training median of the integrated nomogram's score "
+        f"({fmt.number(cutoff)}) separated high- and low-risk groups: log-rank "
+        + ", ".join(parts)
+        + " (@fig-km, @tbl-riskgroups)."
+    )
+
+
+def r_check(results: StudyResults) -> str:
+    checks = results.r_check.get("checks", [])
+    if not checks:
+        return "This run wrote no R cross-check (results/r_check.json is missing)."
+    failed = [c.get("name") for c in checks if not c.get("passed")]
+    verdict = (
+        "all agree with R within their tolerances"
+        if not failed
+        else f"**{len(failed)} disagree with R**: {', '.join(map(str, failed))}"
+    )
+    return f"{len(checks)} statistics of this run were recomputed in R; {verdict} (@tbl-rcheck)."

@@ -1,0 +1,167 @@
+"""What reports/study.qmd shows: study results read from ``results/``, never recomputed.
+
+Each function returns an HTML fragment (tables, figure panels) or Markdown text
+that a report cell displays. A missing artifact gives a visible note naming
+the file, not a crash, so a partial run still renders.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SETS = ("train", "validation")
+MODELS = ("signature", "clinical", "integrated")
+MODEL_LABELS = {
+    "signature": "DL signature",
+    "clinical": "Clinical nomogram",
+    "integrated": "Integrated nomogram",
+}
+SET_LABELS = {"train": "Training", "validation": "Validation"}
+
+
+@dataclass
+class StudyResults:
+    """The contents of STUDY_DIR/results and the study's settings (study.toml)."""
+
+    study_dir: Path
+    results: Path
+    metrics: dict[str, Any]
+    settings: dict[str, Any]
+    r_check: dict[str, Any] = field(default_factory=dict)
+    signature: dict[str, Any] = field(default_factory=dict)
+    nomograms: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        path = self.results / "tables" / f"{name}.parquet"
+        return pd.read_parquet(path) if path.is_file() else None
+
+    def figure(self, name: str) -> Path | None:
+        path = self.results / "figures" / f"{name}.png"
+        return path if path.is_file() else None
+
+    @property
+    def time_unit(self) -> str:
+        return str(self.settings.get("study", {}).get("time_unit", "months"))
+
+    @property
+    def synthetic(self) -> bool:
+        declared = self.settings.get("study", {}).get("synthetic")
+        return bool(self.metrics.get("provenance", {}).get("synthetic", declared))
+
+    @property
+    def weights(self) -> str:
+        return str(self.metrics.get("provenance", {}).get("weights", "unknown"))
+
+    def variable_label(self, name: str) -> str:
+        for variable in self.settings.get("variables", []):
+            if variable.get("name") == name:
+                return str(variable.get("label", name))
+        return "DL signature" if name == "signature" else name
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _settings(study_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    toml = study_dir / "study.toml"
+    if toml.is_file():
+        return tomllib.loads(toml.read_text())
+    recorded = metrics.get("provenance", {}).get("settings", {})
+    return recorded.get("study_toml", recorded) if isinstance(recorded, dict) else {}
+
+
+def load(study_dir: str | Path | None = None) -> StudyResults:
+    """Read STUDY_DIR/results (default: $SIGKIT_STUDY_DIR, set by the renderer)."""
+    if study_dir is None:
+        study_dir = os.environ.get("SIGKIT_STUDY_DIR")
+        if not study_dir:
+            raise RuntimeError(
+                "SIGKIT_STUDY_DIR is not set: render with `sigkit report STUDY_DIR`, or set it "
+                "to the study folder before `quarto render reports/study.qmd`"
+            )
+    study_dir = Path(study_dir)
+    results = Path(os.environ.get("SIGKIT_RESULTS", study_dir / "results"))
+    metrics = _read_json(results / "metrics.json")
+    if not metrics:
+        raise FileNotFoundError(f"{results / 'metrics.json'} is missing or empty")
+    return StudyResults(
+        study_dir=study_dir,
+        results=results,
+        metrics=metrics,
+        settings=_settings(study_dir, metrics),
+        r_check=_read_json(results / "r_check.json"),
+        signature=_read_json(results / "signature.json"),
+        nomograms={
+            model: _read_json(results / f"nomogram_{model}.json")
+            for model in ("clinical", "integrated")
+            if (results / f"nomogram_{model}.json").is_file()
+        },
+    )
+
+
+def missing(what: str) -> str:
+    """A visible note for an artifact this run did not produce."""
+    return f'<p class="missing">Not produced by this run: <code>{html.escape(what)}</code>.</p>'
+
+
+def image(path: Path | None, alt: str, *, width: str | None = None) -> str:
+    """A PNG as an inline data URI (no file beside the page, no network)."""
+    if path is None:
+        return missing(f"results/figures/{alt}.png")
+    data = base64.b64encode(path.read_bytes()).decode()
+    style = f' style="width:{width}"' if width else ""
+    return f'<img class="figure-img" src="data:image/png;base64,{data}" alt="{alt}"{style}>'
+
+
+def panels(results: StudyResults, items: list[tuple[str, str]], columns: int = 2) -> str:
+    """Figures side by side with panel letters (A), (B), … and a short title each."""
+    cells = []
+    for letter, (name, title) in zip("ABCDEFGHIJKL", items, strict=False):
+        cells.append(
+            f'<div class="panel"><div class="panel-title"><b>({letter})</b> '
+            f"{html.escape(title)}</div>{image(results.figure(name), name)}</div>"
+        )
+    return f'<div class="panel-grid cols-{columns}">{"".join(cells)}</div>'
+
+
+# ---------------------------------------------------------------- banners and text
+
+
+def provenance_banner(results: StudyResults) -> str:
+    """A warning callout when the cohort is synthetic or the network weights are random."""
+    notes = []
+    if results.synthetic:
+        notes.append(
+            "The cohort is <b>synthetic</b> (sigkit's built-in phantom cohort): no patient "
+            "data. Its numbers demonstrate the pipeline and must not be read as clinical findings."
+        )
+    if results.weights == "random":
+        notes.append(
+            "The DenseNet-121 weights are <b>random</b> (no ImageNet weights were installed): "
+            "the deep features, the signature built on them and the CAM heat maps carry no "
+            "learned image knowledge."
+        )
+    if not notes:
+        return ""
+    items = "".join(f"<li>{n}</li>" for n in notes)
+    return f'<div class="callout callout-warning" id="provenance-warning"><ul>{items}</ul></div>'
+
+
+def cohort_sentence(results: StudyResults) -> str:
+    cohort = results.metrics.get("cohort", {})
+    parts = [
+        f"{SET_LABELS[s].lower()} n = {cohort[s]['n']} ({cohort[s]['events']} events)"
+        for s in SETS
+        if s in cohort
+    ]
+    return "; ".join(parts)

@@ -1,0 +1,309 @@
+"""The study report's tables, built from results/metrics.json and results/tables/*.parquet."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from toolkit.report import formatting as fmt
+from toolkit.report.study import MODEL_LABELS, MODELS, SET_LABELS, SETS, StudyResults, missing
+
+_COLUMNS = {
+    "term": ("term", "variable", "predictor", "covariate", "name"),
+    "hr": ("hr", "HR", "hazard_ratio", "exp(coef)", "exp_coef"),
+    "lower": ("lower", "hr_lower", "lower_95", "ci_lower", "lower .95", "hr_lower_95"),
+    "upper": ("upper", "hr_upper", "upper_95", "ci_upper", "upper .95", "hr_upper_95"),
+    "p": ("p", "p_value", "pvalue", "Pr(>|z|)", "p.value"),
+    "coef": ("coef", "coefficient", "beta", "weight"),
+}
+
+
+def column(frame: pd.DataFrame, role: str) -> str | None:
+    """The frame's column playing `role` (hr, lower, upper, p, term, coef), if any."""
+    for name in _COLUMNS[role]:
+        if name in frame.columns:
+            return name
+    return None
+
+
+def _terms(frame: pd.DataFrame) -> list[str]:
+    name = column(frame, "term")
+    return [str(v) for v in (frame[name] if name else frame.index)]
+
+
+_LEVEL = re.compile(r"^(?P<var>[^\[=]+?)\s*(\[(?:T\.)?(?P<lvl>[^\]]+)\]|=(?P<lvl2>.+))$")
+
+
+def term_label(results: StudyResults, term: str) -> str:
+    """A readable row label: ``bclc[C]`` → "BCLC stage: C (vs A)", ``alt`` → "ALT (U/L)"."""
+    match = _LEVEL.match(term)
+    if match:
+        name, level = match.group("var"), match.group("lvl") or match.group("lvl2")
+        reference = _reference_level(results, name)
+        suffix = f" (vs {reference})" if reference else ""
+        return f"{results.variable_label(name)}: {level}{suffix}"
+    for variable in results.settings.get("variables", []):
+        if variable.get("name") == term:
+            unit = variable.get("unit")
+            return (
+                f"{variable.get('label', term)} ({unit})" if unit else variable.get("label", term)
+            )
+    return results.variable_label(term)
+
+
+def _reference_level(results: StudyResults, name: str) -> str | None:
+    for variable in results.settings.get("variables", []):
+        if variable.get("name") == name and variable.get("levels"):
+            return str(variable["levels"][0])
+    return None
+
+
+def _hr_cells(frame: pd.DataFrame, row: int) -> tuple[str, str]:
+    hr, lower, upper, p = (column(frame, r) for r in ("hr", "lower", "upper", "p"))
+    if hr is None and column(frame, "coef") is not None:
+        import math
+
+        estimate = math.exp(float(frame[column(frame, "coef")].iloc[row]))
+        return fmt.number(estimate, 2), fmt.pvalue(frame[p].iloc[row] if p else None)
+    record = frame.iloc[row]
+    text = fmt.with_ci(
+        record[hr] if hr else None,
+        record[lower] if lower else None,
+        record[upper] if upper else None,
+        digits=2,
+    )
+    return text, fmt.pvalue(record[p] if p else None)
+
+
+def multivariable_table(results: StudyResults) -> str:
+    """Table 2: the clinical and integrated Cox models side by side (HR, 95% CI, P)."""
+    frames = {m: results.table(f"multivariable_{m}") for m in ("clinical", "integrated")}
+    if all(f is None for f in frames.values()):
+        return missing("results/tables/multivariable_clinical.parquet")
+    order: list[str] = []
+    for frame in frames.values():
+        for term in _terms(frame) if frame is not None else []:
+            if term not in order:
+                order.append(term)
+    rows = []
+    for term in order:
+        row: list[Any] = [term_label(results, term)]
+        for frame in frames.values():
+            terms = _terms(frame) if frame is not None else []
+            row.extend(_hr_cells(frame, terms.index(term)) if term in terms else ("", ""))
+        rows.append(row)
+    header = ["Variable", "Clinical HR (95% CI)", "P", "Integrated HR (95% CI)", "P"]
+    return fmt.html_table(header, rows)
+
+
+def univariate_table(results: StudyResults, alpha: float = 0.05) -> str:
+    """Table S3: the univariate Cox screen of every candidate (HR, 95% CI, P)."""
+    frame = results.table("univariate")
+    if frame is None:
+        return missing("results/tables/univariate.parquet")
+    p_col = column(frame, "p")
+    rows = []
+    for index, term in enumerate(_terms(frame)):
+        hr, p = _hr_cells(frame, index)
+        selected = p_col is not None and float(frame[p_col].iloc[index]) < alpha
+        rows.append([term_label(results, term), hr, p, "yes" if selected else ""])
+    header = ["Variable", "HR (95% CI)", "P", f"P < {alpha}"]
+    return fmt.html_table(header, rows)
+
+
+def baseline_table(results: StudyResults) -> str:
+    """Table 1: baseline characteristics by set, with the test and P per variable."""
+    frame = results.table("baseline")
+    if frame is None:
+        return missing("results/tables/baseline.parquet")
+    cohort = results.metrics.get("cohort", {})
+    rename = {"variable": "Characteristic", "level": "", "p": "P", "test": "Test"}
+    for s in SETS:
+        n = cohort.get(s, {}).get("n")
+        rename[s] = f"{SET_LABELS[s]} (n = {n})" if n is not None else SET_LABELS[s]
+    frame = frame.reset_index(drop=frame.index.name is None)
+    header = [rename.get(str(c), str(c)) for c in frame.columns]
+    rows, previous = [], None
+    for record in frame.itertuples(index=False):
+        row = list(record)
+        for i, name in enumerate(frame.columns):
+            if str(name).lower() in ("p", "p_value", "pvalue"):
+                row[i] = fmt.pvalue(row[i]) if row[i] not in ("", None) else ""
+        if frame.columns[0] in ("variable", "characteristic") and row[0] == previous:
+            row[0] = ""
+        else:
+            previous = row[0]
+        rows.append(row)
+    return fmt.html_table(header, rows)
+
+
+def signature_table(results: StudyResults) -> str:
+    """Table S2: the signature's features, phases, weights and reproducibility (ICC)."""
+    frame = results.table("signature_features")
+    features = results.signature.get("features", [])
+    weights = results.signature.get("coefficients", [])
+    if frame is None and not features:
+        return missing("results/signature.json")
+    if frame is None:
+        frame = pd.DataFrame({"feature": features, "coefficient": weights})
+    rows = []
+    for record in frame.reset_index(drop=True).to_dict("records"):
+        feature = str(record.get("feature", record.get("name", "")))
+        phase = record.get("phase", feature.split("_")[0] if "_" in feature else "")
+        weight = record.get("coefficient", record.get("coef", record.get("weight")))
+        icc = record.get("icc", record.get("icc_min"))
+        rows.append([feature, phase, fmt.number(weight, 4), fmt.number(icc, 3)])
+    return fmt.html_table(["Feature", "Phase", "Weight", "ICC"], rows)
+
+
+def cindex_table(results: StudyResults) -> str:
+    """The C-index of each model in each set, with its 95% CIs and the comparison tests."""
+    cindex = results.metrics.get("cindex", {})
+    rows: list[list[Any]] = []
+    for model in MODELS:
+        row: list[Any] = [MODEL_LABELS[model]]
+        for s in SETS:
+            entry = cindex.get(s, {}).get(model, {})
+            row.append(fmt.with_ci(entry.get("c"), entry.get("lower"), entry.get("upper")))
+            row.append(_boot(entry))
+        rows.append(row)
+    groups = [len(rows)]
+    rows.append(["Comparisons: ΔC-index (P)", "", "", "", ""])
+    comparisons = results.metrics.get("comparisons", {})
+    names = sorted({k for s in SETS for k in comparisons.get(s, {})})
+    for name in names:
+        row = [_comparison_label(name)]
+        for s in SETS:
+            entry = comparisons.get(s, {}).get(name) or {}
+            row.extend([_delta(entry), ""])
+        rows.append(row)
+    header = ["Model"]
+    for s in SETS:
+        header += [f"{SET_LABELS[s]} C-index (95% CI)", f"{SET_LABELS[s]} bootstrap 95% CI"]
+    return fmt.html_table(header, rows, group_rows=groups if names else ())
+
+
+def _boot(entry: dict[str, Any]) -> str:
+    lower, upper = entry.get("boot_lower"), entry.get("boot_upper")
+    if lower is None or upper is None:
+        return fmt.DASH
+    return f"{fmt.number(lower)}{fmt.DASH}{fmt.number(upper)}"
+
+
+def _comparison_label(name: str) -> str:
+    first, _, second = name.partition("_vs_")
+    return f"{MODEL_LABELS.get(first, first)} vs {MODEL_LABELS.get(second, second).lower()}"
+
+
+def _delta(entry: dict[str, Any]) -> str:
+    if not entry or entry.get("diff") is None:
+        return fmt.DASH
+    return f"{float(entry['diff']):+.3f} (P {_p_phrase(entry.get('p'))})"
+
+
+def _p_phrase(p: Any) -> str:
+    text = fmt.pvalue(p)
+    return text if text.startswith("<") else f"= {text}"
+
+
+def calibration_table(results: StudyResults) -> str:
+    """Calibration of the nomograms: RMSE, ICI, E50, E90 (and optimism-corrected RMSE)."""
+    calibration = results.metrics.get("calibration", {})
+    rows = []
+    for s in SETS:
+        for model, by_time in calibration.get(s, {}).items():
+            for time, entry in sorted(by_time.items(), key=lambda kv: float(kv[0])):
+                rows.append(
+                    [
+                        SET_LABELS.get(s, s),
+                        MODEL_LABELS.get(model, model),
+                        f"{float(time):g} {results.time_unit}",
+                        *(fmt.number(entry.get(k)) for k in ("rmse", "ici", "e50", "e90")),
+                        fmt.number(entry.get("rmse_corrected")),
+                    ]
+                )
+    if not rows:
+        return missing("metrics.json: calibration")
+    header = ["Set", "Model", "Time", "RMSE", "ICI", "E50", "E90", "RMSE (optimism-corrected)"]
+    return fmt.html_table(header, rows)
+
+
+def td_auc_table(results: StudyResults) -> str:
+    """Time-dependent AUC of each model at each time point, per set."""
+    auc = results.metrics.get("td_auc", {})
+    times = sorted({float(t) for s in auc.values() for m in s.values() for t in m}, key=float)
+    rows = []
+    for s in SETS:
+        for model in MODELS:
+            by_time = auc.get(s, {}).get(model)
+            if by_time is None:
+                continue
+            values = {float(t): v for t, v in by_time.items()}
+            cells = [fmt.number(values.get(t)) for t in times]
+            rows.append([SET_LABELS[s], MODEL_LABELS[model], *cells])
+    if not rows:
+        return missing("metrics.json: td_auc")
+    header = ["Set", "Model", *(f"AUC({t:g} {results.time_unit})" for t in times)]
+    return fmt.html_table(header, rows)
+
+
+def risk_group_table(results: StudyResults) -> str:
+    """Median-split risk groups of the integrated nomogram: sizes and log-rank test."""
+    groups = results.metrics.get("risk_groups", {})
+    rows = []
+    for s in SETS:
+        entry = groups.get(s)
+        if entry:
+            rows.append(
+                [
+                    SET_LABELS[s],
+                    entry.get("n_low"),
+                    entry.get("n_high"),
+                    fmt.number(entry.get("chisq"), 2),
+                    fmt.pvalue(entry.get("p")),
+                ]
+            )
+    if not rows:
+        return missing("metrics.json: risk_groups")
+    return fmt.html_table(["Set", "Low risk (n)", "High risk (n)", "Log-rank χ²", "P"], rows)
+
+
+def r_check_table(results: StudyResults) -> str:
+    """Every number of this study recomputed in R: ours, R's, the difference and tolerance."""
+    checks: Sequence[dict[str, Any]] = results.r_check.get("checks", [])
+    if not checks:
+        return missing("results/r_check.json")
+    rows = [
+        [
+            c.get("name"),
+            _sig(c.get("ours")),
+            _sig(c.get("r")),
+            _sci(c.get("diff")),
+            _sci(c.get("tolerance")),
+            "pass" if c.get("passed") else "FAIL",
+        ]
+        for c in checks
+    ]
+    return fmt.html_table(["Statistic", "sigkit", "R", "|Difference|", "Tolerance", ""], rows)
+
+
+def _sig(value: Any) -> str:
+    return fmt.DASH if value is None else f"{float(value):.6g}"
+
+
+def _sci(value: Any) -> str:
+    return fmt.DASH if value is None else f"{float(value):.1e}"
+
+
+def exclusions_table(results: StudyResults) -> str:
+    """Patients excluded at any stage, with the stage and the reason."""
+    frame = results.table("exclusions")
+    if frame is None:
+        return missing("results/tables/exclusions.parquet")
+    if frame.empty:
+        return '<p class="note">No patient was excluded.</p>'
+    frame = frame.reset_index(drop=frame.index.name is None)
+    return fmt.html_table([str(c).capitalize() for c in frame.columns], frame.values.tolist())

@@ -1,0 +1,76 @@
+"""Figure 1: the workflow, drawn as inline SVG from the stages this run executed.
+
+The boxes are metrics.json's ``stages`` in order, each with what it does, its
+wall time and whether it was skipped because its outputs were up to date.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+DESCRIPTIONS = {
+    "synth": "Synthetic cohort: CT phantoms, masks, outcomes",
+    "preprocess": "Register arterial→portal; largest-ROI slice; 224×224 crop; z-score",
+    "extract": "DenseNet-121 features, 1024 per phase and reader",
+    "icc": "Reproducibility filter: ICC across readers",
+    "signature": "mRMR ranking → elastic-net Cox with k-fold CV",
+    "nomograms": "Univariate Cox screen → stepwise AIC → nomograms",
+    "validate": "C-index, calibration, risk groups, td-AUC, decision curves",
+    "validation": "C-index, calibration, risk groups, td-AUC, decision curves",
+    "figures": "Figures and tables",
+    "r_check": "Every statistic recomputed in R",
+    "cam": "Class activation maps",
+}
+
+_BOX_W, _BOX_H, _GAP, _MARGIN = 460, 58, 22, 10
+
+
+def _box(index: int, stage: dict[str, Any]) -> str:
+    y = _MARGIN + index * (_BOX_H + _GAP)
+    name = str(stage.get("name", f"stage {index + 1}"))
+    seconds = stage.get("seconds")
+    status = (
+        "skipped: up to date"
+        if stage.get("skipped")
+        else (f"{float(seconds):.1f} s" if seconds is not None else "")
+    )
+    fill = "#eef2f7" if stage.get("skipped") else "#dbe9f6"
+    description = DESCRIPTIONS.get(name, "")
+    parts = [
+        f'<rect x="{_MARGIN}" y="{y}" width="{_BOX_W}" height="{_BOX_H}" rx="6" '
+        f'fill="{fill}" stroke="#2c5d8a" stroke-width="1.2"/>',
+        f'<text x="{_MARGIN + 10}" y="{y + 20}" font-weight="bold">{index + 1}. '
+        f"{html.escape(name)}</text>",
+        f'<text x="{_MARGIN + _BOX_W - 10}" y="{y + 20}" text-anchor="end" '
+        f'fill="#555">{html.escape(status)}</text>',
+        f'<text x="{_MARGIN + 10}" y="{y + 42}" font-size="11.5" fill="#333">'
+        f"{html.escape(description)}</text>",
+    ]
+    return "".join(parts)
+
+
+def _arrow(index: int) -> str:
+    x = _MARGIN + _BOX_W / 2
+    y0 = _MARGIN + index * (_BOX_H + _GAP) + _BOX_H
+    y1 = y0 + _GAP - 2
+    return (
+        f'<line x1="{x}" y1="{y0}" x2="{x}" y2="{y1 - 5}" stroke="#2c5d8a" stroke-width="1.5"/>'
+        f'<polygon points="{x - 5},{y1 - 6} {x + 5},{y1 - 6} {x},{y1}" fill="#2c5d8a"/>'
+    )
+
+
+def workflow_svg(stages: Sequence[dict[str, Any]]) -> str:
+    """The stages as a vertical flow chart (SVG markup, no external resources)."""
+    if not stages:
+        return '<p class="missing">metrics.json records no stages.</p>'
+    height = 2 * _MARGIN + len(stages) * _BOX_H + (len(stages) - 1) * _GAP
+    width = _BOX_W + 2 * _MARGIN
+    body = [_box(i, s) for i, s in enumerate(stages)]
+    body += [_arrow(i) for i in range(len(stages) - 1)]
+    return (
+        f'<svg class="workflow" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" '
+        f'font-size="13" role="img" aria-label="workflow">{"".join(body)}</svg>'
+    )
