@@ -1,0 +1,222 @@
+"""Calibration of predicted survival at a time horizon: grouped RMSE and ICI/E50/E90.
+
+**Grouped calibration and RMSE** (the paper's "RMSE between observed and
+predicted survival", Figure 4C; the grouping of ``rms::calibrate(cmethod =
+"KM")`` / ``rms::groupkm``). Patients are sorted by predicted survival
+:math:`\\hat S_i(t)` and split into :math:`G` groups of (almost) equal size
+(``numpy.array_split`` of the sorted order; ties are split by row order). For
+group :math:`g`, the predicted survival is the mean :math:`\\bar S_g` of
+:math:`\\hat S_i(t)` and the observed survival :math:`O_g` is the group's
+Kaplan-Meier estimate at :math:`t` (carried forward past the group's last
+follow-up, as ``summary(survfit(...), extend = TRUE)``). Then
+
+.. math::
+
+    \\mathrm{RMSE}(t) = \\sqrt{\\frac1G \\sum_{g=1}^{G} (O_g - \\bar S_g)^2}
+
+with every group weighted equally (a point on the calibration plot each).
+
+**ICI, E50, E90** (Austin, Harrell and van Klaveren, Stat Med 2020;39:2714).
+The smoother is their Cox alternative to hazard regression (``polspline::hare``
+has no Python equivalent): the outcome is regressed on the complementary log-log
+of the predicted risk, :math:`c_i = \\log(-\\log \\hat S_i(t))`, with a restricted
+cubic spline of 3 knots (``coxph(Surv(time, event) ~ rcs(c, 3))``, knots placed
+as ``Hmisc::rcspline.eval``: quantiles 0.1, 0.5, 0.9, the outer ones at the 5th
+smallest and largest values when n < 100). The smoothed observed risk is
+:math:`\\tilde F_i = 1 - \\tilde S(t \\mid c_i)` (``survfit.coxph``); with predicted
+risk :math:`\\hat F_i = 1 - \\hat S_i(t)`, ICI is the mean of
+:math:`|\\tilde F_i - \\hat F_i|`, E50 its median and E90 its 90th percentile
+(R's default quantile). When the predictions take fewer than 5 distinct values the
+spline is dropped and the smoother is linear in :math:`c` (``rcspline.eval`` would
+stop or warn there).
+
+**Optimism correction** (Harrell's bootstrap, as ``rms::validate``): for each of
+``n_bootstrap`` resamples of the training set, the model is refitted on the
+resample (the same variables: selection is not repeated), and the metric is
+computed on the resample (apparent) and on the original training set (test);
+corrected = apparent - mean(apparent_b - test_b).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit.stats._checks import check_survival
+from toolkit.stats._km import km_at
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Calibration at one horizon: grouped table, RMSE and the ICI family."""
+
+    horizon: float
+    groups: pd.DataFrame  # group, n, events, predicted, observed
+    rmse: float
+    ici: float
+    e50: float
+    e90: float
+    smoothed_observed: np.ndarray  # per patient: 1 - smoothed observed risk (survival scale)
+
+
+def calibration_groups(
+    time: np.ndarray, event: np.ndarray, survival: np.ndarray, horizon: float, n_groups: int
+) -> pd.DataFrame:
+    """Groups of predicted survival with their mean prediction and KM observed survival."""
+    if n_groups < 1 or n_groups > len(time):
+        raise ValueError(f"n_groups must be between 1 and {len(time)}, got {n_groups}")
+    order = np.argsort(survival, kind="stable")
+    rows = []
+    for g, members in enumerate(np.array_split(order, n_groups), start=1):
+        observed = km_at(time[members], event[members], np.array([horizon]))[0]
+        rows.append(
+            {
+                "group": g,
+                "n": len(members),
+                "events": int(event[members].sum()),
+                "predicted": float(survival[members].mean()),
+                "observed": float(observed),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def grouped_rmse(groups: pd.DataFrame) -> float:
+    """sqrt(mean over groups of (observed - predicted)^2)."""
+    diff = groups["observed"].to_numpy() - groups["predicted"].to_numpy()
+    return float(np.sqrt(np.mean(diff**2)))
+
+
+def rcs_knots(x: np.ndarray) -> np.ndarray:
+    """Three knots as ``Hmisc::rcspline.eval(x, nk = 3)`` (without its tie rules)."""
+    xs = np.sort(x)
+    knots = np.quantile(xs, [0.1, 0.5, 0.9])
+    if len(xs) < 100:
+        knots[0], knots[2] = xs[4], xs[-5]
+    return np.unique(knots)
+
+
+def rcs_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Restricted cubic spline basis ``[x, s1(x), ...]`` (``rcspline.eval``, norm = 2)."""
+    k = np.asarray(knots, dtype=float)
+    scale = (k[-1] - k[0]) ** (2 / 3)
+    cols = [x]
+    for j in range(len(k) - 2):
+        term = (
+            np.maximum((x - k[j]) / scale, 0) ** 3
+            - np.maximum((x - k[-2]) / scale, 0) ** 3 * (k[-1] - k[j]) / (k[-1] - k[-2])
+            + np.maximum((x - k[-1]) / scale, 0) ** 3 * (k[-2] - k[j]) / (k[-1] - k[-2])
+        )
+        cols.append(term)
+    return np.column_stack(cols)
+
+
+def smoothed_observed(
+    time: np.ndarray, event: np.ndarray, survival: np.ndarray, horizon: float
+) -> np.ndarray:
+    """Smoothed observed survival at ``horizon`` per patient (Austin et al.'s Cox + RCS)."""
+    from toolkit.stats import cox
+
+    # only exact 0 and 1 (infinite cll) are moved, to the nearest representable values
+    clipped = np.clip(survival, np.finfo(float).tiny, np.nextafter(1.0, 0.0))
+    cll = np.log(-np.log(clipped))
+    if len(np.unique(cll)) >= 5:
+        basis = rcs_basis(cll, rcs_knots(cll))
+    else:
+        basis = cll[:, None]
+    fit = cox.fit(basis, time, event)
+    return fit.predict_survival(basis, [horizon])[:, 0]
+
+
+def calibrate(
+    time: Any,
+    event: Any,
+    survival: Any,
+    horizon: float,
+    *,
+    n_groups: int = 3,
+) -> Calibration:
+    """Grouped calibration, RMSE and ICI/E50/E90 of predicted survival at ``horizon``.
+
+    Parameters
+    ----------
+    time, event : follow-up and event indicator.
+    survival : each patient's predicted survival at ``horizon``.
+    horizon : the time point (in the cohort's time unit).
+    n_groups : groups of predicted survival for the calibration plot and RMSE.
+    """
+    t, e, s = check_survival(time, event, survival, names=["time", "event", "survival"])
+    if np.any((s < 0) | (s > 1)):
+        raise ValueError("predicted survival must lie in [0, 1]")
+    groups = calibration_groups(t, e, s, horizon, n_groups)
+    observed = smoothed_observed(t, e, s, horizon)
+    error = np.abs((1 - observed) - (1 - s))
+    return Calibration(
+        horizon=float(horizon),
+        groups=groups,
+        rmse=grouped_rmse(groups),
+        ici=float(np.mean(error)),
+        e50=float(np.median(error)),
+        e90=float(np.quantile(error, 0.9)),
+        smoothed_observed=observed,
+    )
+
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+"""rows -> predicted survival, shape (len(rows), len(horizons))."""
+
+
+def optimism_corrected(
+    time: Any,
+    event: Any,
+    refit: Callable[[np.ndarray], Predictor],
+    horizons: Sequence[float],
+    *,
+    n_bootstrap: int,
+    seed: int,
+    n_groups: int = 3,
+) -> dict[float, dict[str, float]]:
+    """Bootstrap optimism-corrected RMSE, ICI, E50 and E90 at each horizon.
+
+    ``refit(rows)`` fits the model on the training rows ``rows`` (indices, with
+    repeats) and returns a predictor mapping row indices of the training set to
+    predicted survival at ``horizons``. Resamples in which the refit or a metric
+    fails (for example no event in the resample) are skipped and counted.
+    Returns {horizon: {"rmse": ..., "ici": ..., "e50": ..., "e90": ..., "n_used": ...}}.
+    """
+    t, e = check_survival(time, event, names=["time", "event"])
+    n = len(t)
+    everyone = np.arange(n)
+    rng = np.random.default_rng(seed)
+    keys = ("rmse", "ici", "e50", "e90")
+    apparent = _metrics(t, e, refit(everyone)(everyone), horizons, n_groups)
+    optimism = {h: {k: [] for k in keys} for h in horizons}
+    for _ in range(n_bootstrap):
+        rows = rng.integers(0, n, n)
+        try:
+            predict = refit(rows)
+            boot = _metrics(t[rows], e[rows], predict(rows), horizons, n_groups)
+            test = _metrics(t, e, predict(everyone), horizons, n_groups)
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+            continue
+        for h in horizons:
+            for k in keys:
+                optimism[h][k].append(boot[h][k] - test[h][k])
+    out: dict[float, dict[str, float]] = {}
+    for h in horizons:
+        used = len(optimism[h]["rmse"])
+        out[h] = {k: apparent[h][k] - float(np.mean(optimism[h][k])) for k in keys} if used else {}
+        out[h]["n_used"] = used
+    return out
+
+
+def _metrics(t, e, survival, horizons, n_groups) -> dict[float, dict[str, float]]:
+    out = {}
+    for j, h in enumerate(horizons):
+        result = calibrate(t, e, survival[:, j], h, n_groups=n_groups)
+        out[h] = {"rmse": result.rmse, "ici": result.ici, "e50": result.e50, "e90": result.e90}
+    return out
