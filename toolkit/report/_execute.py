@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,18 @@ def execute(
         kernel_name="python3",
         resources={"metadata": {"path": str(cwd)}},
     )
-    try:
-        client.execute(env={**os.environ, **env})
-    except CellExecutionError as exc:
-        raise CellError(_describe_failure(notebook, run, exc)) from None
+    # The kernel's own log (e.g. ipykernel's warning about unencrypted local TCP) goes to a
+    # file rather than the user's terminal; it is shown only if the kernel fails to run.
+    with tempfile.TemporaryFile(mode="w+") as kernel_log:
+        try:
+            client.execute(env={**os.environ, **env}, stderr=kernel_log)
+        except CellExecutionError as exc:
+            raise CellError(_describe_failure(notebook, run, exc)) from None
+        except Exception as exc:
+            kernel_log.seek(0)
+            raise CellError(
+                f"the Jupyter kernel failed: {exc}\n{kernel_log.read()[-4000:]}"
+            ) from exc
     return {
         index: list(nb_cell.outputs)
         for (index, _), nb_cell in zip(run, notebook.cells, strict=True)

@@ -74,7 +74,13 @@ def cell(value: Any, digits: int = 3) -> str:
 
 def _is_numeric_text(text: str) -> bool:
     stripped = text.replace("<", "").replace(DASH, "").replace("(", "").replace(")", "")
-    stripped = stripped.replace("%", "").replace(" ", "").replace("−", "-").replace("e", "")
+    stripped = (
+        stripped.replace("%", "")
+        .replace(" ", "")
+        .replace("−", "-")
+        .replace("e", "")
+        .replace("×", "")
+    )
     return bool(stripped) and all(ch.isdigit() or ch in ".-+" for ch in stripped)
 
 

@@ -1,0 +1,313 @@
+"""What reports/validation.qmd shows: the Python-vs-R cross-checks and the benchmarks.
+
+Reads the per-suite JSON that `sigkit validate` writes (validation/_registry.py
+``run_suites``) and the benchmark records in benchmarks/: ``benchmarks/results/*.json``
+where present (schema in docs/reports.md), else the Markdown tables of
+benchmarks/README.md, one ``## <area>`` section per area.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolkit.report import formatting as fmt
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    passed: bool
+    seconds: float
+    errors: list[str]
+    comparisons: list[dict[str, Any]]
+
+
+def _env_path(name: str, default: str) -> Path:
+    return Path(os.environ.get(name, default))
+
+
+def load_suites(results_dir: str | Path | None = None) -> list[Suite]:
+    """Every suite's JSON in the results folder (default $SIGKIT_VALIDATION_RESULTS)."""
+    folder = (
+        Path(results_dir)
+        if results_dir
+        else _env_path("SIGKIT_VALIDATION_RESULTS", "validation/results")
+    )
+    suites = []
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text())
+        if "comparisons" not in data:
+            continue
+        suites.append(
+            Suite(
+                name=str(data.get("suite", path.stem)),
+                passed=bool(data.get("passed", False)),
+                seconds=float(data.get("seconds") or 0.0),
+                errors=list(data.get("errors", [])),
+                comparisons=list(data["comparisons"]),
+            )
+        )
+    return suites
+
+
+def _tolerance(c: dict[str, Any]) -> str:
+    return f"{float(c['tolerance']):.0e} {'rel' if c.get('relative') else 'abs'}"
+
+
+def _value(x: Any) -> str:
+    return fmt.DASH if x is None else f"{float(x):.8g}"
+
+
+def _verdict(passed: bool) -> str:
+    return '<span class="pass">pass</span>' if passed else '<span class="fail">FAIL</span>'
+
+
+def summary_sentence(suites: list[Suite]) -> str:
+    n = sum(len(s.comparisons) for s in suites)
+    failed = sum(not c.get("passed") for s in suites for c in s.comparisons)
+    errors = sum(len(s.errors) for s in suites)
+    if not suites:
+        return "No cross-check results were found: run `sigkit validate` first."
+    verdict = (
+        "all within tolerance"
+        if not failed and not errors
+        else (f"**{failed} outside tolerance, {errors} suite errors**")
+    )
+    return f"{n} comparisons in {len(suites)} suites: {verdict}."
+
+
+def comparison_table(suites: list[Suite]) -> str:
+    """Every comparison, grouped by suite, sorted by statistic then dataset."""
+    rows: list[list[Any]] = []
+    groups = []
+    for suite in suites:
+        passed = sum(bool(c.get("passed")) for c in suite.comparisons)
+        groups.append(len(rows))
+        rows.append(
+            [f"{suite.name}: {passed}/{len(suite.comparisons)} pass ({suite.seconds:.1f} s)"]
+        )
+        ordered = sorted(suite.comparisons, key=lambda c: (c["statistic"], c["dataset"]))
+        for c in ordered:
+            rows.append(
+                [
+                    c["statistic"],
+                    c["dataset"],
+                    _value(c.get("ours")),
+                    _value(c.get("r")),
+                    fmt.DASH if c.get("diff") is None else f"{float(c['diff']):.1e}",
+                    _tolerance(c),
+                    c.get("n_values", 1),
+                    html.escape(str(c.get("reference", ""))),
+                    _verdict(bool(c.get("passed"))),
+                ]
+            )
+        for error in suite.errors:
+            rows.append([html.escape(error), "", "", "", "", "", "", "", _verdict(False)])
+    if not rows:
+        return '<p class="missing">No cross-check results (validation/results/*.json).</p>'
+    header = ["Statistic", "Dataset", "sigkit", "R", "|Difference|", "Tolerance", "Values",
+              "R reference", "Result"]  # fmt: skip
+    return fmt.html_table(header, rows, group_rows=groups, raw_columns=(7, 8))
+
+
+def matrix_table(suites: list[Suite]) -> str:
+    """Statistic × dataset: how many elements were compared and whether all passed."""
+    cells: dict[tuple[str, str], list[bool]] = {}
+    for suite in suites:
+        for c in suite.comparisons:
+            cells.setdefault((c["statistic"], c["dataset"]), []).append(bool(c.get("passed")))
+    if not cells:
+        return '<p class="missing">No cross-check results (validation/results/*.json).</p>'
+    datasets = sorted({d for _, d in cells})
+    statistics = sorted({s for s, _ in cells})
+    rows = []
+    for statistic in statistics:
+        row: list[Any] = [statistic]
+        for dataset in datasets:
+            result = cells.get((statistic, dataset))
+            row.append("" if result is None else _verdict(all(result)))
+        rows.append(row)
+    return fmt.html_table(["Statistic", *datasets], rows, raw_columns=range(1, len(datasets) + 1))
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=130, bbox_inches="tight")
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return f'<img class="figure-img" src="data:image/png;base64,{data}" alt="">'
+
+
+def margin_figure(suites: list[Suite]) -> str:
+    """|difference| / tolerance of every comparison on a log axis (below 1 is a pass)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [
+        (f"{c['statistic']} ({c['dataset']})", float(c["diff"]) / float(c["tolerance"]))
+        for s in suites
+        for c in s.comparisons
+        if c.get("diff") is not None and float(c.get("tolerance") or 0) > 0
+    ]
+    if not points:
+        return '<p class="missing">No cross-check results to plot.</p>'
+    points.sort(key=lambda p: p[1])
+    floor = 1e-6
+    values = [max(v, floor) if math.isfinite(v) else 1e3 for _, v in points]
+    fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.22 * len(points) + 0.8)))
+    colours = ["#1b7a36" if v <= 1 else "#b3261e" for v in values]
+    ax.scatter(values, range(len(points)), c=colours, s=18, zorder=3)
+    ax.set_xscale("log")
+    ax.set_xlim(floor / 2, max([*values, 10.0]) * 2)
+    ax.grid(axis="y", color="#e5e5e5", linewidth=0.6)
+    ax.axvline(1.0, color="#333", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(points)), [label for label, _ in points], fontsize=7)
+    ax.set_xlabel("|sigkit − R| / tolerance (log scale; dashed line = tolerance)")
+    fig.tight_layout()
+    out = _png(fig)
+    plt.close(fig)
+    return out
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+@dataclass(frozen=True)
+class BenchmarkTable:
+    """One benchmark table: its area (the README section), header and rows as text."""
+
+    area: str
+    header: list[str]
+    rows: list[list[str]]
+
+    def ratio_columns(self) -> list[int]:
+        """Columns holding ratios ("ratio", "×", "speed-up" in the header)."""
+        keys = ("ratio", "×", "speed")
+        return [i for i, h in enumerate(self.header) if any(k in h.lower() for k in keys)]
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _tables_in(lines: list[str], area: str) -> list[BenchmarkTable]:
+    tables, block = [], []
+    for line in [*lines, ""]:
+        if line.lstrip().startswith("|"):
+            block.append(line)
+            continue
+        if len(block) >= 3 and set(block[1].replace("|", "").strip()) <= set("-: "):
+            tables.append(BenchmarkTable(area, _cells(block[0]), [_cells(b) for b in block[2:]]))
+        block = []
+    return tables
+
+
+def read_benchmark_markdown(path: str | Path) -> list[BenchmarkTable]:
+    """The pipe tables of benchmarks/README.md, each tagged with its ``## area`` section."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    tables: list[BenchmarkTable] = []
+    area, lines = "", []
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            tables += _tables_in(lines, area)
+            area, lines = line[3:].strip(), []
+        else:
+            lines.append(line)
+    return tables + _tables_in(lines, area)
+
+
+def read_benchmark_json(folder: str | Path) -> list[BenchmarkTable]:
+    """benchmarks/results/*.json records (docs/reports.md) as tables."""
+    tables = []
+    for path in sorted(Path(folder).glob("*.json")):
+        data = json.loads(path.read_text())
+        header = ["Benchmark", "sigkit median (s)", "Reference", "Reference median (s)", "Ratio"]
+        rows = [
+            [
+                str(b.get("name", "")),
+                f"{float(b['sigkit_s']):.4g}" if b.get("sigkit_s") is not None else "",
+                str(b.get("reference", "")),
+                f"{float(b['reference_s']):.4g}" if b.get("reference_s") is not None else "",
+                f"{float(b['ratio']):.3g}" if b.get("ratio") is not None else "",
+            ]
+            for b in data.get("benchmarks", [])
+        ]
+        tables.append(BenchmarkTable(str(data.get("area", path.stem)), header, rows))
+    return tables
+
+
+def load_benchmarks(folder: str | Path | None = None) -> list[BenchmarkTable]:
+    """The JSON records if any, else the README's tables (default $SIGKIT_BENCHMARKS)."""
+    folder = Path(folder) if folder else _env_path("SIGKIT_BENCHMARKS", "benchmarks")
+    return read_benchmark_json(folder / "results") or read_benchmark_markdown(folder / "README.md")
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def parse_ratio(text: str) -> float | None:
+    """The first number in a cell ("0.42×", "2.3x faster" → 0.42, 2.3); None if none."""
+    match = _NUMBER.search(text.replace(",", ""))
+    return float(match.group(0)) if match else None
+
+
+def benchmark_tables_html(tables: list[BenchmarkTable]) -> str:
+    """Each benchmark table under its area's name, as recorded."""
+    if not tables:
+        return (
+            '<p class="missing">No benchmark records (benchmarks/results/*.json or tables in '
+            "benchmarks/README.md).</p>"
+        )
+    parts = []
+    for table in tables:
+        title = f"<h4>{html.escape(table.area or 'Benchmarks')}</h4>"
+        parts.append(title + fmt.html_table(table.header, table.rows))
+    return "\n".join(parts)
+
+
+def ratio_figure(tables: list[BenchmarkTable]) -> str:
+    """Every ratio column of every benchmark table as bars on a log axis, one row per benchmark."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = []
+    for table in tables:
+        for row in table.rows:
+            for column in table.ratio_columns():
+                value = parse_ratio(row[column]) if column < len(row) else None
+                if value is not None and value > 0:
+                    label = f"{table.area}: {row[0]} [{table.header[column]}]"
+                    bars.append((label, value))
+    if not bars:
+        return '<p class="missing">No ratio column found in the benchmark records.</p>'
+    fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.28 * len(bars) + 0.9)))
+    values = [v for _, v in bars]
+    ax.hlines(range(len(bars)), 1.0, values, color="#2c5d8a", linewidth=2)
+    ax.plot(values, range(len(bars)), "o", color="#2c5d8a")
+    for y, v in enumerate(values):
+        ax.annotate(f"{v:.3g}", (v, y), textcoords="offset points", xytext=(6, 3), fontsize=7)
+    ax.set_xscale("log")
+    low, high = min([*values, 1.0]), max([*values, 1.0])
+    ax.set_xlim(low / 1.6, high * 1.6)
+    ax.axvline(1.0, color="#333", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(bars)), [label for label, _ in bars], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("ratio as recorded in each table (log scale; dashed line = 1)")
+    fig.tight_layout()
+    out = _png(fig)
+    plt.close(fig)
+    return out
