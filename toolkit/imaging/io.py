@@ -1,0 +1,121 @@
+"""Read and write CT volumes and masks: NIfTI, NRRD, MetaImage and DICOM series.
+
+Reading goes through SimpleITK; a folder is read as a DICOM series (the series
+with the most files when there are several). Every failure is raised as
+:class:`ImageReadError` naming the file, so the caller can list the patient in
+``failures.csv`` and go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+#: File name endings SimpleITK reads as single volumes, and the ImageIO that writes them.
+VOLUME_SUFFIXES = {
+    ".nii.gz": "NiftiImageIO",
+    ".nii": "NiftiImageIO",
+    ".nrrd": "NrrdImageIO",
+    ".nhdr": "NrrdImageIO",
+    ".mha": "MetaImageIO",
+    ".mhd": "MetaImageIO",
+}
+
+
+class ImageReadError(RuntimeError):
+    """A volume could not be read (missing, unreadable, truncated, wrong dimension)."""
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in VOLUME_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    return path.suffix.lower()
+
+
+def read_dicom_series(folder: Path) -> sitk.Image:
+    """The DICOM series in `folder` with the most slices, as one 3-D volume."""
+    reader = sitk.ImageSeriesReader()
+    series = reader.GetGDCMSeriesIDs(str(folder))
+    if not series:
+        raise ImageReadError(f"{folder}: no DICOM series in this folder")
+    files = max((reader.GetGDCMSeriesFileNames(str(folder), s) for s in series), key=len)
+    reader.SetFileNames(files)
+    return reader.Execute()
+
+
+def read_volume(path: str | os.PathLike[str], *, dtype=sitk.sitkFloat32) -> sitk.Image:
+    """Read a 3-D volume (NIfTI, NRRD, MHA/MHD, or a DICOM series folder) as `dtype`.
+
+    Raises :class:`ImageReadError` naming the file when it is missing,
+    unreadable or truncated, or is not a 3-D scalar volume.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: file not found")
+    try:
+        image = read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
+    except RuntimeError as exc:  # SimpleITK reports unreadable/truncated files this way
+        first = str(exc).strip().splitlines()
+        detail = next((line for line in first if "ERROR" in line), first[-1] if first else "")
+        raise ImageReadError(f"{path}: cannot read image ({detail.strip()})") from exc
+    if image.GetDimension() != 3:
+        raise ImageReadError(f"{path}: expected a 3-D volume, found {image.GetDimension()}-D")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise ImageReadError(f"{path}: expected a scalar image, found a vector image")
+    return sitk.Cast(image, dtype)
+
+
+@contextlib.contextmanager
+def atomic_image_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Like ``toolkit.artifacts.atomic_path`` but the temp name keeps the image suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_suffix(path), dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        tmp_path.chmod(0o644)
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_volume(
+    image: sitk.Image, path: str | os.PathLike[str], *, compression_level: int = 1
+) -> Path:
+    """Write a volume atomically; the format follows the suffix (.nii.gz, .nrrd, .mha)."""
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix not in VOLUME_SUFFIXES:
+        raise ValueError(f"{path}: unsupported image suffix {suffix!r}")
+    with atomic_image_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), True, compression_level, imageIO=VOLUME_SUFFIXES[suffix])
+    return path
+
+
+def to_array(image: sitk.Image) -> np.ndarray:
+    """The voxel array, indexed (z, y, x)."""
+    return sitk.GetArrayFromImage(image)
+
+
+def same_geometry(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-3) -> str | None:
+    """None when `a` and `b` share size, spacing, origin and direction; else what differs."""
+    if a.GetSize() != b.GetSize():
+        return f"size {b.GetSize()} != {a.GetSize()}"
+    for name in ("GetSpacing", "GetOrigin", "GetDirection"):
+        va, vb = np.asarray(getattr(a, name)()), np.asarray(getattr(b, name)())
+        scale = max(1.0, float(np.max(np.abs(va))))
+        if np.max(np.abs(va - vb)) > tolerance * scale:
+            label = name[3:].lower()
+            return f"{label} {tuple(np.round(vb, 4))} != {tuple(np.round(va, 4))}"
+    return None
