@@ -29,7 +29,7 @@ class StudyConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class StudySection(_Strict):
@@ -85,7 +85,8 @@ class Imaging(_Strict):
     primary_reader: str
     crop_size: int = 224
     zscore: Literal["crop", "roi"] = "crop"
-    register: bool = True
+    # "register" would shadow a pydantic BaseModel attribute; the TOML key stays "register"
+    register_phases: bool = Field(True, alias="register")
 
     @model_validator(mode="after")
     def _primary(self) -> Imaging:
