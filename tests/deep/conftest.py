@@ -1,0 +1,145 @@
+"""Shared, session-scoped references for the DenseNet-121 tests.
+
+DenseNet-121 compiles slowly on a CPU, so the Keras reference (model, random
+weights in three file layouts, its features on a few CT-like crops) and the
+torch reference are built once per session and shared; our own jitted network
+is cached in `toolkit.deep.extract.network`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+N_CROPS = 3
+
+
+def ct_like_crops(n: int, seed: int = 0) -> np.ndarray:
+    """(n, 224, 224) z-scored crops of a synthetic liver slice: body, liver, a tumour with a
+    hypodense core and an enhancing rim, vessels and noise (HU before z-scoring)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:224, 0:224].astype(np.float64)
+    crops = []
+    for _ in range(n):
+        image = np.full((224, 224), -1000.0)
+        body = ((yy - 112) / 105) ** 2 + ((xx - 112) / 110) ** 2 < 1
+        image[body] = 40.0
+        cy, cx = rng.uniform(90, 130, size=2)
+        liver = ((yy - cy) / 70) ** 2 + ((xx - cx) / 80) ** 2 < 1
+        image[liver] = rng.uniform(90, 120)
+        ty, tx = cy + rng.uniform(-20, 20), cx + rng.uniform(-20, 20)
+        r = np.hypot(yy - ty, xx - tx)
+        radius = rng.uniform(18, 35)
+        image[r < radius] = 140.0
+        image[r < 0.7 * radius] = rng.uniform(10, 30)
+        for _ in range(3):
+            vy, vx = rng.uniform(40, 184, size=2)
+            image[np.hypot(yy - vy, xx - vx) < rng.uniform(3, 6)] = 180.0
+        image += rng.normal(0, 12, size=image.shape)
+        crops.append((image - image.mean()) / image.std())
+    return np.stack(crops).astype(np.float32)
+
+
+def tumour_mask(crop: np.ndarray) -> np.ndarray:
+    return (crop < np.percentile(crop, 5)).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def crops() -> np.ndarray:
+    return ct_like_crops(N_CROPS, seed=1)
+
+
+def randomise_keras(model, seed: int = 0) -> None:
+    """Random weights with non-trivial batch-norm statistics, so every variable matters."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for variable in model.weights:
+        shape = tuple(variable.shape)
+        name = variable.path.rsplit("/", 1)[-1]
+        if name == "kernel":
+            value = rng.normal(0, np.sqrt(2.0 / np.prod(shape[:3])), size=shape)
+        elif name in ("gamma", "moving_variance"):
+            value = rng.uniform(0.7, 1.3, size=shape)
+        else:  # beta, moving_mean
+            value = rng.normal(0, 0.1, size=shape)
+        values.append(value.astype(np.float32))
+    model.set_weights(values)
+
+
+def write_keras2_layout(model, path: Path) -> None:
+    """The weights in the layout of Keras's published file (Keras 2.x, `save_weights` to .h5):
+    stem layers `conv1/conv`, `conv1/bn`, datasets `<layer>/<var>:0`."""
+    import h5py
+
+    rename = {"conv1_conv": "conv1/conv", "conv1_bn": "conv1/bn"}
+    layer_names = []
+    with h5py.File(path, "w") as handle:
+        handle.attrs["backend"] = b"tensorflow"
+        handle.attrs["keras_version"] = b"2.1.3"
+        for layer in model.layers:
+            name = rename.get(layer.name, layer.name)
+            layer_names.append(name.encode())
+            group = handle.create_group(name)
+            names = []
+            for variable in layer.weights:
+                weight = f"{name}/{variable.path.rsplit('/', 1)[-1]}:0"
+                group.create_dataset(weight, data=np.asarray(variable.value))
+                names.append(weight.encode())
+            group.attrs["weight_names"] = np.array(names, dtype="S")
+        handle.attrs["layer_names"] = np.array(layer_names, dtype="S")
+
+
+@dataclass(frozen=True)
+class KerasReference:
+    legacy_h5: Path
+    keras2_h5: Path
+    weights_h5: Path
+    features: np.ndarray  # Keras's pooled features of `crops`
+    model: object
+
+
+@pytest.fixture(scope="session")
+def keras_reference(tmp_path_factory, crops) -> KerasReference:
+    import h5py
+    import keras
+    from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+
+    folder = tmp_path_factory.mktemp("keras")
+    legacy = folder / "densenet121_keras3_legacy.h5"
+    keras2 = folder / "densenet121_keras2_layout.h5"
+    weights_h5 = folder / "densenet121.weights.h5"
+    with warnings.catch_warnings():
+        # Keras 3.15 converts variables with np.array(variable), which NumPy 2 warns about.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = keras.applications.DenseNet121(weights=None, include_top=False, pooling="avg")
+        randomise_keras(model, seed=0)
+        with h5py.File(legacy, "w") as handle:
+            save_weights_to_hdf5_group(handle, model)
+        write_keras2_layout(model, keras2)
+        model.save_weights(weights_h5)
+        rgb = np.repeat(crops[..., None], 3, axis=-1)
+        features = np.asarray(model.predict(rgb, batch_size=len(crops), verbose=0))
+    return KerasReference(legacy, keras2, weights_h5, features, model)
+
+
+@pytest.fixture(scope="session")
+def keras_weights(keras_reference):
+    """Our import of the Keras 3 legacy-layout file (no published hash: warns)."""
+    from toolkit.deep.weights import import_file
+
+    with pytest.warns(UserWarning, match="does not match the hash Keras publishes"):
+        return import_file(keras_reference.legacy_h5)
+
+
+@pytest.fixture(scope="session")
+def random_weights():
+    from toolkit.deep.weights import random_weights as make
+
+    return make(seed=0)
