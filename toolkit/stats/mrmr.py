@@ -236,25 +236,34 @@ def _round_half_away(values: np.ndarray) -> np.ndarray:
 
 def _usable_columns(x: np.ndarray, cols: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
     constant = np.all(x == x[:1], axis=0)
-    _, first = np.unique(x, axis=1, return_index=True)
-    duplicate = np.ones(x.shape[1], dtype=bool)
-    duplicate[first] = False
-    duplicate &= ~constant
+    duplicate_of = _duplicates(x, ~constant)
     messages = []
     if constant.any():
         messages.append("constant: " + ", ".join(cols[j] for j in np.flatnonzero(constant)))
-    if duplicate.any():
-        pairs = []
-        for j in np.flatnonzero(duplicate):
-            original = next(i for i in first if np.array_equal(x[:, i], x[:, j]))
-            pairs.append(f"{cols[j]} (= {cols[original]})")
-        messages.append("duplicated: " + ", ".join(pairs))
+    if duplicate_of:
+        pairs = ", ".join(f"{cols[j]} (= {cols[i]})" for j, i in duplicate_of.items())
+        messages.append("duplicated: " + pairs)
     if messages:
         warnings.warn(
             "mRMR dropped columns before ranking; " + "; ".join(messages), UserWarning, stacklevel=3
         )
-    drop = constant | duplicate
+    drop = constant.copy()
+    drop[list(duplicate_of)] = True
     return np.flatnonzero(~drop), tuple(cols[j] for j in np.flatnonzero(drop))
+
+
+def _duplicates(x: np.ndarray, candidates: np.ndarray) -> dict[int, int]:
+    """Map each column equal to an earlier one onto that earlier column."""
+    columns = np.ascontiguousarray(x.T)
+    first: dict[bytes, int] = {}
+    out: dict[int, int] = {}
+    for j in np.flatnonzero(candidates):
+        key = columns[j].tobytes()
+        if key in first:
+            out[int(j)] = first[key]
+        else:
+            first[key] = int(j)
+    return out
 
 
 def _forced(force: Sequence[str] | None, cols: list[str], keep: np.ndarray) -> list[int]:
