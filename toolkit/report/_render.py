@@ -83,7 +83,9 @@ def render_with_jupyter(qmd: Path, out: Path, env: Mapping[str, str]) -> Path:
     """Execute the .qmd's cells with nbclient and write the page (the sigkit Jupyter renderer)."""
     document = load_document(qmd)
     generator = f"sigkit Jupyter renderer (nbclient {_execute.nbclient_version()})"
-    env = {**env, "SIGKIT_RENDERER": generator}
+    # Figures display inline (image/png outputs) even when the caller runs with MPLBACKEND=Agg.
+    inline = "module://matplotlib_inline.backend_inline"
+    env = {**env, "SIGKIT_RENDERER": generator, "MPLBACKEND": inline}
     try:
         outputs = _execute.execute(document.cells(), cwd=qmd.parent, env=env)
     except _execute.CellError as exc:
@@ -93,6 +95,17 @@ def render_with_jupyter(qmd: Path, out: Path, env: Mapping[str, str]) -> Path:
     with atomic_path(out) as tmp:
         tmp.write_text(text)
     return out
+
+
+def _copy_ignore(source: Path, output: Path):
+    """Skip Quarto's caches, rendered pages and the output folder when copying the sources."""
+    skip = shutil.ignore_patterns("_freeze", ".quarto", "*.html", "*_files")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        ignored = set(skip(folder, names))
+        return ignored | {n for n in names if Path(folder, n).resolve() == output.resolve()}
+
+    return ignore
 
 
 def render_with_quarto(quarto: Path, qmd: Path, out: Path, env: Mapping[str, str]) -> Path:
@@ -108,9 +121,10 @@ def render_with_quarto(quarto: Path, qmd: Path, out: Path, env: Mapping[str, str
         "SIGKIT_RENDERER": f"Quarto {_quarto_version(quarto)}",
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".quarto-", dir=out.parent) as build:
+    # Outside the sources' folder: the output may well lie inside it.
+    with tempfile.TemporaryDirectory(prefix="sigkit-quarto-") as build:
         source = Path(build) / "reports"
-        shutil.copytree(qmd.parent, source, ignore=shutil.ignore_patterns("_freeze", "*.html"))
+        shutil.copytree(qmd.parent, source, ignore=_copy_ignore(qmd.parent, out.parent))
         command = [
             str(quarto), "render", qmd.name, "--to", "html",
             "-M", "embed-resources:true", "--output", "report.html",

@@ -100,17 +100,36 @@ def multivariable_table(results: StudyResults) -> str:
 
 
 def univariate_table(results: StudyResults, alpha: float = 0.05) -> str:
-    """Table S3: the univariate Cox screen of every candidate (HR, 95% CI, P)."""
+    """Table S3: the univariate Cox screen of every candidate (HR, 95% CI, P, selected).
+
+    A variable is selected by its likelihood-ratio test (``p_lr``, one per variable,
+    all levels together) when the table has it, else by the Wald P of its row.
+    """
     frame = results.table("univariate")
     if frame is None:
         return missing("results/tables/univariate.parquet")
+    frame = frame.reset_index(drop=True)
     p_col = column(frame, "p")
-    rows = []
+    has_lr = "p_lr" in frame.columns
+    rows, previous = [], None
     for index, term in enumerate(_terms(frame)):
+        record = frame.iloc[index]
         hr, p = _hr_cells(frame, index)
-        selected = p_col is not None and float(frame[p_col].iloc[index]) < alpha
-        rows.append([term_label(results, term), hr, p, "yes" if selected else ""])
-    header = ["Variable", "HR (95% CI)", "P", f"P < {alpha}"]
+        variable = record.get("variable", term)
+        first = variable != previous
+        previous = variable
+        if "selected" in frame.columns:
+            selected = bool(record["selected"])
+        else:
+            selected = p_col is not None and float(record[p_col]) < alpha
+        row = [term_label(results, term), hr, p]
+        if has_lr:
+            row.append(fmt.pvalue(record["p_lr"]) if first else "")
+        row.append(("yes" if selected else "no") if first else "")
+        rows.append(row)
+    header = ["Variable", "HR (95% CI)", "Wald P"]
+    header += ["Likelihood-ratio P"] if has_lr else []
+    header += ["Selected"]
     return fmt.html_table(header, rows)
 
 
@@ -155,8 +174,9 @@ def signature_table(results: StudyResults) -> str:
         phase = record.get("phase", feature.split("_")[0] if "_" in feature else "")
         weight = record.get("coefficient", record.get("coef", record.get("weight")))
         icc = record.get("icc", record.get("icc_min"))
-        rows.append([feature, phase, fmt.number(weight, 4), fmt.number(icc, 3)])
-    return fmt.html_table(["Feature", "Phase", "Weight", "ICC"], rows)
+        rank = record.get("mrmr_rank")
+        rows.append([feature, phase, fmt.number(weight, 4), fmt.number(icc, 3), fmt.cell(rank)])
+    return fmt.html_table(["Feature", "Phase", "Weight", "ICC", "mRMR rank"], rows)
 
 
 def cindex_table(results: StudyResults) -> str:

@@ -1,0 +1,49 @@
+"""Fixtures of the report tests: a headless browser and HTML helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Headless Chromium through Selenium, isolated from the network and any profile."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1000",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def element_text(html_text: str, ident: str) -> str:
+    """The text content of the element with id `ident` (fails if absent)."""
+    from bs4 import BeautifulSoup
+
+    node = BeautifulSoup(html_text, "html.parser").find(id=ident)
+    assert node is not None, f"no element with id {ident!r}"
+    return node.get_text(" ", strip=True)
+
+
+@pytest.fixture(scope="session")
+def text_of():
+    return element_text
