@@ -641,6 +641,7 @@ def bootstrap_ci(
         raise ValueError(f"need n_boot >= 1 and 0 < level < 1, got {n_boot} and {level}")
     t, e, (x,), _ = _validated(time, event, [risk], ["risk"])
     sweep = _sweep(t, e)
+    _concordance(sweep, x, None, None)  # the full data must have a comparable pair
     rank = _dense_rank(x)
     n = t.size
     rng = np.random.default_rng(seed)
