@@ -71,5 +71,34 @@ def synth(
     )
 
 
+@app.command()
+def report(
+    study_dir: Path = typer.Argument(..., help="Study folder holding results/ (and study.toml)."),
+    out: Path = typer.Option(
+        None, "--out", help="HTML file (default STUDY_DIR/report/study.html)."
+    ),
+    renderer: str = typer.Option(
+        "auto", "--renderer", help="auto (Quarto if installed, else Jupyter), quarto or jupyter."
+    ),
+) -> None:
+    """Render the study report (self-contained HTML) from STUDY_DIR/results."""
+    from toolkit.report import RenderError, render_study_report
+
+    if renderer not in ("auto", "quarto", "jupyter"):
+        raise typer.BadParameter(f"--renderer must be auto, quarto or jupyter, not {renderer!r}")
+    try:
+        path = render_study_report(study_dir, out=out, renderer=renderer)  # type: ignore[arg-type]
+    except RenderError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"report: {path}")
+
+
+from toolkit.deep._cli import extract_command, weights_app  # noqa: E402  (typer only)
+
+app.add_typer(weights_app, name="weights")
+app.command("extract")(extract_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -143,3 +143,27 @@ def random_weights():
     from toolkit.deep.weights import random_weights as make
 
     return make(seed=0)
+
+
+def write_patient_crops(folder: Path, patient: str, readers=("reader1_a", "reader2"), seed=0):
+    """crops/<patient>.npz in the layout of docs/contracts.md."""
+    import json
+
+    n = len(readers)
+    arterial = ct_like_crops(n, seed=seed)
+    portal = ct_like_crops(n, seed=seed + 1000)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{patient}.npz"
+    np.savez(
+        path,
+        readers=np.array(readers),
+        arterial=arterial,
+        portal=portal,
+        mask=np.stack([tumour_mask(c) for c in portal]),
+        slice_index=np.arange(n),
+        centre_index=np.full((n, 2), 112),
+        spacing=np.array([0.8, 0.8, 5.0]),
+        registration=np.zeros(6),
+        metadata=json.dumps({"patient": patient, "synthetic": True}),
+    )
+    return path

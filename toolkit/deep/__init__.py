@@ -2,25 +2,32 @@
 
 Modules: `weights` (import, cache, load), `extract` (jit-compiled, sharded
 extraction), `cam` (class activation maps of a linear signature); the network
-itself is private (`_densenet`) and re-exported here.
+itself is private (`_densenet`) and re-exported here. The re-exports load
+lazily so that importing `toolkit.deep` (the CLI does) does not import JAX.
 """
 
-from toolkit.deep._densenet import (
-    KERAS_BN_EPSILON,
-    N_FEATURES,
-    TORCHVISION_BN_EPSILON,
-    DenseNet121,
-    conv_macs,
-    fold_batch_norm,
-    layer_shapes,
-)
+from __future__ import annotations
 
-__all__ = [
-    "KERAS_BN_EPSILON",
-    "N_FEATURES",
-    "TORCHVISION_BN_EPSILON",
-    "DenseNet121",
-    "conv_macs",
-    "fold_batch_norm",
-    "layer_shapes",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DenseNet121": "toolkit.deep._densenet",
+    "KERAS_BN_EPSILON": "toolkit.deep._densenet",
+    "N_FEATURES": "toolkit.deep._densenet",
+    "TORCHVISION_BN_EPSILON": "toolkit.deep._densenet",
+    "conv_macs": "toolkit.deep._densenet",
+    "fold_batch_norm": "toolkit.deep._densenet",
+    "layer_shapes": "toolkit.deep._densenet",
+    "LoadedWeights": "toolkit.deep.weights",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'toolkit.deep' has no attribute {name!r}")
+    module = importlib.import_module(_EXPORTS[name])
+    return getattr(module, name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -123,7 +123,7 @@ class _Placement:
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
 
     def batch_size(self, requested: int, n: int) -> int:
-        """Requested size, not above what `n` crops need, rounded up to a multiple of the devices."""
+        """The requested size (at most `n`), rounded up to a multiple of the device count."""
         k = len(self.devices)
         size = max(1, min(requested, n))
         return -(-size // k) * k
@@ -268,7 +268,7 @@ def _read_npz(path: Path) -> tuple[list[str], dict[str, np.ndarray], bool | None
 
 
 def read_crops_dir(crops_dir: str | os.PathLike[str]) -> CropsDirectory:
-    """Read every crops/<patient>.npz; a bad file is excluded with its reason, never dropped silently."""
+    """Read every crops/<patient>.npz; a bad file is excluded with its reason (never silently)."""
     from toolkit.artifacts import file_hash
 
     crops_dir = Path(crops_dir)
