@@ -48,6 +48,12 @@ Two schemes, selected with ``method``:
     5000 most relevant features, scanned from the most relevant down, the first
     strict maximum winning (Peng's rule).
 
+Cost: Somers' D is computed once per feature (the events at each distinct time
+against every later patient, vectorised over the features); the correlations
+of every feature with a newly chosen one are one product :math:`Z^\top z_s` of
+the standardised matrix (the needed columns of the correlation matrix
+:math:`Z^\top Z`), so k of p features cost :math:`O(n^2 p + npk)`.
+
 What was verified (tests/stats/test_mrmr.py): mRMRe itself cannot be
 installed here (not in Debian, no CRAN access), so the classic scheme is
 checked against an independent R implementation of the rules above written as
