@@ -170,3 +170,10 @@ def test_no_candidates_left_and_bad_k_are_errors():
         mrmr.rank(Y, (np.arange(1.0, 6.0), np.ones(5)), 3)
     with pytest.raises(ValueError, match="forced features not among the columns: z"):
         mrmr.rank(Y, (np.arange(1.0, 6.0), np.ones(5)), 1, force=["z"])
+
+
+def test_mid_on_undiscretised_data_is_an_error():
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"ok": rng.integers(0, 3, 50), "raw": rng.normal(scale=500, size=50)})
+    with pytest.raises(ValueError, match="discretise first: raw"):
+        mrmr.rank(X, rng.integers(0, 2, 50), 1, method="MID")

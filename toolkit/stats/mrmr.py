@@ -162,7 +162,7 @@ def rank(
     if method == "classic":
         chosen, scores, relevance, assoc = _classic(xs, y, k, forced_local)
     else:
-        chosen, scores, relevance = _peng(xs, y, k, forced_local, method)
+        chosen, scores, relevance = _peng(xs, y, k, forced_local, method, [cols[j] for j in keep])
         assoc = np.full(len(chosen), np.nan)
     indices = keep[np.asarray(chosen, dtype=int)]
     return MrmrResult(
@@ -360,8 +360,18 @@ def _classic(x: np.ndarray, y, k: int, forced: list[int]):
 # --- MID / MIQ (Peng) -----------------------------------------------------------------------
 
 
-def _codes(x: np.ndarray) -> tuple[np.ndarray, int]:
+_MAX_STATES = 256
+
+
+def _codes(x: np.ndarray, cols: Sequence[str] = ()) -> tuple[np.ndarray, int]:
     codes = (x - x.min(axis=0)).astype(np.int64)
+    wide = np.flatnonzero(codes.max(axis=0) >= _MAX_STATES)
+    if wide.size:
+        named = ", ".join(cols[j] if len(cols) else f"column {j}" for j in wide[:_MAX_LISTED])
+        raise ValueError(
+            f"MID/MIQ need discretised data (integer codes spanning < {_MAX_STATES} values); "
+            f"discretise first: {named}"
+        )
     return codes, int(codes.max()) + 1
 
 
@@ -377,9 +387,9 @@ def _mutual_information_discrete(a: np.ndarray, b: np.ndarray, states: int) -> n
     return terms.sum(axis=(0, 1)) / np.log(2.0)
 
 
-def _peng(x: np.ndarray, y: np.ndarray, k: int, forced: list[int], method: str):
-    codes, states = _codes(x)
-    target = (y - y.min()).astype(np.int64)
+def _peng(x: np.ndarray, y: np.ndarray, k: int, forced: list[int], method: str, cols):
+    codes, states = _codes(x, cols)
+    target = _codes(y[:, None], ["target"])[0][:, 0]
     relevance = _mutual_information_discrete(target, codes, states)
     # Peng's pool: the most relevant features, scanned from the most relevant down.
     pool = np.argsort(-relevance, kind="stable")[:_POOL]
