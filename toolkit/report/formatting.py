@@ -84,6 +84,21 @@ def _is_numeric_text(text: str) -> bool:
     return bool(stripped) and all(ch.isdigit() or ch in ".-+" for ch in stripped)
 
 
+def _numeric_columns(header, rows, group_rows) -> set[int]:
+    """Columns (after the first) whose non-empty cells are all numbers: right-aligned."""
+    out = set()
+    for column in range(1, len(header)):
+        texts = [
+            cell(row[column])
+            for index, row in enumerate(rows)
+            if index not in group_rows and column < len(row)
+        ]
+        texts = [t for t in texts if t not in ("", DASH)]
+        if texts and all(_is_numeric_text(t) for t in texts):
+            out.add(column)
+    return out
+
+
 def html_table(
     header: Sequence[str],
     rows: Sequence[Sequence[Any]],
@@ -97,7 +112,11 @@ def html_table(
     `group_rows` are row indices rendered as a spanning subheading row (their
     first cell is the group's title).
     """
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    numeric = _numeric_columns(header, rows, group_rows)
+    num = ' class="num"'
+    head = "".join(
+        f"<th{num if i in numeric else ''}>{html.escape(str(h))}</th>" for i, h in enumerate(header)
+    )
     body = []
     for index, row in enumerate(rows):
         if index in group_rows:
@@ -107,7 +126,7 @@ def html_table(
         cells = []
         for column, value in enumerate(row):
             text = str(value) if column in raw_columns else html.escape(cell(value))
-            align = ' class="num"' if column > 0 and _is_numeric_text(cell(value)) else ""
+            align = ' class="num"' if column in numeric else ""
             cells.append(f"<td{align}>{text}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     return (

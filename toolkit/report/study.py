@@ -73,9 +73,10 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _settings(study_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
-    toml = study_dir / "study.toml"
-    if toml.is_file():
-        return tomllib.loads(toml.read_text())
+    """study.toml from STUDY_DIR or STUDY_DIR/cohort, else as metrics.json recorded it."""
+    for toml in (study_dir / "study.toml", study_dir / "cohort" / "study.toml"):
+        if toml.is_file():
+            return tomllib.loads(toml.read_text())
     recorded = metrics.get("provenance", {}).get("settings", {})
     return recorded.get("study_toml", recorded) if isinstance(recorded, dict) else {}
 
@@ -123,10 +124,13 @@ def image(path: Path | None, alt: str, *, width: str | None = None) -> str:
     return f'<img class="figure-img" src="data:image/png;base64,{data}" alt="{alt}"{style}>'
 
 
-def panels(results: StudyResults, items: list[tuple[str, str]], columns: int = 2) -> str:
+def panels(
+    results: StudyResults, items: list[tuple[str, str]], columns: int = 2, first: str = "A"
+) -> str:
     """Figures side by side with panel letters (A), (B), … and a short title each."""
+    letters = "ABCDEFGHIJKLMNOP"
     cells = []
-    for letter, (name, title) in zip("ABCDEFGHIJKL", items, strict=False):
+    for letter, (name, title) in zip(letters[letters.index(first) :], items, strict=False):
         cells.append(
             f'<div class="panel"><div class="panel-title"><b>({letter})</b> '
             f"{html.escape(title)}</div>{image(results.figure(name), name)}</div>"
