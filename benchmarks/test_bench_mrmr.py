@@ -94,3 +94,40 @@ def test_mass_stepaic(benchmark, lung_cc):
         iterations=1,
     )
     assert res["variables"]
+
+
+PBC = [
+    "age", "sex", "edema", "bili", "albumin", "copper", "ast", "protime", "stage",
+    "chol", "trig", "platelet", "alk.phos", "hepato", "spiders", "ascites",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pbc_cc():
+    from toolkit import rbridge
+
+    d = rbridge.dataset("pbc")[[*PBC, "time", "status"]].dropna().reset_index(drop=True)
+    d["event"] = (d["status"] == 2).astype(float)
+    for name in ("edema", "stage"):
+        d[name] = pd.Categorical(d[name].map(lambda v: f"{v:g}"))
+    return d
+
+
+@pytest.mark.benchmark(group="stepwise AIC both, pbc (16 terms)")
+def test_ours_stepwise_pbc(benchmark, pbc_cc):
+    from toolkit.stats import stepwise
+
+    res = benchmark.pedantic(
+        stepwise.aic, args=(pbc_cc, "time", "event", PBC), rounds=3, iterations=1
+    )
+    assert res.variables
+
+
+@pytest.mark.benchmark(group="stepwise AIC both, pbc (16 terms)")
+def test_mass_stepaic_pbc(benchmark, pbc_cc):
+    from toolkit.rbridge import stepwise as r_stepwise
+
+    res = benchmark.pedantic(
+        r_stepwise.step_aic, args=(pbc_cc, "time", "event", PBC, PBC), rounds=3, iterations=1
+    )
+    assert res["variables"]
