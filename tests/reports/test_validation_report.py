@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from toolkit.report.validation import parse_ratio, read_benchmark_markdown
+from toolkit.report.validation import parse_ratio, read_benchmark_markdown, speedup
 
 SUITE = "report_fixture"
 
@@ -94,6 +94,13 @@ def test_benchmark_tables_are_read_by_section():
         1234.5,
         None,
     ]
+
+
+def test_ratio_words_give_the_direction():
+    assert speedup("365x faster") == (365.0, True)
+    assert speedup("2x slower") == (0.5, True)
+    assert speedup("0.35×") == (0.35, False)
+    assert speedup("n/a") == (None, False)
 
 
 def test_missing_benchmarks_read_as_none(tmp_path):

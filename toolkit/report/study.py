@@ -169,3 +169,30 @@ def cohort_sentence(results: StudyResults) -> str:
         if s in cohort
     ]
     return "; ".join(parts)
+
+
+def km_panels(results: StudyResults) -> str:
+    """Figure 2: each outcome's training-vs-validation KM, then the risk groups per set."""
+    items = [("km_train_vs_validation", f"{_outcome_label(results)}, training vs validation")]
+    suffix = "_train_vs_validation"
+    for path in sorted((results.results / "figures").glob(f"km_*{suffix}.png")):
+        key = path.stem[len("km_") : -len(suffix)]
+        if key:
+            items.append((path.stem, f"{key.upper()}, training vs validation"))
+    items += [
+        ("km_risk_train", "Risk groups, training set"),
+        ("km_risk_validation", "Risk groups, validation set"),
+    ]
+    return panels(results, items, columns=2)
+
+
+def _outcome_label(results: StudyResults) -> str:
+    return str(results.settings.get("outcome", {}).get("label", "Overall survival"))
+
+
+def cam_panels(results: StudyResults, limit: int = 4) -> str:
+    """Figure 3: the CAM overlays the study wrote (cam_<patient>.png), two per row."""
+    names = sorted(p.stem for p in (results.results / "figures").glob("cam_*.png"))[:limit]
+    if not names:
+        return missing("results/figures/cam_<patient>.png")
+    return panels(results, [(n, f"Patient {n[len('cam_') :]}") for n in names], columns=2)

@@ -263,6 +263,33 @@ def parse_ratio(text: str) -> float | None:
     return float(match.group(0)) if match else None
 
 
+def speedup(text: str) -> tuple[float | None, bool]:
+    """A ratio cell as a speed-up over the reference, when its words say which way.
+
+    "365x faster" → (365, True); "2x slower" → (0.5, True); a bare "0.42×" →
+    (0.42, False): plotted as recorded, since only its table says which way it reads.
+    """
+    value = parse_ratio(text)
+    if value is None or value <= 0:
+        return None, False
+    lowered = text.lower()
+    if "faster" in lowered:
+        return value, True
+    if "slower" in lowered:
+        return 1.0 / value, True
+    return value, False
+
+
+def _short(text: str, width: int = 60) -> str:
+    text = text.replace("`", "")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _inline_code(text: str) -> str:
+    """A Markdown table cell as HTML: escaped, with `code` spans kept as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
 def benchmark_tables_html(tables: list[BenchmarkTable]) -> str:
     """Each benchmark table under its area's name, as recorded."""
     if not tables:
@@ -273,7 +300,10 @@ def benchmark_tables_html(tables: list[BenchmarkTable]) -> str:
     parts = []
     for table in tables:
         title = f"<h4>{html.escape(table.area or 'Benchmarks')}</h4>"
-        parts.append(title + fmt.html_table(table.header, table.rows))
+        rows = [[_inline_code(c) for c in row] for row in table.rows]
+        parts.append(
+            title + fmt.html_table(table.header, rows, raw_columns=range(len(table.header)))
+        )
     return "\n".join(parts)
 
 
@@ -288,10 +318,10 @@ def ratio_figure(tables: list[BenchmarkTable]) -> str:
     for table in tables:
         for row in table.rows:
             for column in table.ratio_columns():
-                value = parse_ratio(row[column]) if column < len(row) else None
-                if value is not None and value > 0:
-                    label = f"{table.area}: {row[0]} [{table.header[column]}]"
-                    bars.append((label, value))
+                value, normalised = speedup(row[column]) if column < len(row) else (None, False)
+                if value is not None:
+                    how = "" if normalised else f" [{table.header[column]}, as recorded]"
+                    bars.append((f"{table.area}: {_short(row[0])}{how}", value))
     if not bars:
         return '<p class="missing">No ratio column found in the benchmark records.</p>'
     fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.28 * len(bars) + 0.9)))
@@ -302,11 +332,13 @@ def ratio_figure(tables: list[BenchmarkTable]) -> str:
         ax.annotate(f"{v:.3g}", (v, y), textcoords="offset points", xytext=(6, 3), fontsize=7)
     ax.set_xscale("log")
     low, high = min([*values, 1.0]), max([*values, 1.0])
-    ax.set_xlim(low / 1.6, high * 1.6)
+    ax.set_xlim(low / 1.6, high * 3)
     ax.axvline(1.0, color="#333", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(bars)), [label for label, _ in bars], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("ratio as recorded in each table (log scale; dashed line = 1)")
+    ax.set_xlabel(
+        "speed-up over the reference tool (its time / sigkit's; > 1: sigkit faster; log scale)"
+    )
     fig.tight_layout()
     out = _png(fig)
     plt.close(fig)
