@@ -24,18 +24,34 @@ def _p(p: Any) -> str:
     return f"P {text}" if text.startswith("<") else f"P = {text}"
 
 
+def _median(entry: dict[str, Any] | None, unit: str) -> str:
+    if not entry:
+        return fmt.DASH
+    if entry.get("median") is None:
+        return "not reached"
+    text = f"{fmt.number(entry['median'], 1)} {unit}"
+    if entry.get("lower") is None or entry.get("upper") is None:
+        return text
+    upper = fmt.number(entry["upper"], 1)
+    return f"{text} (95% CI {fmt.number(entry['lower'], 1)}{fmt.DASH}{upper})"
+
+
 def participants(results: StudyResults) -> str:
-    """Median survival per set and where Table 1 and Figure 2 show them."""
+    """Median survival per outcome and set, and where Table 1 and Figure 2 show them."""
     median = results.metrics.get("median_survival", {})
     unit = results.time_unit
-    parts = []
-    for s in SETS:
-        os_entry = median.get(s, {}).get("os")
-        if os_entry:
-            parts.append(f"{_ci(os_entry, 'median', 1)} {unit} in the {SET_LABELS[s].lower()} set")
-    text = "Median overall survival was " + " and ".join(parts) + "." if parts else ""
-    text += " Baseline characteristics are in @tbl-baseline; survival curves in @fig-km."
-    return text
+    keys = list(dict.fromkeys(k for s in SETS for k in median.get(s, {})))
+    sentences = []
+    for key in keys:
+        name = "overall survival" if key == "os" else key.upper()
+        parts = [
+            f"{_median(median[s].get(key), unit)} in the {SET_LABELS[s].lower()} set"
+            for s in SETS
+            if key in median.get(s, {})
+        ]
+        sentences.append(f"Median {name} was {' and '.join(parts)}.")
+    sentences.append("Baseline characteristics are in @tbl-baseline; survival curves in @fig-km.")
+    return " ".join(sentences)
 
 
 def signature(results: StudyResults) -> str:
@@ -72,11 +88,14 @@ def nomograms(results: StudyResults) -> str:
                 f"in the {SET_LABELS[s].lower()} set {_ci(integrated)} against "
                 f"{_ci(clinical)} ({_p(test.get('p'))})"
             )
+    notes = results.metrics.get("selection_notes") or []
     text = (
         "@tbl-multivariable gives the two multivariable models and @fig-nomogram their "
         "nomograms with calibration curves. The integrated nomogram's C-index, against the "
         "clinical nomogram's, was " + "; ".join(parts) + " (@tbl-cindex)."
     )
+    if notes:
+        text += " Notes from model selection: " + "; ".join(map(str, notes)) + "."
     return text
 
 
