@@ -44,7 +44,9 @@ def term_label(results: StudyResults, term: str) -> str:
         name, level = match.group("var"), match.group("lvl") or match.group("lvl2")
         reference = _reference_level(results, name)
         suffix = f" (vs {reference})" if reference else ""
-        return f"{results.variable_label(name)}: {level}{suffix}"
+        unit = _unit(results, name)
+        level = level.replace(">=", "≥").replace("<=", "≤")
+        return f"{results.variable_label(name)}{unit}: {level}{suffix}"
     for variable in results.settings.get("variables", []):
         if variable.get("name") == term:
             unit = variable.get("unit")
@@ -54,10 +56,22 @@ def term_label(results: StudyResults, term: str) -> str:
     return results.variable_label(term)
 
 
-def _reference_level(results: StudyResults, name: str) -> str | None:
+def _unit(results: StudyResults, name: str) -> str:
     for variable in results.settings.get("variables", []):
-        if variable.get("name") == name and variable.get("levels"):
+        if variable.get("name") == name and variable.get("unit"):
+            return f" ({variable['unit']})"
+    return ""
+
+
+def _reference_level(results: StudyResults, name: str) -> str | None:
+    """The first level, or for a variable categorised at cut-offs its lowest band ("<400")."""
+    for variable in results.settings.get("variables", []):
+        if variable.get("name") != name:
+            continue
+        if variable.get("levels"):
             return str(variable["levels"][0])
+        if variable.get("cutoffs"):
+            return f"<{variable['cutoffs'][0]:g}"
     return None
 
 
