@@ -145,11 +145,15 @@ def _satellites(rng, main: Tumour, count: int, liver_centre, liver_axes) -> list
 def draw_anatomy(rng: np.random.Generator, grid: Grid, draw: dict) -> Anatomy:
     """One patient's anatomy, with the main tumour of the drawn size and phenotype."""
     body_axes = (float(rng.uniform(91.0, 97.0)), float(rng.uniform(72.0, 79.0)))
-    liver_centre = (float(rng.normal(-32.0, 3.0)), float(rng.normal(-6.0, 3.0)), 0.0)
+    liver_centre = (
+        float(rng.normal(-32.0, 3.0)),
+        float(rng.normal(-6.0, 3.0)),
+        float(rng.normal(10.0, 3.0)),
+    )
     liver_axes = (
         float(rng.uniform(50.0, 58.0)),
         float(rng.uniform(52.0, 60.0)),
-        float(rng.uniform(60.0, 75.0)),
+        float(rng.uniform(48.0, 56.0)),
     )
     wobble = (
         float(rng.uniform(1.0, 4.0)),
@@ -368,6 +372,9 @@ def _write_truth(out, grid, seed, patients, centres, sets, phen, truth, outcome)
             "n_tumours": truth["n_tumours"],
             "tumour_volume_ml": truth["tumour_volume_ml"],
             "largest_slice_true": truth["largest_slice_true"],
+            "tumour_centre_x": truth["tumour_centre_x"],
+            "tumour_centre_y": truth["tumour_centre_y"],
+            "tumour_centre_z": truth["tumour_centre_z"],
             **{
                 f"motion_{k}": motion[:, i]
                 for i, k in enumerate(("rx", "ry", "rz", "tx", "ty", "tz"))

@@ -1,8 +1,11 @@
 """Contrast-enhanced CT phantoms of the abdomen with hepatocellular carcinoma.
 
-A patient is a body cross-section (fat ring, soft tissue) holding a liver, a
-spleen, a vertebral body, the aorta and the inferior vena cava, extruded along
-z, and one or more tumours inside the liver. Each structure has an arterial-
+A patient is a body cross-section (fat ring, soft tissue) holding a liver
+(whose caudal tip lies inside the volume), a spleen, two kidneys, the spine
+(vertebral bodies with discs every 30 mm), the aorta and the inferior vena cava,
+and one or more tumours inside the liver. The structures that change along z
+(liver tip, spleen, kidneys, discs) are what lets a rigid registration recover
+the z translation. Each structure has an arterial-
 and a portal-phase attenuation (HU), so the two phases differ the way CECT
 phases do: the aorta is bright in the arterial phase, the liver parenchyma
 enhances in the portal phase, and a hepatocellular carcinoma is hyper-enhancing
@@ -36,6 +39,8 @@ TISSUE_HU = {
     "soft": (45.0, 60.0),
     "liver": (70.0, 115.0),
     "spleen": (120.0, 125.0),
+    "kidney": (170.0, 150.0),
+    "disc": (90.0, 90.0),
     "bone": (350.0, 350.0),
     "cortex": (700.0, 700.0),
     "aorta": (300.0, 160.0),
@@ -295,6 +300,19 @@ def render(grid: Grid, anatomy: Anatomy, rng: np.random.Generator) -> Rendered:
             (22.0, 34.0, 45.0),
         )
     )
+    kidneys = [
+        _ramp(
+            _ellipsoid_distance(
+                x[None, None, :], y[None, :, None], z[:, None, None], centre, (21.0, 27.0, 36.0)
+            )
+        )
+        for centre in (
+            (-52.0, 0.55 * anatomy.body_axes[1], -38.0),
+            (52.0, 0.55 * anatomy.body_axes[1], -28.0),
+        )
+    ]
+    # intervertebral discs every 30 mm give the spine structure along z
+    disc = _ramp(np.abs(np.mod(z - 7.0, 30.0) - 15.0) * -1.0 + 11.5)[:, None, None]
     liver_d = _liver_distance(grid, anatomy)
     for tumour in anatomy.tumours:  # the liver always wraps its tumours (6 mm of parenchyma)
         box = tumour_box(grid, tumour)
@@ -302,9 +320,12 @@ def render(grid: Grid, anatomy: Anatomy, rng: np.random.Generator) -> Rendered:
     liver = _ramp(liver_d)
     for phase, volume in enumerate((arterial, portal)):
         _blend(volume, spleen, TISSUE_HU["spleen"][phase])
+        for kidney in kidneys:
+            _blend(volume, kidney, TISSUE_HU["kidney"][phase])
         _blend(volume, liver, TISSUE_HU["liver"][phase])
         for name in ("cortex", "bone", "aorta", "ivc"):  # vessels and spine run past the liver
             _blend(volume, plane[name][None], TISSUE_HU[name][phase])
+        _blend(volume, plane["cortex"][None] * disc, TISSUE_HU["disc"][phase])
 
     true_mask = np.zeros(shape, np.uint8)
     readers = {name: np.zeros(shape, np.uint8) for name in READERS}
