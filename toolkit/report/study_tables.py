@@ -312,16 +312,18 @@ def r_check_table(results: StudyResults) -> str:
         return missing("results/r_check.json")
     rows = [
         [
-            c.get("name"),
+            c.get("name") + (f" ({c['message']})" if c.get("message") else ""),
             _sig(c.get("ours")),
             _sig(c.get("r")),
             _sci(c.get("diff")),
             _sci(c.get("tolerance")),
+            c.get("n_values", 1),
             "pass" if c.get("passed") else "FAIL",
         ]
         for c in checks
     ]
-    return fmt.html_table(["Statistic", "sigkit", "R", "|Difference|", "Tolerance", ""], rows)
+    header = ["Statistic", "sigkit", "R", "|Difference|", "Tolerance", "Values", "Result"]
+    return fmt.html_table(header, rows)
 
 
 def _sig(value: Any) -> str:
