@@ -159,7 +159,7 @@ class _Sweep:
 
 
 def _sweep(time: np.ndarray, event: np.ndarray) -> _Sweep:
-    by_time = np.argsort(time, kind="stable")
+    by_time = np.argsort(time)  # the order within a tie never matters
     fixed = _timefix_sorted(_timefix_sorted(time[by_time]))
     new = _changes(fixed)
     index_sorted = np.cumsum(new) - 1
@@ -196,7 +196,11 @@ def _validated(
 
 
 def _dense_rank(values: np.ndarray) -> np.ndarray:
-    return np.unique(values, return_inverse=True)[1].astype(np.int64).ravel()
+    """0-based rank of each value among the distinct values."""
+    order = np.argsort(values)
+    rank = np.empty(values.size, dtype=np.int64)
+    rank[order] = np.cumsum(_changes(values[order])) - 1
+    return rank
 
 
 # --------------------------------------------------------------------------- the dominance sums
@@ -253,6 +257,11 @@ class _Level:
         later = c[m:, self.group_end][:, self.run_group] - c[m:, self.run_start + self.run_length]
         return np.concatenate([earlier, later])
 
+    def run_sums(self, c: np.ndarray) -> np.ndarray:
+        """Per row: ``c``'s increase over the row's own run."""
+        per_run = c[..., self.run_start + self.run_length] - c[..., self.run_start]
+        return np.repeat(per_run, self.run_length, axis=-1)
+
     def packed_shares(self, c: np.ndarray) -> np.ndarray:
         """As :meth:`shares` for two counts packed in one int64 (earlier: low 32 bits,
         later: high 32 bits). Both fields of a cumulative sum only grow, so the
@@ -261,20 +270,28 @@ class _Level:
         later = c[self.group_end][self.run_group] - c[self.run_start + self.run_length]
         return (earlier & _LOW) | (later & _HIGH)
 
-    def partition(self, high: np.ndarray, ones_before: np.ndarray) -> np.ndarray:
+    def partition(self, high: np.ndarray, ones_before: np.ndarray, index: np.ndarray) -> np.ndarray:
         """New positions for a stable partition of each group, bit-0 rows first.
 
-        ``ones_before[i]``: bit-1 rows before position i (length n + 1).
+        ``ones_before[i]``: bit-1 rows before position i (length n + 1); ``index``:
+        ``arange(n)``. A bit-0 row goes to group start + zeros before it in the group,
+        a bit-1 row to group start + zeros in the group + ones before it in the group.
         """
-        index = np.arange(high.size)
-        zeros = index - ones_before[:-1]
-        group_zeros = zeros[self.group_start]
-        low_offset = self.group_start - group_zeros
-        zeros_in_group = self.group_end - ones_before[self.group_end] - group_zeros
-        high_offset = zeros_in_group + group_zeros
-        offsets = (low_offset | (high_offset << 32))[self.run_group]
-        offsets = np.repeat(offsets, self.run_length)
-        return np.where(high, index - zeros + (offsets >> 32), zeros + (offsets & _LOW))
+        ones = ones_before[:-1]
+        group_ones = ones_before[self.group_start]
+        zeros_in_group = (
+            self.group_end - self.group_start - (ones_before[self.group_end] - group_ones)
+        )
+        # per group: offset for bit-0 rows (low 32 bits) and bit-1 rows (high 32 bits)
+        offsets = group_ones | ((self.group_start + zeros_in_group - group_ones) << 32)
+        offsets = np.repeat(offsets, self.group_end - self.group_start)
+        position = offsets & _LOW
+        position += index
+        position -= ones
+        offsets >>= 32
+        offsets += ones
+        np.copyto(position, offsets, where=high)
+        return position
 
 
 @dataclass(frozen=True)
@@ -283,7 +300,8 @@ class _Sums:
 
     ``earlier_*``: rows swept strictly before, weighted by ``w``; ``later_*``: rows
     swept strictly after, weighted by ``v``; ``*_higher`` / ``*_equal`` / ``*_total``:
-    risk rank greater / equal / any.
+    risk rank greater / equal / any. ``same_key`` / ``same_key_rank``: ``w`` summed over
+    the rows (the row included) with the same key / the same key and risk rank.
     """
 
     earlier_higher: np.ndarray
@@ -292,6 +310,8 @@ class _Sums:
     later_higher: np.ndarray
     later_equal: np.ndarray
     later_total: np.ndarray
+    same_key: np.ndarray
+    same_key_rank: np.ndarray
 
 
 def _packed_start(sweep: _Sweep, rank: np.ndarray) -> tuple[np.ndarray, int]:
@@ -320,23 +340,31 @@ def _dominance(sweep: _Sweep, rank: np.ndarray, w: np.ndarray, v: np.ndarray) ->
     order = sweep.order
     weights = np.concatenate([w, v])[:, order]
     level = _Level.of(packed, bits, 0)
-    totals = np.repeat(level.shares(_exclusive_cumsum(weights), m), level.run_length, axis=1)
-    totals = _moved(order, totals)
+    c = _exclusive_cumsum(weights)
+    totals = _moved(order, np.repeat(level.shares(c, m), level.run_length, axis=1))
+    same_key = _moved(order, level.run_sums(c[:m]))
     higher = np.zeros(weights.shape)
+    index = np.arange(rank.size)
     for b in range(bits - 1, -1, -1):
         level = _Level.of(packed, b + 1, (1 << (bits - b - 1)) - 1)
         high = ((packed >> b) & 1).astype(bool)
         c = _exclusive_cumsum(weights * high)
         share = np.repeat(level.shares(c, m), level.run_length, axis=1)
         higher += np.where(high, 0.0, share)
-        position = level.partition(high, _exclusive_cumsum(high, np.int64))
+        position = level.partition(high, _exclusive_cumsum(high, np.int64), index)
         packed, order = _moved(position, packed), _moved(position, order)
         weights, higher = _moved(position, weights), _moved(position, higher)
     # now sorted by (rank, key): equal-rank sums come from the runs within each rank
     level = _Level.of(packed, 0, (1 << bits) - 1)
-    equal = np.repeat(level.shares(_exclusive_cumsum(weights), m), level.run_length, axis=1)
-    equal, higher = _moved(order, equal), _moved(order, higher)
-    return _Sums(higher[:m], equal[:m], totals[:m], higher[m:], equal[m:], totals[m:])
+    c = _exclusive_cumsum(weights)
+    equal = _moved(order, np.repeat(level.shares(c, m), level.run_length, axis=1))
+    same_key_rank = _moved(order, level.run_sums(c[:m]))
+    higher = _moved(order, higher)
+    low, high = slice(None, m), slice(m, None)
+    return _Sums(
+        higher[low], equal[low], totals[low], higher[high], equal[high], totals[high],
+        same_key, same_key_rank,
+    )  # fmt: skip
 
 
 _LOW = (1 << 32) - 1
@@ -358,18 +386,21 @@ def _dominance_unit(sweep: _Sweep, rank: np.ndarray) -> _Sums:
     def unit(packed: np.ndarray) -> np.ndarray:
         return 1 + (((packed >> bits) & 1) << 32)
 
+    def run_sizes(level: _Level) -> np.ndarray:
+        return np.repeat(level.run_length, level.run_length).astype(float)
+
     level = _Level.of(packed, bits, 0)
-    totals = _moved(
-        order, np.repeat(level.packed_shares(_int_cumsum(unit(packed))), level.run_length)
-    )
+    totals = np.repeat(level.packed_shares(_int_cumsum(unit(packed))), level.run_length)
+    totals, same_key = _moved(order, totals), _moved(order, run_sizes(level))
     acc = np.zeros(n, dtype=np.int64)
+    index = np.arange(n)
     for b in range(bits - 1, -1, -1):
         level = _Level.of(packed, b + 1, (1 << (bits - b - 1)) - 1)
         high = (packed >> b) & 1
         c = _int_cumsum(high * unit(packed))
         # (high - 1) is all ones for bit-0 rows and zero for bit-1 rows
         acc += np.repeat(level.packed_shares(c), level.run_length) & (high - 1)
-        position = level.partition(high.astype(bool), c & _LOW)
+        position = level.partition(high.astype(bool), c & _LOW, index)
         packed, order, acc = (
             _moved(position, packed),
             _moved(position, order),
@@ -377,13 +408,14 @@ def _dominance_unit(sweep: _Sweep, rank: np.ndarray) -> _Sums:
         )
     level = _Level.of(packed, 0, (1 << bits) - 1)
     equal = np.repeat(level.packed_shares(_int_cumsum(unit(packed))), level.run_length)
+    same_key_rank = _moved(order, run_sizes(level))
     equal, acc = _moved(order, equal), _moved(order, acc)
 
     def fields(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return (packed & _LOW).astype(float)[None], (packed >> 32).astype(float)[None]
 
     (eh, lh), (ee, le), (et, lt) = fields(acc), fields(equal), fields(totals)
-    return _Sums(eh, ee, et, lh, le, lt)
+    return _Sums(eh, ee, et, lh, le, lt, same_key[None], same_key_rank[None])
 
 
 def _int_cumsum(values: np.ndarray) -> np.ndarray:
@@ -393,32 +425,16 @@ def _int_cumsum(values: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- C and its influence
 
 
-def _time_ties(
-    sweep: _Sweep, rank: np.ndarray, pair_weight: np.ndarray, w: np.ndarray
-) -> tuple[float, float]:
-    """R's tied.y (events tied on time but not on risk) and tied.xy (tied on both)."""
-    events = sweep.order[sweep.event[sweep.order]]
-    key = sweep.key[events]
-    runs = _segments(_changes(key))
-    tied = np.repeat(runs[1] > 1, runs[1])
-    if not tied.any():
-        return 0.0, 0.0
-    rows = events[tied]
+def _time_ties(sums: _Sums, pair_weight: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """R's tied.y (events tied on time but not on risk) and tied.xy (tied on both).
 
-    def pairs(*labels: np.ndarray) -> float:
-        order = np.lexsort([label[rows] for label in labels])
-        ordered = rows[order]
-        new = np.zeros(ordered.size, dtype=bool)
-        for label in labels:
-            new |= _changes(label[ordered])
-        starts = np.flatnonzero(new)
-        s1 = np.add.reduceat(w[ordered], starts)
-        s2 = np.add.reduceat(w[ordered] ** 2, starts)
-        # the rows of a group share one event time, hence one time weight
-        return float(np.sum(pair_weight[ordered[starts]] * (s1 * s1 - s2) / 2))
-
-    both = pairs(rank, sweep.key)
-    return pairs(sweep.key) - both, both
+    An event row's key is shared only by the events at its time, so the other rows
+    with its key (and rank) are exactly its time-tied (and risk-tied) partners.
+    """
+    aw = pair_weight * w
+    tied_time = float(aw @ (sums.same_key[0] - w)) / 2
+    tied_both = float(aw @ (sums.same_key_rank[0] - w)) / 2
+    return tied_time - tied_both, tied_both
 
 
 def _concordance(
@@ -463,7 +479,7 @@ def _concordance(
         / npair
     )
     variance = float(dfbeta @ dfbeta) / 4
-    tied_time, tied_both = _time_ties(sweep, rank, pair_weight, w)
+    tied_time, tied_both = _time_ties(sums, pair_weight, w)
     result = Concordance(
         c=(discordant + tied_risk / 2) / npair,
         se=float(np.sqrt(variance)),
