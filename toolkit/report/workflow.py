@@ -15,13 +15,15 @@ DESCRIPTIONS = {
     "preprocess": "Register arterial→portal; largest-ROI slice; 224×224 crop; z-score",
     "extract": "DenseNet-121 features, 1024 per phase and reader",
     "icc": "Reproducibility filter: ICC across readers",
-    "signature": "mRMR ranking → elastic-net Cox with k-fold CV",
+    "signature": "ICC filter → mRMR ranking → elastic-net Cox with k-fold CV",
     "nomograms": "Univariate Cox screen → stepwise AIC → nomograms",
+    "models": "Univariate Cox screen → stepwise AIC → clinical and integrated nomograms",
+    "report": "This report",
     "validate": "C-index, calibration, risk groups, td-AUC, decision curves",
     "validation": "C-index, calibration, risk groups, td-AUC, decision curves",
     "figures": "Figures and tables",
     "r_check": "Every statistic recomputed in R",
-    "cam": "Class activation maps",
+    "cam": "Class activation maps of the signature (heat maps)",
 }
 
 _BOX_W, _BOX_H, _GAP, _MARGIN = 460, 58, 22, 10
