@@ -1,0 +1,47 @@
+"""benchmarks/gpu_extract.py --smoke runs on a CPU and writes its JSON report.
+
+torchvision does not import here, so the script must say so and still measure
+sigkit's configurations and the bfloat16-vs-float32 check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_extract.py"
+
+
+def test_gpu_benchmark_script_smoke_run_writes_a_complete_report(tmp_path):
+    env = dict(os.environ, OUT=str(tmp_path))
+    env.pop("XLA_FLAGS", None)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_extract.json").read_text())
+    assert report["smoke"] is True and report["gflop_per_image"] > 5.6
+    assert report["checks"]["bf16_vs_f32_pass"] is True
+    assert report["checks"]["bf16_vs_f32_cosine_min"] >= 0.999
+    rows = {(r["impl"], r["dtype"]): r for r in report["rows"]}
+    for dtype in ("float32", "bfloat16"):
+        measured = rows[("sigkit-flax (jit)", dtype)]
+        assert measured["error"] is None and measured["images_per_s"] > 0
+    assert rows[("sigkit extract() host->dev", "bfloat16")]["error"] is None
+    try:
+        import torchvision  # noqa: F401
+    except Exception:
+        assert any("torchvision not usable" in note for note in report["notes"])
+        assert "torchvision not usable" in done.stdout
+    else:  # pragma: no cover - where torchvision imports, its rows are there too
+        assert ("torchvision eager (CL)", "float32") in rows
+    assert "images/s" in done.stdout  # the printed table
