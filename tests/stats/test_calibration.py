@@ -57,3 +57,22 @@ def test_optimism_correction_penalises_an_overfitted_model(lung):
     apparent = calibrate(t, e, refit(np.arange(len(t)))(np.arange(len(t)))[:, 1], 365.0)
     assert out[365.0]["n_used"] == 20
     assert out[365.0]["ici"] > apparent.ici
+
+
+def test_lean_efron_fit_equals_cox_fit(veteran, lung):
+    from toolkit.stats._efron import efron_fit
+
+    d = lung.dropna(subset=["ph.ecog"])
+    cases = [
+        (veteran[["karno", "age"]], veteran["time"], veteran["status"]),
+        (d[["age", "ph.ecog", "sex"]], d["time"], d["status"] == 2),
+    ]
+    for X, t, e in cases:
+        X, t, e = (np.asarray(v, dtype=float) for v in (X, t, e))
+        ours, ref = efron_fit(X, t, e), cox.fit(X, t, e)
+        horizons = np.quantile(t, [0.2, 0.5, 0.8])
+        assert ours.converged
+        np.testing.assert_allclose(ours.coef, ref.coef, atol=1e-9)
+        np.testing.assert_allclose(
+            ours.survival(X, horizons), ref.predict_survival(X, horizons), atol=1e-10
+        )

@@ -63,26 +63,31 @@ class Calibration:
     smoothed_observed: np.ndarray  # per patient: 1 - smoothed observed risk (survival scale)
 
 
+def _groups(time, event, survival, horizon, n_groups):
+    """Per group: members, mean predicted survival, KM observed survival."""
+    if n_groups < 1 or n_groups > len(time):
+        raise ValueError(f"n_groups must be between 1 and {len(time)}, got {n_groups}")
+    order = np.argsort(survival, kind="stable")
+    members = np.array_split(order, n_groups)
+    predicted = np.array([survival[m].mean() for m in members])
+    observed = np.array([km_at(time[m], event[m], np.array([horizon]))[0] for m in members])
+    return members, predicted, observed
+
+
 def calibration_groups(
     time: np.ndarray, event: np.ndarray, survival: np.ndarray, horizon: float, n_groups: int
 ) -> pd.DataFrame:
     """Groups of predicted survival with their mean prediction and KM observed survival."""
-    if n_groups < 1 or n_groups > len(time):
-        raise ValueError(f"n_groups must be between 1 and {len(time)}, got {n_groups}")
-    order = np.argsort(survival, kind="stable")
-    rows = []
-    for g, members in enumerate(np.array_split(order, n_groups), start=1):
-        observed = km_at(time[members], event[members], np.array([horizon]))[0]
-        rows.append(
-            {
-                "group": g,
-                "n": len(members),
-                "events": int(event[members].sum()),
-                "predicted": float(survival[members].mean()),
-                "observed": float(observed),
-            }
-        )
-    return pd.DataFrame(rows)
+    members, predicted, observed = _groups(time, event, survival, horizon, n_groups)
+    return pd.DataFrame(
+        {
+            "group": np.arange(1, len(members) + 1),
+            "n": [len(m) for m in members],
+            "events": [int(event[m].sum()) for m in members],
+            "predicted": predicted,
+            "observed": observed,
+        }
+    )
 
 
 def grouped_rmse(groups: pd.DataFrame) -> float:
@@ -119,7 +124,7 @@ def smoothed_observed(
     time: np.ndarray, event: np.ndarray, survival: np.ndarray, horizon: float
 ) -> np.ndarray:
     """Smoothed observed survival at ``horizon`` per patient (Austin et al.'s Cox + RCS)."""
-    from toolkit.stats import cox
+    from toolkit.stats._efron import efron_fit
 
     # only exact 0 and 1 (infinite cll) are moved, to the nearest representable values
     clipped = np.clip(survival, np.finfo(float).tiny, np.nextafter(1.0, 0.0))
@@ -128,8 +133,7 @@ def smoothed_observed(
         basis = rcs_basis(cll, rcs_knots(cll))
     else:
         basis = cll[:, None]
-    fit = cox.fit(basis, time, event)
-    return fit.predict_survival(basis, [horizon])[:, 0]
+    return efron_fit(basis, time, event).survival(basis, [horizon])[:, 0]
 
 
 def calibrate(
@@ -217,6 +221,15 @@ def optimism_corrected(
 def _metrics(t, e, survival, horizons, n_groups) -> dict[float, dict[str, float]]:
     out = {}
     for j, h in enumerate(horizons):
-        result = calibrate(t, e, survival[:, j], h, n_groups=n_groups)
-        out[h] = {"rmse": result.rmse, "ici": result.ici, "e50": result.e50, "e90": result.e90}
+        s = survival[:, j]
+        _, predicted, observed = _groups(t, e, s, h, n_groups)
+        error = np.abs(smoothed_observed(t, e, s, h) - s)
+        if not (np.all(np.isfinite(error)) and np.all(np.isfinite(observed))):
+            raise ValueError("calibration undefined in this resample")
+        out[h] = {
+            "rmse": float(np.sqrt(np.mean((observed - predicted) ** 2))),
+            "ici": float(np.mean(error)),
+            "e50": float(np.median(error)),
+            "e90": float(np.quantile(error, 0.9)),
+        }
     return out
