@@ -99,6 +99,10 @@ from toolkit.deep._cli import extract_command, weights_app  # noqa: E402  (typer
 app.add_typer(weights_app, name="weights")
 app.command("extract")(extract_command)
 
+from toolkit.study._cli import study_app  # noqa: E402  (typer only)
+
+app.add_typer(study_app, name="study")
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()

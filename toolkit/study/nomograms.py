@@ -1,0 +1,276 @@
+"""Clinical and integrated Cox models, and their nomograms.
+
+Following the paper: a univariate Cox screen of every clinical candidate and
+the signature on the training set (``stats.stepwise.univariate_screen``; a
+variable is kept when its likelihood-ratio P < ``univariate_alpha``), then
+stepwise AIC (``stats.stepwise.aic``, both directions, as ``MASS::stepAIC``)
+from the kept variables: clinical variables only for the clinical model, the
+kept clinical variables plus the signature for the integrated model.
+
+Deliberate choices where the paper is silent, recorded in models.json:
+
+* the integrated model always contains the signature (stepwise lower scope), so
+  that "integrated" means clinical + signature;
+* when no clinical variable passes the screen, or stepwise ends at the null
+  model, the clinical candidate with the smallest screen P is used alone;
+* categorical levels absent from the training set are removed (a coefficient
+  cannot be estimated); a validation patient with such a level is an error.
+
+Design columns are named ``variable[level]`` (treatment coding, the first level
+of study.toml's ``levels`` as reference), and ``signature`` for the signature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit.config import StudyConfig
+from toolkit.stats.nomogram import Nomogram, PredictorSpec, build
+
+
+class ModelError(ValueError):
+    """A model cannot be fitted or applied (unknown level, no candidate...)."""
+
+
+@dataclass
+class FittedModel:
+    """A final Cox model with what prediction and the nomogram need."""
+
+    name: str
+    variables: list[str]
+    terms: list[str]
+    coef: np.ndarray
+    se: np.ndarray
+    p: np.ndarray
+    means: np.ndarray
+    lp_centre: float
+    baseline_survival: dict[str, float]
+    loglik: float
+    aic: float
+    levels: dict[str, list[str]] = field(default_factory=dict)
+    note: str = ""
+
+    def design(self, frame: pd.DataFrame) -> np.ndarray:
+        return design_matrix(frame, self.variables, self.levels)[0]
+
+    def linear_predictor(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.design(frame) @ self.coef
+
+    def survival(self, frame: pd.DataFrame, times) -> np.ndarray:
+        """(rows, times) predicted survival, survfit.coxph's centring."""
+        lp = self.linear_predictor(frame)
+        base = np.array([self.baseline_survival[_key(t)] for t in times])
+        return base[None, :] ** np.exp(lp - self.lp_centre)[:, None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "variables": self.variables,
+            "terms": self.terms,
+            "coef": self.coef,
+            "se": self.se,
+            "p": self.p,
+            "means": self.means,
+            "lp_centre": self.lp_centre,
+            "baseline_survival": self.baseline_survival,
+            "loglik": self.loglik,
+            "aic": self.aic,
+            "levels": self.levels,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FittedModel:
+        arrays = {k: np.asarray(data[k], dtype=float) for k in ("coef", "se", "p", "means")}
+        return cls(
+            name=data["name"],
+            variables=list(data["variables"]),
+            terms=list(data["terms"]),
+            lp_centre=float(data["lp_centre"]),
+            baseline_survival={k: float(v) for k, v in data["baseline_survival"].items()},
+            loglik=float(data["loglik"]),
+            aic=float(data["aic"]),
+            levels={k: list(v) for k, v in data["levels"].items()},
+            note=str(data.get("note", "")),
+            **arrays,
+        )
+
+
+def _key(time: float) -> str:
+    return f"{float(time):g}"
+
+
+def design_matrix(
+    frame: pd.DataFrame, variables: list[str], levels: dict[str, list[str]]
+) -> tuple[np.ndarray, list[str]]:
+    """Treatment-coded design; unknown levels raise naming the patients."""
+    columns, names = [], []
+    for var in variables:
+        if var not in levels:
+            columns.append(frame[var].to_numpy(dtype=float))
+            names.append(var)
+            continue
+        values = frame[var].astype(object)
+        odd = ~values.isin(levels[var])
+        if odd.any():
+            who = ", ".join(str(p) for p in frame.index[odd.to_numpy()][:10])
+            raise ModelError(
+                f"{var}: level(s) {sorted(set(values[odd].astype(str)))} were not seen in "
+                f"the training set (patients {who})"
+            )
+        for level in levels[var][1:]:
+            columns.append((values == level).to_numpy(dtype=float))
+            names.append(f"{var}[{level}]")
+    return np.column_stack(columns) if columns else np.empty((len(frame), 0)), names
+
+
+def training_levels(frame: pd.DataFrame, variables: list[str]) -> tuple[dict, list[str]]:
+    """Levels present in training per categorical variable, and variables left with one level."""
+    levels, single = {}, []
+    for var in variables:
+        if isinstance(frame[var].dtype, pd.CategoricalDtype):
+            present = [lv for lv in frame[var].cat.categories if (frame[var] == lv).any()]
+            if len(present) < 2:
+                single.append(var)
+            levels[var] = [str(lv) for lv in present]
+    return levels, single
+
+
+def _model_frame(frame: pd.DataFrame, variables: list[str], levels: dict) -> pd.DataFrame:
+    out = pd.DataFrame(index=frame.index)
+    out["time"], out["event"] = frame["time"], frame["event"]
+    for var in variables:
+        if var in levels:
+            out[var] = pd.Categorical(frame[var].astype(object), categories=levels[var])
+        else:
+            out[var] = frame[var].astype(float)
+    return out
+
+
+def univariate(train: pd.DataFrame, candidates: list[str], levels: dict, alpha: float):
+    """The screen table with a ``term`` column in ``variable[level]`` form."""
+    from toolkit.stats.stepwise import univariate_screen
+
+    data = _model_frame(train, candidates, levels)
+    table = univariate_screen(data, "time", "event", candidates, alpha=alpha)
+    terms = []
+    for var, contrast in zip(table["variable"], table["contrast"], strict=True):
+        terms.append(f"{var}[{contrast[len(var) :]}]" if var in levels else var)
+    table.insert(0, "term", terms)
+    return table
+
+
+def _stepwise(train, candidates, levels, lower) -> list[str]:
+    from toolkit.stats.stepwise import aic
+
+    data = _model_frame(train, candidates, levels)
+    scope = {"upper": candidates, "lower": lower}
+    result = aic(data, "time", "event", candidates, direction="both", scope=scope)
+    return list(result.variables)
+
+
+def fit_model(name, train, variables, levels, times, note="") -> FittedModel:
+    """Final Cox fit (Efron) with the baseline survival at ``times``."""
+    from toolkit.stats import cox
+
+    used = {v: levels[v] for v in variables if v in levels}
+    x, terms = design_matrix(train, variables, used)
+    fit = cox.fit(x, train["time"].to_numpy(float), train["event"].to_numpy(float), names=terms)
+    base = fit.predict_survival(fit.means[None, :], list(times))[0]
+    return FittedModel(
+        name=name,
+        variables=list(variables),
+        terms=terms,
+        coef=np.asarray(fit.coef, dtype=float),
+        se=np.asarray(fit.se, dtype=float),
+        p=np.asarray(fit.p, dtype=float),
+        means=np.asarray(fit.means, dtype=float),
+        lp_centre=float(fit.means @ fit.coef),
+        baseline_survival={_key(t): float(s) for t, s in zip(times, base, strict=True)},
+        loglik=float(fit.loglik),
+        aic=float(fit.aic),
+        levels=used,
+        note=note,
+    )
+
+
+@dataclass
+class Selection:
+    univariate: pd.DataFrame
+    clinical: list[str]
+    integrated: list[str]
+    notes: list[str]
+    levels: dict[str, list[str]]
+
+
+def select(frame: pd.DataFrame, config: StudyConfig) -> Selection:
+    """Univariate screen, then stepwise AIC for the clinical and the integrated model."""
+    train = frame[frame["set"].isin(config.study.train_sets)]
+    clinical = [v.name for v in config.variables]
+    levels, single = training_levels(train, clinical)
+    notes = [f"{v}: one level only in the training set, not a candidate" for v in single]
+    candidates = [v for v in clinical if v not in single]
+    if not candidates:
+        raise ModelError("no clinical variable varies in the training set")
+    table = univariate(
+        train, [*candidates, "signature"], levels, config.validation.univariate_alpha
+    )
+    passed = table.groupby("variable", sort=False)["selected"].first()
+    p_lr = table.groupby("variable", sort=False)["p_lr"].first()
+    kept = [v for v in candidates if passed.get(v, False)]
+    if not kept:
+        best = str(p_lr[candidates].idxmin())
+        notes.append(f"no clinical variable passed the screen; the best ({best}) is used")
+        kept = [best]
+    chosen = _stepwise(train, kept, levels, [])
+    if not chosen:
+        best = str(p_lr[kept].idxmin())
+        notes.append(f"stepwise AIC kept no clinical variable; the best ({best}) is used")
+        chosen = [best]
+    integrated = _stepwise(train, [*kept, "signature"], levels, ["signature"])
+    return Selection(table, chosen, integrated, notes, levels)
+
+
+def nomogram_for(model: FittedModel, train: pd.DataFrame, config: StudyConfig) -> Nomogram:
+    """The model's nomogram (rms::nomogram points) from its coefficients."""
+    coef = dict(zip(model.terms, model.coef, strict=True))
+    specs = []
+    for var in model.variables:
+        label = "DL signature" if var == "signature" else (config.variable(var).label or var)
+        if var in model.levels:
+            lv = model.levels[var]
+            coefs = (0.0, *(coef[f"{var}[{x}]"] for x in lv[1:]))
+            specs.append(PredictorSpec(var, "categorical", label, levels=tuple(lv), coefs=coefs))
+        else:
+            values = tuple(train[var].to_numpy(dtype=float))
+            specs.append(PredictorSpec(var, "numeric", label, coef=coef[var], values=values))
+    baseline = {float(k): v for k, v in model.baseline_survival.items()}
+    return build(
+        specs,
+        baseline_survival=baseline,
+        lp_centre=model.lp_centre,
+        model=model.name,
+        time_unit=config.study.time_unit,
+    )
+
+
+def coefficient_table(model: FittedModel, level: float = 0.95) -> pd.DataFrame:
+    """multivariable_<model>.parquet: term, coef, se, hr, lower, upper, p."""
+    from scipy import stats
+
+    z = stats.norm.ppf(0.5 + level / 2)
+    return pd.DataFrame(
+        {
+            "term": model.terms,
+            "coef": model.coef,
+            "se": model.se,
+            "hr": np.exp(model.coef),
+            "lower": np.exp(model.coef - z * model.se),
+            "upper": np.exp(model.coef + z * model.se),
+            "p": model.p,
+        }
+    )

@@ -1,0 +1,180 @@
+"""The study's own numbers recomputed in R, every run (results/r_check.json).
+
+* the final Cox models refitted with ``survival::coxph`` (coefficients, 1e-7);
+* predicted survival at the validation times for every patient with
+  ``survfit.coxph`` (1e-7);
+* nomogram points with ``rms::nomogram(cph(...))`` (1e-6);
+* C-indexes and the comparison tests with ``survival::concordance`` (1e-7 on
+  C, its SE, the difference and its SE; 1e-6 on P);
+* time-dependent AUC with ``riskRegression::Score`` (1e-6).
+
+A check passes when the largest absolute difference is within its tolerance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit.study.nomograms import FittedModel
+from toolkit.study.validate import COMPARISONS, MODELS
+
+
+def _check(name: str, ours: Any, theirs: Any, tolerance: float) -> dict[str, Any]:
+    a = np.atleast_1d(np.asarray(ours, dtype=float)).ravel()
+    b = np.atleast_1d(np.asarray(theirs, dtype=float)).ravel()
+    if a.shape != b.shape:
+        return {
+            "name": name,
+            "ours": float(a[0]) if a.size else None,
+            "r": float(b[0]) if b.size else None,
+            "diff": None,
+            "tolerance": tolerance,
+            "passed": False,
+            "n_values": int(b.size),
+            "message": f"shape {a.shape} vs R {b.shape}",
+        }
+    err = np.abs(a - b)
+    err = np.where(np.isnan(a) & np.isnan(b), 0.0, err)
+    worst = int(np.nanargmax(np.where(np.isnan(err), np.inf, err))) if err.size else 0
+    diff = float(err[worst]) if err.size else 0.0
+    passed = bool(np.isfinite(diff) and diff <= tolerance)
+    return {
+        "name": name,
+        "ours": float(a[worst]),
+        "r": float(b[worst]),
+        "diff": diff if np.isfinite(diff) else None,
+        "tolerance": tolerance,
+        "passed": passed,
+        "n_values": int(b.size),
+    }
+
+
+def r_frame(model: FittedModel, rows: pd.DataFrame) -> pd.DataFrame:
+    """The model's variables as R will see them (factors with the training levels)."""
+    out = pd.DataFrame(index=rows.index)
+    for var in model.variables:
+        if var in model.levels:
+            out[var] = pd.Categorical(rows[var].astype(object), categories=model.levels[var])
+        else:
+            out[var] = rows[var].to_numpy(dtype=float)
+    return out.reset_index(drop=True)
+
+
+def _model_checks(models, nomograms, sets, times) -> list[dict[str, Any]]:
+    from toolkit.rbridge import study as rstudy
+
+    train, valid = sets["train"], sets["validation"]
+    t, e = train["time"].to_numpy(float), train["event"].to_numpy(float)
+    checks = []
+    for m in MODELS:
+        model = models[m]
+        frame = r_frame(model, train)
+        everyone = pd.concat([train, valid])
+        ref = rstudy.coxph(frame, t, e, r_frame(model, everyone), times)
+        checks.append(_check(f"coxph coefficients, {m} model", model.coef, ref["coef"], 1e-7))
+        checks.append(
+            _check(
+                f"survfit.coxph survival at {', '.join(f'{h:g}' for h in times)}, {m} model",
+                model.survival(everyone, times),
+                ref["survival"],
+                1e-7,
+            )
+        )
+        if m not in nomograms:
+            continue
+        nomo = nomograms[m]
+        ref_nomo = rstudy.nomogram(frame, t, e)
+        checks.append(
+            _check(
+                f"rms::nomogram points per lp, {m}",
+                nomo.points_per_lp,
+                ref_nomo["points_per_lp"],
+                1e-6,
+            )
+        )
+        for spec in nomo.predictors:
+            axis = spec.get("levels") or spec["ticks"]
+            ours = [p["points"] for p in axis]
+            theirs = ref_nomo["predictors"][spec["name"]]["points"]
+            checks.append(_check(f"rms::nomogram points, {m}: {spec['name']}", ours, theirs, 1e-6))
+    return checks
+
+
+def _concordance_checks(models, metrics, sets) -> list[dict[str, Any]]:
+    from toolkit.rbridge import study as rstudy
+
+    checks = []
+    for name, rows in sets.items():
+        t, e = rows["time"].to_numpy(float), rows["event"].to_numpy(float)
+        for a, b in COMPARISONS:
+            ref = rstudy.concordance_pair(
+                t, e, models[a].linear_predictor(rows), models[b].linear_predictor(rows)
+            )
+            ours_c = [metrics["cindex"][name][a]["c"], metrics["cindex"][name][b]["c"]]
+            ours_se = [metrics["cindex"][name][a]["se"], metrics["cindex"][name][b]["se"]]
+            cmp = metrics["comparisons"][name][f"{a}_vs_{b}"]
+            label = f"{name}, {a} and {b}"
+            checks.append(_check(f"concordance C-index, {label}", ours_c, ref["c"], 1e-7))
+            checks.append(_check(f"concordance SE, {label}", ours_se, ref["se"], 1e-7))
+            checks.append(
+                _check(
+                    f"concordance comparison (diff, SE), {name}, {a} vs {b}",
+                    [cmp["diff"], cmp["se"]],
+                    [ref["diff"], ref["diff_se"]],
+                    1e-7,
+                )
+            )
+            checks.append(
+                _check(f"concordance comparison P, {name}, {a} vs {b}", cmp["p"], ref["p"], 1e-6)
+            )
+    return checks
+
+
+def _auc_checks(models, metrics, sets, times) -> list[dict[str, Any]]:
+    from toolkit.rbridge import study as rstudy
+
+    checks = []
+    for name, rows in sets.items():
+        t, e = rows["time"].to_numpy(float), rows["event"].to_numpy(float)
+        for m in MODELS:
+            risk = 1 - models[m].survival(rows, times)
+            ours = [metrics["td_auc"][name][m][f"{h:g}"] for h in times]
+            ref = rstudy.score_auc(t, e, risk, times)
+            checks.append(_check(f"riskRegression::Score AUC, {name}, {m}", ours, ref, 1e-6))
+    return checks
+
+
+def run_checks(
+    models: Mapping[str, FittedModel],
+    nomograms: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    sets: Mapping[str, pd.DataFrame],
+    times: list[float],
+) -> dict[str, Any]:
+    """Every check; ``passed`` is True only if all pass. R errors become failed checks."""
+    checks: list[dict[str, Any]] = []
+    groups = (
+        ("models", lambda: _model_checks(models, nomograms, sets, times)),
+        ("concordance", lambda: _concordance_checks(models, metrics, sets)),
+        ("td_auc", lambda: _auc_checks(models, metrics, sets, times)),
+    )
+    for label, work in groups:
+        try:
+            checks.extend(work())
+        except Exception as exc:  # an R failure is a failed check, reported by name
+            checks.append(
+                {
+                    "name": f"{label}: R computation failed",
+                    "ours": None,
+                    "r": None,
+                    "diff": None,
+                    "tolerance": None,
+                    "passed": False,
+                    "message": f"{type(exc).__name__}: {exc}",
+                }
+            )
+    return {"passed": all(c["passed"] for c in checks), "checks": checks}

@@ -1,0 +1,243 @@
+"""The deep-learning signature: ICC filter -> mRMR -> elastic-net Cox with k-fold CV.
+
+1. **Reproducibility.** For every deep feature, ICC (``icc_type``, ICC(2,1) by
+   default) across the readers' delineations on the training patients
+   (``stats.icc.icc_many``); features below ``icc_threshold`` (or with an
+   undefined ICC, e.g. constant) are left out before ranking.
+2. **mRMR** (``stats.mrmr.rank``, mRMRe's classic survival scheme) ranks the kept
+   features of the primary reader on the training set; the top ``mrmr_k`` go on.
+3. **Elastic-net Cox** (``stats.coxnet.cv``) on the z-scored top features
+   (training mean and SD, ``ddof = 0``), one CV per ``l1_ratio`` with the same
+   folds; the l1_ratio whose chosen penalty (``penalty_min`` or ``penalty_1se``)
+   has the lowest CV deviance wins. If that penalty keeps no feature (the
+   signature would be constant), the penalty with the lowest CV deviance among
+   those keeping at least one feature is used instead, and signature.json says so.
+
+The signature is ``sum_k coef_k * (x_k - mean_k) / sd_k``: higher = worse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit.config import StudyConfig
+
+
+class SignatureError(ValueError):
+    """The features cannot give a signature (too few reproducible features...)."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    features: tuple[str, ...]
+    coefficients: np.ndarray
+    means: np.ndarray
+    scales: np.ndarray
+    l1_ratio: float
+    penalty: str
+    penalty_value: float
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def score(self, table: pd.DataFrame) -> np.ndarray:
+        """The signature of each row of a features table (columns named as the features)."""
+        missing = [f for f in self.features if f not in table.columns]
+        if missing:
+            raise SignatureError(f"features table lacks signature features {missing}")
+        x = table[list(self.features)].to_numpy(dtype=float)
+        return ((x - self.means) / self.scales) @ self.coefficients
+
+    def formula(self) -> str:
+        terms = [
+            f"{c:+.6g} * ({f} - {m:.6g}) / {s:.6g}"
+            for f, c, m, s in zip(
+                self.features, self.coefficients, self.means, self.scales, strict=True
+            )
+        ]
+        return "signature = " + " ".join(terms)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "coefficients": [float(c) for c in self.coefficients],
+            "l1_ratio": self.l1_ratio,
+            "penalty": self.penalty,
+            "penalty_value": self.penalty_value,
+            "formula": self.formula(),
+            "standardisation": {
+                "means": [float(m) for m in self.means],
+                "scales": [float(s) for s in self.scales],
+            },
+            "note": self.note,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Signature:
+        known = {
+            "features",
+            "coefficients",
+            "l1_ratio",
+            "penalty",
+            "penalty_value",
+            "formula",
+            "standardisation",
+            "note",
+            "provenance",
+        }
+        return cls(
+            features=tuple(data["features"]),
+            coefficients=np.asarray(data["coefficients"], dtype=float),
+            means=np.asarray(data["standardisation"]["means"], dtype=float),
+            scales=np.asarray(data["standardisation"]["scales"], dtype=float),
+            l1_ratio=float(data["l1_ratio"]),
+            penalty=str(data["penalty"]),
+            penalty_value=float(data["penalty_value"]),
+            note=str(data.get("note", "")),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+@dataclass(frozen=True)
+class SignatureBuild:
+    signature: Signature
+    icc: np.ndarray  # per feature column, in the features table's order
+    feature_names: tuple[str, ...]
+    kept: tuple[str, ...]
+    ranking: pd.DataFrame  # mRMR order of the top features
+    cv: pd.DataFrame  # per l1_ratio: chosen penalty, CV deviance, features kept
+
+
+def feature_names(table: pd.DataFrame, phases: list[str]) -> list[str]:
+    return [c for c in table.columns if any(c.startswith(f"{p}_") for p in phases)]
+
+
+def reader_array(
+    table: pd.DataFrame, patients: list[str], readers: list[str], names: list[str]
+) -> np.ndarray:
+    """(patients, readers, features) ratings for the ICC; errors name missing rows."""
+    indexed = table.set_index(["patient", "reader"])
+    wanted = pd.MultiIndex.from_product([patients, readers], names=["patient", "reader"])
+    absent = wanted.difference(indexed.index)
+    if len(absent):
+        shown = ", ".join(f"{p}/{r}" for p, r in list(absent)[:10])
+        raise SignatureError(f"features table lacks {len(absent)} patient/reader rows: {shown}")
+    values = indexed.loc[wanted, names].to_numpy(dtype=float)
+    return values.reshape(len(patients), len(readers), len(names))
+
+
+def icc_filter(ratings: np.ndarray, kind: str, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """ICC per feature and the mask of features kept (ICC >= threshold)."""
+    from toolkit.stats.icc import icc_many
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.asarray(icc_many(ratings, kind=kind), dtype=float)
+    return values, np.isfinite(values) & (values >= threshold)
+
+
+def _choose(fits: dict[float, Any], penalty: str) -> tuple[float, int, str]:
+    """The l1_ratio and penalty index to use (see the module docstring)."""
+    best = None
+    for ratio, fit in fits.items():
+        index = fit.index_min if penalty == "min" else fit.index_1se
+        score = float(fit.cv_mean[index])
+        if best is None or score < best[0]:
+            best = (score, ratio, index)
+    _, ratio, index = best
+    fit = fits[ratio]
+    if np.any(fit.path.coef[index] != 0):
+        return ratio, index, ""
+    nonzero = np.flatnonzero(np.any(fit.path.coef != 0, axis=1))
+    if not len(nonzero):
+        raise SignatureError("the elastic-net path keeps no feature at any penalty")
+    index = int(nonzero[np.argmin(fit.cv_mean[nonzero])])
+    note = (
+        f"penalty_{penalty} kept no feature; used the penalty with the lowest CV deviance "
+        f"among those keeping at least one ({fit.penalties[index]:.4g})"
+    )
+    return ratio, index, note
+
+
+def build(features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig) -> SignatureBuild:
+    """Build the signature on the training patients (see the module docstring)."""
+    from toolkit.stats import coxnet, mrmr
+
+    settings = config.signature
+    train = clinical.index[clinical["set"].isin(config.study.train_sets)].astype(str).tolist()
+    names = feature_names(features, config.imaging.phases)
+    ratings = reader_array(features, train, list(config.imaging.readers), names)
+    icc, kept_mask = icc_filter(ratings, settings.icc_type, settings.icc_threshold)
+    kept = [n for n, k in zip(names, kept_mask, strict=True) if k]
+    if len(kept) < 2:
+        raise SignatureError(
+            f"only {len(kept)} of {len(names)} features have {settings.icc_type} >= "
+            f"{settings.icc_threshold}; lower signature.icc_threshold or check the masks"
+        )
+    primary = ratings[:, 0, :][:, kept_mask]
+    time = clinical.loc[train, "time"].to_numpy(float)
+    event = clinical.loc[train, "event"].to_numpy(float)
+    ranked = mrmr.rank(primary, (time, event), min(settings.mrmr_k, len(kept)), names=kept)
+    top = list(ranked.names)
+    x = primary[:, np.asarray(ranked.indices)]
+    means, scales = x.mean(axis=0), x.std(axis=0)
+    scales = np.where(scales > 0, scales, 1.0)
+    z = (x - means) / scales
+    fits = {
+        ratio: coxnet.cv(z, time, event, ratio, n_folds=settings.n_folds, seed=settings.seed)
+        for ratio in settings.l1_ratios
+    }
+    ratio, index, note = _choose(fits, settings.penalty)
+    coef = np.asarray(fits[ratio].path.coef[index], dtype=float)
+    chosen = np.flatnonzero(coef != 0)
+    signature = Signature(
+        features=tuple(top[i] for i in chosen),
+        coefficients=coef[chosen],
+        means=means[chosen],
+        scales=scales[chosen],
+        l1_ratio=float(ratio),
+        penalty=settings.penalty,
+        penalty_value=float(fits[ratio].penalties[index]),
+        note=note,
+    )
+    ranking = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(top) + 1),
+            "feature": top,
+            "mrmr_score": np.asarray(ranked.scores, dtype=float),
+            "icc": icc[[names.index(f) for f in top]],
+        }
+    )
+    cv_rows = []
+    for r, fit in fits.items():
+        i = fit.index_min if settings.penalty == "min" else fit.index_1se
+        cv_rows.append(
+            {
+                "l1_ratio": r,
+                "penalty": float(fit.penalties[i]),
+                "cv_deviance": float(fit.cv_mean[i]),
+                "cv_se": float(fit.cv_se[i]),
+                "n_features": int(np.sum(fit.path.coef[i] != 0)),
+                "chosen": r == ratio,
+            }
+        )
+    return SignatureBuild(signature, icc, tuple(names), tuple(kept), ranking, pd.DataFrame(cv_rows))
+
+
+def feature_table(build_result: SignatureBuild) -> pd.DataFrame:
+    """signature_features.parquet: feature, phase, coefficient, ICC, mRMR rank."""
+    sig = build_result.signature
+    names = list(build_result.feature_names)
+    ranks = dict(zip(build_result.ranking["feature"], build_result.ranking["rank"], strict=True))
+    return pd.DataFrame(
+        {
+            "feature": list(sig.features),
+            "phase": [f.split("_")[0] for f in sig.features],
+            "coefficient": sig.coefficients,
+            "icc": [float(build_result.icc[names.index(f)]) for f in sig.features],
+            "mrmr_rank": [int(ranks[f]) for f in sig.features],
+        }
+    )

@@ -1,0 +1,229 @@
+"""Validation of the signature and the nomograms on the training and external sets.
+
+Per set and model (``signature``: a Cox model on the signature alone;
+``clinical``; ``integrated``), with the risk score = the model's linear predictor:
+
+* C-index (``stats.concordance.harrell``, R's infinitesimal-jackknife SE,
+  Wald 95% CI ``c +/- 1.96 se``) and a seeded percentile bootstrap CI
+  (``bootstrap_ci``); the comparison integrated vs clinical and signature vs
+  clinical (``concordance.compare``, the IJ z-test of ``survival::concordance``);
+* calibration at the validation times (``stats.calibration``: grouped KM RMSE,
+  ICI/E50/E90), with bootstrap optimism-corrected values on the training set
+  (``calibration_bootstrap`` refits of the model's variables);
+* time-dependent AUC (``stats.timeauc``, = ``riskRegression::Score``);
+* decision curves at the decision times (``stats.decision``);
+* risk groups: split at the training median of the integrated model's linear
+  predictor (high = above the median, as the paper), KM and log-rank per set;
+* median OS (and secondary outcomes) with 95% CI per set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit.config import StudyConfig
+from toolkit.study.nomograms import FittedModel, design_matrix
+
+SETS = ("train", "validation")
+MODELS = ("signature", "clinical", "integrated")
+COMPARISONS = (("integrated", "clinical"), ("signature", "clinical"))
+
+
+def set_rows(frame: pd.DataFrame, config: StudyConfig) -> dict[str, pd.DataFrame]:
+    return {
+        "train": frame[frame["set"].isin(config.study.train_sets)],
+        "validation": frame[frame["set"].isin(config.study.validation_sets)],
+    }
+
+
+def cindex(sets, models: Mapping[str, FittedModel], config: StudyConfig):
+    """metrics.json's ``cindex`` and ``comparisons`` blocks."""
+    from toolkit.stats import concordance
+
+    out: dict[str, Any] = {}
+    comparisons: dict[str, Any] = {}
+    seed, n_boot = config.validation.seed, config.validation.n_bootstrap
+    for name, rows in sets.items():
+        t, e = rows["time"].to_numpy(float), rows["event"].to_numpy(float)
+        risks = {m: models[m].linear_predictor(rows) for m in MODELS}
+        out[name] = {}
+        for m, risk in risks.items():
+            c = concordance.harrell(t, e, risk)
+            entry = {
+                "c": c.c,
+                "se": c.se,
+                "lower": c.c - 1.959963984540054 * c.se,
+                "upper": c.c + 1.959963984540054 * c.se,
+            }
+            if n_boot:
+                lower, upper, _ = concordance.bootstrap_ci(t, e, risk, n_boot=n_boot, seed=seed)
+                entry.update(boot_lower=lower, boot_upper=upper, n_bootstrap=n_boot)
+            out[name][m] = entry
+        comparisons[name] = {}
+        for a, b in COMPARISONS:
+            cmp = concordance.compare(t, e, risks[a], risks[b])
+            comparisons[name][f"{a}_vs_{b}"] = {
+                "diff": cmp.diff,
+                "se": cmp.se_diff,
+                "z": cmp.z,
+                "p": cmp.p,
+            }
+    return out, comparisons
+
+
+def _refitter(model: FittedModel, train: pd.DataFrame, times):
+    """For the optimism bootstrap: refit the model's variables on resampled rows."""
+    from toolkit.stats._efron import efron_fit
+
+    x, _ = design_matrix(train, model.variables, model.levels)
+    t, e = train["time"].to_numpy(float), train["event"].to_numpy(float)
+
+    def refit(rows: np.ndarray):
+        fit = efron_fit(x[rows], t[rows], e[rows])
+        if not fit.converged:
+            raise ValueError("bootstrap refit did not converge")
+        return lambda idx: fit.survival(x[idx], list(times))
+
+    return refit
+
+
+def calibration(sets, models, config: StudyConfig):
+    """metrics.json's ``calibration`` block and the calibration table (long)."""
+    from toolkit.stats.calibration import calibrate, optimism_corrected
+
+    times = config.validation.times
+    settings = config.validation
+    out: dict[str, Any] = {}
+    rows_out = []
+    for name, rows in sets.items():
+        out[name] = {}
+        t, e = rows["time"].to_numpy(float), rows["event"].to_numpy(float)
+        for m in ("clinical", "integrated"):
+            survival = models[m].survival(rows, times)
+            corrected = {}
+            if name == "train" and settings.calibration_bootstrap:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    corrected = optimism_corrected(
+                        t,
+                        e,
+                        _refitter(models[m], rows, times),
+                        times,
+                        n_bootstrap=settings.calibration_bootstrap,
+                        seed=settings.seed,
+                        n_groups=settings.calibration_groups,
+                    )
+            out[name][m] = {}
+            for j, horizon in enumerate(times):
+                result = calibrate(
+                    t, e, survival[:, j], horizon, n_groups=settings.calibration_groups
+                )
+                entry = {
+                    "rmse": result.rmse,
+                    "ici": result.ici,
+                    "e50": result.e50,
+                    "e90": result.e90,
+                }
+                fixed = corrected.get(horizon, {})
+                for key in ("rmse", "ici", "e50", "e90"):
+                    if key in fixed:
+                        entry[f"{key}_corrected"] = fixed[key]
+                if fixed:
+                    entry["n_bootstrap_used"] = fixed["n_used"]
+                out[name][m][f"{horizon:g}"] = entry
+                groups = result.groups.assign(set=name, model=m, horizon=horizon, rmse=result.rmse)
+                rows_out.append(groups)
+    return out, pd.concat(rows_out, ignore_index=True)
+
+
+def td_auc(sets, models, config: StudyConfig):
+    """metrics.json's ``td_auc`` block and its table."""
+    from toolkit.stats.timeauc import time_auc
+
+    times = config.validation.times
+    out: dict[str, Any] = {}
+    rows = []
+    for name, data in sets.items():
+        out[name] = {}
+        t, e = data["time"].to_numpy(float), data["event"].to_numpy(float)
+        for m in MODELS:
+            risk = 1 - models[m].survival(data, times)
+            result = time_auc(t, e, risk, times)
+            out[name][m] = {f"{h:g}": float(a) for h, a in zip(times, result.auc, strict=True)}
+            for h, a, nc, nn in zip(
+                times, result.auc, result.n_cases, result.n_controls, strict=True
+            ):
+                rows.append(
+                    {"set": name, "model": m, "time": h, "auc": a, "n_cases": nc, "n_controls": nn}
+                )
+    return out, pd.DataFrame(rows)
+
+
+def decision(sets, models, config: StudyConfig) -> dict[str, pd.DataFrame]:
+    """Decision-curve tables per set (net benefit at the decision times)."""
+    from toolkit.stats.decision import decision_table
+
+    horizons = config.validation.decision_times
+    out = {}
+    for name, data in sets.items():
+        t, e = data["time"].to_numpy(float), data["event"].to_numpy(float)
+        risks = {}
+        for m in MODELS:
+            s = models[m].survival(data, horizons)
+            risks[m] = {h: 1 - s[:, j] for j, h in enumerate(horizons)}
+        out[name] = decision_table(t, e, risks, horizons)
+    return out
+
+
+def risk_groups(sets, models) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Median split of the integrated linear predictor (training median), log-rank per set."""
+    from toolkit.stats.survival import logrank
+
+    cutoff = float(np.median(models["integrated"].linear_predictor(sets["train"])))
+    out: dict[str, Any] = {"cutoff": cutoff, "score": "integrated linear predictor"}
+    groups = {}
+    for name, data in sets.items():
+        high = models["integrated"].linear_predictor(data) > cutoff
+        groups[name] = high
+        label = np.where(high, "high", "low")
+        test = logrank(data["time"].to_numpy(float), data["event"].to_numpy(float), label)
+        out[name] = {
+            "n_high": int(high.sum()),
+            "n_low": int((~high).sum()),
+            "chisq": float(test.chisq),
+            "p": float(test.p),
+        }
+    return out, groups
+
+
+def median_survival(sets, config: StudyConfig) -> dict[str, Any]:
+    """Median survival with its 95% CI per set and outcome (print.survfit's)."""
+    from toolkit.stats.survival import kaplan_meier
+
+    outcomes = [("os", "time", "event")]
+    outcomes += [
+        (s.name.lower(), f"{s.name.lower()}_time", f"{s.name.lower()}_event")
+        for s in config.outcome.secondary
+    ]
+    out: dict[str, Any] = {}
+    for name, data in sets.items():
+        out[name] = {}
+        for key, tcol, ecol in outcomes:
+            km = kaplan_meier(data[tcol].to_numpy(float), data[ecol].to_numpy(float))
+            out[name][key] = {
+                "median": km.median,
+                "lower": km.median_lower,
+                "upper": km.median_upper,
+                "n": km.n,
+                "events": km.n_events,
+            }
+    return out
+
+
+def cohort_counts(sets) -> dict[str, Any]:
+    return {
+        name: {"n": len(data), "events": int(data["event"].sum())} for name, data in sets.items()
+    }
