@@ -49,6 +49,7 @@ def test_coxph_equals_r_on_pbc(r, pbc_data, ties):
     assert _rel(hr["upper"], ref["upper"]) < 1e-6
     np.testing.assert_allclose(ours.means, ref["means"], rtol=1e-12)
     assert ours.n == ref["n"][0] and ours.n_events == ref["nevent"][0]
+    assert ours.iterations == ref["iter"][0]  # same Newton path as coxfit6
     base = ours.baseline_cumulative_hazard
     np.testing.assert_array_equal(base["time"], ref["base_time"])
     np.testing.assert_allclose(base["hazard"], ref["base_hazard"], rtol=1e-7, atol=1e-8)
