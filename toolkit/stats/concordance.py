@@ -241,6 +241,24 @@ class _Level:
     run_group: np.ndarray
 
     @classmethod
+    def from_changes(cls, run_new: np.ndarray, group_new: np.ndarray) -> _Level:
+        """From the flags that start runs and groups (a group start starts a run)."""
+        run_start = np.flatnonzero(run_new)
+        run_length = np.diff(run_start, append=run_new.size)
+        group_start = np.flatnonzero(group_new)
+        group_end = np.append(group_start[1:], run_new.size)
+        return cls(
+            run_start, run_length, group_start, group_end, np.cumsum(group_new[run_start]) - 1
+        )
+
+    @classmethod
+    def groups_of(cls, group_new: np.ndarray) -> _Level:
+        """Groups only: every row its own run, ``run_length`` holding the group sizes."""
+        group_start = np.flatnonzero(group_new)
+        group_end = np.append(group_start[1:], group_new.size)
+        return cls(group_start, group_end - group_start, group_start, group_end, group_start)
+
+    @classmethod
     def of(cls, packed: np.ndarray, key_shift: int, group_mask: int) -> _Level:
         shifted = packed >> key_shift
         run_start = np.flatnonzero(_changes(shifted))
@@ -374,48 +392,67 @@ _HIGH = ~_LOW
 def _dominance_unit(sweep: _Sweep, rank: np.ndarray) -> _Sums:
     """:func:`_dominance` for unit weights and ``v`` = the event indicator.
 
-    Both counts travel in one int64 (rows before: low 32 bits, events after: high
-    32 bits), so each level needs one cumulative sum, two repeats and three scatters.
+    Faster than the general sweep in two ways. Both counts travel in one int64
+    (rows before: low 32 bits, events after: high 32 bits), so each level needs one
+    cumulative sum. And rows with tied keys are put in decreasing risk order and
+    then treated as distinct, so the levels need no runs of tied keys: a row's
+    tied-key partners of higher risk then all precede it (counted as "earlier and
+    higher" by mistake, subtracted at the end) and none of higher risk follows it.
     """
     n = rank.size
-    if n >= 1 << 31:
-        raise ValueError(f"{n} rows are too many for 32-bit pair counts")
-    packed, bits = _packed_start(sweep, rank)
-    order = sweep.order
-
-    def unit(packed: np.ndarray) -> np.ndarray:
-        return 1 + (((packed >> bits) & 1) << 32)
-
-    def run_sizes(level: _Level) -> np.ndarray:
-        return np.repeat(level.run_length, level.run_length).astype(float)
-
-    level = _Level.of(packed, bits, 0)
-    totals = np.repeat(level.packed_shares(_int_cumsum(unit(packed))), level.run_length)
-    totals, same_key = _moved(order, totals), _moved(order, run_sizes(level))
+    bits = max(1, int(rank.max()).bit_length())
+    if n >= 1 << 31 or int(sweep.key.max()).bit_length() + bits > 62:
+        raise ValueError(f"{n} rows are too many for the packed 64-bit counts")
+    top = (1 << bits) - 1
+    composite = (sweep.key << bits) | (top - rank)
+    order = np.argsort(composite)
+    composite = composite[order]
+    event = ((composite >> bits) & 1).astype(np.int64)
+    c = _int_cumsum(1 + (event << 32))
+    # tied keys: runs of equal (key, rank) inside groups of equal key
+    level = _Level.from_changes(_changes(composite), _changes(composite >> bits))
+    key_size = level.group_end - level.group_start
+    # rows before the row's key, events after it
+    totals = (c[level.group_start] & _LOW) | ((c[n] - c[level.group_end]) & _HIGH)
+    totals = _moved(order, np.repeat(totals, key_size))
+    before_run = c[level.run_start] - c[level.group_start][level.run_group]
+    tied_higher = _moved(order, np.repeat(before_run & _LOW, level.run_length))
+    same_key = _moved(order, np.repeat(key_size, key_size))
+    # rank in the low bits, event at bit 32
+    carried = (top - (composite & top)) | (event << 32)
     acc = np.zeros(n, dtype=np.int64)
     index = np.arange(n)
     for b in range(bits - 1, -1, -1):
-        level = _Level.of(packed, b + 1, (1 << (bits - b - 1)) - 1)
-        high = (packed >> b) & 1
-        c = _int_cumsum(high * unit(packed))
+        groups = _Level.groups_of(_changes((carried >> (b + 1)) & ((1 << (bits - b - 1)) - 1)))
+        high = (carried >> b) & 1
+        c = _int_cumsum(((carried & _HIGH) | 1) & -high)
+        start = np.repeat(c[groups.group_start], groups.run_length)
+        end = np.repeat(c[groups.group_end], groups.run_length)
+        share = ((c[:-1] - start) & _LOW) | ((end - c[1:]) & _HIGH)
         # (high - 1) is all ones for bit-0 rows and zero for bit-1 rows
-        acc += np.repeat(level.packed_shares(c), level.run_length) & (high - 1)
-        position = level.partition(high.astype(bool), c & _LOW, index)
-        packed, order, acc = (
-            _moved(position, packed),
+        acc += share & (high - 1)
+        position = groups.partition(high.astype(bool), c & _LOW, index)
+        carried, order, acc = (
+            _moved(position, carried),
             _moved(position, order),
             _moved(position, acc),
         )
-    level = _Level.of(packed, 0, (1 << bits) - 1)
-    equal = np.repeat(level.packed_shares(_int_cumsum(unit(packed))), level.run_length)
-    same_key_rank = _moved(order, run_sizes(level))
+    # sorted by (rank, key): equal-rank sums over strictly earlier / later keys
+    final = (carried & top) << (63 - bits) | sweep.key[order]
+    level = _Level.from_changes(_changes(final), _changes(carried & top))
+    equal = np.repeat(level.packed_shares(_int_cumsum((carried & _HIGH) | 1)), level.run_length)
+    same_key_rank = _moved(order, np.repeat(level.run_length, level.run_length))
     equal, acc = _moved(order, equal), _moved(order, acc)
 
     def fields(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return (packed & _LOW).astype(float)[None], (packed >> 32).astype(float)[None]
 
-    (eh, lh), (ee, le), (et, lt) = fields(acc), fields(equal), fields(totals)
-    return _Sums(eh, ee, et, lh, le, lt, same_key[None], same_key_rank[None])
+    earlier_higher = ((acc & _LOW) - tied_higher).astype(float)[None]
+    (ee, le), (et, lt) = fields(equal), fields(totals)
+    return _Sums(
+        earlier_higher, ee, et, (acc >> 32).astype(float)[None], le, lt,
+        same_key.astype(float)[None], same_key_rank.astype(float)[None],
+    )  # fmt: skip
 
 
 def _int_cumsum(values: np.ndarray) -> np.ndarray:
