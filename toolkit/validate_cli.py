@@ -20,14 +20,18 @@ def run_validation(*, fast: bool, only: list[str] | None, out: Path, report: boo
     results = run_suites(fast=fast, only=only, out_dir=out)
     table = Table(title="sigkit vs R", show_lines=False)
     for column in ("statistic", "dataset", "ours", "R", "|diff|", "tolerance", "pass"):
-        table.add_column(column, justify="right" if column not in ("statistic", "dataset") else "left")
+        table.add_column(
+            column, justify="right" if column not in ("statistic", "dataset") else "left"
+        )
     failed = 0
     for result in results:
         for c in result.comparisons:
             failed += not c.passed
             tol = f"{c.tolerance:.0e}" + (" rel" if c.relative else " abs")
             mark = "[green]pass[/]" if c.passed else "[red]FAIL[/]"
-            table.add_row(c.statistic, c.dataset, _fmt(c.ours), _fmt(c.r), f"{c.diff:.2e}", tol, mark)
+            table.add_row(
+                c.statistic, c.dataset, _fmt(c.ours), _fmt(c.r), f"{c.diff:.2e}", tol, mark
+            )
         for error in result.errors:
             failed += 1
             table.add_row(result.suite, "-", "-", "-", "-", "-", f"[red]ERROR[/] {error}")
@@ -42,4 +46,7 @@ def run_validation(*, fast: bool, only: list[str] | None, out: Path, report: boo
         else:
             path = render_validation_report(results_dir=out)
             console.print(f"report: {path}")
+    if n == 0:  # nothing checked is not a pass
+        console.print("[red]no comparisons were made[/]: no suite matched or every suite was empty")
+        return 1
     return 1 if failed else 0
