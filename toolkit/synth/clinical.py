@@ -8,7 +8,7 @@ the way they co-vary in unresectable HCC:
   2 + Poisson(0.8) tumours (at most 6);
 * necrotic core fraction: 0.28 + 0.12 b + N(0, 0.16²) in [0, 0.7]; values under
   0.15 mean no visible core (0);
-* heterogeneity (HU): log-normal, median 14, log-SD 0.4, in [5, 40];
+* heterogeneity (HU): log-normal, median 18, log-SD 0.4, in [6, 45];
 * macrovascular invasion / extrahepatic spread: probability logistic(-1.5 + 0.6 b);
 * ECOG 1 with probability 0.25; BCLC C if invasion or ECOG 1, else B if the
   tumour is multiple or larger than 5 cm, else A;
@@ -64,9 +64,9 @@ def draw_phenotype(n: int, rng: np.random.Generator) -> Phenotype:
     count = np.where(multiple, np.minimum(2 + rng.poisson(0.8, n), 6), 1)
     necrosis = np.clip(0.28 + 0.12 * b + 0.16 * rng.standard_normal(n), 0.0, 0.7)
     necrosis = np.where(necrosis < 0.15, 0.0, necrosis)
-    heterogeneity = np.clip(np.exp(np.log(14.0) + 0.4 * rng.standard_normal(n)), 5.0, 40.0)
-    enhancement = rng.uniform(35.0, 90.0, n)
-    washout = rng.uniform(10.0, 40.0, n)
+    heterogeneity = np.clip(np.exp(np.log(18.0) + 0.4 * rng.standard_normal(n)), 6.0, 45.0)
+    enhancement = rng.uniform(45.0, 100.0, n)
+    washout = rng.uniform(15.0, 45.0, n)
     invasion = rng.random(n) < _logistic(-1.5 + 0.6 * b)
     ecog = (rng.random(n) < 0.25).astype(int)
     cirrhosis = rng.random(n) < 0.70

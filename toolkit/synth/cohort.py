@@ -90,12 +90,13 @@ def _main_tumour(rng, grid: Grid, draw: dict, liver_centre, liver_axes, body_axe
     zh = grid.half_extent[2]
     c = min(a * rng.uniform(0.75, 0.95), max(zh - 14.0, 6.0))
     reach = a * 1.1 + 12.0
+    # keep the tumour and its rim of liver inside the body and the field of view
+    room_x = min(body_axes[0], grid.half_extent[0]) - reach
+    room_y = min(body_axes[1], grid.half_extent[1]) - reach
     x = liver_centre[0] + rng.uniform(-1, 1) * max(liver_axes[0] - a, 0.0) * 0.5
     y = liver_centre[1] + rng.uniform(-1, 1) * max(liver_axes[1] - a, 0.0) * 0.5
-    x = float(np.clip(x, -(body_axes[0] - reach), max(25.0 - a, -(body_axes[0] - reach))))
-    y = float(
-        np.clip(y, -(body_axes[1] - reach), max(body_axes[1] - reach, -(body_axes[1] - reach)))
-    )
+    x = float(np.clip(x, -room_x, max(25.0 - a, -room_x)))
+    y = float(np.clip(y, -room_y, max(room_y, -room_y)))
     z = float(rng.uniform(-1, 1) * max(zh - c - 10.0, 0.0))
     necrosis = float(draw["necrosis"])
     offset = tuple(float(v) for v in rng.normal(0.0, 0.08 * a * max(necrosis, 0.1), 3))
@@ -144,9 +145,10 @@ def _satellites(rng, main: Tumour, count: int, liver_centre, liver_axes) -> list
 
 def draw_anatomy(rng: np.random.Generator, grid: Grid, draw: dict) -> Anatomy:
     """One patient's anatomy, with the main tumour of the drawn size and phenotype."""
-    body_axes = (float(rng.uniform(91.0, 97.0)), float(rng.uniform(72.0, 79.0)))
+    # a liver-targeted field of view: the body fills the 205 mm field but for its corners
+    body_axes = (float(rng.uniform(108.0, 116.0)), float(rng.uniform(100.0, 108.0)))
     liver_centre = (
-        float(rng.normal(-32.0, 3.0)),
+        float(rng.normal(-26.0, 3.0)),
         float(rng.normal(-6.0, 3.0)),
         float(rng.normal(10.0, 3.0)),
     )

@@ -2,7 +2,7 @@
 
 The true linear predictor of death is
 
-    eta = 0.70 log2(size_cm / 6) + 1.50 necrosis + 0.030 (heterogeneity_HU - 14)
+    eta = 0.70 log2(size_cm / 6) + 1.50 necrosis + 0.030 (heterogeneity_HU - 18)
           + 0.35 [BCLC B] + 0.85 [BCLC C] + 0.45 [ALT >= 40 U/L] + 0.15 [AFP >= 400 ng/mL]
 
 (size, necrotic-core fraction and texture heterogeneity are the image
@@ -33,7 +33,7 @@ import numpy as np
 COEFFICIENTS = {
     "log2_size_over_6cm": 0.70,
     "necrosis": 1.50,
-    "heterogeneity_minus_14hu": 0.030,
+    "heterogeneity_minus_18hu": 0.030,
     "bclc_B": 0.35,
     "bclc_C": 0.85,
     "alt_ge_40": 0.45,
@@ -66,7 +66,7 @@ def linear_predictor(size_cm, necrosis, heterogeneity, bclc, alt, afp) -> np.nda
     return (
         c["log2_size_over_6cm"] * np.log2(np.asarray(size_cm) / 6.0)
         + c["necrosis"] * np.asarray(necrosis)
-        + c["heterogeneity_minus_14hu"] * (np.asarray(heterogeneity) - 14.0)
+        + c["heterogeneity_minus_18hu"] * (np.asarray(heterogeneity) - 18.0)
         + c["bclc_B"] * (bclc == "B")
         + c["bclc_C"] * (bclc == "C")
         + c["alt_ge_40"] * (np.asarray(alt) >= 40.0)

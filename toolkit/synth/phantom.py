@@ -45,7 +45,7 @@ TISSUE_HU = {
     "cortex": (700.0, 700.0),
     "aorta": (300.0, 160.0),
     "ivc": (80.0, 150.0),
-    "necrosis": (20.0, 22.0),
+    "necrosis": (12.0, 15.0),
 }
 
 #: Width (mm) of the logistic partial-volume edge.
@@ -209,11 +209,35 @@ def tumour_distance(grid: Grid, tumour: Tumour, box) -> np.ndarray:
 
 
 def smooth_field(rng: np.random.Generator, shape, sigma: tuple[float, float, float]) -> np.ndarray:
-    """Gaussian-smoothed white noise scaled to unit standard deviation (float32)."""
-    noise = rng.standard_normal(shape, dtype=np.float32)
-    field = ndimage.gaussian_filter(noise, sigma=sigma, mode="reflect")
+    """Gaussian-smoothed white noise (sigma in voxels, z y x) scaled to unit SD (float32).
+
+    Wide in-plane kernels are applied on a grid coarser by d = sigma // 1.5 and
+    linearly interpolated back: the same field statistics for a fraction of the work.
+    """
+    d = max(1, int(min(sigma[1], sigma[2]) // 1.5))
+    coarse = tuple(shape) if d == 1 else (shape[0], -(-shape[1] // d) + 1, -(-shape[2] // d) + 1)
+    noise = rng.standard_normal(coarse, dtype=np.float32)
+    field = ndimage.gaussian_filter(noise, sigma=(sigma[0], sigma[1] / d, sigma[2] / d))
+    if d > 1:  # separable linear interpolation as two small matrix products
+        wy = _linear_weights(shape[1], coarse[1], d)
+        wx = _linear_weights(shape[2], coarse[2], d)
+        nz, cy, cx = field.shape
+        field = (wy @ field.transpose(1, 0, 2).reshape(cy, nz * cx)).reshape(shape[1], nz, cx)
+        field = (field.transpose(1, 0, 2).reshape(-1, cx) @ wx.T).reshape(shape)
+    field = np.ascontiguousarray(field, dtype=np.float32)
     sd = float(field.std())
     return field / sd if sd > 0 else field
+
+
+def _linear_weights(n_fine: int, n_coarse: int, d: int) -> np.ndarray:
+    """(n_fine, n_coarse) linear-interpolation matrix from a grid `d` times coarser."""
+    position = np.arange(n_fine) / d
+    lower = np.minimum(position.astype(int), n_coarse - 2)
+    frac = (position - lower).astype(np.float32)
+    weights = np.zeros((n_fine, n_coarse), np.float32)
+    weights[np.arange(n_fine), lower] = 1.0 - frac
+    weights[np.arange(n_fine), lower + 1] = frac
+    return weights
 
 
 def _texture(rng, shape, spacing) -> np.ndarray:

@@ -1,0 +1,641 @@
+"""Preprocess a cohort's CECT volumes into the crops the network reads.
+
+Per patient (:func:`process_patient`): read the arterial and portal phases and
+every reader's mask; check them (readable, 3-D, no NaN, masks on the image's
+grid, non-empty; several mask components keep the largest, with a warning);
+register the arterial phase onto the portal phase (Euler3D, Mattes MI:
+:mod:`toolkit.imaging.register`); resample the masks onto the portal grid
+(optionally with a fixed in-plane spacing); then for each reader take the axial
+slice with the largest ROI, crop both phases 224 x 224 around the ROI centroid
+(padded with the slice's background value) and z-score the crop (or the ROI).
+Writes ``crops/<patient>.npz`` (docs/contracts.md) and ``crops/qc/<patient>.png``.
+
+Per cohort (:func:`preprocess_cohort`): patients fan out through Dask
+(a ``distributed.LocalCluster`` of `workers` processes, or an existing cluster
+at `scheduler`), or run in this process with ``workers=0``. A patient whose
+crops exist with the same input hash and settings hash is skipped, so an
+interrupted run resumes. Failures never stop the run: each is listed in
+``crops/failures.csv`` (patient, stage, reason) and ``crops/manifest.json``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit._version import __version__
+from toolkit.artifacts import atomic_path, file_hash, settings_hash, write_json
+from toolkit.imaging.manifest import Manifest, read_manifest
+from toolkit.imaging.register import RegistrationSettings
+
+FAILURE_COLUMNS = ["patient", "stage", "reason"]
+
+
+@dataclass(frozen=True)
+class PreprocessSettings:
+    """What the crops depend on (all of it goes into the settings hash).
+
+    readers: reader names, primary first (default: the manifest's mask columns).
+    crop_size: side of the square crop (pixels).
+    zscore: "crop" (the paper) or "roi".
+    register: register arterial onto portal; False resamples by physical position only.
+    spacing_mm: resample in-plane to this spacing before cropping (None: keep the portal grid).
+    mask_phase: the phase the masks were drawn on ("arterial": they follow the registration).
+    qc: write crops/qc/<patient>.png.
+    """
+
+    readers: tuple[str, ...] | None = None
+    crop_size: int = 224
+    zscore: str = "crop"
+    register: bool = True
+    spacing_mm: float | None = None
+    mask_phase: str = "arterial"
+    qc: bool = True
+    registration: RegistrationSettings = field(default_factory=RegistrationSettings)
+
+    def __post_init__(self) -> None:
+        if self.zscore not in ("crop", "roi"):
+            raise ValueError(f"zscore must be 'crop' or 'roi', not {self.zscore!r}")
+        if self.mask_phase not in ("arterial", "portal"):
+            raise ValueError(f"mask_phase must be 'arterial' or 'portal', not {self.mask_phase!r}")
+        if self.crop_size < 8:
+            raise ValueError(f"crop_size must be at least 8 pixels, not {self.crop_size}")
+        if self.spacing_mm is not None and self.spacing_mm <= 0:
+            raise ValueError(f"spacing_mm must be positive, not {self.spacing_mm}")
+
+    @classmethod
+    def from_imaging(cls, imaging: dict[str, Any], **overrides: Any) -> PreprocessSettings:
+        """From study.toml's [imaging] table (primary reader moved first)."""
+        readers = list(imaging.get("readers") or [])
+        primary = imaging.get("primary_reader")
+        if primary and primary in readers:
+            readers.remove(primary)
+            readers.insert(0, primary)
+        values: dict[str, Any] = {
+            "readers": tuple(readers) or None,
+            "crop_size": int(imaging.get("crop_size", 224)),
+            "zscore": imaging.get("zscore", "crop"),
+            "register": bool(imaging.get("register", imaging.get("register_phases", True))),
+        }
+        for key in ("spacing_mm", "mask_phase"):
+            if key in imaging:
+                values[key] = imaging[key]
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def from_study_toml(cls, path: str | os.PathLike[str], **overrides: Any) -> PreprocessSettings:
+        with open(path, "rb") as handle:
+            return cls.from_imaging(tomllib.load(handle).get("imaging", {}), **overrides)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["readers"] = list(self.readers or [])
+        data.pop("qc")  # the QC picture does not change the crops
+        return data
+
+
+@dataclass(frozen=True)
+class PreprocessSummary:
+    """Outcome of :func:`preprocess_cohort`."""
+
+    out_dir: Path
+    n_ok: int
+    n_failed: int
+    n_skipped: int
+    failures: pd.DataFrame  # patient, stage, reason
+    warnings: pd.DataFrame  # patient, warning
+    timings: pd.DataFrame  # patient, status, read_s, register_s, crop_s, total_s
+    seconds: float
+
+    @property
+    def partial(self) -> bool:
+        return self.n_failed > 0
+
+    def __str__(self) -> str:
+        state = "PARTIAL" if self.partial else "complete"
+        return (
+            f"preprocess {state}: {self.n_ok} ok ({self.n_skipped} up to date, skipped), "
+            f"{self.n_failed} failed, {len(self.warnings)} warnings, {self.seconds:.1f} s "
+            f"-> {self.out_dir}"
+        )
+
+
+class PatientFailure(Exception):
+    """A patient cannot be preprocessed; `stage` says where."""
+
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------- one patient
+
+
+def _input_files(row: dict, readers: tuple[str, ...]) -> dict[str, str]:
+    return {"arterial": row["arterial"], "portal": row["portal"]} | {
+        f"mask_{r}": row[f"mask_{r}"] for r in readers
+    }
+
+
+def _hash_path(path: Path) -> str:
+    if path.is_dir():
+        return settings_hash({p.name: file_hash(p) for p in sorted(path.iterdir()) if p.is_file()})
+    return file_hash(path)
+
+
+def input_hashes(files: dict[str, str]) -> dict[str, str]:
+    """SHA-256 of each input file (a DICOM folder: of its files); raises on a missing one."""
+    out = {}
+    for key, value in files.items():
+        path = Path(value)
+        if not path.exists():
+            phase = "mask" if key.startswith("mask_") else "phase"
+            raise PatientFailure("read", f"{key} {phase} missing: {path} not found")
+        out[key] = _hash_path(path)
+    return out
+
+
+def _up_to_date(npz_path: Path, input_hash: str, settings_key: str) -> dict | None:
+    """The metadata of an existing crop made from the same inputs and settings, else None."""
+    if not npz_path.is_file():
+        return None
+    try:
+        with np.load(npz_path, allow_pickle=False) as data:
+            meta = json.loads(str(data["metadata"]))
+    except (OSError, ValueError, KeyError):
+        return None
+    same = meta.get("input_hash") == input_hash and meta.get("settings_hash") == settings_key
+    return meta if same else None
+
+
+def _read_inputs(files: dict[str, str], readers: tuple[str, ...]):
+    import SimpleITK as sitk
+
+    from toolkit.imaging.io import ImageReadError, read_volume
+
+    try:
+        portal = read_volume(files["portal"])
+        arterial = read_volume(files["arterial"])
+        masks = {r: read_volume(files[f"mask_{r}"], dtype=sitk.sitkFloat32) for r in readers}
+    except ImageReadError as exc:
+        raise PatientFailure("read", str(exc)) from None
+    return arterial, portal, masks
+
+
+def _check_inputs(arterial, portal, masks, mask_phase: str) -> tuple[dict, list[str]]:
+    """NaN, geometry and component checks; returns binary mask arrays and warnings."""
+    import SimpleITK as sitk
+
+    from toolkit.imaging.io import same_geometry
+    from toolkit.imaging.roi import RoiError, largest_component
+
+    for name, image in (("arterial", arterial), ("portal", portal)):
+        n_nan = int(np.isnan(sitk.GetArrayViewFromImage(image)).sum())
+        if n_nan:
+            raise PatientFailure("check", f"{name} image has {n_nan} NaN voxels")
+    reference = arterial if mask_phase == "arterial" else portal
+    arrays, warnings = {}, []
+    for reader, mask in masks.items():
+        differs = same_geometry(reference, mask)
+        if differs:
+            raise PatientFailure(
+                "check", f"mask_{reader} geometry does not match the {mask_phase} image: {differs}"
+            )
+        values = sitk.GetArrayViewFromImage(mask)
+        if np.isnan(values).any():
+            raise PatientFailure("check", f"mask_{reader} has NaN voxels")
+        try:
+            parts = largest_component(values > 0.5, f"mask_{reader}")
+        except RoiError as exc:
+            raise PatientFailure("check", str(exc)) from None
+        if parts.n_components > 1:
+            warnings.append(
+                f"mask_{reader} has {parts.n_components} connected components; kept the largest "
+                f"({parts.kept_voxels} voxels), dropped {parts.dropped_voxels} voxels"
+            )
+        arrays[reader] = parts.mask
+    return arrays, warnings
+
+
+def _target_grid(portal, spacing_mm: float | None):
+    """The portal grid, or the portal grid resampled in-plane to `spacing_mm`."""
+    import SimpleITK as sitk
+
+    if spacing_mm is None:
+        return portal
+    sx, sy, sz = portal.GetSpacing()
+    nx, ny, nz = portal.GetSize()
+    size = [max(1, round(nx * sx / spacing_mm)), max(1, round(ny * sy / spacing_mm)), nz]
+    spacing = (spacing_mm, spacing_mm, sz)
+    # same physical extent: first pixel centre moves by half the change of spacing
+    shift = np.asarray([(spacing_mm - sx) / 2, (spacing_mm - sy) / 2, 0.0])
+    direction = np.asarray(portal.GetDirection()).reshape(3, 3)
+    origin = np.asarray(portal.GetOrigin()) + direction @ shift
+    grid = sitk.Image(size, sitk.sitkFloat32)
+    grid.SetSpacing(spacing)
+    grid.SetDirection(portal.GetDirection())
+    grid.SetOrigin(tuple(origin))
+    return grid
+
+
+def _resample(image, reference, transform, *, default: float, linear: bool = True):
+    import SimpleITK as sitk
+
+    resampler = sitk.ResampleImageFilter()
+    resampler.SetReferenceImage(reference)
+    resampler.SetTransform(transform)
+    resampler.SetInterpolator(sitk.sitkLinear if linear else sitk.sitkNearestNeighbor)
+    resampler.SetDefaultPixelValue(float(default))
+    resampler.SetOutputPixelType(sitk.sitkFloat32)
+    return resampler.Execute(image)
+
+
+def _slice_reference(grid, k: int):
+    """A one-slice image with `grid`'s in-plane geometry at axial index k."""
+    import SimpleITK as sitk
+
+    nx, ny, _ = grid.GetSize()
+    ref = sitk.Image([nx, ny, 1], sitk.sitkFloat32)
+    ref.SetSpacing(grid.GetSpacing())
+    ref.SetDirection(grid.GetDirection())
+    ref.SetOrigin(grid.TransformIndexToPhysicalPoint((0, 0, int(k))))
+    return ref
+
+
+def _masks_on_grid(masks, source, grid, transform) -> dict[str, np.ndarray]:
+    """Masks drawn on `source`'s grid, moved by `transform` onto `grid` (linear, >= 0.5)."""
+    import SimpleITK as sitk
+
+    out = {}
+    for reader, array in masks.items():
+        image = sitk.GetImageFromArray(array.astype(np.float32))
+        image.CopyInformation(source)
+        moved = _resample(image, grid, transform, default=0.0)
+        binary = (sitk.GetArrayViewFromImage(moved) >= 0.5).astype(np.uint8)
+        if not binary.any():
+            raise PatientFailure("resample", f"mask_{reader} is empty on the portal grid")
+        out[reader] = binary
+    return out
+
+
+def _phase_slice(image, grid, transform, k: int, fill: float) -> np.ndarray:
+    import SimpleITK as sitk
+
+    moved = _resample(image, _slice_reference(grid, k), transform, default=fill)
+    return sitk.GetArrayFromImage(moved)[0]
+
+
+def _crops(arterial, portal, grid, transform, masks, settings) -> dict[str, np.ndarray]:
+    """Per reader: largest-ROI slice, centroid, both phases' crops, the mask crop."""
+    import SimpleITK as sitk
+
+    from toolkit.imaging import roi
+
+    identity = sitk.Transform(3, sitk.sitkIdentity)
+    size = settings.crop_size
+    art_fill = roi.border_value(sitk.GetArrayViewFromImage(arterial)[0])
+    por_fill = roi.border_value(sitk.GetArrayViewFromImage(portal)[0])
+    out: dict[str, list] = {k: [] for k in ("arterial", "portal", "mask", "slice", "centre")}
+    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for mask in masks.values():
+        k = roi.largest_slice(mask)
+        centre = roi.centroid(mask[k])
+        if k not in cache:
+            cache[k] = (
+                _phase_slice(arterial, grid, transform, k, art_fill),
+                _phase_slice(portal, grid, identity, k, por_fill),
+            )
+        art, por = cache[k]
+        mask_crop = roi.crop(mask[k], centre, size, 0)
+        for name, plane, fill in (("arterial", art, art_fill), ("portal", por, por_fill)):
+            window = roi.crop(plane, centre, size, fill)
+            out[name].append(roi.zscore(window, mask_crop, settings.zscore))
+        out["mask"].append(mask_crop)
+        out["slice"].append(k)
+        out["centre"].append(centre)
+    return {
+        "arterial": np.stack(out["arterial"]).astype(np.float32),
+        "portal": np.stack(out["portal"]).astype(np.float32),
+        "mask": np.stack(out["mask"]).astype(np.uint8),
+        "slice_index": np.asarray(out["slice"], dtype=np.int64),
+        "centre_index": np.asarray(out["centre"], dtype=np.int64),
+    }
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def _is_synthetic(row: dict) -> bool:
+    return str(row.get("synthetic", "")).strip().lower() in ("true", "1", "yes")
+
+
+def process_patient(
+    row: dict, settings: PreprocessSettings, out_dir: str, threads: int | None = None
+) -> dict[str, Any]:
+    """Preprocess one manifest row; never raises: failures come back as a record."""
+    start = time.perf_counter()
+    record: dict[str, Any] = {"patient": row["patient"], "status": "ok", "warnings": []}
+    try:
+        record.update(_process(row, settings, Path(out_dir), threads, start))
+    except PatientFailure as exc:
+        record.update(status="failed", stage=exc.stage, reason=exc.reason)
+    except Exception as exc:  # any other error fails this patient only
+        record.update(status="failed", stage="unexpected", reason=f"{type(exc).__name__}: {exc}")
+    if record["status"] == "failed":  # never leave a stale crop of a patient that now fails
+        Path(out_dir, f"{row['patient']}.npz").unlink(missing_ok=True)
+    record["total_s"] = time.perf_counter() - start
+    return record
+
+
+def _process(row, settings, out_dir: Path, threads, start) -> dict[str, Any]:
+    import SimpleITK as sitk
+
+    from toolkit.imaging.register import identity, register_rigid
+
+    if threads:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(threads))
+    readers = tuple(settings.readers)
+    files = _input_files(row, readers)
+    hashes = input_hashes(files)
+    input_hash = settings_hash(hashes)
+    settings_key = settings_hash(settings.as_dict())
+    npz_path = out_dir / f"{row['patient']}.npz"
+    previous = _up_to_date(npz_path, input_hash, settings_key)
+    if previous is not None:
+        return {
+            "status": "skipped",
+            "input_hash": input_hash,
+            "warnings": previous.get("warnings", []),
+        }
+    arterial, portal, masks = _read_inputs(files, readers)
+    mask_arrays, warnings = _check_inputs(arterial, portal, masks, settings.mask_phase)
+    read_s = time.perf_counter() - start
+
+    t0 = time.perf_counter()
+    try:
+        fit = (
+            register_rigid(portal, arterial, settings.registration)
+            if settings.register
+            else (identity(portal))
+        )
+    except RuntimeError as exc:
+        raise PatientFailure("register", f"registration failed: {exc}") from None
+    register_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    transform = fit.transform()
+    grid = _target_grid(portal, settings.spacing_mm)
+    if settings.mask_phase == "arterial":
+        on_grid = _masks_on_grid(mask_arrays, arterial, grid, transform)
+    else:
+        on_grid = _masks_on_grid(mask_arrays, portal, grid, sitk.Transform(3, sitk.sitkIdentity))
+    arrays = _crops(arterial, portal, grid, transform, on_grid, settings)
+    meta = {
+        "patient": row["patient"],
+        "centre": row.get("centre"),
+        "set": row.get("set"),
+        "synthetic": _is_synthetic(row),
+        "input_hash": input_hash,
+        "inputs": hashes,
+        "settings": settings.as_dict(),
+        "settings_hash": settings_key,
+        "sigkit_version": __version__,
+        "registration": {
+            "centre": fit.centre.tolist(),
+            "metric": fit.metric,
+            "iterations": fit.iterations,
+            "stop": fit.stop,
+            "convention": "Euler3D maps a portal point x to the arterial point T(x)",
+        },
+        "warnings": warnings,
+    }
+    arrays |= {
+        "readers": np.asarray(readers, dtype=str),
+        "spacing": np.asarray(grid.GetSpacing(), dtype=np.float64),
+        "registration": np.asarray(fit.parameters, dtype=np.float64),
+        "metadata": np.asarray(json.dumps(meta)),
+    }
+    _write_npz(npz_path, arrays)
+    if settings.qc:
+        from toolkit.imaging.qc import write_qc
+
+        write_qc(out_dir / "qc" / f"{row['patient']}.png", arrays)
+    return {
+        "input_hash": input_hash,
+        "warnings": warnings,
+        "read_s": read_s,
+        "register_s": register_s,
+        "crop_s": time.perf_counter() - t0,
+        "registration": fit.parameters.tolist(),
+    }
+
+
+# --------------------------------------------------------------------------- the cohort
+
+
+def _failed(patient: str, stage: str, reason: str) -> dict[str, Any]:
+    return {
+        "patient": patient,
+        "status": "failed",
+        "stage": stage,
+        "reason": reason,
+        "warnings": [],
+    }
+
+
+def _run_sync(rows, settings, out_dir, progress) -> list[dict]:
+    results = []
+    with _Progress(len(rows), progress) as bar:
+        for row in rows:
+            results.append(process_patient(row, settings, str(out_dir)))
+            bar.advance()
+    return results
+
+
+def _run_dask(rows, settings, out_dir, workers, scheduler, progress) -> list[dict]:
+    import logging
+
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+        threads = None
+    else:
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        client = Client(cluster)
+        threads = max(1, (os.cpu_count() or 1) // workers)
+    results = []
+    try:
+        futures = client.map(
+            process_patient,
+            rows,
+            settings=settings,
+            out_dir=str(out_dir),
+            threads=threads,
+            pure=False,
+        )
+        patient_of = {f.key: r["patient"] for f, r in zip(futures, rows, strict=True)}
+        with _Progress(len(rows), progress) as bar:
+            for future in as_completed(futures):
+                try:
+                    results.append(future.result())
+                except Exception as exc:  # a dead worker fails its patient
+                    results.append(
+                        _failed(patient_of[future.key], "worker", f"{type(exc).__name__}: {exc}")
+                    )
+                bar.advance()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return results
+
+
+class _Progress:
+    """A rich progress bar (or nothing)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled, self._bar, self._task = total, enabled, None, None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import Progress
+
+            self._bar = Progress(transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task("preprocess", total=self.total)
+        return self
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _resolve_settings(manifest_path: Path, settings: PreprocessSettings | None):
+    if settings is None:
+        study = manifest_path.parent / "study.toml"
+        settings = (
+            PreprocessSettings.from_study_toml(study) if study.is_file() else PreprocessSettings()
+        )
+    return settings
+
+
+def preprocess_cohort(
+    manifest_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    workers: int | str = 2,
+    scheduler: str | None = None,
+    progress: bool = True,
+    settings: PreprocessSettings | None = None,
+) -> PreprocessSummary:
+    """Preprocess every patient of a manifest into `out_dir` (crops/ of the contract).
+
+    Parameters
+    ----------
+    manifest_path: manifest.csv (docs/contracts.md).
+    out_dir: where <patient>.npz, qc/, failures.csv and manifest.json go.
+    workers: Dask worker processes of a LocalCluster; 0 or "sync" runs in this process.
+    scheduler: address of an existing Dask scheduler ("tcp://host:port"); overrides workers.
+    progress: show a progress bar.
+    settings: crop settings; default: [imaging] of the study.toml beside the manifest,
+        else :class:`PreprocessSettings` defaults.
+
+    Raises :class:`toolkit.imaging.manifest.ManifestError` when the manifest is
+    unusable as a whole; single patients fail into failures.csv instead.
+    """
+    start = time.perf_counter()
+    manifest_path, out_dir = Path(manifest_path), Path(out_dir)
+    settings = _resolve_settings(manifest_path, settings)
+    manifest = read_manifest(manifest_path, settings.readers)
+    settings = replace(settings, readers=manifest.readers)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = manifest.rows()
+    if workers in (0, "0", "sync") and not scheduler:
+        results = _run_sync(rows, settings, out_dir, progress)
+    else:
+        results = _run_dask(rows, settings, out_dir, int(workers), scheduler, progress)
+    results += [_failed(p, "manifest", reason) for p, reason in manifest.problems.items()]
+    for result in results:
+        if result["status"] == "failed" and result["patient"] in set(manifest.frame["patient"]):
+            Path(out_dir, f"{result['patient']}.npz").unlink(missing_ok=True)
+    return _summarise(manifest, settings, out_dir, results, time.perf_counter() - start)
+
+
+def _summarise(manifest: Manifest, settings, out_dir: Path, results, seconds) -> PreprocessSummary:
+    order = {p: i for i, p in enumerate(manifest.frame["patient"])}
+    results = sorted(results, key=lambda r: (order.get(r["patient"], len(order)), r["patient"]))
+    failures = pd.DataFrame(
+        [{k: r[k] for k in FAILURE_COLUMNS} for r in results if r["status"] == "failed"],
+        columns=FAILURE_COLUMNS,
+    )
+    with atomic_path(out_dir / "failures.csv") as tmp:
+        failures.to_csv(tmp, index=False)
+    warnings = pd.DataFrame(
+        [{"patient": r["patient"], "warning": w} for r in results for w in r.get("warnings", [])],
+        columns=["patient", "warning"],
+    )
+    timing_cols = ["patient", "status", "read_s", "register_s", "crop_s", "total_s"]
+    timings = pd.DataFrame(
+        [{k: r.get(k) for k in timing_cols} for r in results], columns=timing_cols
+    )
+    write_json(
+        out_dir / "manifest.json",
+        {
+            "sigkit_version": __version__,
+            "manifest": str(manifest.path),
+            "settings": settings.as_dict(),
+            "settings_hash": settings_hash(settings.as_dict()),
+            "readers": list(manifest.readers),
+            "patients": {
+                r["patient"]: {
+                    "status": "failed" if r["status"] == "failed" else "ok",
+                    "input_hash": r.get("input_hash"),
+                    **(
+                        {"stage": r["stage"], "reason": r["reason"]}
+                        if r["status"] == "failed"
+                        else {}
+                    ),
+                    "warnings": r.get("warnings", []),
+                }
+                for r in results
+            },
+        },
+    )
+    n_failed = len(failures)
+    n_skipped = sum(r["status"] == "skipped" for r in results)
+    return PreprocessSummary(
+        out_dir=out_dir,
+        n_ok=len(results) - n_failed,
+        n_failed=n_failed,
+        n_skipped=n_skipped,
+        failures=failures,
+        warnings=warnings,
+        timings=timings,
+        seconds=seconds,
+    )

@@ -1,0 +1,99 @@
+"""The tumour ROI: mask checks, the largest-ROI axial slice, the centred crop, z-scoring.
+
+The paper's recipe: the axial slice where the delineated tumour is largest, a
+224 x 224 square centred at the ROI's centroid in that slice, and a z-score
+(subtract the mean, divide by the standard deviation) over the square. The
+z-score over the ROI's pixels only is an option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+
+class RoiError(ValueError):
+    """A mask cannot define an ROI (empty, or no usable slice)."""
+
+
+@dataclass(frozen=True)
+class Components:
+    """The mask reduced to its largest 3-D connected component."""
+
+    mask: np.ndarray  # uint8, (z, y, x)
+    n_components: int
+    kept_voxels: int
+    dropped_voxels: int
+
+
+def largest_component(mask: np.ndarray, name: str = "mask") -> Components:
+    """Keep the largest 26-connected component of a binary mask.
+
+    Raises :class:`RoiError` when the mask is empty.
+    """
+    binary = np.asarray(mask) > 0
+    if not binary.any():
+        raise RoiError(f"{name} is empty (no voxel > 0)")
+    labels, n = ndimage.label(binary, structure=np.ones((3, 3, 3), bool))
+    if n == 1:
+        return Components(binary.astype(np.uint8), 1, int(binary.sum()), 0)
+    sizes = np.bincount(labels.ravel())[1:]
+    keep = int(np.argmax(sizes)) + 1
+    kept = labels == keep
+    return Components(
+        kept.astype(np.uint8), int(n), int(sizes[keep - 1]), int(sizes.sum() - sizes[keep - 1])
+    )
+
+
+def largest_slice(mask: np.ndarray) -> int:
+    """Index of the axial slice (axis 0) with the largest ROI area (the first if tied)."""
+    areas = np.asarray(mask).reshape(mask.shape[0], -1).sum(axis=1)
+    if areas.max() <= 0:
+        raise RoiError("the mask has no voxel in any slice")
+    return int(np.argmax(areas))
+
+
+def centroid(mask2d: np.ndarray) -> tuple[int, int]:
+    """ROI centroid (row, column) in a slice, rounded to the nearest pixel."""
+    rows, cols = np.nonzero(mask2d)
+    return int(np.rint(rows.mean())), int(np.rint(cols.mean()))
+
+
+def crop(image2d: np.ndarray, centre: tuple[int, int], size: int, fill: float) -> np.ndarray:
+    """A `size` x `size` window of `image2d` centred at `centre`, padded with `fill`.
+
+    The window spans rows ``centre_row - size // 2`` to ``centre_row + (size + 1) // 2``
+    (and the same for columns); where it leaves the image the value is `fill`.
+    """
+    out = np.full((size, size), fill, dtype=image2d.dtype)
+    r0, c0 = centre[0] - size // 2, centre[1] - size // 2
+    ny, nx = image2d.shape
+    rs, re = max(r0, 0), min(r0 + size, ny)
+    cs, ce = max(c0, 0), min(c0 + size, nx)
+    if rs < re and cs < ce:
+        out[rs - r0 : re - r0, cs - c0 : ce - c0] = image2d[rs:re, cs:ce]
+    return out
+
+
+def zscore(values: np.ndarray, mask: np.ndarray | None = None, where: str = "crop") -> np.ndarray:
+    """(x - mean) / sd with mean and sd over the whole crop or over the ROI (`where`).
+
+    sd is the population standard deviation (numpy's ddof=0). A constant region
+    gives sd = 0; then only the mean is removed.
+    """
+    if where not in ("crop", "roi"):
+        raise ValueError(f"zscore must be 'crop' or 'roi', not {where!r}")
+    values = np.asarray(values, dtype=np.float64)
+    region = values if where == "crop" else values[np.asarray(mask) > 0]
+    if region.size == 0:
+        raise RoiError("the ROI has no pixel in the crop, cannot z-score over it")
+    mean, sd = float(region.mean()), float(region.std())
+    return ((values - mean) / (sd if sd > 0 else 1.0)).astype(np.float32)
+
+
+def border_value(image2d: np.ndarray) -> float:
+    """Background value of a slice: the median of its outermost rows and columns."""
+    edge = np.concatenate([image2d[0], image2d[-1], image2d[:, 0], image2d[:, -1]])
+    return float(np.median(edge))
