@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from toolkit.stats._checks import check_survival
 
@@ -185,6 +186,9 @@ class _Risk:
     efron_fraction: np.ndarray  # per event row: j / m_k (0 for Breslow)
     group_size: np.ndarray  # m_k per distinct event time
     group_weight: np.ndarray  # W_k per distinct event time
+    group_start: np.ndarray  # per distinct event time: its first position in death_rows
+    x_dead: np.ndarray  # covariates of the event rows
+    weight_dead: np.ndarray  # case weights of the event rows
 
 
 def _prepare(x, time, event, weight, strata_codes, ties: str) -> tuple[_Risk, np.ndarray]:
@@ -220,6 +224,9 @@ def _prepare(x, time, event, weight, strata_codes, ties: str) -> tuple[_Risk, np
         efron_fraction=fraction,
         group_size=group_size,
         group_weight=group_weight,
+        group_start=starts,
+        x_dead=xs[death_rows],
+        weight_dead=ws[death_rows],
     )
     return risk, order
 
@@ -240,7 +247,7 @@ def _terms(risk: _Risk, beta: np.ndarray, *, derivatives: bool = True):
     d0 = np.bincount(risk.group, weights=dead_we, minlength=len(s0))
     meanwt = (risk.group_weight / risk.group_size)[risk.group]
     denom = s0[risk.group] - risk.efron_fraction * d0[risk.group]
-    dead_w = risk.weight[risk.death_rows]
+    dead_w = risk.weight_dead
     loglik = float(dead_w @ eta[risk.death_rows] - meanwt @ (np.log(denom) + shift))
     if not derivatives:
         return loglik, None, None
@@ -248,23 +255,33 @@ def _terms(risk: _Risk, beta: np.ndarray, *, derivatives: bool = True):
     h = np.bincount(risk.group, weights=meanwt * risk.efron_fraction / denom, minlength=len(s0))
     # Per row: sum of c_k over the event times whose risk set contains it.
     n = len(risk.time)
-    placed = np.zeros(n + 1)
-    np.add.at(placed, risk.group_first, c)
-    np.add.at(placed, risk.group_end, -c)
+    placed = np.bincount(risk.group_first, weights=c, minlength=n + 1)
+    placed -= np.bincount(risk.group_end, weights=c, minlength=n + 1)
     coverage = np.cumsum(placed)[:n]
     row_weight = we * coverage
     row_weight[risk.death_rows] -= dead_we * h[risk.group]
-    xd = risk.x[risk.death_rows]
-    score = dead_w @ xd - risk.x.T @ row_weight
+    xd = risk.x_dead
+    score = np.dot(dead_w, xd) - np.dot(row_weight, risk.x)
     s1 = _range_sums(we[:, None] * risk.x, risk.group_first, risk.group_end)
-    d1 = np.zeros_like(s1)
-    np.add.at(d1, risk.group, dead_we[:, None] * xd)
-    a = (s1[risk.group] - risk.efron_fraction[:, None] * d1[risk.group]) / denom[:, None]
-    information = (risk.x.T * row_weight) @ risk.x - (a.T * meanwt) @ a
+    d1 = np.add.reduceat(dead_we[:, None] * xd, risk.group_start, axis=0)
+    # sum over event rows of meanwt * a a^T with a = (s1 - f d1) / denom, expanded in f so
+    # that the products run over distinct event times, not over every event.
+    g = len(s0)
+    inv2 = meanwt / denom**2
+    alpha = np.bincount(risk.group, weights=inv2, minlength=g)
+    information = np.dot(risk.x.T * row_weight, risk.x) - np.dot(s1.T * alpha, s1)
+    if risk.efron_fraction.any():
+        f = risk.efron_fraction
+        beta_ = np.bincount(risk.group, weights=inv2 * f, minlength=g)
+        gamma = np.bincount(risk.group, weights=inv2 * f * f, minlength=g)
+        cross = np.dot(s1.T * beta_, d1)
+        information += cross + cross.T - np.dot(d1.T * gamma, d1)
     return loglik, score, information
 
 
-def _newton(risk: _Risk, p: int) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, int, bool]:
+def _newton(
+    risk: _Risk, start: tuple
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, int, bool]:
     """coxfit6's Newton-Raphson, step for step; returns beta, loglik, info, step, iters, ok.
 
     From beta = 0, step by the information's solve of the score; stop when
@@ -273,8 +290,8 @@ def _newton(risk: _Risk, p: int) -> tuple[np.ndarray, float, np.ndarray, np.ndar
     the iteration, not just the optimum, makes our coefficients equal to R's to
     rounding error rather than to R's convergence tolerance (about 1e-9).
     """
-    beta = np.zeros(p)
-    loglik, score, info = _terms(risk, beta)
+    loglik, score, info = start  # the terms at beta = 0
+    beta = np.zeros(len(score))
     candidate = beta + _solve(info, score)
     halving = False
     for iteration in range(1, _MAX_ITER + 1):
@@ -392,8 +409,12 @@ def fit(
     codes, levels = _strata_codes(strata, n)
     means = np.average(x, axis=0, weights=w)
     risk, _ = _prepare(x - means, t, e, w, codes, ties)
-    loglik_null = _terms(risk, np.zeros(p), derivatives=False)[0]
-    beta, loglik, info, step, iterations, converged = _newton(risk, p)
+    # The products are n x p by p x p: one BLAS thread is fastest, and idle BLAS
+    # threads spinning on a busy machine cost more than the work itself.
+    with threadpool_limits(limits=1, user_api="blas"):
+        start = _terms(risk, np.zeros(p))
+        beta, loglik, info, step, iterations, converged = _newton(risk, start)
+    loglik_null = start[0]
     infinite = (np.abs(step) > _EPS) & (np.abs(step) > _TOLER_INF * np.abs(beta))
     if infinite.any() or not converged:
         converged = False
