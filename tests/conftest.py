@@ -37,3 +37,13 @@ def lung(r):
 @pytest.fixture(scope="session")
 def veteran(r):
     return r.dataset("veteran")
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory):
+    """An 8-patient synthetic cohort on a small grid (16 x 96 x 96, 2 x 2 x 5 mm); read-only."""
+    from toolkit.synth import Grid, generate_cohort
+
+    out = tmp_path_factory.mktemp("tiny_cohort")
+    generate_cohort(out, 8, seed=3, grid=Grid(shape=(16, 96, 96), spacing=(2.0, 2.0, 5.0)), workers=1)
+    return out
