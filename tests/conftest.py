@@ -45,5 +45,7 @@ def tiny_cohort(tmp_path_factory):
     from toolkit.synth import Grid, generate_cohort
 
     out = tmp_path_factory.mktemp("tiny_cohort")
-    generate_cohort(out, 8, seed=3, grid=Grid(shape=(16, 96, 96), spacing=(2.0, 2.0, 5.0)), workers=1)
+    generate_cohort(
+        out, 8, seed=3, grid=Grid(shape=(16, 96, 96), spacing=(2.0, 2.0, 5.0)), workers=1
+    )
     return out
