@@ -72,6 +72,21 @@ def synth(
 
 
 @app.command()
+def preprocess(
+    manifest: Path = typer.Argument(..., help="manifest.csv of the cohort."),
+    out: Path = typer.Option(..., "--out", help="Crops folder to write."),
+    workers: int = typer.Option(2, "--workers", help="Dask worker processes; 0 runs in-process."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Existing Dask scheduler tcp://HOST:PORT."),
+    study: Path = typer.Option(None, "--study", help="study.toml (default: beside the manifest)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Register, crop and z-score every patient; exit 3 when some patients failed."""
+    from toolkit.imaging.cli import run_preprocess
+
+    raise typer.Exit(run_preprocess(manifest, out, workers, scheduler, study, progress))
+
+
+@app.command()
 def report(
     study_dir: Path = typer.Argument(..., help="Study folder holding results/ (and study.toml)."),
     out: Path = typer.Option(

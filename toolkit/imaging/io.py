@@ -9,7 +9,9 @@ with the most files when there are several). Every failure is raised as
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
+import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,11 +68,81 @@ def read_volume(path: str | os.PathLike[str], *, dtype=sitk.sitkFloat32) -> sitk
         first = str(exc).strip().splitlines()
         detail = next((line for line in first if "ERROR" in line), first[-1] if first else "")
         raise ImageReadError(f"{path}: cannot read image ({detail.strip()})") from exc
+    if path.name.lower().endswith(".nii.gz"):
+        _check_nifti_gzip_complete(path, image)
     if image.GetDimension() != 3:
         raise ImageReadError(f"{path}: expected a 3-D volume, found {image.GetDimension()}-D")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise ImageReadError(f"{path}: expected a scalar image, found a vector image")
     return sitk.Cast(image, dtype)
+
+
+def _check_nifti_gzip_complete(path: Path, image: sitk.Image) -> None:
+    """Raise when a .nii.gz is shorter than its header says.
+
+    ITK's NIfTI reader returns a truncated .nii.gz without complaint (the
+    missing voxels read as zeros), so we compare the gzip trailer's ISIZE
+    (uncompressed length mod 2^32) with vox_offset + the voxel bytes.
+    """
+    with gzip.open(path, "rb") as handle:
+        header = handle.read(540)
+    if len(header) < 348:
+        raise ImageReadError(f"{path}: cannot read image (NIfTI header is truncated)")
+    order = "<" if struct.unpack("<i", header[:4])[0] in (348, 540) else ">"
+    if struct.unpack(order + "i", header[:4])[0] == 540:
+        vox_offset = struct.unpack(order + "q", header[168:176])[0]
+    else:
+        vox_offset = int(struct.unpack(order + "f", header[108:112])[0])
+    n_bytes = image.GetNumberOfPixels() * image.GetSizeOfPixelComponent()
+    n_bytes *= image.GetNumberOfComponentsPerPixel()
+    with open(path, "rb") as handle:
+        handle.seek(-4, os.SEEK_END)
+        isize = struct.unpack("<I", handle.read(4))[0]
+    if isize != (max(vox_offset, 348) + n_bytes) % 2**32:
+        raise ImageReadError(
+            f"{path}: cannot read image (truncated or corrupt: the compressed stream holds "
+            f"{isize} bytes, the header needs {max(vox_offset, 348) + n_bytes})"
+        )
+
+
+def _nifti_header(path: Path) -> tuple[str, int, int]:
+    """(byte order, datatype code, vox_offset) of a NIfTI-1 or NIfTI-2 file."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        header = handle.read(540)
+    order = "<" if struct.unpack("<i", header[:4])[0] in (348, 540) else ">"
+    if struct.unpack(order + "i", header[:4])[0] == 540:
+        return (
+            order,
+            struct.unpack(order + "h", header[12:14])[0],
+            struct.unpack(order + "q", header[168:176])[0],
+        )
+    return (
+        order,
+        struct.unpack(order + "h", header[70:72])[0],
+        int(struct.unpack(order + "f", header[108:112])[0]),
+    )
+
+
+def nan_count(path: str | os.PathLike[str], image: sitk.Image) -> int:
+    """Number of NaN voxels of a volume as stored in its file.
+
+    ITK's NIfTI reader turns NaN into 0 silently, so for float NIfTI files the
+    raw voxel bytes are read and counted; other formats keep NaN and are
+    counted from the image.
+    """
+    path = Path(path)
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        order, datatype, vox_offset = _nifti_header(path)
+        dtype = {16: "f4", 64: "f8"}.get(datatype)
+        if dtype is None:
+            return 0
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as handle:
+            handle.seek(max(vox_offset, 348))
+            values = np.frombuffer(handle.read(), dtype=order + dtype)
+        return int(np.isnan(values).sum())
+    return int(np.isnan(sitk.GetArrayViewFromImage(image)).sum())
 
 
 @contextlib.contextmanager

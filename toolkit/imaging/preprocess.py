@@ -193,15 +193,15 @@ def _read_inputs(files: dict[str, str], readers: tuple[str, ...]):
     return arterial, portal, masks
 
 
-def _check_inputs(arterial, portal, masks, mask_phase: str) -> tuple[dict, list[str]]:
+def _check_inputs(files, arterial, portal, masks, mask_phase: str) -> tuple[dict, list[str]]:
     """NaN, geometry and component checks; returns binary mask arrays and warnings."""
     import SimpleITK as sitk
 
-    from toolkit.imaging.io import same_geometry
+    from toolkit.imaging.io import nan_count, same_geometry
     from toolkit.imaging.roi import RoiError, largest_component
 
     for name, image in (("arterial", arterial), ("portal", portal)):
-        n_nan = int(np.isnan(sitk.GetArrayViewFromImage(image)).sum())
+        n_nan = nan_count(files[name], image)
         if n_nan:
             raise PatientFailure("check", f"{name} image has {n_nan} NaN voxels")
     reference = arterial if mask_phase == "arterial" else portal
@@ -383,7 +383,7 @@ def _process(row, settings, out_dir: Path, threads, start) -> dict[str, Any]:
             "warnings": previous.get("warnings", []),
         }
     arterial, portal, masks = _read_inputs(files, readers)
-    mask_arrays, warnings = _check_inputs(arterial, portal, masks, settings.mask_phase)
+    mask_arrays, warnings = _check_inputs(files, arterial, portal, masks, settings.mask_phase)
     read_s = time.perf_counter() - start
 
     t0 = time.perf_counter()

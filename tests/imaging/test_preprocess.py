@@ -1,0 +1,259 @@
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+from typer.testing import CliRunner
+
+from toolkit.cli import app
+from toolkit.imaging.manifest import ManifestError
+from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort
+
+SMALL = PreprocessSettings(crop_size=64)
+
+
+def _cohort(source, target, patients=("P001", "P002", "P003")):
+    """A copy of `patients` of the tiny cohort (manifest, study.toml, images)."""
+    manifest = pd.read_csv(source / "manifest.csv")
+    manifest = manifest[manifest["patient"].isin(patients)]
+    for patient in patients:
+        shutil.copytree(source / "images" / patient, target / "images" / patient)
+    shutil.copy(source / "study.toml", target / "study.toml")
+    manifest.to_csv(target / "manifest.csv", index=False)
+    return target / "manifest.csv"
+
+
+def _run(manifest, out, settings=SMALL):
+    return preprocess_cohort(manifest, out, workers=0, progress=False, settings=settings)
+
+
+def _image(folder, name):
+    return sitk.ReadImage(str(folder / name))
+
+
+def _replace(folder, name, array, like):
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(like)
+    sitk.WriteImage(image, str(folder / name))
+
+
+def test_crops_follow_the_contract(tiny_cohort, tmp_path):
+    manifest = _cohort(tiny_cohort, tmp_path)
+    summary = _run(manifest, tmp_path / "crops")
+    assert (summary.n_ok, summary.n_failed, summary.n_skipped) == (3, 0, 0)
+    assert not summary.partial
+    with np.load(tmp_path / "crops" / "P002.npz", allow_pickle=False) as npz:
+        assert list(npz["readers"]) == ["reader1_a", "reader1_b", "reader2"]
+        for key in ("arterial", "portal"):
+            assert npz[key].shape == (3, 64, 64) and npz[key].dtype == np.float32
+            np.testing.assert_allclose(npz[key].mean(axis=(1, 2)), 0.0, atol=1e-4)
+            np.testing.assert_allclose(npz[key].std(axis=(1, 2)), 1.0, atol=1e-4)
+        assert npz["mask"].dtype == np.uint8 and npz["mask"].shape == (3, 64, 64)
+        assert npz["mask"][0, 32, 32] == 1  # the crop is centred on the ROI
+        assert npz["slice_index"].shape == (3,) and npz["centre_index"].shape == (3, 2)
+        np.testing.assert_allclose(npz["spacing"], [2.0, 2.0, 5.0])
+        assert npz["registration"].shape == (6,)
+        meta = json.loads(str(npz["metadata"]))
+    assert meta["patient"] == "P002" and meta["synthetic"] is True
+    assert set(meta["inputs"]) == {
+        "arterial",
+        "portal",
+        "mask_reader1_a",
+        "mask_reader1_b",
+        "mask_reader2",
+    }
+    assert (tmp_path / "crops" / "qc" / "P002.png").is_file()
+    assert pd.read_csv(tmp_path / "crops" / "failures.csv").empty
+    statuses = json.loads((tmp_path / "crops" / "manifest.json").read_text())["patients"]
+    assert {p: s["status"] for p, s in statuses.items()} == {f"P00{i}": "ok" for i in (1, 2, 3)}
+
+
+def test_slice_is_the_largest_roi_on_the_portal_grid(tiny_cohort, tmp_path):
+    manifest = _cohort(tiny_cohort, tmp_path, ("P004",))
+    _run(manifest, tmp_path / "crops", PreprocessSettings(crop_size=64, register=False))
+    mask = sitk.GetArrayFromImage(_image(tmp_path / "images" / "P004", "mask_reader1_a.nii.gz"))
+    with np.load(tmp_path / "crops" / "P004.npz") as npz:
+        # without registration the arterial-grid mask lands on the identical portal grid
+        assert npz["slice_index"][0] == int(np.argmax(mask.reshape(len(mask), -1).sum(1)))
+        assert np.all(npz["registration"] == 0)
+        assert npz["mask"][0].sum() == mask[npz["slice_index"][0]].sum()
+
+
+def test_defaults_come_from_study_toml_and_roi_zscore_option(tiny_cohort, tmp_path):
+    manifest = _cohort(tiny_cohort, tmp_path, ("P001",))
+    preprocess_cohort(manifest, tmp_path / "a", workers="sync", progress=False)
+    with np.load(tmp_path / "a" / "P001.npz") as npz:
+        assert npz["arterial"].shape == (3, 224, 224)
+    _run(manifest, tmp_path / "b", PreprocessSettings(crop_size=64, zscore="roi", spacing_mm=1.0))
+    with np.load(tmp_path / "b" / "P001.npz") as npz:
+        roi = npz["arterial"][0][npz["mask"][0] > 0]
+        assert abs(roi.mean()) < 1e-4 and abs(roi.std() - 1) < 1e-3
+        np.testing.assert_allclose(npz["spacing"], [1.0, 1.0, 5.0])
+
+
+def test_rerun_skips_up_to_date_patients_and_redoes_changed_ones(tiny_cohort, tmp_path):
+    manifest = _cohort(tiny_cohort, tmp_path)
+    _run(manifest, tmp_path / "crops")
+    first = (tmp_path / "crops" / "manifest.json").read_text()
+    again = _run(manifest, tmp_path / "crops")
+    assert (again.n_ok, again.n_skipped) == (3, 3)
+    assert (tmp_path / "crops" / "manifest.json").read_text() == first  # stable for later stages
+    folder = tmp_path / "images" / "P003"
+    mask_image = _image(folder, "mask_reader2.nii.gz")
+    mask = sitk.GetArrayFromImage(mask_image)
+    mask[np.nonzero(mask)[0][0], np.nonzero(mask)[1][0], np.nonzero(mask)[2][0]] = 0
+    _replace(folder, "mask_reader2.nii.gz", mask, mask_image)
+    changed = _run(manifest, tmp_path / "crops")
+    assert (changed.n_ok, changed.n_skipped) == (3, 2)
+    other = _run(manifest, tmp_path / "crops", PreprocessSettings(crop_size=48))
+    assert other.n_skipped == 0
+
+
+def _bad_run(tiny_cohort, tmp_path, patient="P002"):
+    manifest = _cohort(tiny_cohort, tmp_path)
+    return manifest, tmp_path / "images" / patient
+
+
+def _assert_partial(summary, out, patient, reason):
+    assert summary.partial and summary.n_failed == 1 and summary.n_ok == 2
+    failures = pd.read_csv(out / "failures.csv")
+    assert failures["patient"].tolist() == [patient]
+    assert reason in failures["reason"].iloc[0], failures["reason"].iloc[0]
+    assert not (out / f"{patient}.npz").exists()
+    assert sorted(p.name for p in out.glob("*.npz")) == sorted(
+        f"{p}.npz" for p in ("P001", "P002", "P003") if p != patient
+    )
+    assert not [p for p in out.rglob(".*") if p.is_file()]  # no temp file left behind
+
+
+def test_truncated_file_fails_only_that_patient(tiny_cohort, tmp_path):
+    manifest, folder = _bad_run(tiny_cohort, tmp_path)
+    data = (folder / "arterial.nii.gz").read_bytes()
+    (folder / "arterial.nii.gz").write_bytes(data[: len(data) // 3])
+    summary = _run(manifest, tmp_path / "crops")
+    _assert_partial(summary, tmp_path / "crops", "P002", "arterial.nii.gz: cannot read")
+
+
+def test_unreadable_file_fails_only_that_patient(tiny_cohort, tmp_path):
+    manifest, folder = _bad_run(tiny_cohort, tmp_path)
+    (folder / "portal.nii.gz").write_bytes(b"not a CT volume at all")
+    summary = _run(manifest, tmp_path / "crops")
+    _assert_partial(summary, tmp_path / "crops", "P002", "portal.nii.gz: cannot read")
+
+
+def test_missing_phase_fails_only_that_patient(tiny_cohort, tmp_path):
+    manifest, folder = _bad_run(tiny_cohort, tmp_path)
+    (folder / "portal.nii.gz").unlink()
+    summary = _run(manifest, tmp_path / "crops")
+    _assert_partial(summary, tmp_path / "crops", "P002", "portal phase missing")
+    assert summary.failures["stage"].tolist() == ["read"]
+
+
+def test_mask_geometry_mismatch_fails_only_that_patient(tiny_cohort, tmp_path):
+    manifest, folder = _bad_run(tiny_cohort, tmp_path)
+    mask = _image(folder, "mask_reader1_b.nii.gz")
+    mask.SetSpacing((2.5, 2.0, 5.0))
+    sitk.WriteImage(mask, str(folder / "mask_reader1_b.nii.gz"))
+    summary = _run(manifest, tmp_path / "crops")
+    _assert_partial(summary, tmp_path / "crops", "P002", "mask_reader1_b geometry does not match")
+
+
+def test_empty_mask_fails_only_that_patient(tiny_cohort, tmp_path):
+    manifest, folder = _bad_run(tiny_cohort, tmp_path)
+    like = _image(folder, "mask_reader2.nii.gz")
+    _replace(folder, "mask_reader2.nii.gz", np.zeros((16, 96, 96), np.uint8), like)
+    summary = _run(manifest, tmp_path / "crops")
+    _assert_partial(summary, tmp_path / "crops", "P002", "mask_reader2 is empty")
+
+
+def test_nan_in_image_fails_only_that_patient(tiny_cohort, tmp_path):
+    manifest, folder = _bad_run(tiny_cohort, tmp_path)
+    like = _image(folder, "portal.nii.gz")
+    array = sitk.GetArrayFromImage(like).astype(np.float32)
+    array[3, 10, 10:13] = np.nan
+    _replace(folder, "portal.nii.gz", array, like)
+    summary = _run(manifest, tmp_path / "crops")
+    _assert_partial(summary, tmp_path / "crops", "P002", "portal image has 3 NaN voxels")
+
+
+def test_several_mask_components_keep_the_largest_with_a_warning(tiny_cohort, tmp_path):
+    manifest, folder = _bad_run(tiny_cohort, tmp_path)
+    like = _image(folder, "mask_reader2.nii.gz")
+    mask = sitk.GetArrayFromImage(like)
+    mask[1, 2:4, 2:4] = 1  # a speck far from the tumour
+    _replace(folder, "mask_reader2.nii.gz", mask, like)
+    summary = _run(manifest, tmp_path / "crops")
+    assert summary.n_ok == 3 and not summary.partial
+    assert summary.warnings["patient"].tolist() == ["P002"]
+    assert "2 connected components; kept the largest" in summary.warnings["warning"].iloc[0]
+    with np.load(tmp_path / "crops" / "P002.npz") as npz:
+        assert json.loads(str(npz["metadata"]))["warnings"]
+
+
+def test_duplicate_patient_ids_fail_those_rows(tiny_cohort, tmp_path):
+    manifest = _cohort(tiny_cohort, tmp_path)
+    frame = pd.read_csv(manifest)
+    frame = pd.concat([frame, frame.iloc[[1]]])
+    frame.to_csv(manifest, index=False)
+    summary = _run(manifest, tmp_path / "crops")
+    assert summary.partial and summary.n_ok == 2
+    failures = pd.read_csv(tmp_path / "crops" / "failures.csv")
+    assert failures["patient"].tolist() == ["P002"]
+    assert "duplicate patient id 'P002' on manifest rows 3, 5" in failures["reason"].iloc[0]
+
+
+def test_missing_manifest_column_stops_with_its_name(tiny_cohort, tmp_path):
+    manifest = _cohort(tiny_cohort, tmp_path)
+    pd.read_csv(manifest).drop(columns=["mask_reader2"]).to_csv(manifest, index=False)
+    with pytest.raises(ManifestError, match="missing column\\(s\\) mask_reader2"):
+        _run(manifest, tmp_path / "crops", PreprocessSettings(readers=("reader1_a", "reader2")))
+    result = CliRunner().invoke(
+        app, ["preprocess", str(manifest), "--out", str(tmp_path / "c"), "--workers", "0"]
+    )
+    assert result.exit_code == 2 and "mask_reader2" in result.output
+
+
+def test_cli_exit_status_says_partial(tiny_cohort, tmp_path):
+    manifest, folder = _bad_run(tiny_cohort, tmp_path)
+    (folder / "arterial.nii.gz").unlink()
+    args = [
+        "preprocess",
+        str(manifest),
+        "--out",
+        str(tmp_path / "c"),
+        "--workers",
+        "0",
+        "--no-progress",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 3
+    assert "PARTIAL" in result.output and "P002" in result.output
+
+
+def test_a_patient_that_now_fails_loses_its_old_crop(tiny_cohort, tmp_path):
+    manifest, folder = _bad_run(tiny_cohort, tmp_path)
+    _run(manifest, tmp_path / "crops")
+    assert (tmp_path / "crops" / "P002.npz").exists()
+    (folder / "portal.nii.gz").unlink()
+    summary = _run(manifest, tmp_path / "crops")
+    _assert_partial(summary, tmp_path / "crops", "P002", "portal phase missing")
+
+
+def test_dask_workers_give_the_same_crops_as_in_process(tiny_cohort, tmp_path):
+    manifest = _cohort(tiny_cohort, tmp_path, ("P005", "P006"))
+    _run(manifest, tmp_path / "sync")
+    summary = preprocess_cohort(
+        manifest, tmp_path / "dask", workers=2, progress=False, settings=SMALL
+    )
+    assert summary.n_ok == 2
+    for patient in ("P005", "P006"):
+        with np.load(tmp_path / "sync" / f"{patient}.npz") as a:
+            with np.load(tmp_path / "dask" / f"{patient}.npz") as b:
+                for key in ("mask", "slice_index", "centre_index"):
+                    np.testing.assert_array_equal(a[key], b[key])
+                # SimpleITK's thread count (all cores in-process, one per Dask worker) moves
+                # the metric's floating-point sums in the last digits only
+                for key in ("arterial", "portal", "registration"):
+                    np.testing.assert_allclose(a[key], b[key], atol=1e-5)
