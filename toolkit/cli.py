@@ -76,7 +76,9 @@ def preprocess(
     manifest: Path = typer.Argument(..., help="manifest.csv of the cohort."),
     out: Path = typer.Option(..., "--out", help="Crops folder to write."),
     workers: int = typer.Option(2, "--workers", help="Dask worker processes; 0 runs in-process."),
-    scheduler: str = typer.Option(None, "--scheduler", help="Existing Dask scheduler tcp://HOST:PORT."),
+    scheduler: str = typer.Option(
+        None, "--scheduler", help="Existing Dask scheduler tcp://HOST:PORT."
+    ),
     study: Path = typer.Option(None, "--study", help="study.toml (default: beside the manifest)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
