@@ -30,6 +30,7 @@ vectorised with numpy. This plays the role of the balanced tree in survival's
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,14 +150,20 @@ class _Sweep:
     """R's sweep over the rows: decreasing time, censorings before events at a tie.
 
     ``key`` is an integer per row, ``2 * (number of later unique times) + event``, so
-    that smaller keys are swept first; ``order`` sorts it (stably).
+    that smaller keys are swept first; :attr:`order` sorts it.
     """
 
     key: np.ndarray
-    order: np.ndarray
+    by_time: np.ndarray
     event: np.ndarray
     time_index: np.ndarray
     unique_times: np.ndarray
+
+    @functools.cached_property
+    def order(self) -> np.ndarray:
+        descending = self.by_time[::-1]
+        # already sorted but for censorings and events within a tie: a cheap stable pass
+        return descending[np.argsort(self.key[descending], kind="stable")]
 
 
 def _sweep(time: np.ndarray, event: np.ndarray) -> _Sweep:
@@ -169,10 +176,7 @@ def _sweep(time: np.ndarray, event: np.ndarray) -> _Sweep:
     time_index[by_time] = index_sorted
     ev = event.astype(np.int64)
     key = 2 * (n_times - 1 - time_index) + ev
-    descending = by_time[::-1]
-    # already sorted but for censorings and events within a tie: a cheap stable pass
-    order = descending[np.argsort(key[descending], kind="stable")]
-    return _Sweep(key, order, ev.astype(bool), time_index, fixed[new])
+    return _Sweep(key, by_time, ev.astype(bool), time_index, fixed[new])
 
 
 def _validated(
