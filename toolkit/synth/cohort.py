@@ -146,7 +146,7 @@ def _satellites(rng, main: Tumour, count: int, liver_centre, liver_axes) -> list
 def draw_anatomy(rng: np.random.Generator, grid: Grid, draw: dict) -> Anatomy:
     """One patient's anatomy, with the main tumour of the drawn size and phenotype."""
     # a liver-targeted field of view: the body fills the 205 mm field but for its corners
-    body_axes = (float(rng.uniform(108.0, 116.0)), float(rng.uniform(100.0, 108.0)))
+    body_axes = (float(rng.uniform(122.0, 130.0)), float(rng.uniform(114.0, 122.0)))
     liver_centre = (
         float(rng.normal(-26.0, 3.0)),
         float(rng.normal(-6.0, 3.0)),
