@@ -19,6 +19,11 @@ The largest tumour carries the image phenotype of the survival model:
 * heterogeneity: the standard deviation (HU) of a smooth random texture inside
   the viable tumour, identical in both phases (it is tissue, not noise).
 
+The field of view is liver-targeted: the body (about 250 x 235 mm) fills the
+205 mm field but for its corners, so a 224-pixel crop around the tumour holds
+tissue, not air, and z-scoring over the crop keeps the tumour's contrast
+(about 0.3-0.6 SD between tumour and liver).
+
 Edges are rendered with a 0.4 mm logistic partial-volume ramp so that images are
 smooth functions of the geometry (sub-voxel registration is then meaningful).
 Coordinates are physical (mm), x left→right of the image, y anterior→posterior,
