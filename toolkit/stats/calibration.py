@@ -183,6 +183,7 @@ def optimism_corrected(
     n_bootstrap: int,
     seed: int,
     n_groups: int = 3,
+    apparent_survival: np.ndarray | None = None,
 ) -> dict[float, dict[str, float]]:
     """Bootstrap optimism-corrected RMSE, ICI, E50 and E90 at each horizon.
 
@@ -190,6 +191,8 @@ def optimism_corrected(
     repeats) and returns a predictor mapping row indices of the training set to
     predicted survival at ``horizons``. Resamples in which the refit or a metric
     fails (for example no event in the resample) are skipped and counted.
+    ``apparent_survival`` (rows, horizons) is the final model's own prediction on
+    the training set (default: ``refit`` on all rows).
     Returns {horizon: {"rmse": ..., "ici": ..., "e50": ..., "e90": ..., "n_used": ...}}.
     """
     t, e = check_survival(time, event, names=["time", "event"])
@@ -197,7 +200,9 @@ def optimism_corrected(
     everyone = np.arange(n)
     rng = np.random.default_rng(seed)
     keys = ("rmse", "ici", "e50", "e90")
-    apparent = _metrics(t, e, refit(everyone)(everyone), horizons, n_groups)
+    if apparent_survival is None:
+        apparent_survival = refit(everyone)(everyone)
+    apparent = _metrics(t, e, apparent_survival, horizons, n_groups)
     optimism = {h: {k: [] for k in keys} for h in horizons}
     for _ in range(n_bootstrap):
         rows = rng.integers(0, n, n)

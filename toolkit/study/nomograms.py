@@ -22,6 +22,7 @@ of study.toml's ``levels`` as reference), and ``signature`` for the signature.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,12 +165,16 @@ def univariate(train: pd.DataFrame, candidates: list[str], levels: dict, alpha: 
     return table
 
 
-def _stepwise(train, candidates, levels, lower) -> list[str]:
+def _stepwise(train, candidates, levels, lower, notes: list[str]) -> list[str]:
+    """stepAIC; Cox warnings on the way (monotone likelihood...) go into ``notes``."""
     from toolkit.stats.stepwise import aic
 
     data = _model_frame(train, candidates, levels)
     scope = {"upper": candidates, "lower": lower}
-    result = aic(data, "time", "event", candidates, direction="both", scope=scope)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = aic(data, "time", "event", candidates, direction="both", scope=scope)
+    notes.extend(sorted({f"stepwise: {w.message}" for w in caught}))
     return list(result.variables)
 
 
@@ -179,7 +184,10 @@ def fit_model(name, train, variables, levels, times, note="") -> FittedModel:
 
     used = {v: levels[v] for v in variables if v in levels}
     x, terms = design_matrix(train, variables, used)
-    fit = cox.fit(x, train["time"].to_numpy(float), train["event"].to_numpy(float), names=terms)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        fit = cox.fit(x, train["time"].to_numpy(float), train["event"].to_numpy(float), names=terms)
+    note = "; ".join([note, *(str(w.message) for w in caught)]).strip("; ")
     base = fit.predict_survival(fit.means[None, :], list(times))[0]
     return FittedModel(
         name=name,
@@ -216,22 +224,32 @@ def select(frame: pd.DataFrame, config: StudyConfig) -> Selection:
     candidates = [v for v in clinical if v not in single]
     if not candidates:
         raise ModelError("no clinical variable varies in the training set")
-    table = univariate(
-        train, [*candidates, "signature"], levels, config.validation.univariate_alpha
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = univariate(
+            train, [*candidates, "signature"], levels, config.validation.univariate_alpha
+        )
+    notes.extend(sorted({f"univariate screen: {w.message}" for w in caught}))
     passed = table.groupby("variable", sort=False)["selected"].first()
     p_lr = table.groupby("variable", sort=False)["p_lr"].first()
+    screened = [v for v in candidates if v in p_lr.index]
+    notes.extend(
+        f"{v}: left out by the screen (constant or duplicated)"
+        for v in candidates
+        if v not in p_lr.index
+    )
+    candidates = screened
     kept = [v for v in candidates if passed.get(v, False)]
     if not kept:
         best = str(p_lr[candidates].idxmin())
         notes.append(f"no clinical variable passed the screen; the best ({best}) is used")
         kept = [best]
-    chosen = _stepwise(train, kept, levels, [])
+    chosen = _stepwise(train, kept, levels, [], notes)
     if not chosen:
         best = str(p_lr[kept].idxmin())
         notes.append(f"stepwise AIC kept no clinical variable; the best ({best}) is used")
         chosen = [best]
-    integrated = _stepwise(train, [*kept, "signature"], levels, ["signature"])
+    integrated = _stepwise(train, [*kept, "signature"], levels, ["signature"], notes)
     return Selection(table, chosen, integrated, notes, levels)
 
 
@@ -263,14 +281,15 @@ def coefficient_table(model: FittedModel, level: float = 0.95) -> pd.DataFrame:
     from scipy import stats
 
     z = stats.norm.ppf(0.5 + level / 2)
-    return pd.DataFrame(
-        {
-            "term": model.terms,
-            "coef": model.coef,
-            "se": model.se,
-            "hr": np.exp(model.coef),
-            "lower": np.exp(model.coef - z * model.se),
-            "upper": np.exp(model.coef + z * model.se),
-            "p": model.p,
-        }
-    )
+    with np.errstate(over="ignore"):  # an infinite coefficient gives an infinite HR
+        return pd.DataFrame(
+            {
+                "term": model.terms,
+                "coef": model.coef,
+                "se": model.se,
+                "hr": np.exp(model.coef),
+                "lower": np.exp(model.coef - z * model.se),
+                "upper": np.exp(model.coef + z * model.se),
+                "p": model.p,
+            }
+        )

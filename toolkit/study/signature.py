@@ -180,7 +180,8 @@ def build(features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig) -
     primary = ratings[:, 0, :][:, kept_mask]
     time = clinical.loc[train, "time"].to_numpy(float)
     event = clinical.loc[train, "event"].to_numpy(float)
-    ranked = mrmr.rank(primary, (time, event), min(settings.mrmr_k, len(kept)), names=kept)
+    with np.errstate(invalid="ignore"):  # perfectly correlated features: inf - inf in mRMR
+        ranked = mrmr.rank(primary, (time, event), min(settings.mrmr_k, len(kept)), names=kept)
     top = list(ranked.names)
     x = primary[:, np.asarray(ranked.indices)]
     means, scales = x.mean(axis=0), x.std(axis=0)

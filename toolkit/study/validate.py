@@ -115,6 +115,7 @@ def calibration(sets, models, config: StudyConfig):
                         n_bootstrap=settings.calibration_bootstrap,
                         seed=settings.seed,
                         n_groups=settings.calibration_groups,
+                        apparent_survival=survival,
                     )
             out[name][m] = {}
             for j, horizon in enumerate(times):
