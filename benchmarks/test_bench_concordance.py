@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 SIZES = [100_000, 1_000_000]
-ROUNDS = {"ours": 5, "r": 3, "lifelines": 1}
+ROUNDS = {"ours": 7, "r": 5, "lifelines": 1}
 
 
 def _data(n: int):
