@@ -39,13 +39,29 @@ def pvalue(value: Any) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def with_ci(estimate: Any, lower: Any, upper: Any, digits: int = 3) -> str:
-    """``estimate (lower–upper)``, e.g. ``0.717 (0.709–0.726)``."""
+def ratio(value: Any, digits: int = 2) -> str:
+    """A hazard ratio: `digits` decimals between 0.01 and 1000, else two significant digits
+    in exponent form (``6.2e+05``), as a separated (near-infinite) estimate would need."""
+    if _missing(value):
+        return DASH
+    value = float(value)
+    if math.isinf(value):
+        return "∞"
+    if 0.01 <= abs(value) < 1000 or value == 0:
+        return f"{value:.{digits}f}"
+    return f"{value:.2g}"
+
+
+def with_ci(
+    estimate: Any, lower: Any, upper: Any, digits: int = 3, *, hazard_ratio: bool = False
+) -> str:
+    """``estimate (lower–upper)``, e.g. ``0.717 (0.709–0.726)``; hazard ratios via :func:`ratio`."""
+    show = (lambda x: ratio(x, digits)) if hazard_ratio else (lambda x: number(x, digits))
     if _missing(estimate):
         return DASH
     if _missing(lower) or _missing(upper):
-        return number(estimate, digits)
-    return f"{number(estimate, digits)} ({number(lower, digits)}{DASH}{number(upper, digits)})"
+        return show(estimate)
+    return f"{show(estimate)} ({show(lower)}{DASH}{show(upper)})"
 
 
 def count_percent(count: int, total: int) -> str:
@@ -80,6 +96,7 @@ def _is_numeric_text(text: str) -> bool:
         .replace("−", "-")
         .replace("e", "")
         .replace("×", "")
+        .replace("∞", "0")
     )
     return bool(stripped) and all(ch.isdigit() or ch in ".-+" for ch in stripped)
 

@@ -131,8 +131,9 @@ def panels(
     letters = "ABCDEFGHIJKLMNOP"
     cells = []
     for letter, (name, title) in zip(letters[letters.index(first) :], items, strict=False):
+        mark = f"<b>({letter})</b> " if len(items) > 1 else ""
         cells.append(
-            f'<div class="panel"><div class="panel-title"><b>({letter})</b> '
+            f'<div class="panel"><div class="panel-title">{mark}'
             f"{html.escape(title)}</div>{image(results.figure(name), name)}</div>"
         )
     return f'<div class="panel-grid cols-{columns}">{"".join(cells)}</div>'

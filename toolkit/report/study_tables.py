@@ -81,13 +81,14 @@ def _hr_cells(frame: pd.DataFrame, row: int) -> tuple[str, str]:
         import math
 
         estimate = math.exp(float(frame[column(frame, "coef")].iloc[row]))
-        return fmt.number(estimate, 2), fmt.pvalue(frame[p].iloc[row] if p else None)
+        return fmt.ratio(estimate), fmt.pvalue(frame[p].iloc[row] if p else None)
     record = frame.iloc[row]
     text = fmt.with_ci(
         record[hr] if hr else None,
         record[lower] if lower else None,
         record[upper] if upper else None,
         digits=2,
+        hazard_ratio=True,
     )
     return text, fmt.pvalue(record[p] if p else None)
 
@@ -147,29 +148,52 @@ def univariate_table(results: StudyResults, alpha: float = 0.05) -> str:
     return fmt.html_table(header, rows)
 
 
+_SUMMARY_LEVELS = ("median (IQR)", "mean (SD)", "median (range)")
+_RANGE = re.compile(r"\((-?[\d.]+)-(-?[\d.]+)\)")
+
+
+def _tidy(value: Any) -> str:
+    """A baseline cell: empty when missing, ranges with an en dash, tests named properly."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    text = _RANGE.sub(lambda m: f"({m.group(1)}{fmt.DASH}{m.group(2)})", str(value))
+    return text.replace("Mann-Whitney", "Mann–Whitney").replace("Fisher exact", "Fisher's exact")
+
+
+def _characteristic(results: StudyResults, variable: str, level: str) -> tuple[str, str]:
+    if variable == "n":
+        return "Patients, n", ""
+    label = term_label(results, variable)
+    if level in _SUMMARY_LEVELS:
+        return f"{label}, {level}", ""
+    return label, level
+
+
 def baseline_table(results: StudyResults) -> str:
     """Table 1: baseline characteristics by set, with the test and P per variable."""
     frame = results.table("baseline")
     if frame is None:
         return missing("results/tables/baseline.parquet")
-    cohort = results.metrics.get("cohort", {})
-    rename = {"variable": "Characteristic", "level": "", "p": "P", "test": "Test"}
-    for s in SETS:
-        n = cohort.get(s, {}).get("n")
-        rename[s] = f"{SET_LABELS[s]} (n = {n})" if n is not None else SET_LABELS[s]
     frame = frame.reset_index(drop=frame.index.name is None)
-    header = [rename.get(str(c), str(c)) for c in frame.columns]
+    if "variable" not in frame.columns:
+        return fmt.html_table([str(c) for c in frame.columns], frame.values.tolist())
+    cohort = results.metrics.get("cohort", {})
+    sets = [s for s in SETS if s in frame.columns]
+    header = ["Characteristic", ""]
+    for s in sets:
+        n = cohort.get(s, {}).get("n")
+        header.append(f"{SET_LABELS[s]} (n = {n})" if n is not None else SET_LABELS[s])
+    header += ["P", "Test"]
     rows, previous = [], None
-    for record in frame.itertuples(index=False):
-        row = list(record)
-        for i, name in enumerate(frame.columns):
-            if str(name).lower() in ("p", "p_value", "pvalue"):
-                row[i] = fmt.pvalue(row[i]) if row[i] not in ("", None) else ""
-        if frame.columns[0] in ("variable", "characteristic") and row[0] == previous:
-            row[0] = ""
-        else:
-            previous = row[0]
-        rows.append(row)
+    for record in frame.to_dict("records"):
+        variable = str(record["variable"])
+        name, level = _characteristic(results, variable, _tidy(record.get("level")))
+        shown = name if (variable != previous or not level) else ""
+        previous = variable
+        p = record.get("p")
+        p_text = "" if p is None or p != p else fmt.pvalue(p)
+        cells = [_tidy(record.get(s)) for s in sets]
+        rows.append([shown, level, *cells, p_text, _tidy(record.get("test"))])
     return fmt.html_table(header, rows)
 
 
