@@ -243,6 +243,7 @@ class _Data:
     """Validated data, rows sorted by time (deaths before censored at ties)."""
 
     x: np.ndarray  # (n, p_kept), centred, sorted rows
+    time: np.ndarray
     death: np.ndarray
     weights: np.ndarray  # raw weights, sorted
     start: np.ndarray  # first row with the same time
@@ -274,6 +275,7 @@ def _prepare(X, time, event, weights, penalty_factor) -> _Data:
     xs = xs - np.average(xs, axis=0, weights=w[order])
     return _Data(
         x=xs,
+        time=ts,
         death=d[order],
         weights=w[order],
         start=np.searchsorted(ts, ts, side="left"),
@@ -652,6 +654,10 @@ def path(
     """
     alpha = _check_l1_ratio(l1_ratio)
     data = _prepare(X, time, event, weights, penalty_factor)
+    return _path_from_data(data, alpha, penalties, n_penalties, min_ratio, standardize)
+
+
+def _path_from_data(data, alpha, penalties, n_penalties, min_ratio, standardize) -> CoxnetPath:
     q = data.weights / data.weights.sum()
     scale = _scales(data.x, q, standardize)
     allowed = np.ones(data.x.shape[1], dtype=bool)
@@ -659,22 +665,9 @@ def path(
     lam, solve, early = _penalties_for(
         data, q, scale, allowed, alpha, penalties, n_penalties, min_ratio, n
     )
-    coef, dev, stopped, overflow = _run(
-        _fit_path,
-        data,
-        _initial_buffer(data.x.shape[1], n),
-        data.x,
-        data.death,
-        data.start,
-        data.end,
-        data.penalty_factor,
-        alpha,
-        q,
-        scale,
-        allowed,
-        solve,
-        early,
-    )
+    k = _initial_buffer(data.x.shape[1], n)
+    args = (data.x, data.death, data.start, data.end, data.penalty_factor, alpha)
+    coef, dev, stopped, _ = _run(_fit_path, data, k, *args, q, scale, allowed, solve, early)
     coef, dev, stopped = np.asarray(coef), np.asarray(dev), np.asarray(stopped)
     keep = _stop_index(stopped)
     full = np.zeros((keep, data.p))
@@ -686,7 +679,7 @@ def path(
             f"smallest penalty {lam[keep - 1]:.4g} is too large; lambda_max here is "
             f"{_lambda_max(data, q, scale, allowed, alpha):.4g}",
             CoxnetWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     ll0 = float(_loglik(jnp.zeros(n), q, data.death, data.start, data.end))
     null_dev = 2 * data.weights.sum() * (float(_saturated(q, data.death, data.start)) - ll0)
@@ -702,6 +695,30 @@ def path(
         standardize=standardize,
         stopped_early=keep < len(lam),
     )
+
+
+def penalty_sequence(
+    X: Any,
+    time: Any,
+    event: Any,
+    l1_ratio: float = 0.5,
+    n_penalties: int = 100,
+    min_ratio: float | None = None,
+    standardize: bool = True,
+    weights: Any = None,
+    penalty_factor: Any = None,
+) -> np.ndarray:
+    """glmnet's default penalty sequence for these data, without fitting (see the module doc).
+
+    Equal to ``glmnet(...)$lambda`` before glmnet's early stop shortens it.
+    """
+    alpha = _check_l1_ratio(l1_ratio)
+    data = _prepare(X, time, event, weights, penalty_factor)
+    q = data.weights / data.weights.sum()
+    scale = _scales(data.x, q, standardize)
+    allowed = np.ones(data.x.shape[1], dtype=bool)
+    n = data.x.shape[0]
+    return _penalties_for(data, q, scale, allowed, alpha, None, n_penalties, min_ratio, n)[0]
 
 
 def _lambda_max(data, q, scale, allowed, alpha) -> float:
@@ -732,7 +749,7 @@ def interpolate(penalties: np.ndarray, coef: np.ndarray, at: Any) -> np.ndarray:
 
 
 def predict(model: CoxnetPath | CoxnetCV, X: Any, penalty: Any = "min") -> np.ndarray:
-    """Linear predictor ``X b(penalty)`` (higher = worse prognosis), glmnet's ``predict(type="link")``.
+    """Linear predictor ``X b(penalty)`` (higher = worse prognosis), as glmnet's ``predict``.
 
     ``penalty`` is a number (or array), or ``"min"``/``"1se"`` for a
     :class:`CoxnetCV`. Between fitted penalties the coefficients are
@@ -752,3 +769,197 @@ def predict(model: CoxnetPath | CoxnetCV, X: Any, penalty: Any = "min") -> np.nd
     coef = interpolate(fit.penalties, fit.coef, penalty)
     out = x @ coef.T
     return out[:, 0] if np.ndim(penalty) == 0 else out
+
+
+# --------------------------------------------------------------------------- cross-validation
+
+
+def _fold_labels(fold_id: Any, n_folds: int, n: int, seed: int) -> np.ndarray:
+    """Fold label per row (1..K): given, or R's ``sample(rep(seq(K), length=n))`` in spirit."""
+    if fold_id is None:
+        if n_folds < 3:
+            raise ValueError(f"n_folds must be at least 3 (as cv.glmnet), got {n_folds}")
+        rng = np.random.default_rng(seed)
+        return rng.permutation(np.resize(np.arange(1, n_folds + 1), n))
+    folds = np.asarray(fold_id).ravel()
+    if len(folds) != n or not np.issubdtype(folds.dtype, np.integer):
+        raise ValueError(f"fold_id must hold one integer fold label per row ({n})")
+    labels = np.unique(folds)
+    if labels[0] < 1 or not np.array_equal(labels, np.arange(1, labels[-1] + 1)):
+        raise ValueError(f"fold_id must use every label 1..K, got {_listed(labels)}")
+    if labels.size < 3:
+        raise ValueError(f"cross-validation needs at least 3 folds, fold_id has {labels.size}")
+    return folds
+
+
+def _check_fold_events(folds: np.ndarray, death: np.ndarray) -> None:
+    labels = np.arange(1, folds.max() + 1)
+    events = np.array([death[folds == f].sum() for f in labels])
+    empty = labels[events == 0]
+    if empty.size:
+        raise ValueError(
+            f"fold(s) {_listed(empty)} have no events: the partial-likelihood deviance of "
+            f"a fold without events is undefined; use other fold_id or fewer folds"
+        )
+    short = labels[death.sum() - events < 2]
+    if short.size:
+        raise ValueError(f"training rows of fold(s) {_listed(short)} have fewer than 2 events")
+
+
+def _fold_inputs(data, folds, alpha, penalties, n_penalties, min_ratio, standardize):
+    """Per-fold weights, scales, usable columns and penalty sequences (stacked)."""
+    qs, scales, alloweds, solves, lams, earlies = [], [], [], [], [], []
+    for f in range(1, folds.max() + 1):
+        w = np.where(folds == f, 0.0, data.weights)
+        q = w / w.sum()
+        train = data.x[folds != f]
+        allowed = ~np.all(train == train[:1], axis=0)
+        scale = _scales(data.x, q, standardize)
+        scale = np.where(allowed, scale, 1.0)
+        lam, solve, early = _penalties_for(
+            data, q, scale, allowed, alpha, penalties, n_penalties, min_ratio, train.shape[0]
+        )
+        for store, value in zip(
+            (qs, scales, alloweds, solves, lams, earlies),
+            (q, scale, allowed, solve, lam, early),
+            strict=True,
+        ):
+            store.append(value)
+    return tuple(np.stack(v) for v in (qs, scales, alloweds, solves, lams, earlies))
+
+
+@jax.jit
+def _grouped_deviance(x, death, start, end, w_full, w_train, coef):
+    """cv.glmnet's grouped deviance: 2(lsat - loglik) on all rows minus on training rows."""
+
+    def deviance(w, eta):
+        return 2 * (_saturated(w, death, start) - _loglik(eta, w, death, start, end))
+
+    eta = x @ coef.T
+    full = jax.vmap(lambda e: deviance(w_full, e), in_axes=1)(eta)
+    train = jax.vmap(lambda e: deviance(w_train, e), in_axes=1)(eta)
+    return full - train
+
+
+def _concordance(eta: np.ndarray, time: np.ndarray, death: np.ndarray, w: np.ndarray):
+    """Harrell's C per column of ``eta`` (glmnet's ``Cindex``: survival::concordance).
+
+    Pairs (i, j) with a death at t_i < t_j, or t_i = t_j with j censored, are
+    comparable; weight w_i w_j; ties in the predictor count one half.
+    """
+    earlier = (time[:, None] < time[None, :]) | (
+        (time[:, None] == time[None, :]) & (death[None, :] == 0)
+    )
+    comparable = earlier & (death[:, None] == 1)
+    pw = (w[:, None] * w[None, :]) * comparable
+    diff = eta[:, None, :] - eta[None, :, :]
+    score = (diff > 0) + 0.5 * (diff == 0)
+    return np.einsum("ij,ijl->l", pw, score) / pw.sum()
+
+
+def _fold_values(data, folds, measure, full_lam, coefs):
+    """Per fold and penalty: deviance per event (or C-index) of the held-out rows."""
+    values, fold_weights = [], []
+    for f in range(1, folds.max() + 1):
+        held = folds == f
+        coef = coefs[f - 1]
+        if measure == "deviance":
+            w_full = data.weights * len(folds) / data.weights.sum()
+            w_train = np.where(held, 0.0, data.weights)
+            w_train = w_train * (~held).sum() / w_train.sum()
+            dev = np.asarray(
+                _grouped_deviance(data.x, data.death, data.start, data.end, w_full, w_train, coef)
+            )
+            events = float((data.weights * data.death)[held].sum())
+            values.append(dev / events)
+            fold_weights.append(events)
+        else:
+            eta = data.x[held] @ coef.T
+            values.append(_concordance(eta, data.time[held], data.death[held], data.weights[held]))
+            fold_weights.append(float(data.weights[held].sum()))
+    return np.stack(values), np.asarray(fold_weights)
+
+
+def _choose(penalties, cv_mean, cv_se, measure):
+    """cv.glmnet's lambda.min and lambda.1se (largest penalty among ties)."""
+    score = -cv_mean if measure == "cindex" else cv_mean
+    best = np.nanmin(score)
+    penalty_min = float(np.max(penalties[score <= best]))
+    i = int(np.flatnonzero(penalties == penalty_min)[0])
+    bound = score[i] + cv_se[i]
+    penalty_1se = float(np.max(penalties[score <= bound]))
+    return penalty_min, penalty_1se
+
+
+def cv(
+    X: Any,
+    time: Any,
+    event: Any,
+    l1_ratio: float = 0.5,
+    penalties: Any = None,
+    n_folds: int = 5,
+    fold_id: Any = None,
+    seed: int = 0,
+    measure: str = "deviance",
+    n_penalties: int = 100,
+    min_ratio: float | None = None,
+    standardize: bool = True,
+    weights: Any = None,
+    penalty_factor: Any = None,
+) -> CoxnetCV:
+    """K-fold cross-validation of the elastic-net Cox penalty, as ``cv.glmnet(family="cox")``.
+
+    R: ``cv.glmnet(x, Surv(time, event), family="cox", alpha=l1_ratio,
+    foldid=fold_id, type.measure="deviance" | "C", grouped=TRUE)`` (glmnet
+    4.1-6). The path is fitted on all rows; each fold's path on its training
+    rows (with its own default sequence when ``penalties`` is None, as
+    cv.glmnet does, interpolated at the full path's penalties as
+    ``predict(s=lambda)``). Deviance (grouped): for fold k,
+    ``dev_k = [D_all(b_-k) - D_train(b_-k)] / E_k`` with ``D = 2(lsat - loglik)``
+    (weights scaled to the number of rows) and ``E_k`` the weighted events in
+    fold k; ``cv_mean = sum_k E_k dev_k / sum_k E_k`` and ``cv_se = sqrt(
+    sum_k E_k (dev_k - cv_mean)^2 / sum_k E_k / (K - 1))``. ``measure="cindex"``:
+    Harrell's C of each fold's held-out rows (survival::concordance, as
+    glmnet's ``Cindex``), weighted by the fold's total weight, maximised.
+
+    All folds are fitted by one compiled program (the path ``vmap``-ed over
+    folds). ``fold_id`` gives a fold label 1..K per row; else ``n_folds``
+    random folds from ``seed`` (numpy's generator: not R's ``sample``).
+    A fold without events is an error naming the fold.
+    """
+    if measure not in ("deviance", "cindex"):
+        raise ValueError(f'measure must be "deviance" or "cindex", got {measure!r}')
+    alpha = _check_l1_ratio(l1_ratio)
+    data = _prepare(X, time, event, weights, penalty_factor)
+    folds_given = _fold_labels(fold_id, n_folds, data.x.shape[0], seed)
+    folds = folds_given[data.order]
+    _check_fold_events(folds, data.death)
+    full = _path_from_data(data, alpha, penalties, n_penalties, min_ratio, standardize)
+    fold_pen = full.penalties if penalties is not None else None
+    q, scale, allowed, solve, lams, early = _fold_inputs(
+        data, folds, alpha, fold_pen, n_penalties, min_ratio, standardize
+    )
+    args = (data.x, data.death, data.start, data.end, data.penalty_factor, alpha)
+    k = _initial_buffer(data.x.shape[1], data.x.shape[0])
+    coef, _, stopped, _ = _run(_fit_folds, data, k, *args, q, scale, allowed, solve, early)
+    coef, stopped = np.asarray(coef), np.asarray(stopped)
+    coefs = []
+    for f in range(coef.shape[0]):
+        keep = _stop_index(stopped[f])
+        coefs.append(interpolate(lams[f][:keep], coef[f][:keep], full.penalties))
+    values, fold_weights = _fold_values(data, folds, measure, full.penalties, np.stack(coefs))
+    cv_mean = fold_weights @ values / fold_weights.sum()
+    spread = fold_weights @ (values - cv_mean) ** 2 / fold_weights.sum()
+    cv_se = np.sqrt(spread / (values.shape[0] - 1))
+    penalty_min, penalty_1se = _choose(full.penalties, cv_mean, cv_se, measure)
+    return CoxnetCV(
+        penalties=full.penalties,
+        cv_mean=cv_mean,
+        cv_se=cv_se,
+        penalty_min=penalty_min,
+        penalty_1se=penalty_1se,
+        path=full,
+        measure=measure,
+        fold_id=folds_given,
+        fold_values=values,
+    )
