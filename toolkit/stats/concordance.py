@@ -25,7 +25,10 @@ time) and the "how many earlier rows have a higher risk" questions are answered
 for all rows at once by a wavelet decomposition of the risk ranks (one bit of the
 rank per level, one stable partition per level, prefix sums within each group),
 vectorised with numpy. This plays the role of the balanced tree in survival's
-``concordance3.c``.
+``concordance3.c``. Unweighted Harrell's C (the common case) takes a leaner path
+with both counts packed in one int64; at n = 1e6 it takes about 0.7 s of CPU,
+about 5x less than ``survival::concordance`` (benchmarks/README.md, "Concordance").
+Uno's C, case weights and the bootstrap take the general floating-point path.
 """
 
 from __future__ import annotations
