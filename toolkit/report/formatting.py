@@ -97,6 +97,8 @@ def _is_numeric_text(text: str) -> bool:
         .replace("e", "")
         .replace("×", "")
         .replace("∞", "0")
+        .replace("P=", "")
+        .replace("P", "")
     )
     return bool(stripped) and all(ch.isdigit() or ch in ".-+" for ch in stripped)
 

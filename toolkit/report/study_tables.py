@@ -270,22 +270,28 @@ def _p_phrase(p: Any) -> str:
 def calibration_table(results: StudyResults) -> str:
     """Calibration of the nomograms: RMSE, ICI, E50, E90 (and optimism-corrected RMSE)."""
     calibration = results.metrics.get("calibration", {})
-    rows = []
-    for s in SETS:
-        for model, by_time in calibration.get(s, {}).items():
-            for time, entry in sorted(by_time.items(), key=lambda kv: float(kv[0])):
-                rows.append(
-                    [
-                        SET_LABELS.get(s, s),
-                        MODEL_LABELS.get(model, model),
-                        f"{float(time):g} {results.time_unit}",
-                        *(fmt.number(entry.get(k)) for k in ("rmse", "ici", "e50", "e90")),
-                        fmt.number(entry.get("rmse_corrected")),
-                    ]
-                )
-    if not rows:
+    entries = [
+        (s, model, time, entry)
+        for s in SETS
+        for model, by_time in calibration.get(s, {}).items()
+        for time, entry in sorted(by_time.items(), key=lambda kv: float(kv[0]))
+    ]
+    if not entries:
         return missing("metrics.json: calibration")
-    header = ["Set", "Model", "Time", "RMSE", "ICI", "E50", "E90", "RMSE (optimism-corrected)"]
+    keys = ["rmse", "ici", "e50", "e90"]
+    header = ["Set", "Model", "Time", "RMSE", "ICI", "E50", "E90"]
+    if any(entry.get("rmse_corrected") is not None for *_, entry in entries):
+        keys.append("rmse_corrected")
+        header.append("RMSE (optimism-corrected)")
+    rows = [
+        [
+            SET_LABELS.get(s, s),
+            MODEL_LABELS.get(model, model),
+            f"{float(time):g} {results.time_unit}",
+            *(fmt.number(entry.get(k)) for k in keys),
+        ]
+        for s, model, time, entry in entries
+    ]
     return fmt.html_table(header, rows)
 
 
