@@ -68,7 +68,8 @@ _SCRIPT = r"""
         input.min = p.min;
         input.max = p.max;
         input.value = +((p.min + p.max) / 2).toPrecision(6);
-        cell.appendChild(text("span", " range " + p.min + " to " + p.max, {"class": "range"}));
+        var range = " range " + +p.min.toPrecision(4) + " to " + +p.max.toPrecision(4);
+        cell.appendChild(text("span", range, {"class": "range"}));
       }
       input.id = "calc-input-" + p.name;
       input.setAttribute("aria-label", p.label || p.name);

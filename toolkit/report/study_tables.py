@@ -348,12 +348,14 @@ def r_check_table(results: StudyResults) -> str:
             _sci(c.get("diff")),
             _sci(c.get("tolerance")),
             c.get("n_values", 1),
-            "pass" if c.get("passed") else "FAIL",
+            '<span class="pass">pass</span>'
+            if c.get("passed")
+            else '<span class="fail">FAIL</span>',
         ]
         for c in checks
     ]
     header = ["Statistic", "sigkit", "R", "|Difference|", "Tolerance", "Values", "Result"]
-    return fmt.html_table(header, rows)
+    return fmt.html_table(header, rows, raw_columns=(6,))
 
 
 def _sig(value: Any) -> str:
