@@ -36,6 +36,10 @@ DTYPES = ("float32", "bfloat16")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_WINDOW = (-3.0, 3.0)
+# On a CPU, larger batches cost more per image because their activations overflow the
+# caches (measured on 2 EPYC cores: 0.035 CPU-s per image at 1-4 crops, 0.042 at 8, 0.048
+# at 16, 0.07 at 32), so the compiled batch is capped at this many crops per device.
+CPU_CROPS_PER_DEVICE = 4
 
 
 class CropError(ValueError):
@@ -123,8 +127,11 @@ class _Placement:
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
 
     def batch_size(self, requested: int, n: int) -> int:
-        """The requested size (at most `n`), rounded up to a multiple of the device count."""
+        """The requested size (at most `n`; on a CPU at most CPU_CROPS_PER_DEVICE per device),
+        rounded up to a multiple of the device count."""
         k = len(self.devices)
+        if self.devices[0].platform == "cpu":
+            requested = min(requested, CPU_CROPS_PER_DEVICE * k)
         size = max(1, min(requested, n))
         return -(-size // k) * k
 
@@ -210,7 +217,8 @@ def extract(
     normalization "imagenet": clip to `window` (in the crop's units), scale to
     [0, 1], subtract ImageNet's channel means and divide by its stds;
     batch_size: crops per compiled call (rounded up to a multiple of the device
-    count); patients: names used in error messages.
+    count; on a CPU capped at CPU_CROPS_PER_DEVICE per device, which is faster);
+    patients: names used in error messages.
     Returns (N, 1024) float32.
     """
     crops = check_crops(crops, patients)
