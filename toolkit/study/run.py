@@ -232,7 +232,8 @@ def stage_signature(ctx: Context, features: pd.DataFrame, clinical) -> None:
         prov = ctx.prov(key, inputs)
         icc_block = {
             "n_features": len(built.feature_names),
-            "n_kept": len(built.kept),
+            "n_kept": len(built.kept) + built.n_copies,
+            "n_degenerate_removed": built.n_copies,
             "threshold": ctx.config.signature.icc_threshold,
             "type": ctx.config.signature.icc_type,
         }

@@ -108,6 +108,7 @@ class SignatureBuild:
     icc: np.ndarray  # per feature column, in the features table's order
     feature_names: tuple[str, ...]
     kept: tuple[str, ...]
+    n_copies: int
     ranking: pd.DataFrame  # mRMR order of the top features
     cv: pd.DataFrame  # per l1_ratio: chosen penalty, CV deviance, features kept
 
@@ -137,6 +138,39 @@ def icc_filter(ratings: np.ndarray, kind: str, threshold: float) -> tuple[np.nda
     with np.errstate(invalid="ignore", divide="ignore"):
         values = np.asarray(icc_many(ratings, kind=kind), dtype=float)
     return values, np.isfinite(values) & (values >= threshold)
+
+
+def affine_duplicates(x: np.ndarray) -> np.ndarray:
+    """Mask of columns that are an affine copy (|r| = 1) of an earlier column.
+
+    mRMR's mutual information between such columns is infinite and its scores
+    become NaN, and the elastic net would see duplicated columns after
+    z-scoring; random-weight networks produce such copies (dead channels).
+    Columns are z-scored, sign-normalised and compared to 10 decimals.
+    """
+    sd = x.std(axis=0)
+    z = np.divide(x - x.mean(axis=0), sd, out=np.zeros_like(x), where=sd > 0)
+    first = np.argmax(np.abs(z) > 1e-8, axis=0)
+    z = z * np.sign(z[first, np.arange(z.shape[1])] + (sd == 0))
+    seen: set[bytes] = set()
+    duplicate = np.zeros(x.shape[1], dtype=bool)
+    for j in range(x.shape[1]):
+        key = np.round(z[:, j], 10).tobytes()
+        duplicate[j] = key in seen
+        seen.add(key)
+    return duplicate
+
+
+def near_constant(x: np.ndarray, fraction: float = 0.1) -> np.ndarray:
+    """Mask of columns with fewer than max(5, fraction * n) distinct values.
+
+    Sparse ReLU features (zero for almost every patient) give degenerate
+    rankings: a feature non-zero in two patients can have Somers' D of +/-1 with
+    survival, an infinite mutual information in mRMR.
+    """
+    ordered = np.sort(x, axis=0)
+    distinct = 1 + np.count_nonzero(np.diff(ordered, axis=0), axis=0)
+    return distinct < max(5, int(np.ceil(fraction * x.shape[0])))
 
 
 def _choose(fits: dict[float, Any], penalty: str) -> tuple[float, int, str]:
@@ -178,10 +212,12 @@ def build(features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig) -
             f"{settings.icc_threshold}; lower signature.icc_threshold or check the masks"
         )
     primary = ratings[:, 0, :][:, kept_mask]
+    copies = affine_duplicates(primary) | near_constant(primary)
+    kept = [n for n, c in zip(kept, copies, strict=True) if not c]
+    primary = primary[:, ~copies]
     time = clinical.loc[train, "time"].to_numpy(float)
     event = clinical.loc[train, "event"].to_numpy(float)
-    with np.errstate(invalid="ignore"):  # perfectly correlated features: inf - inf in mRMR
-        ranked = mrmr.rank(primary, (time, event), min(settings.mrmr_k, len(kept)), names=kept)
+    ranked = mrmr.rank(primary, (time, event), min(settings.mrmr_k, len(kept)), names=kept)
     top = list(ranked.names)
     x = primary[:, np.asarray(ranked.indices)]
     means, scales = x.mean(axis=0), x.std(axis=0)
@@ -225,7 +261,9 @@ def build(features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig) -
                 "chosen": r == ratio,
             }
         )
-    return SignatureBuild(signature, icc, tuple(names), tuple(kept), ranking, pd.DataFrame(cv_rows))
+    n_copies = int(copies.sum())
+    cv_table = pd.DataFrame(cv_rows)
+    return SignatureBuild(signature, icc, tuple(names), tuple(kept), n_copies, ranking, cv_table)
 
 
 def feature_table(build_result: SignatureBuild) -> pd.DataFrame:

@@ -1,0 +1,237 @@
+"""The whole study on a small synthetic cohort: results/ per docs/contracts.md, R check."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from toolkit.artifacts import read_json, read_parquet_provenance
+
+FIGURES = [
+    "km_train_vs_validation",
+    "km_risk_train",
+    "km_risk_validation",
+    "nomogram_clinical",
+    "nomogram_integrated",
+    "calibration_train_clinical",
+    "calibration_train_integrated",
+    "calibration_validation_clinical",
+    "calibration_validation_integrated",
+    "decision_train",
+    "decision_validation",
+    "td_auc",
+    "forest",
+]
+TABLES = [
+    "baseline",
+    "univariate",
+    "multivariable_clinical",
+    "multivariable_integrated",
+    "signature_features",
+    "calibration",
+    "decision",
+    "td_auc",
+    "cindex",
+    "exclusions",
+]
+
+
+def test_results_hold_every_contract_artifact(study_run):
+    study, _, _ = study_run
+    results = study / "results"
+    for name in (
+        "metrics.json",
+        "r_check.json",
+        "signature.json",
+        "nomogram_clinical.json",
+        "nomogram_integrated.json",
+    ):
+        assert (results / name).is_file(), name
+    for name in TABLES:
+        assert (results / "tables" / f"{name}.parquet").is_file(), name
+    for name in FIGURES:
+        for suffix in ("png", "svg"):
+            assert (results / "figures" / f"{name}.{suffix}").is_file(), f"{name}.{suffix}"
+    assert list((results / "figures").glob("cam_*.png")), "no CAM figure"
+
+
+def test_r_cross_check_passes_and_covers_every_statistic(study_run):
+    study, _, _ = study_run
+    check = read_json(study / "results" / "r_check.json")
+    assert check["passed"] is True
+    names = " | ".join(c["name"] for c in check["checks"])
+    for needle in (
+        "coxph coefficients, integrated",
+        "survfit.coxph survival",
+        "rms::nomogram points",
+        "concordance C-index, validation",
+        "concordance comparison P",
+        "riskRegression::Score AUC",
+    ):
+        assert needle in names, needle
+    for c in check["checks"]:
+        assert c["diff"] <= c["tolerance"], c
+
+
+def test_metrics_follow_the_contract_and_say_synthetic_random(study_run):
+    study, _, _ = study_run
+    metrics = read_json(study / "results" / "metrics.json")
+    prov = metrics["provenance"]
+    assert prov["synthetic"] is True and prov["weights"] == "random"
+    assert prov["sigkit_version"]
+    assert metrics["cohort"]["train"]["n"] + metrics["cohort"]["validation"]["n"] <= 48
+    assert metrics["icc"]["n_features"] == 2048 and 0 < metrics["icc"]["n_kept"] <= 2048
+    for s in ("train", "validation"):
+        for m in ("signature", "clinical", "integrated"):
+            c = metrics["cindex"][s][m]
+            assert c["lower"] < c["c"] < c["upper"]
+            assert c["boot_lower"] <= c["boot_upper"]
+            assert set(metrics["td_auc"][s][m]) == {"12", "24", "36"}
+        assert set(metrics["comparisons"][s]) == {"integrated_vs_clinical", "signature_vs_clinical"}
+        assert 0 <= metrics["risk_groups"][s]["p"] <= 1
+        assert metrics["median_survival"][s]["os"]["median"] > 0
+        for m in ("clinical", "integrated"):
+            for t in ("12", "24", "36"):
+                entry = metrics["calibration"][s][m][t]
+                assert entry["rmse"] >= 0 and entry["ici"] >= 0
+                if s == "train":
+                    assert "rmse_corrected" in entry
+    names = [stage["name"] for stage in metrics["stages"]]
+    assert names == ["preprocess", "extract", "signature", "models", "validate", "r_check", "cam"]
+
+
+def test_every_artifact_records_provenance(study_run):
+    study, _, _ = study_run
+    results = study / "results"
+    for name in ("signature.json", "nomogram_integrated.json", "r_check.json"):
+        prov = read_json(results / name)["provenance"]
+        assert prov["weights"] == "random" and prov["synthetic"] is True, name
+        assert prov["settings"]["stage_key"], name
+    prov = read_parquet_provenance(results / "tables" / "cindex.parquet")
+    assert prov["weights"] == "random" and prov["synthetic"] is True
+    for name in ("td_auc", "nomogram_integrated", "km_risk_validation"):
+        svg = (results / "figures" / f"{name}.svg").read_text()
+        assert "SYNTHETIC COHORT" in svg and "RANDOM NETWORK WEIGHTS" in svg, name
+
+
+def test_signature_scores_reproduce_signature_json(study_run):
+    from toolkit.study.signature import Signature
+
+    study, _, _ = study_run
+    data = read_json(study / "results" / "signature.json")
+    signature = Signature.from_json(data)
+    features = pd.read_parquet(study / "features" / "features.parquet")
+    primary = features[features["reader"] == "reader1_a"].set_index("patient")
+    scores = pd.read_parquet(study / "results" / "tables" / "scores.parquet")
+    ours = signature.score(primary.loc[scores.index])
+    np.testing.assert_allclose(ours, scores["signature"].to_numpy(), rtol=1e-12)
+    assert len(data["features"]) == len(data["coefficients"]) >= 1
+    assert data["formula"].startswith("signature = ")
+
+
+def test_nomogram_json_reproduces_the_models_survival(study_run):
+    from toolkit.config import load_study, prepare_clinical, read_clinical, read_manifest
+    from toolkit.stats.nomogram import Nomogram
+    from toolkit.study.nomograms import FittedModel
+
+    study, _, _ = study_run
+    results = study / "results"
+    config = load_study(study / "cohort")
+    table = read_clinical(config, study / "cohort", read_manifest(config, study / "cohort"))
+    frame = prepare_clinical(config, table).frame
+    scores = pd.read_parquet(results / "tables" / "scores.parquet")
+    frame["signature"] = scores.loc[frame.index, "signature"]
+    for name in ("clinical", "integrated"):
+        model = FittedModel.from_json(read_json(results / "models.json")["models"][name])
+        nomo = Nomogram.from_json(read_json(results / f"nomogram_{name}.json"))
+        widest = max(
+            max(p["points"] for p in (s.get("levels") or s["ticks"])) for s in nomo.predictors
+        )
+        assert widest == pytest.approx(100.0)
+        columns = {v: frame[v].astype(object).tolist() for v in model.variables}
+        points = nomo.total_points(columns)
+        for t in (12, 24, 36):
+            np.testing.assert_allclose(
+                nomo.survival(points, t), model.survival(frame, [t])[:, 0], atol=1e-12
+            )
+
+
+def test_second_run_skips_every_stage(study_run):
+    from toolkit.study.run import run_study
+
+    study, first, _ = study_run
+    before = (study / "results" / "metrics.json").read_text()
+    lines: list[str] = []
+    outcome = run_study(study, weights="random", workers=0, report=False, echo=lines.append)
+    assert all(stage["skipped"] for stage in outcome["metrics"]["stages"])
+    after = json.loads((study / "results" / "metrics.json").read_text())
+    assert after["cindex"] == json.loads(before)["cindex"]
+    del first
+
+
+def test_failed_stage_leaves_earlier_results(study_copy, monkeypatch):
+    from toolkit.study import nomograms
+    from toolkit.study.run import run_study
+
+    toml = study_copy / "cohort" / "study.toml"
+    toml.write_text(toml.read_text().replace("mrmr_k = 30", "mrmr_k = 20"))
+    metrics_before = (study_copy / "results" / "metrics.json").read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("stepwise exploded")
+
+    monkeypatch.setattr(nomograms, "select", broken)
+    with pytest.raises(RuntimeError, match="stepwise exploded"):
+        run_study(study_copy, weights="random", workers=0, report=False, echo=lambda _: None)
+    signature = read_json(study_copy / "results" / "signature.json")
+    assert signature["provenance"]["settings"]["study_toml"]["signature"]["mrmr_k"] == 20
+    assert (study_copy / "results" / "metrics.json").read_bytes() == metrics_before
+
+
+def test_r_mismatch_fails_the_run_loudly_after_writing_everything(study_copy, monkeypatch):
+    from toolkit.cli import app
+    from toolkit.study import rcheck
+
+    real = rcheck.run_checks
+
+    def tampered(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result["checks"][0].update(passed=False, diff=1.0)
+        result["passed"] = False
+        return result
+
+    monkeypatch.setattr(rcheck, "run_checks", tampered)
+    (study_copy / ".sigkit" / "stages" / "r_check.json").unlink()
+    out = CliRunner().invoke(
+        app,
+        ["study", "run", str(study_copy), "--weights", "random", "--workers", "0", "--no-report"],
+    )
+    assert out.exit_code == 2
+    assert "R cross-check FAILED" in out.output
+    assert "C-index" in out.output
+    check = read_json(study_copy / "results" / "r_check.json")
+    assert check["passed"] is False
+    assert read_json(study_copy / "results" / "metrics.json")["r_check_passed"] is False
+
+
+def test_cli_prints_the_summary(study_run):
+    from toolkit.cli import app
+
+    study, _, _ = study_run
+    out = CliRunner().invoke(
+        app, ["study", "run", str(study), "--weights", "random", "--workers", "0", "--no-report"]
+    )
+    assert out.exit_code == 0, out.output
+    for needle in (
+        "SYNTHETIC",
+        "RANDOM",
+        "C-index",
+        "integrated vs clinical",
+        "Calibration RMSE",
+        "R cross-check: PASSED",
+    ):
+        assert needle in out.output, needle
