@@ -71,6 +71,7 @@ _NEWTON_TOL = 1e-22
 _MAX_SWEEPS = 20000
 _MAX_NEWTON = 60
 _MAX_KKT = 200
+_BIG = 9.9e35  # glmnet's "big": the first penalty of a default path, all penalised b = 0
 
 
 class CoxnetWarning(UserWarning):
@@ -359,7 +360,7 @@ def _cd_sweep(order, count, h, den, mu1, state):
 
 
 def _cd_quadratic(h, g, beta, mu1, mu2, tol, skip):
-    """argmin_x -g'(x-beta) + (x-beta)'h(x-beta)/2 + sum mu1|x| + sum mu2 x^2/2 (coordinate descent).
+    """Coordinate descent for argmin_x -g'(x-b) + (x-b)'h(x-b)/2 + sum mu1|x| + sum mu2 x^2/2.
 
     Sweeps over the non-zero coordinates until they settle, then one sweep
     over all; stops when a full sweep changes nothing beyond the tolerance.
@@ -536,8 +537,8 @@ def _fit_folds(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ea
 
 
 @jax.jit
-def _max_gradient(x, death, start, end, vp, q, scale, allowed):
-    residual = _risk(jnp.zeros_like(q), q, death, start, end)[1]
+def _max_gradient(x, death, start, end, vp, q, scale, allowed, eta):
+    residual = _risk(eta, q, death, start, end)[1]
     grad = jnp.abs(x.T @ residual) / scale
     return jnp.max(jnp.where(allowed & (vp > 0), grad / jnp.where(vp > 0, vp, 1.0), 0.0))
 
@@ -609,14 +610,9 @@ def _penalties_for(data, q, scale, allowed, l1_ratio, penalties, n_penalties, mi
         min_ratio = 1e-4 if n_obs > data.p else 1e-2
     if not 0 < min_ratio < 1:
         raise ValueError(f"min_ratio must be in (0, 1), got {min_ratio}")
-    gmax = float(
-        _max_gradient(
-            data.x, data.death, data.start, data.end, data.penalty_factor, q, scale, allowed
-        )
-    )
-    lam = default_penalties(gmax / max(l1_ratio, 1e-3), n_penalties, min_ratio)
+    lam = default_penalties(_lambda_max(data, q, scale, allowed, l1_ratio), n_penalties, min_ratio)
     solve = lam.copy()
-    solve[0] = np.inf if n_penalties > 1 else lam[0]
+    solve[0] = _BIG if n_penalties > 1 else lam[0]
     return lam, solve, True
 
 
@@ -722,8 +718,19 @@ def penalty_sequence(
 
 
 def _lambda_max(data, q, scale, allowed, alpha) -> float:
+    """Smallest penalty with no penalised column in the model (glmnet's ``al0``).
+
+    The gradient is taken at b = 0, or, when some columns are unpenalised
+    (penalty factor 0), at their fit alone, as glmnet's first (infinite) step.
+    """
+    eta = np.zeros(data.x.shape[0])
+    if np.any(allowed & (data.penalty_factor == 0)):
+        k = _initial_buffer(data.x.shape[1], data.x.shape[0])
+        args = (data.x, data.death, data.start, data.end, data.penalty_factor, alpha, q, scale)
+        coef = _run(_fit_path, data, k, *args, allowed, np.array([_BIG]), False)[0]
+        eta = data.x @ np.asarray(coef)[0]
     gmax = _max_gradient(
-        data.x, data.death, data.start, data.end, data.penalty_factor, q, scale, allowed
+        data.x, data.death, data.start, data.end, data.penalty_factor, q, scale, allowed, eta
     )
     return float(gmax) / max(alpha, 1e-3)
 

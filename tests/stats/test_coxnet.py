@@ -1,0 +1,208 @@
+"""Elastic-net Cox (toolkit.stats.coxnet) against glmnet 4.1-6, computed live in R.
+
+Times go to both sides in years (pbc) or months (veteran): glmnet puts a
+censored time tied with a death time in that death's risk set only when its
+``100 * .Machine$double.eps`` shift survives rounding (times below ~100); see
+the module docstring. Coefficients are compared with ``thresh=1e-20``: at
+glmnet's ``thresh=1e-12`` its own iterates stop up to 5e-6 from its optimum
+(ours has the lower objective there), which is above the 1e-6 we promise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit.stats import coxnet
+
+THRESH = 1e-20
+
+
+@pytest.fixture(scope="module")
+def rc(r):
+    from toolkit.rbridge import coxnet as rcoxnet
+
+    return rcoxnet
+
+
+@pytest.fixture(scope="module")
+def pbc_data(pbc):
+    frame = pbc.copy()
+    frame["sex"] = (frame["sex"] == "f").astype(float)
+    frame = frame.dropna()
+    columns = [c for c in frame.columns if c not in ("id", "time", "status")]
+    x = frame[columns].to_numpy(float)
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    time = frame["time"].to_numpy() / 365.25
+    event = (frame["status"] == 2).to_numpy(float)
+    return pd.DataFrame(x, columns=columns), time, event
+
+
+@pytest.fixture(scope="module")
+def veteran_data(veteran):
+    dummies = pd.get_dummies(veteran["celltype"], prefix="celltype", drop_first=True, dtype=float)
+    x = pd.concat([veteran[["trt", "karno", "diagtime", "age", "prior"]], dummies], axis=1)
+    return x.astype(float), veteran["time"].to_numpy() / 30.4375, veteran["status"].to_numpy()
+
+
+@pytest.fixture(scope="module")
+def wide_data():
+    """n=120, p=2048 with 10 true signals (the study's shape before mRMR)."""
+    rng = np.random.default_rng(20261127)
+    n, p = 120, 2048
+    x = rng.standard_normal((n, p))
+    beta = np.zeros(p)
+    beta[:10] = np.linspace(1.0, 0.3, 10) * np.where(np.arange(10) % 2, -1.0, 1.0)
+    true_time = rng.exponential(np.exp(-(x @ beta))) * 12
+    censor = rng.exponential(24, n)
+    return x, np.minimum(true_time, censor), (true_time <= censor).astype(float)
+
+
+@pytest.mark.parametrize("name", ["pbc_data", "veteran_data", "wide_data"])
+def test_default_penalty_sequence_equals_glmnet(request, rc, name):
+    x, time, event = request.getfixturevalue(name)
+    x = np.asarray(x)
+    ref = rc.glmnet_path(x, time, event, 0.5, thresh=1e-7)
+    ours = coxnet.penalty_sequence(x, time, event, 0.5)
+    assert len(ours) == 100
+    k = len(ref["lambda"])
+    np.testing.assert_allclose(ours[:k], ref["lambda"], rtol=1e-8, atol=0)
+
+
+def test_path_equals_glmnet_on_pbc(rc, pbc_data):
+    x, time, event = pbc_data
+    ref = rc.glmnet_path(x.to_numpy(), time, event, 0.5, thresh=THRESH)
+    ours = coxnet.path(x, time, event, l1_ratio=0.5)
+    # glmnet stops this default path early (deviance ratio flat): the same length here
+    assert ours.stopped_early
+    assert len(ours.penalties) == len(ref["lambda"]) == 50
+    np.testing.assert_allclose(ours.penalties, ref["lambda"], rtol=1e-8)
+    np.testing.assert_allclose(ours.coef, ref["beta"].T, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours.deviance_ratio, ref["dev_ratio"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(ours.null_deviance, ref["nulldev"][0], rtol=1e-10)
+    np.testing.assert_array_equal(ours.n_nonzero, (ref["beta"] != 0).sum(axis=0))
+    assert ours.feature_names == tuple(x.columns)
+
+
+def test_path_equals_glmnet_on_veteran_lasso(rc, veteran_data):
+    x, time, event = veteran_data
+    ref = rc.glmnet_path(x.to_numpy(), time, event, 1.0, thresh=THRESH)
+    ours = coxnet.path(x, time, event, l1_ratio=1.0)
+    assert len(ours.penalties) == len(ref["lambda"])
+    np.testing.assert_allclose(ours.penalties, ref["lambda"], rtol=1e-8)
+    np.testing.assert_allclose(ours.coef, ref["beta"].T, rtol=0, atol=1e-6)
+
+
+def test_path_with_weights_and_penalty_factor_equals_glmnet(rc, veteran_data):
+    x, time, event = veteran_data
+    rng = np.random.default_rng(3)
+    weights = rng.uniform(0.5, 2.0, len(time))
+    factor = np.array([1.0, 0.5, 1.0, 2.0, 1.0, 0.0, 1.0, 1.0])
+    ref = rc.glmnet_path(
+        x.to_numpy(), time, event, 0.5, weights=weights, penalty_factor=factor, thresh=THRESH
+    )
+    ours = coxnet.path(x, time, event, 0.5, weights=weights, penalty_factor=factor)
+    assert len(ours.penalties) == len(ref["lambda"])
+    np.testing.assert_allclose(ours.penalties, ref["lambda"], rtol=1e-8)
+    np.testing.assert_allclose(ours.coef, ref["beta"].T, rtol=0, atol=1e-6)
+
+
+def test_path_equals_glmnet_when_p_is_much_larger_than_n(rc, wide_data):
+    x, time, event = wide_data
+    penalties = coxnet.penalty_sequence(x, time, event, 0.5)[:20]
+    ref = rc.glmnet_path(x, time, event, 0.5, penalties=penalties, thresh=THRESH)
+    ours = coxnet.path(x, time, event, 0.5, penalties=penalties)
+    assert ours.n_nonzero[-1] > 30
+    np.testing.assert_allclose(ours.coef, ref["beta"].T, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours.deviance_ratio, ref["dev_ratio"], rtol=0, atol=1e-8)
+
+
+def test_cv_equals_cv_glmnet_on_pbc(rc, pbc_data):
+    x, time, event = pbc_data
+    folds = np.random.default_rng(1).permutation(np.resize(np.arange(1, 6), len(time)))
+    ref = rc.cv_glmnet(x.to_numpy(), time, event, 0.5, folds, thresh=THRESH)
+    ours = coxnet.cv(x, time, event, 0.5, fold_id=folds)
+    np.testing.assert_allclose(ours.penalties, ref["lambda"], rtol=1e-8)
+    np.testing.assert_allclose(ours.cv_mean, ref["cvm"], rtol=1e-4)
+    np.testing.assert_allclose(ours.cv_se, ref["cvsd"], rtol=1e-4)
+    assert ours.index_min == int(np.argmin(np.abs(ref["lambda"] - ref["lambda_min"][0])))
+    assert ours.index_1se == int(np.argmin(np.abs(ref["lambda"] - ref["lambda_1se"][0])))
+
+
+def test_cv_on_a_small_cohort_equals_cv_glmnet(rc):
+    """The study's case: ~30 selected features, 40 patients, 5 folds."""
+    rng = np.random.default_rng(40)
+    x = rng.standard_normal((40, 30))
+    time = rng.exponential(np.exp(-(x[:, 0] - x[:, 1]))) * 10
+    event = (rng.uniform(size=40) < 0.75).astype(float)
+    folds = np.resize(np.arange(1, 6), 40)
+    folds = folds[np.argsort(np.argsort(time))]  # events spread over folds
+    # thresh=1e-20 would exhaust glmnet's maxit near saturation at n=40
+    ref = rc.cv_glmnet(x, time, event, 0.5, folds, thresh=1e-12)
+    ours = coxnet.cv(x, time, event, 0.5, fold_id=folds)
+    np.testing.assert_allclose(ours.penalties, ref["lambda"], rtol=1e-8)
+    # beyond ~50 penalties the fold models saturate (training deviance ratio
+    # near 1) and glmnet's fold paths end where its iterations run out
+    np.testing.assert_allclose(ours.cv_mean[:50], ref["cvm"][:50], rtol=1e-4)
+    assert ours.penalty_min == pytest.approx(ref["lambda_min"][0], rel=1e-8)
+
+
+def test_predict_interpolates_linearly_in_the_penalty(pbc_data):
+    x, time, event = pbc_data
+    fit = coxnet.path(x, time, event, l1_ratio=0.5)
+    lam = fit.penalties
+    np.testing.assert_allclose(coxnet.predict(fit, x, lam[10]), x.to_numpy() @ fit.coef[10])
+    middle = 0.25 * lam[10] + 0.75 * lam[11]
+    expected = x.to_numpy() @ (0.25 * fit.coef[10] + 0.75 * fit.coef[11])
+    np.testing.assert_allclose(coxnet.predict(fit, x, middle), expected, rtol=1e-12)
+    below = coxnet.predict(fit, x, lam[-1] / 10)
+    np.testing.assert_allclose(below, x.to_numpy() @ fit.coef[-1])
+
+
+def test_constant_and_duplicated_columns_are_dropped_with_a_warning(pbc_data):
+    x, time, event = pbc_data
+    noisy = x.copy()
+    noisy["flat"] = 1.0
+    noisy["bili_again"] = x["bili"]
+    with pytest.warns(coxnet.CoxnetWarning) as record:
+        fit = coxnet.path(noisy, time, event, 0.5)
+    messages = [str(w.message) for w in record]
+    assert any("constant column(s): flat" in m for m in messages)
+    assert any("duplicated column(s): bili_again (= bili)" in m for m in messages)
+    assert fit.dropped == ("flat", "bili_again")
+    assert not fit.coef[:, -2:].any()
+
+
+def test_missing_values_name_rows_and_columns(pbc_data):
+    x, time, event = pbc_data
+    broken = x.copy()
+    broken.iloc[[3, 7], 2] = np.nan
+    label3, label7 = broken.index[3], broken.index[7]
+    with pytest.raises(ValueError, match=rf"rows {label3}, {label7} and columns {x.columns[2]}"):
+        coxnet.path(broken, time, event)
+
+
+def test_penalties_giving_only_empty_models_warn(pbc_data):
+    x, time, event = pbc_data
+    lam_max = coxnet.penalty_sequence(x, time, event, 0.5)[0]
+    with pytest.warns(coxnet.CoxnetWarning, match="every model on the penalty path is empty"):
+        fit = coxnet.path(x, time, event, 0.5, penalties=lam_max * np.geomspace(10, 1.01, 100))
+    assert not fit.n_nonzero.any()
+
+
+def test_fold_without_events_is_named(pbc_data):
+    x, time, event = pbc_data
+    folds = np.resize(np.arange(1, 6), len(time))
+    folds[event == 0] = np.resize(np.arange(1, 6), int((event == 0).sum()))
+    folds[event == 1] = np.resize([1, 2, 3, 5], int(event.sum()))
+    with pytest.raises(ValueError, match=r"fold\(s\) 4 have no events"):
+        coxnet.cv(x, time, event, 0.5, fold_id=folds)
+
+
+def test_bad_outcome_is_refused():
+    x = np.random.default_rng(0).standard_normal((10, 3))
+    with pytest.raises(ValueError, match="time must be positive"):
+        coxnet.path(x, np.r_[0.0, np.ones(9)], np.ones(10))
+    with pytest.raises(ValueError, match="event must be 0/1"):
+        coxnet.path(x, np.ones(10), np.r_[2.0, np.ones(9)])
