@@ -83,6 +83,27 @@ def _concentrated(total: int, capacities: np.ndarray) -> float:
     return out
 
 
+def _bounds_two_rows(rows: tuple[int, ...], c: np.ndarray) -> tuple[float, float]:
+    """Exact highest, and the concave envelope's lowest, completion value for two rows.
+
+    With first-row counts a_j the value is sum_j f_j(a_j), f_j(a) = -log a! - log(c_j-a)!,
+    concave in a: the best split of sum a_j = rows[0] takes the rows[0] largest
+    marginal gains log((c_j - a)/(a + 1)) (they decrease in a), so it is exact.
+    The lowest is at least sum_j min(f_j) = -sum log c_j!.
+    """
+    base = -float(gammaln(c + 1).sum())  # every a_j = 0
+    take = min(rows)
+    if take:
+        a = np.concatenate([np.arange(int(cj)) for cj in c])
+        cols = np.repeat(c, c)
+        gains = np.log(cols - a) - np.log(a + 1)
+        best = np.partition(gains, len(gains) - take)[len(gains) - take :]
+        high = base + float(best.sum())
+    else:
+        high = base
+    return base, high
+
+
 def _bounds(rows: tuple[int, ...], columns: list[int]) -> tuple[float, float]:
     """Bounds (lowest, highest) on -sum log(t!) over completions with these margins.
 
@@ -91,6 +112,8 @@ def _bounds(rows: tuple[int, ...], columns: list[int]) -> tuple[float, float]:
     """
     r = np.array(rows)
     c = np.array(columns)
+    if len(rows) == 2:
+        return _bounds_two_rows(rows, c)
     high = min(sum(_even_split(int(v), c) for v in r), sum(_even_split(int(v), r) for v in c))
     low = max(sum(_concentrated(int(v), c) for v in r), sum(_concentrated(int(v), r) for v in c))
     return low, high
@@ -99,52 +122,47 @@ def _bounds(rows: tuple[int, ...], columns: list[int]) -> tuple[float, float]:
 def _sum_tail(rows, columns, constant: float, threshold: float) -> float:
     """Total probability of the tables with log P <= threshold, walking the network.
 
-    A node maps a rounded partial value to [value, number of partial tables]. At
-    each node, bounds on the completions decide whole groups at once: partial
-    values whose best completion is already in the tail are added in closed form
-    (the completions' weights sum to N!/(prod r! prod c!)), those whose worst
-    completion is too probable are dropped; only the rest walk on.
+    A node holds arrays of distinct partial values and the number of partial
+    tables reaching each. At each node, bounds on the completions decide whole
+    groups at once: partial values whose best completion is already in the tail
+    are added in closed form (the completions' weights sum to
+    N!/(prod r! prod c!)), those whose worst completion is too probable are
+    dropped; only the rest walk on.
     """
     total = 0.0
-    nodes: dict[tuple[int, ...], dict[int, list[float]]] = {rows: {0: [0.0, 1.0]}}
+    nodes: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {rows: (np.zeros(1), np.ones(1))}
     for stage, column in enumerate(columns):
-        following: dict[tuple[int, ...], dict[int, list[float]]] = defaultdict(dict)
+        following: dict[tuple[int, ...], list] = defaultdict(list)
         remaining_columns = columns[stage:]
-        for remaining, partials in nodes.items():
+        for remaining, (values, weights) in nodes.items():
             low, high = _bounds(remaining, remaining_columns)
-            n_left = sum(remaining)
             log_all = float(
-                gammaln(n_left + 1)
+                gammaln(sum(remaining) + 1)
                 - gammaln(np.array(remaining) + 1).sum()
                 - gammaln(np.array(remaining_columns) + 1).sum()
             )
-            undecided = {}
-            for key, (value, weight) in partials.items():
-                if constant + value + high <= threshold:
-                    total += weight * np.exp(constant + value + log_all)
-                elif constant + value + low <= threshold:
-                    undecided[key] = [value, weight]
-            if not undecided:
+            done = constant + values + high <= threshold
+            total += float(np.sum(weights[done] * np.exp(constant + values[done] + log_all)))
+            walk = ~done & (constant + values + low <= threshold)
+            if not walk.any():
                 continue
+            values, weights = values[walk], weights[walk]
             for filling in _column_fillings(remaining, column):
                 step = -float(gammaln(np.array(filling) + 1).sum())
                 # Completions depend only on the multiset of row totals left.
                 child = tuple(sorted(r - f for r, f in zip(remaining, filling, strict=True)))
-                _merge(following[child], undecided, step)
-        nodes = following
-    end = nodes.get(tuple(0 for _ in rows), {})
-    for value, weight in end.values():
-        if constant + value <= threshold:
-            total += weight * np.exp(constant + value)
+                following[child].append((values + step, weights))
+        nodes = {node: _merge(parts) for node, parts in following.items()}
+    values, weights = nodes.get(tuple(0 for _ in rows), (np.zeros(0), np.zeros(0)))
+    tail = constant + values <= threshold
+    total += float(np.sum(weights[tail] * np.exp(constant + values[tail])))
     return float(min(1.0, total))
 
 
-def _merge(bucket: dict[int, list[float]], partials: dict[int, list[float]], step: float) -> None:
-    for value, weight in partials.values():
-        merged = value + step
-        key = round(merged * _MERGE)
-        entry = bucket.get(key)
-        if entry is None:
-            bucket[key] = [merged, weight]
-        else:
-            entry[1] += weight
+def _merge(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Pool partial values arriving at one node; equal values (to 1/_MERGE) add weights."""
+    values = np.concatenate([v for v, _ in parts])
+    weights = np.concatenate([w for _, w in parts])
+    keys = np.round(values * _MERGE).astype(np.int64)
+    unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return values[first], np.bincount(inverse, weights=weights, minlength=len(unique))
