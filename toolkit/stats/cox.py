@@ -389,7 +389,9 @@ def fit(
     ties
         ``"efron"`` (coxph's default) or ``"breslow"``.
     weights
-        Positive case weights (coxph's ``weights=``), or None.
+        Positive case weights (coxph's ``weights=``), or None. ``se`` is always the
+        model-based variance; for non-integer weights coxph reports the robust
+        (sandwich) one instead, and ours equals its ``fit$naive.var``.
     strata
         One stratum label per row (``strata()`` term), or None.
     names
