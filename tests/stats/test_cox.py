@@ -94,6 +94,19 @@ def test_predict_survival_equals_survfit_on_new_data(r, lung_data):
     assert ours.predict_linear(newx).shape == (3,)
 
 
+def test_eps_follows_coxph_control(r, pbc_data):
+    """At coxph's default eps the coefficients are ~1e-7 from the exact maximum; with
+    the same eps as an R fit (here 1e-12, as rms::cph(eps=1e-12)) both agree again."""
+    from toolkit.rbridge.cox import coxph
+
+    X, time, event = pbc_data
+    x = np.c_[np.log(X["bili"]), X[["age", "albumin", "edema"]]]
+    ours = cox.fit(x, time, event, eps=1e-12)
+    ref = coxph(x, time, event, eps=1e-12)
+    assert _rel(ours.coef, ref["coef"]) < 1e-10
+    assert ours.iterations == ref["iter"][0]
+
+
 def test_fractional_weights_use_model_based_variance(r, lung_data):
     """coxph switches to the robust variance for non-integer weights; ours is naive.var."""
     from toolkit.rbridge.cox import coxph

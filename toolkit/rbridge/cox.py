@@ -10,7 +10,7 @@ import numpy as np
 from toolkit.rbridge import call, r_function
 
 _COXPH = """
-function(x, time, event, ties, weights, strata, newx, newstrata, times) {
+function(x, time, event, ties, weights, strata, newx, newstrata, times, eps) {
   suppressPackageStartupMessages(library(survival))  # strata() must be found by name
   x <- as.matrix(x)
   if (is.null(strata)) {
@@ -21,8 +21,11 @@ function(x, time, event, ties, weights, strata, newx, newstrata, times) {
     d <- data.frame(time = time, event = event, s = strata)
   }
   d$x <- x
-  fit <- if (is.null(weights)) survival::coxph(fml, data = d, ties = ties)
-         else { d$w <- weights; survival::coxph(fml, data = d, ties = ties, weights = w) }
+  control <- survival::coxph.control(eps = eps, iter.max = 20,
+                                     toler.chol = min(eps / 10, .Machine$double.eps^0.75))
+  fit <- if (is.null(weights)) survival::coxph(fml, data = d, ties = ties, control = control)
+         else { d$w <- weights
+                survival::coxph(fml, data = d, ties = ties, weights = w, control = control) }
   b <- survival::basehaz(fit, centered = FALSE)
   # non-integer weights make coxph report the robust variance; naive.var is the model's
   v <- if (is.null(fit$naive.var)) fit$var else fit$naive.var
@@ -70,6 +73,7 @@ def coxph(
     newx: np.ndarray | None = None,
     newstrata: Any = None,
     times: np.ndarray | None = None,
+    eps: float = 1e-9,
 ) -> dict[str, Any]:
     """``coxph`` on a numeric matrix; with ``newx``, ``survfit(fit, newdata)`` at ``times``.
 
@@ -90,4 +94,5 @@ def coxph(
         None if newx is None else np.asarray(newx, dtype=float),
         newstrata_r,
         None if times is None else np.asarray(times, dtype=float),
+        float(eps),
     )

@@ -46,7 +46,6 @@ Ties = Literal["efron", "breslow"]
 
 _MAX_ITER = 20  # coxph.control()$iter.max
 _EPS = 1e-9  # coxph.control()$eps
-_TOLER_INF = np.sqrt(_EPS)  # coxph.control()$toler.inf
 
 
 @dataclass(frozen=True, eq=False)
@@ -279,9 +278,7 @@ def _terms(risk: _Risk, beta: np.ndarray, *, derivatives: bool = True):
     return loglik, score, information
 
 
-def _newton(
-    risk: _Risk, start: tuple
-) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, int, bool]:
+def _newton(risk: _Risk, start: tuple, eps: float, max_iter: int) -> tuple:
     """coxfit6's Newton-Raphson, step for step; returns beta, loglik, info, step, iters, ok.
 
     From beta = 0, step by the information's solve of the score; stop when
@@ -294,11 +291,11 @@ def _newton(
     beta = np.zeros(len(score))
     candidate = beta + _solve(info, score)
     halving = False
-    for iteration in range(1, _MAX_ITER + 1):
+    for iteration in range(1, max_iter + 1):
         new_loglik, score, info = _terms(risk, candidate)
-        if not halving and abs(1 - loglik / new_loglik) <= _EPS:
+        if not halving and abs(1 - loglik / new_loglik) <= eps:
             return candidate, new_loglik, info, _solve(info, score), iteration, True
-        if iteration == _MAX_ITER:
+        if iteration == max_iter:
             break
         if new_loglik < loglik:
             halving = True
@@ -307,7 +304,7 @@ def _newton(
             halving = False
             loglik, beta = new_loglik, candidate
             candidate = candidate + _solve(info, score)
-    return candidate, new_loglik, info, _solve(info, score), _MAX_ITER, False
+    return candidate, new_loglik, info, _solve(info, score), max_iter, False
 
 
 def _solve(info: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -376,6 +373,8 @@ def fit(
     weights: Any = None,
     strata: Any = None,
     names: Sequence[str] | None = None,
+    eps: float = _EPS,
+    max_iter: int = _MAX_ITER,
 ) -> CoxFit:
     """Fit a Cox model as ``coxph(Surv(time, event) ~ X + strata(strata), weights=, ties=)``.
 
@@ -396,6 +395,12 @@ def fit(
         One stratum label per row (``strata()`` term), or None.
     names
         Covariate names for an array X (default ``x1, x2, ...``).
+    eps, max_iter
+        ``coxph.control(eps=, iter.max=)``: stop when the relative change of the
+        log-likelihood is <= eps. The defaults are coxph's; at eps = 1e-9 the
+        coefficients can still be ~1e-7 (relative) from the exact maximum, so
+        to compare with an R fit run at another eps (e.g. ``rms::cph(eps=1e-12)``)
+        pass the same eps here.
 
     Returns
     -------
@@ -415,9 +420,10 @@ def fit(
     # threads spinning on a busy machine cost more than the work itself.
     with threadpool_limits(limits=1, user_api="blas"):
         start = _terms(risk, np.zeros(p))
-        beta, loglik, info, step, iterations, converged = _newton(risk, start)
+        beta, loglik, info, step, iterations, converged = _newton(risk, start, eps, max_iter)
     loglik_null = start[0]
-    infinite = (np.abs(step) > _EPS) & (np.abs(step) > _TOLER_INF * np.abs(beta))
+    # coxph.fit's rule, with toler.inf = sqrt(eps) as in coxph.control
+    infinite = (np.abs(step) > eps) & (np.abs(step) > np.sqrt(eps) * np.abs(beta))
     if infinite.any() or not converged:
         converged = False
         which = [cols[i] for i in np.flatnonzero(infinite)] or list(cols)
