@@ -72,5 +72,10 @@ class StageLog:
         self.echo(f"  {name:<12} done in {seconds:.1f} s")
         return False
 
+    def key_of(self, name: str) -> str:
+        """The key a stage last ran with ("" if it never completed)."""
+        stamp = self._stamp(name)
+        return str(read_json(stamp).get("key", "")) if stamp.is_file() else ""
+
     def as_json(self) -> list[dict[str, Any]]:
         return [{"name": r.name, "seconds": r.seconds, "skipped": r.skipped} for r in self.records]
