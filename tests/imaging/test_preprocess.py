@@ -257,3 +257,23 @@ def test_dask_workers_give_the_same_crops_as_in_process(tiny_cohort, tmp_path):
                 # the metric's floating-point sums in the last digits only
                 for key in ("arterial", "portal", "registration"):
                     np.testing.assert_allclose(a[key], b[key], atol=1e-5)
+
+
+def test_an_existing_scheduler_is_used(tiny_cohort, tmp_path):
+    import logging
+
+    from distributed import LocalCluster
+
+    manifest = _cohort(tiny_cohort, tmp_path, ("P007",))
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=logging.ERROR
+    ) as cluster:
+        summary = preprocess_cohort(
+            manifest,
+            tmp_path / "crops",
+            workers=0,
+            scheduler=cluster.scheduler_address,
+            progress=False,
+            settings=SMALL,
+        )
+    assert summary.n_ok == 1 and (tmp_path / "crops" / "P007.npz").is_file()

@@ -481,7 +481,7 @@ def _run_dask(rows, settings, out_dir, workers, scheduler, progress) -> list[dic
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: never collide with a running dashboard
             silence_logs=logging.ERROR,
         )
         client = Client(cluster)
