@@ -1,0 +1,163 @@
+"""study.toml schema and clinical-table checks: every bad input gets a clear message."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit.config import (
+    StudyConfigError,
+    load_study,
+    prepare_clinical,
+    read_clinical,
+    read_manifest,
+)
+from toolkit.synth.cohort import STUDY_TOML
+
+
+def _cohort(tmp_path, n_train=30, n_valid=20, toml=STUDY_TOML, edit=None):
+    rng = np.random.default_rng(0)
+    n = n_train + n_valid
+    patients = [f"P{i:03d}" for i in range(1, n + 1)]
+    sets = ["train"] * n_train + ["validation"] * n_valid
+    manifest = pd.DataFrame(
+        {"patient": patients, "centre": ["A"] * n_train + ["C"] * n_valid, "set": sets}
+    )
+    for column in ("arterial", "portal", "mask_reader1_a", "mask_reader1_b", "mask_reader2"):
+        manifest[column] = [f"images/{p}/{column}.nii.gz" for p in patients]
+    clinical = pd.DataFrame(
+        {
+            "patient": patients,
+            "os_months": rng.uniform(1, 60, n).round(2),
+            "os_event": rng.integers(0, 2, n) | (np.arange(n) % 2 == 0),
+            "pfs_months": rng.uniform(1, 30, n).round(2),
+            "pfs_event": 1,
+            "ecog": rng.choice(["0", "1"], n),
+            "child_pugh": rng.choice(["A", "B"], n),
+            "tumour_number": rng.integers(1, 4, n),
+            "tumour_size_cm": rng.uniform(1, 12, n).round(1),
+            "bclc": rng.choice(["A", "B", "C"], n),
+            "hbv": rng.choice(["no", "yes"], n),
+            "cirrhosis": rng.choice(["no", "yes"], n),
+            "distribution": rng.choice(["unilobar", "bilobar"], n),
+            "afp": rng.uniform(1, 1000, n).round(1),
+            "alt": rng.uniform(5, 100, n).round(1),
+            "ast": rng.uniform(5, 100, n).round(1),
+            "hbsag": rng.choice(["negative", "positive"], n),
+        }
+    )
+    if edit:
+        edit(clinical, manifest)
+    clinical.to_csv(tmp_path / "clinical.csv", index=False)
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    (tmp_path / "study.toml").write_text(toml)
+    return tmp_path
+
+
+def _prepare(folder):
+    config = load_study(folder)
+    return prepare_clinical(config, read_clinical(config, folder, read_manifest(config, folder)))
+
+
+def test_synthetic_study_toml_is_valid_and_categorises_at_cutoffs(tmp_path):
+    data = _prepare(_cohort(tmp_path))
+    frame = data.frame
+    assert list(frame["afp"].cat.categories) == ["<400", ">=400"]
+    raw_afp = pd.read_csv(tmp_path / "clinical.csv").set_index("patient")["afp"]
+    assert ((raw_afp.loc[frame.index] >= 400) == (frame["afp"] == ">=400")).all()
+    assert list(frame["bclc"].cat.categories) == ["A", "B", "C"]
+    assert data.exclusions.empty
+
+
+def test_unknown_variable_is_named(tmp_path):
+    toml = STUDY_TOML + '\n[[variables]]\nname = "bilirubin"\nkind = "numeric"\ncutoffs = [1]\n'
+    folder = _cohort(tmp_path, toml=toml)
+    with pytest.raises(StudyConfigError, match=r"bilirubin"):
+        _prepare(folder)
+
+
+def test_numeric_variable_without_cutoffs_is_refused(tmp_path):
+    toml = STUDY_TOML.replace("cutoffs = [400]", "")
+    with pytest.raises(StudyConfigError, match=r"afp.*no cutoffs"):
+        load_study(_cohort(tmp_path, toml=toml))
+
+
+def test_unknown_time_unit_is_refused(tmp_path):
+    toml = STUDY_TOML.replace('time_unit = "months"', 'time_unit = "fortnights"')
+    with pytest.raises(StudyConfigError, match=r"time_unit must be one of"):
+        load_study(_cohort(tmp_path, toml=toml))
+
+
+def test_time_points_beyond_follow_up_suggest_the_unit(tmp_path):
+    toml = STUDY_TOML.replace("times = [12, 24, 36]", "times = [12, 24, 120]")
+    with pytest.raises(StudyConfigError, match=r"is study.time_unit"):
+        _prepare(_cohort(tmp_path, toml=toml))
+
+
+def test_unexpected_category_names_the_patients(tmp_path):
+    def edit(clinical, manifest):
+        clinical.loc[[3, 7], "bclc"] = "D"
+
+    with pytest.raises(StudyConfigError, match=r"bclc: unexpected categories \['D'\].*P004, P008"):
+        _prepare(_cohort(tmp_path, edit=edit))
+
+
+def _with_missing(clinical, manifest):
+    clinical.loc[[2, 5], "alt"] = np.nan
+    clinical.loc[5, "hbv"] = np.nan
+
+
+def test_missing_values_complete_case_lists_the_patients(tmp_path):
+    data = _prepare(_cohort(tmp_path, edit=_with_missing))
+    assert data.exclusions["patient"].tolist() == ["P003", "P006"]
+    assert "alt" in data.exclusions.iloc[0]["reason"]
+    assert "P003" not in data.frame.index and len(data.frame) == 48
+
+
+def test_missing_values_imputed_when_asked_and_recorded(tmp_path):
+    toml = STUDY_TOML.replace('missing = "complete-case"', 'missing = "impute-median-mode"')
+    data = _prepare(_cohort(tmp_path, toml=toml, edit=_with_missing))
+    assert len(data.frame) == 50
+    assert sorted(data.imputations["patient"]) == ["P003", "P006", "P006"]
+    assert not data.frame[["alt", "hbv"]].isna().any().any()
+
+
+def test_missing_values_refused_when_asked(tmp_path):
+    toml = STUDY_TOML.replace('missing = "complete-case"', 'missing = "error"')
+    with pytest.raises(
+        StudyConfigError, match=r"P003: alt; P006: hbv, alt|P003: alt; P006: alt, hbv"
+    ):
+        _prepare(_cohort(tmp_path, toml=toml, edit=_with_missing))
+
+
+def test_too_few_events_in_a_set(tmp_path):
+    def edit(clinical, manifest):
+        clinical.loc[30:, "os_event"] = 0
+        clinical.loc[30:32, "os_event"] = 1
+
+    with pytest.raises(StudyConfigError, match=r"too few events in the validation set.*3 events"):
+        _prepare(_cohort(tmp_path, edit=edit))
+
+
+def test_no_external_set_is_refused(tmp_path):
+    def edit(clinical, manifest):
+        manifest["set"] = "train"
+
+    with pytest.raises(StudyConfigError, match=r"no external validation set"):
+        _prepare(_cohort(tmp_path, edit=edit))
+    toml = STUDY_TOML.replace('validation_sets = ["validation"]', "validation_sets = []")
+    with pytest.raises(StudyConfigError, match=r"no external validation set"):
+        load_study(_cohort(tmp_path, toml=toml))
+
+
+def test_unknown_setting_and_missing_outcome_values(tmp_path):
+    toml = STUDY_TOML.replace("crop_size = 224", "crop_size = 224\ncrop_shape = 3")
+    with pytest.raises(StudyConfigError, match=r"imaging.crop_shape: unknown setting"):
+        load_study(_cohort(tmp_path, toml=toml))
+
+    def edit(clinical, manifest):
+        clinical.loc[4, "os_months"] = np.nan
+
+    with pytest.raises(StudyConfigError, match=r"os_months.*P005.*never imputed"):
+        _prepare(_cohort(tmp_path, edit=edit))
