@@ -1,11 +1,38 @@
-"""Fixtures of the report tests: a headless browser and HTML helpers."""
+"""Fixtures of the report tests: a real small synthetic study, rendered reports, a browser."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="session")
+def study_dir(synthetic_study) -> Path:
+    """The session's real small synthetic study (tests/conftest.py), run by `sigkit study run`."""
+    return synthetic_study[0]
+
+
+@pytest.fixture(scope="session")
+def study_report(study_dir, tmp_path_factory) -> Path:
+    """The study report, rendered through the command line (`sigkit report STUDY_DIR --out`).
+
+    Written outside the shared study folder, which other tests read.
+    """
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    out = tmp_path_factory.mktemp("study-report") / "study.html"
+    command = ["report", str(study_dir), "--renderer", "jupyter", "--out", str(out)]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    path = Path(result.output.strip().removeprefix("report: "))
+    assert path.is_file(), result.output
+    return path
 
 
 @pytest.fixture(scope="session")

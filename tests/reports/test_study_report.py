@@ -1,0 +1,178 @@
+"""The study report: every table and figure present, numbers equal to metrics.json, offline."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from toolkit.report import formatting as fmt
+
+TABLES = (
+    "tbl-baseline",
+    "tbl-riskgroups",
+    "tbl-multivariable",
+    "tbl-cindex",
+    "tbl-calibration",
+    "tbl-tdauc",
+    "tbl-rcheck",
+    "suptbl-exclusions",
+    "suptbl-signature",
+    "suptbl-univariate",
+)
+FIGURES = (
+    "fig-workflow",
+    "fig-km",
+    "fig-cam",
+    "fig-nomogram",
+    "fig-tdauc",
+    "fig-decision",
+    "supfig-forest",
+)
+
+
+@pytest.fixture(scope="module")
+def page(study_report) -> str:
+    return study_report.read_text()
+
+
+@pytest.fixture(scope="module")
+def metrics(study_dir) -> dict:
+    return json.loads((study_dir / "results" / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("ident", TABLES + FIGURES + ("nomogram-calculator", "sec-methods"))
+def test_every_table_and_figure_has_its_id(page, ident):
+    assert f'id="{ident}"' in page
+
+
+def test_no_artifact_is_reported_missing(page):
+    assert 'class="missing"' not in page, re.findall(r'class="missing">(.*?)</p>', page)
+
+
+def test_figures_are_inline_images(page, study_dir, text_of):
+    figures = re.findall(r'<figure id="(?:fig|supfig)-[^"]+".*?</figure>', page, re.S)
+    assert len(figures) == len(FIGURES)
+    for figure in figures:
+        assert "data:image/png;base64," in figure or "<svg" in figure
+    stages = json.loads((study_dir / "results" / "metrics.json").read_text())["stages"]
+    workflow = text_of(page, "fig-workflow")
+    for stage in stages:
+        assert stage["name"] in workflow
+
+
+def test_no_external_url_anywhere(page):
+    assert not re.search(r"https?://", page)
+    assert not re.search(r"<script[^>]+src=", page)
+    assert not re.search(r"<link[^>]+href=", page)
+    assert not re.search(r"@import", page)
+    for target in re.findall(r"url\(\s*['\"]?([^'\")]+)", page):
+        assert target.startswith("data:"), target
+    for target in re.findall(r'(?:src|href)="([^"]*)"', page):
+        assert target.startswith(("data:", "#")), target
+
+
+def test_cindex_table_equals_metrics(page, metrics, text_of):
+    table = text_of(page, "tbl-cindex")
+    for per_set in metrics["cindex"].values():
+        for entry in per_set.values():
+            expected = fmt.with_ci(entry["c"], entry["lower"], entry["upper"])
+            assert expected in table
+    for per_set in metrics["comparisons"].values():
+        for test in per_set.values():
+            if test and test.get("diff") is not None:
+                assert f"{test['diff']:+.3f}" in table
+                assert fmt.pvalue(test["p"]) in table
+
+
+def test_calibration_and_auc_tables_equal_metrics(page, metrics, text_of):
+    calibration = text_of(page, "tbl-calibration")
+    for per_set in metrics["calibration"].values():
+        for per_model in per_set.values():
+            for entry in per_model.values():
+                assert fmt.number(entry["rmse"]) in calibration
+                assert fmt.number(entry["ici"]) in calibration
+    auc = text_of(page, "tbl-tdauc")
+    for per_set in metrics["td_auc"].values():
+        for per_model in per_set.values():
+            for value in per_model.values():
+                assert fmt.number(value) in auc
+
+
+def test_risk_groups_equal_metrics(page, metrics, text_of):
+    table = text_of(page, "tbl-riskgroups")
+    for name in ("train", "validation"):
+        entry = metrics["risk_groups"][name]
+        assert f"{entry['n_low']} {entry['n_high']} {entry['chisq']:.2f}" in table
+        assert fmt.pvalue(entry["p"]) in table
+
+
+def test_r_check_table_lists_every_check(page, study_dir, text_of):
+    checks = json.loads((study_dir / "results" / "r_check.json").read_text())["checks"]
+    table = text_of(page, "tbl-rcheck")
+    for check in checks:
+        assert check["name"] in table
+        if check["r"] is not None:
+            assert f"{check['r']:.6g}" in table
+    assert table.count("pass") == sum(c["passed"] for c in checks)
+
+
+def test_multivariable_table_formats_hazard_ratios(page, study_dir, text_of):
+    import pandas as pd
+
+    table = text_of(page, "tbl-multivariable")
+    frame = pd.read_parquet(study_dir / "results" / "tables" / "multivariable_integrated.parquet")
+    for row in frame.itertuples():
+        expected = fmt.with_ci(row.hr, row.lower, row.upper, digits=2, hazard_ratio=True)
+        assert f"{expected} {fmt.pvalue(row.p)}" in table
+    assert re.search(r"\d\.\d\d \(\d+\.\d\d–\d+\.\d\d\)", table)
+
+
+def test_methods_say_synthetic_and_random_weights(page, metrics, text_of):
+    from bs4 import BeautifulSoup
+
+    text = BeautifulSoup(page, "html.parser").get_text(" ", strip=True)
+    assert metrics["provenance"]["synthetic"] is True
+    assert "This cohort is synthetic" in text
+    assert "synthetic" in text_of(page, "provenance-warning")
+    if metrics["provenance"].get("weights") == "random":
+        assert "The network's weights were random" in text
+        assert "random" in text_of(page, "provenance-warning")
+
+
+def test_footer_names_the_renderer(page):
+    import nbclient
+
+    assert f"Rendered by sigkit Jupyter renderer (nbclient {nbclient.__version__})" in page
+
+
+def test_a_partial_run_renders_and_names_what_is_missing(study_dir, tmp_path):
+    import shutil
+
+    from toolkit.report import render_study_report
+
+    partial = tmp_path / "partial"
+    (partial / "results").mkdir(parents=True)
+    shutil.copy(study_dir / "results" / "metrics.json", partial / "results" / "metrics.json")
+    path = render_study_report(partial, renderer="jupyter")
+    assert path == (partial / "report" / "study.html").resolve()
+    page = path.read_text()
+    for name in ("tables/baseline.parquet", "figures/km_risk_train.png", "r_check.json"):
+        assert f"<code>results/{name}</code>" in page
+    assert 'id="nomogram-calculator"' not in page
+    assert "Not produced by this run: results/nomogram_*.json." in page
+
+
+def test_missing_results_are_refused(tmp_path):
+    from toolkit.report import RenderError, render_study_report
+
+    with pytest.raises(RenderError, match=r"metrics\.json not found: run `sigkit study run"):
+        render_study_report(tmp_path)
+
+
+def test_signature_table_equals_signature_json(page, study_dir, text_of):
+    signature = json.loads((study_dir / "results" / "signature.json").read_text())
+    table = text_of(page, "suptbl-signature")
+    for feature, weight in zip(signature["features"], signature["coefficients"], strict=True):
+        assert f"{feature} {feature.split('_')[0]} {weight:.4f}" in table
