@@ -7,10 +7,13 @@ from validation._registry import load_suites
 
 
 def test_fast_validation_suites_all_pass(r, tmp_path):
-    registered = {item.suite for item in load_suites()}
+    """Each suite with fast checks compares something and passes; suites whose checks
+    are all slow (fast=False, e.g. registration on a whole cohort) run under
+    `sigkit validate` only."""
+    with_fast = {item.suite for item in load_suites() if item.fast}
     results = {result.suite: result for result in run_suites(fast=True, out_dir=tmp_path)}
-    without_fast = sorted(registered - set(results))
-    assert not without_fast, f"suites with no fast=True check: {without_fast}"
+    assert set(results) == with_fast
+    assert {"cox", "survival", "icc", "tables"} <= with_fast
     for name, result in results.items():
         assert not result.errors, f"suite {name} crashed: {result.errors}"
         assert result.comparisons, f"suite {name} made no comparisons"
