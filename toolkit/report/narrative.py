@@ -94,8 +94,10 @@ def nomograms(results: StudyResults) -> str:
         "nomograms with calibration curves. The integrated nomogram's C-index, against the "
         "clinical nomogram's, was " + "; ".join(parts) + " (@tbl-cindex)."
     )
-    if notes:
-        text += " Notes from model selection: " + "; ".join(map(str, notes)) + "."
+    unique = list(dict.fromkeys(str(n).strip() for n in notes if str(n).strip()))
+    if unique:
+        text += "\n\nNotes recorded during model selection:\n\n"
+        text += "\n".join(f"- {note}" for note in unique)
     return text
 
 
