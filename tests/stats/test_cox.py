@@ -107,16 +107,19 @@ def test_eps_follows_coxph_control(r, pbc_data):
     assert ours.iterations == ref["iter"][0]
 
 
-def test_fractional_weights_use_model_based_variance(r, lung_data):
-    """coxph switches to the robust variance for non-integer weights; ours is naive.var."""
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_fractional_weights_give_coxph_robust_variance(r, lung_data, ties):
+    """coxph switches to the robust (sandwich) variance for non-integer weights."""
     from toolkit.rbridge.cox import coxph
 
-    x, time, event, _ = lung_data
+    x, time, event, sex = lung_data
     weights = 1.0 + 0.5 * (np.arange(len(time)) % 3)
-    ours = cox.fit(x, time, event, weights=weights)
-    ref = coxph(x, time, event, weights=weights)
+    ours = cox.fit(x, time, event, ties=ties, weights=weights, strata=sex)
+    ref = coxph(x, time, event, ties=ties, weights=weights, strata=sex)
+    assert ours.robust
     assert _rel(ours.coef, ref["coef"]) < 1e-7
     assert _rel(ours.se, ref["se"]) < 1e-6
+    assert _rel(np.sqrt(np.diag(ours.naive_variance)), ref["naive_se"]) < 1e-6
 
 
 def test_separating_covariate_warns_and_is_not_converged(lung):

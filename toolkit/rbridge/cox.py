@@ -29,7 +29,8 @@ function(x, time, event, ties, weights, strata, newx, newstrata, times, eps) {
   b <- survival::basehaz(fit, centered = FALSE)
   # non-integer weights make coxph report the robust variance; naive.var is the model's
   v <- if (is.null(fit$naive.var)) fit$var else fit$naive.var
-  out <- list(coef = unname(coef(fit)), se = sqrt(diag(as.matrix(v))),
+  out <- list(coef = unname(coef(fit)), se = sqrt(diag(as.matrix(fit$var))),
+              naive_se = sqrt(diag(as.matrix(v))),
               loglik = fit$loglik, means = unname(fit$means), iter = fit$iter,
               n = fit$n, nevent = fit$nevent, aic = AIC(fit),
               p = unname(summary(fit)$coefficients[, "Pr(>|z|)"]),
@@ -77,7 +78,8 @@ def coxph(
 ) -> dict[str, Any]:
     """``coxph`` on a numeric matrix; with ``newx``, ``survfit(fit, newdata)`` at ``times``.
 
-    Returns coef, se, loglik (null, fitted), means, iter, n, nevent, aic, p,
+    Returns coef, se (as coxph reports it: robust for non-integer weights), naive_se
+    (model-based), loglik (null, fitted), means, iter, n, nevent, aic, p,
     lower/upper (95% hazard-ratio CI), base_time/base_hazard/base_strata
     (``basehaz(fit, centered=FALSE)``) and surv (rows x times) when asked.
     """

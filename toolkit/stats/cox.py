@@ -24,8 +24,9 @@ may be infinite". We apply R's rule (the last Newton step is still larger than
 return ``converged=False``.
 
 Deliberate differences from R: rows with missing values raise a ``ValueError``
-naming them instead of being dropped by ``na.omit``; the variance is always the
-model-based one (``coxph``'s default without ``cluster()``).
+naming them instead of being dropped by ``na.omit``. The variance follows
+``coxph``: model-based, except with non-integer case weights (or ``robust=True``),
+where it is the robust sandwich :math:`D^\\top D` of the weighted dfbeta residuals.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class CoxFit:
     z: np.ndarray
     p: np.ndarray
     variance: np.ndarray
+    naive_variance: np.ndarray
+    robust: bool
     loglik: float
     loglik_null: float
     aic: float
@@ -278,6 +281,48 @@ def _terms(risk: _Risk, beta: np.ndarray, *, derivatives: bool = True):
     return loglik, score, information
 
 
+def _score_residuals(risk: _Risk, beta: np.ndarray) -> np.ndarray:
+    """Per-row score residuals (rows in sorted order), as ``residuals(fit, "score")``.
+
+    U_i = d_i (x_i - xbar_k(i)) - exp(eta_i) sum_{k,j} c_kj phi_ikj (x_i - xbar_kj), over
+    the event times k whose risk set holds row i and Efron's sub-steps j: mean
+    xbar_kj = (S1 - f_j D1) / (S0 - f_j D0), weight c_kj = (W_k / m_k) / (S0 - f_j D0),
+    phi = 1 for rows at risk and 1 - f_j for the events tied at t_k, xbar_k the
+    average of the xbar_kj (coxscore's arithmetic; Breslow has f_j = 0).
+    """
+    eta = risk.x @ beta
+    shift = eta.max()
+    risk_score = np.exp(eta - shift)
+    we = risk.weight * risk_score
+    s0 = _range_sums(we, risk.group_first, risk.group_end)
+    s1 = _range_sums(we[:, None] * risk.x, risk.group_first, risk.group_end)
+    dead_we = we[risk.death_rows]
+    g = len(s0)
+    d0 = np.bincount(risk.group, weights=dead_we, minlength=g)
+    d1 = np.add.reduceat(dead_we[:, None] * risk.x_dead, risk.group_start, axis=0)
+    f = risk.efron_fraction
+    denom = s0[risk.group] - f * d0[risk.group]
+    mean = (s1[risk.group] - f[:, None] * d1[risk.group]) / denom[:, None]
+    c = (risk.group_weight / risk.group_size)[risk.group] / denom  # scaled by e^shift
+    n, p = risk.x.shape
+    c_k = np.bincount(risk.group, weights=c, minlength=g)
+    m_k = np.add.reduceat(c[:, None] * mean, risk.group_start, axis=0)
+    h_k = np.bincount(risk.group, weights=c * f, minlength=g)
+    mh_k = np.add.reduceat((c * f)[:, None] * mean, risk.group_start, axis=0)
+    placed = np.zeros((n + 1, p + 1))
+    np.add.at(placed, risk.group_first, np.c_[c_k, m_k])
+    np.subtract.at(placed, risk.group_end, np.c_[c_k, m_k])
+    cover = np.cumsum(placed, axis=0)[:n]
+    coverage, mean_cover = cover[:, 0], cover[:, 1:]
+    expected = risk.x * coverage[:, None] - mean_cover
+    dead = risk.death_rows
+    expected[dead] -= risk.x_dead * h_k[risk.group][:, None] - mh_k[risk.group]
+    residual = -risk_score[:, None] * expected  # the e^shift factors cancel
+    mean_bar = np.add.reduceat(mean, risk.group_start, axis=0) / risk.group_size[:, None]
+    residual[dead] += risk.x_dead - mean_bar[risk.group]
+    return residual
+
+
 def _newton(risk: _Risk, start: tuple, eps: float, max_iter: int) -> tuple:
     """coxfit6's Newton-Raphson, step for step; returns beta, loglik, info, step, iters, ok.
 
@@ -375,6 +420,7 @@ def fit(
     names: Sequence[str] | None = None,
     eps: float = _EPS,
     max_iter: int = _MAX_ITER,
+    robust: bool | None = None,
 ) -> CoxFit:
     """Fit a Cox model as ``coxph(Surv(time, event) ~ X + strata(strata), weights=, ties=)``.
 
@@ -388,9 +434,7 @@ def fit(
     ties
         ``"efron"`` (coxph's default) or ``"breslow"``.
     weights
-        Positive case weights (coxph's ``weights=``), or None. ``se`` is always the
-        model-based variance; for non-integer weights coxph reports the robust
-        (sandwich) one instead, and ours equals its ``fit$naive.var``.
+        Positive case weights (coxph's ``weights=``), or None.
     strata
         One stratum label per row (``strata()`` term), or None.
     names
@@ -401,6 +445,10 @@ def fit(
         coefficients can still be ~1e-7 (relative) from the exact maximum, so
         to compare with an R fit run at another eps (e.g. ``rms::cph(eps=1e-12)``)
         pass the same eps here.
+    robust
+        Robust (sandwich) variance for ``se``; None means coxph's default: robust
+        exactly when the weights are not all integers. ``naive_variance`` always
+        holds the model-based one (``fit$naive.var``).
 
     Returns
     -------
@@ -434,6 +482,12 @@ def fit(
             stacklevel=2,
         )
     variance = np.linalg.pinv(info) if not np.all(np.isfinite(info)) else _inverse(info)
+    naive_variance = variance
+    if robust is None:
+        robust = weights is not None and not np.all(w == np.round(w))
+    if robust:
+        dfbeta = _score_residuals(risk, beta) @ variance * risk.weight[:, None]
+        variance = dfbeta.T @ dfbeta
     se = np.sqrt(np.diag(variance))
     z = beta / se
     return CoxFit(
@@ -442,6 +496,8 @@ def fit(
         z=z,
         p=2 * stats.norm.sf(np.abs(z)),
         variance=variance,
+        naive_variance=naive_variance,
+        robust=bool(robust),
         loglik=loglik,
         loglik_null=loglik_null,
         aic=-2 * loglik + 2 * p,
