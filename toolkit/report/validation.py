@@ -12,12 +12,13 @@ import base64
 import html
 import io
 import json
-import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from toolkit.report import formatting as fmt
 
@@ -147,31 +148,37 @@ def _png(fig) -> str:
 
 
 def margin_figure(suites: list[Suite]) -> str:
-    """|difference| / tolerance of every comparison on a log axis (below 1 is a pass)."""
+    """|difference| / tolerance of every comparison, one row of points per suite, log axis.
+
+    Below 1 passes. Ratios under 1e-12 (exact agreement included) sit at 1e-12.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = [
-        (f"{c['statistic']} ({c['dataset']})", float(c["diff"]) / float(c["tolerance"]))
-        for s in suites
-        for c in s.comparisons
-        if c.get("diff") is not None and float(c.get("tolerance") or 0) > 0
-    ]
-    if not points:
+    floor = 1e-12
+    rows = []
+    for suite in suites:
+        ratios = [
+            float(c["diff"]) / float(c["tolerance"]) if c.get("diff") is not None else np.inf
+            for c in suite.comparisons
+            if float(c.get("tolerance") or 0) > 0
+        ]
+        if ratios:
+            rows.append((suite.name, np.clip(np.asarray(ratios, dtype=float), floor, 1e3)))
+    if not rows:
         return '<p class="missing">No cross-check results to plot.</p>'
-    points.sort(key=lambda p: p[1])
-    floor = 1e-6
-    values = [max(v, floor) if math.isfinite(v) else 1e3 for _, v in points]
-    fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.22 * len(points) + 0.8)))
-    colours = ["#1b7a36" if v <= 1 else "#b3261e" for v in values]
-    ax.scatter(values, range(len(points)), c=colours, s=18, zorder=3)
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.2))
+    for y, (_, ratios) in enumerate(rows):
+        spread = np.linspace(-0.25, 0.25, len(ratios)) if len(ratios) > 1 else np.zeros(1)
+        colours = np.where(ratios <= 1, "#1b7a36", "#b3261e")
+        ax.scatter(ratios, y + spread, c=colours, s=12, alpha=0.8, zorder=3)
     ax.set_xscale("log")
-    ax.set_xlim(floor / 2, max([*values, 10.0]) * 2)
-    ax.grid(axis="y", color="#e5e5e5", linewidth=0.6)
+    ax.set_xlim(floor / 3, 1e3)
     ax.axvline(1.0, color="#333", linestyle="--", linewidth=1)
-    ax.set_yticks(range(len(points)), [label for label, _ in points], fontsize=7)
+    ax.set_yticks(range(len(rows)), [f"{name} ({len(r)})" for name, r in rows], fontsize=8)
+    ax.invert_yaxis()
     ax.set_xlabel("|sigkit − R| / tolerance (log scale; dashed line = tolerance)")
     fig.tight_layout()
     out = _png(fig)
@@ -280,6 +287,21 @@ def speedup(text: str) -> tuple[float | None, bool]:
     return value, False
 
 
+_GENERIC = {"reference", "ratio", "ours", "sigkit", ""}
+_TIME = re.compile(r"\s*[\d.,]+\s*(ns|µs|us|ms|s|min)\b.*$")
+
+
+def _reference_name(table: BenchmarkTable, row: list[str], column: int) -> str:
+    """The tool a ratio column compares with: the header before it, else that cell's tool."""
+    if column == 0:
+        return "reference"
+    header = re.sub(r"\(.*?\)|`", "", table.header[column - 1]).strip()
+    if header.lower() not in _GENERIC:
+        return _short(header, 30)
+    cell = _TIME.sub("", row[column - 1].replace("`", "")).strip() if column - 1 < len(row) else ""
+    return _short(cell or "reference", 30)
+
+
 def _short(text: str, width: int = 60) -> str:
     text = text.replace("`", "")
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -321,7 +343,9 @@ def ratio_figure(tables: list[BenchmarkTable]) -> str:
                 value, normalised = speedup(row[column]) if column < len(row) else (None, False)
                 if value is not None:
                     how = "" if normalised else f" [{table.header[column]}, as recorded]"
-                    bars.append((f"{table.area}: {_short(row[0])}{how}", value))
+                    versus = _reference_name(table, row, column)
+                    label = f"{table.area}: {_short(row[0], 45)} vs {versus}{how}"
+                    bars.append((label, value))
     if not bars:
         return '<p class="missing">No ratio column found in the benchmark records.</p>'
     fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.28 * len(bars) + 0.9)))
