@@ -8,7 +8,12 @@ import re
 import numpy as np
 import pytest
 
-from toolkit.report.validation import parse_ratio, read_benchmark_markdown, speedup
+from toolkit.report.validation import (
+    _reference_name,
+    parse_ratio,
+    read_benchmark_markdown,
+    speedup,
+)
 
 SUITE = "report_fixture"
 
@@ -88,6 +93,19 @@ def test_benchmark_tables_are_read_by_section():
     assert tables[0].rows[1] == ["concordance lung", "0.5", "2.0", "0.25x"]
     assert tables[0].ratio_columns() == [3]
     assert tables[1].ratio_columns() == [4, 5]
+    assert [_reference_name(t, t.rows[0], c) for t in tables for c in t.ratio_columns()] == [
+        "R",
+        "torch",
+        "Keras",
+    ]
+    from toolkit.report.validation import BenchmarkTable
+
+    tool_in_cell = BenchmarkTable(
+        "stepwise",
+        ["task", "ours (median)", "reference (median)", "ratio"],
+        [["lung", "143 ms", "`MASS::stepAIC(coxph)` via rpy2 213 ms", "1.5x faster"]],
+    )
+    assert _reference_name(tool_in_cell, tool_in_cell.rows[0], 3) == "MASS::stepAIC(coxph) via rpy2"
     assert [parse_ratio(c) for c in ("0.35×", "2.3x faster", "1,234.5", "n/a")] == [
         0.35,
         2.3,

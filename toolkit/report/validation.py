@@ -293,6 +293,9 @@ _TIME = re.compile(r"\s*[\d.,]+\s*(ns|µs|us|ms|s|min)\b.*$")
 
 def _reference_name(table: BenchmarkTable, row: list[str], column: int) -> str:
     """The tool a ratio column compares with: the header before it, else that cell's tool."""
+    named = re.search(r"\bvs\.?\s+(.+)$", table.header[column])
+    if named:
+        return _short(named.group(1).replace("`", "").strip(), 30)
     if column == 0:
         return "reference"
     header = re.sub(r"\(.*?\)|`", "", table.header[column - 1]).strip()
