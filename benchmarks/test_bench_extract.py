@@ -32,7 +32,7 @@ GFLOP = 2 * 2.833  # per image, 2 x multiply-accumulates (toolkit.deep.conv_macs
 
 
 def _crops(n: int) -> np.ndarray:
-    from conftest import ct_like_crops
+    from deep_helpers import ct_like_crops
 
     base = ct_like_crops(4, seed=5)
     return np.concatenate([base] * (n // 4 + 1))[:n]

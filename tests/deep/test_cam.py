@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tumour_mask
+from deep_helpers import tumour_mask
 
 from toolkit.deep.cam import overlay_figure, risk_contributions, risk_map, save_overlay, upsample
 from toolkit.deep.extract import extract

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import write_patient_crops
+from deep_helpers import write_patient_crops
 from typer.testing import CliRunner
 
 from toolkit.artifacts import read_parquet_provenance

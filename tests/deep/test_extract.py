@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_patient_crops
+from deep_helpers import write_patient_crops
 
 from toolkit.artifacts import read_parquet_provenance
 from toolkit.deep.extract import CropError, extract, extract_crops_dir, feature_maps
