@@ -206,3 +206,16 @@ def test_bad_outcome_is_refused():
         coxnet.path(x, np.r_[0.0, np.ones(9)], np.ones(10))
     with pytest.raises(ValueError, match="event must be 0/1"):
         coxnet.path(x, np.ones(10), np.r_[2.0, np.ones(9)])
+
+
+def test_default_folds_spread_events_over_a_40_patient_cohort():
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((40, 30))
+    time = rng.exponential(10, 40)
+    event = np.zeros(40)
+    event[rng.choice(40, 9, replace=False)] = 1.0
+    fit = coxnet.cv(x, time, event, 0.5, n_folds=5, seed=2)
+    per_fold = np.bincount(fit.fold_id, weights=event)[1:]
+    assert per_fold.min() >= 1 and per_fold.max() <= 2
+    assert np.bincount(fit.fold_id)[1:].tolist() == [8] * 5
+    assert np.isfinite(fit.cv_mean).all()

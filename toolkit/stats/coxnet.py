@@ -781,13 +781,25 @@ def predict(model: CoxnetPath | CoxnetCV, X: Any, penalty: Any = "min") -> np.nd
 # --------------------------------------------------------------------------- cross-validation
 
 
-def _fold_labels(fold_id: Any, n_folds: int, n: int, seed: int) -> np.ndarray:
-    """Fold label per row (1..K): given, or R's ``sample(rep(seq(K), length=n))`` in spirit."""
+def _fold_labels(fold_id: Any, n_folds: int, event: np.ndarray, seed: int) -> np.ndarray:
+    """Fold label per row (1..K): given, or random folds stratified by event status.
+
+    cv.glmnet draws ``sample(rep(seq(K), length=n))``; we deal the events and
+    the censored rows out separately (each as ``rep(seq(K))`` shuffled), so
+    that every fold of a small cohort (40 patients) gets its share of events.
+    """
+    n = len(event)
     if fold_id is None:
         if n_folds < 3:
             raise ValueError(f"n_folds must be at least 3 (as cv.glmnet), got {n_folds}")
         rng = np.random.default_rng(seed)
-        return rng.permutation(np.resize(np.arange(1, n_folds + 1), n))
+        folds = np.empty(n, dtype=int)
+        offset = 0
+        for group in (event == 1, event == 0):
+            labels = np.roll(np.arange(1, n_folds + 1), -offset)
+            folds[group] = rng.permutation(np.resize(labels, int(group.sum())))
+            offset = int(group.sum()) % n_folds
+        return folds
     folds = np.asarray(fold_id).ravel()
     if len(folds) != n or not np.issubdtype(folds.dtype, np.integer):
         raise ValueError(f"fold_id must hold one integer fold label per row ({n})")
@@ -931,14 +943,15 @@ def cv(
 
     All folds are fitted by one compiled program (the path ``vmap``-ed over
     folds). ``fold_id`` gives a fold label 1..K per row; else ``n_folds``
-    random folds from ``seed`` (numpy's generator: not R's ``sample``).
+    random folds from ``seed``, stratified by event status (numpy's
+    generator, not R's ``sample``: pass ``fold_id`` to reproduce cv.glmnet).
     A fold without events is an error naming the fold.
     """
     if measure not in ("deviance", "cindex"):
         raise ValueError(f'measure must be "deviance" or "cindex", got {measure!r}')
     alpha = _check_l1_ratio(l1_ratio)
     data = _prepare(X, time, event, weights, penalty_factor)
-    folds_given = _fold_labels(fold_id, n_folds, data.x.shape[0], seed)
+    folds_given = _fold_labels(fold_id, n_folds, data.death[np.argsort(data.order)], seed)
     folds = folds_given[data.order]
     _check_fold_events(folds, data.death)
     full = _path_from_data(data, alpha, penalties, n_penalties, min_ratio, standardize)
