@@ -99,8 +99,9 @@ function(d, time, event, maxscale) {
   old <- options(datadist = ".sigkit_datadist")
   on.exit(options(old))
   form <- as.formula(paste("Surv(.time, .event) ~", paste(terms, collapse = " + ")))
-  fit <- cph(form, data = d, x = TRUE, y = TRUE, surv = TRUE, eps = 1e-12, tol = 1e-14,
-             iter.max = 100)
+  # coxph.control defaults (cph: eps 1e-4, tol 1e-9), so cph iterates as coxph and cox.fit
+  fit <- cph(form, data = d, x = TRUE, y = TRUE, surv = TRUE, eps = 1e-9,
+             tol = .Machine$double.eps^0.75, iter.max = 100)
   nom <- nomogram(fit, maxscale = maxscale)
   out <- lapply(terms, function(v) list(values = as.character(nom[[v]][[v]]),
                                         points = as.numeric(nom[[v]]$points)))
