@@ -84,3 +84,44 @@ def test_calculator_equals_python_nomogram(opened_study, study_dir, model, pick)
 
     points = float(opened_study.find_element(By.ID, "calc-total").get_attribute("data-value"))
     assert abs(points - float(total[0])) < 1e-6
+
+
+def test_calculator_handles_negative_coefficients_and_extrapolation(browser, tmp_path):
+    """A numeric predictor with a negative coefficient, and a value beyond its axis."""
+    from selenium.webdriver.common.by import By
+
+    from toolkit.report.calculator import calculator_html
+    from toolkit.stats.nomogram import PredictorSpec, build
+
+    rng = np.random.default_rng(7)
+    nomogram = build(
+        [
+            PredictorSpec("stage", "categorical", "Stage", ("I", "II", "III"), (0.0, 0.4, -0.3)),
+            PredictorSpec(
+                "albumin", "numeric", "Albumin", coef=-0.8, values=tuple(rng.normal(3.5, 0.4, 50))
+            ),
+            PredictorSpec(
+                "score", "numeric", "Score", coef=1.7, values=tuple(rng.normal(0, 1, 50))
+            ),
+        ],
+        baseline_survival={12: 0.83, 24: 0.64},
+        lp_centre=-2.1,
+        model="integrated",
+    )
+    data = nomogram.to_json()
+    page = tmp_path / "calculator.html"
+    page.write_text(
+        f"<!DOCTYPE html><html><body>{calculator_html({'integrated': data})}</body></html>"
+    )
+    browser.get(page.as_uri())
+    warning = browser.find_element(By.ID, "calc-warning")
+    for values, outside in (
+        ({"stage": "III", "albumin": 3.1, "score": -0.4}, False),
+        ({"stage": "II", "albumin": 9.0, "score": 2.2}, True),
+    ):
+        shown = _drive(browser, "integrated", values)
+        total = nomogram.total_points({k: [v] for k, v in values.items()})
+        for time, survival in shown.items():
+            expected = float(nomogram.survival(total, float(time))[0])
+            assert abs(survival - expected) < 1e-6, (values, time, survival, expected)
+        assert warning.is_displayed() is outside
