@@ -188,3 +188,19 @@ def test_quarto_requested_but_absent(qmd, tmp_path, monkeypatch):
     monkeypatch.setattr("toolkit.report._render.sys.executable", str(tmp_path / "python"))
     with pytest.raises(RenderError, match="no Quarto binary"):
         render(qmd, tmp_path / "doc.html", {}, "quarto")
+
+
+def test_broken_quarto_falls_back_to_jupyter_in_auto_mode(qmd, tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    quarto = bin_dir / "quarto"
+    quarto.write_text(
+        '#!/bin/sh\n[ "$1" = "--version" ] && echo 9.8.7 && exit 0\necho boom >&2\nexit 1\n'
+    )
+    quarto.chmod(quarto.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(RenderError, match=r"quarto render doc\.qmd failed:\nboom"):
+        render(qmd, tmp_path / "q.html", {"SIGKIT_TEST_VALUE": "1"}, "quarto")
+    with pytest.warns(RuntimeWarning, match="falling back to the sigkit Jupyter renderer"):
+        out = render(qmd, tmp_path / "a.html", {"SIGKIT_TEST_VALUE": "1"}, "auto")
+    assert "sigkit Jupyter renderer (nbclient" in out.read_text()

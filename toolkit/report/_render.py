@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -162,10 +163,22 @@ def render_with_quarto(quarto: Path, qmd: Path, out: Path, env: Mapping[str, str
 
 
 def render(qmd: Path, out: Path, env: Mapping[str, str], renderer: Renderer = "auto") -> Path:
-    """Render `qmd` to `out` with Quarto if found (or asked for), else with the Jupyter renderer."""
+    """Render `qmd` to `out` with Quarto if found (or asked for), else with the Jupyter renderer.
+
+    With ``renderer="auto"`` a Quarto failure falls back to the Jupyter renderer with a
+    RuntimeWarning (the page's footer names the renderer that made it).
+    """
     quarto = find_quarto() if renderer in ("auto", "quarto") else None
     if renderer == "quarto" and quarto is None:
         raise RenderError("renderer='quarto' but no Quarto binary was found (PATH, quarto-cli)")
     if quarto is not None:
-        return render_with_quarto(quarto, qmd, out, env)
+        try:
+            return render_with_quarto(quarto, qmd, out, env)
+        except RenderError as exc:
+            if renderer == "quarto":
+                raise
+            # A broken Quarto install must not cost the user the report of a finished study.
+            warnings.warn(
+                f"{exc}\nfalling back to the sigkit Jupyter renderer", RuntimeWarning, stacklevel=2
+            )
     return render_with_jupyter(qmd, out, env)
