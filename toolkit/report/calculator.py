@@ -59,7 +59,8 @@ _SCRIPT = r"""
       if (p.kind === "categorical") {
         input = document.createElement("select");
         p.levels.forEach(function (level) {
-          input.appendChild(text("option", level.value, {value: String(level.value)}));
+          var label = level.value + " (" + level.points.toFixed(0) + " points)";
+          input.appendChild(text("option", label, {value: String(level.value)}));
         });
       } else {
         input = document.createElement("input");
