@@ -531,12 +531,18 @@ def run_study(
 
 
 def _report(ctx: Context) -> Path | None:
+    """Render the report when the report module is there; a rendering failure is reported,
+    not fatal (every result is already written)."""
     try:
-        from toolkit.report import render_study_report
+        from toolkit.report import RenderError, render_study_report
     except ImportError:
-        ctx.echo("  report: the report module is not installed yet; results are in results/")
+        ctx.echo("  report: pending (the report module is not installed); results are in results/")
         return None
-    path = render_study_report(ctx.paths.study_dir)
+    try:
+        path = render_study_report(ctx.paths.study_dir)
+    except RenderError as exc:
+        ctx.echo(f"  report: could not be rendered: {exc}")
+        return None
     ctx.echo(f"  report: {path}")
     return path
 
