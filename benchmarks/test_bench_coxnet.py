@@ -10,8 +10,8 @@ program.
 
 Run: ``.venv/bin/pytest benchmarks/test_bench_coxnet.py --benchmark-only
 --benchmark-columns=median,iqr,rounds``; medians and ratios go to
-benchmarks/README.md (## Elastic-net Cox). ``SIGKIT_BENCH_COXNET_N=5000``
-runs the large case.
+benchmarks/README.md (## Elastic-net Cox). ``SIGKIT_BENCH_COXNET_N`` and
+``SIGKIT_BENCH_COXNET_P`` change the size (the study's CV: N=120, P=30).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pytest
 from toolkit._jax import jax
 
 N = int(os.environ.get("SIGKIT_BENCH_COXNET_N", "200"))
-P = 2048
+P = int(os.environ.get("SIGKIT_BENCH_COXNET_P", "2048"))
 L1_RATIO = 0.5
 ROUNDS = 3
 
@@ -40,7 +40,9 @@ def data():
     rng = np.random.default_rng(20261127)
     x = rng.standard_normal((N, P))
     beta = np.zeros(P)
-    beta[:10] = np.linspace(0.8, 0.3, 10) * np.where(np.arange(10) % 2, -1.0, 1.0)
+    beta[: min(10, P)] = np.linspace(0.8, 0.3, min(10, P)) * np.where(
+        np.arange(min(10, P)) % 2, -1.0, 1.0
+    )
     true_time = rng.exponential(np.exp(-(x @ beta))) * 12
     censor = rng.exponential(24, N)
     time = np.minimum(true_time, censor)
@@ -77,7 +79,7 @@ def test_path_ours_warm(benchmark, data):
     benchmark.group = f"coxnet path, n={N}, p={P}"
     coxnet.path(*data, L1_RATIO)
     fit = benchmark.pedantic(coxnet.path, (*data, L1_RATIO), rounds=ROUNDS, iterations=1)
-    assert fit.n_nonzero.max() > 10
+    assert fit.n_nonzero.max() > 5
 
 
 def _r_args(data):
