@@ -132,3 +132,14 @@ def test_crops_folder_gives_the_contract_table_and_excludes_bad_patients(tmp_pat
     assert set(provenance["inputs"]) == {"P001", "P002"}
     [excluded] = provenance["excluded"]
     assert excluded["patient"] == "P003" and "P003 (portal, reader2)" in excluded["reason"]
+
+
+def test_compiled_batch_is_capped_per_device_on_a_cpu_and_never_above_the_crops():
+    from toolkit.deep.extract import CPU_CROPS_PER_DEVICE, _Placement
+
+    placement = _Placement()
+    k = len(placement.devices)
+    assert placement.devices[0].platform == "cpu"
+    assert placement.batch_size(32, 1000) == CPU_CROPS_PER_DEVICE * k
+    assert placement.batch_size(3, 1000) == -(-3 // k) * k
+    assert placement.batch_size(32, 1) == k  # one crop: padded to one per device
