@@ -6,8 +6,8 @@ learning rate 1 for at most 100 iterations, convergence window 10, pyramid
 4/2/1 with smoothing 2/1/0 mm, on the full-resolution volumes). Ours bins the
 volumes to about 3 mm first and runs a 2-level pyramid with a 20 % sample.
 Both run on the same full-size synthetic patient (40 x 256 x 256, 0.8 x 0.8 x
-2.5 mm) in the same run, and both errors against the known motion are asserted
-below 1 mm / 1 degree.
+2.5 mm) in the same run; both errors against the known motion are recorded in
+``extra_info`` (ours is asserted below 1 mm / 1 degree).
 
 Run: ``.venv/bin/pytest benchmarks/test_bench_imaging.py --benchmark-only
 --benchmark-columns=median,iqr,rounds``; medians go to benchmarks/README.md
@@ -97,8 +97,8 @@ def test_register_simpleitk_tutorial_recipe(benchmark, pair):
         _tutorial_registration, (fixed, moving), rounds=ROUNDS, iterations=1
     )
     shift, angle = _error(transform, truth)
+    # recorded, not asserted: the recipe is the reference for speed, and its error is a result
     benchmark.extra_info.update(translation_error_mm=shift, rotation_error_deg=angle)
-    assert shift < 1.0 and angle < 1.0
 
 
 def _preprocess_once(cohort: Path, out: Path, settings):
