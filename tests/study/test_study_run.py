@@ -178,18 +178,25 @@ def test_failed_stage_leaves_earlier_results(study_copy, monkeypatch):
     from toolkit.study.run import run_study
 
     toml = study_copy / "cohort" / "study.toml"
-    toml.write_text(toml.read_text().replace("mrmr_k = 30", "mrmr_k = 20"))
-    metrics_before = (study_copy / "results" / "metrics.json").read_bytes()
+    text = toml.read_text()
+    assert "[validation]\n" in text
+    toml.write_text(text.replace("[validation]\n", "[validation]\nunivariate_alpha = 0.1\n"))
+    results = study_copy / "results"
+    kept = {name: (results / name).read_bytes() for name in ("signature.json", "metrics.json")}
+    stamp = study_copy / ".sigkit" / "stages" / "models.json"
+    stamp_before = stamp.read_bytes()
 
     def broken(*args, **kwargs):
         raise RuntimeError("stepwise exploded")
 
     monkeypatch.setattr(nomograms, "select", broken)
+    lines: list[str] = []
     with pytest.raises(RuntimeError, match="stepwise exploded"):
-        run_study(study_copy, weights="random", workers=0, report=False, echo=lambda _: None)
-    signature = read_json(study_copy / "results" / "signature.json")
-    assert signature["provenance"]["settings"]["study_toml"]["signature"]["mrmr_k"] == 20
-    assert (study_copy / "results" / "metrics.json").read_bytes() == metrics_before
+        run_study(study_copy, weights="random", workers=0, report=False, echo=lines.append)
+    assert any("signature" in line and "skipped" in line for line in lines)
+    for name, content in kept.items():
+        assert (results / name).read_bytes() == content, name
+    assert stamp.read_bytes() == stamp_before  # the failed stage is retried next time
 
 
 def test_r_mismatch_fails_the_run_loudly_after_writing_everything(study_copy, monkeypatch):
