@@ -18,6 +18,8 @@ def test_estimates_with_confidence_intervals():
     assert fmt.with_ci(1.234, 0.981, 1.552, digits=2) == "1.23 (0.98–1.55)"
     assert fmt.with_ci(0.7171, 0.7093, 0.7262) == "0.717 (0.709–0.726)"
     assert fmt.with_ci(0.7, None, 0.8) == "0.700"
+    assert fmt.with_ci(35.64, 1.16, 1100.0, digits=2, hazard_ratio=True) == "36 (1.2–1.1e+03)"
+    assert fmt.with_ci(1.9e7, 0.0, math.inf, digits=2, hazard_ratio=True) == "1.9e+07 (0–∞)"
 
 
 def test_tables_escape_text_and_right_align_numbers():

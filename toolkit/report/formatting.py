@@ -57,6 +57,10 @@ def with_ci(
 ) -> str:
     """``estimate (lower–upper)``, e.g. ``0.717 (0.709–0.726)``; hazard ratios via :func:`ratio`."""
     show = (lambda x: ratio(x, digits)) if hazard_ratio else (lambda x: number(x, digits))
+    values = [v for v in (estimate, lower, upper) if not _missing(v)]
+    if hazard_ratio and any(not 0.01 <= abs(float(v)) < 1000 for v in values if float(v) != 0):
+        # one scale for the whole triple: 2 significant digits throughout
+        show = lambda x: "∞" if math.isinf(float(x)) else f"{float(x):.2g}"  # noqa: E731
     if _missing(estimate):
         return DASH
     if _missing(lower) or _missing(upper):
