@@ -60,7 +60,7 @@ def signature(results: StudyResults) -> str:
     for feature in results.signature.get("features", []):
         phase = str(feature).split("_")[0]
         phases[phase] = phases.get(phase, 0) + 1
-    by_phase = " and ".join(f"{k} {v}" for k, v in phases.items())
+    by_phase = " and ".join(f"{v} {k}" for k, v in phases.items()) + " phase"
     cindex = results.metrics.get("cindex", {})
     text = f"The deep-learning signature combines {n} features ({by_phase}; @suptbl-signature)."
     text += (
@@ -69,8 +69,9 @@ def signature(results: StudyResults) -> str:
     )
     if results.weights == "random":
         text += (
-            " With random network weights these values reflect the synthetic ground truth, "
-            "not learned image features."
+            " With random network weights the deep features are untrained projections of the "
+            "images: these values show what the pipeline recovers from the synthetic images, "
+            "not what an ImageNet-trained network would learn."
         )
     return text
 

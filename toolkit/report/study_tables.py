@@ -240,7 +240,7 @@ def cindex_table(results: StudyResults) -> str:
         rows.append(row)
     header = ["Model"]
     for s in SETS:
-        header += [f"{SET_LABELS[s]} C-index (95% CI)", f"{SET_LABELS[s]} bootstrap 95% CI"]
+        header += [f"{SET_LABELS[s]} C (95% CI)", f"{SET_LABELS[s]} bootstrap CI"]
     return fmt.html_table(header, rows, group_rows=groups if names else ())
 
 

@@ -39,7 +39,7 @@ def _box(index: int, stage: dict[str, Any]) -> str:
         else (f"{float(seconds):.1f} s" if seconds is not None else "")
     )
     fill = "#eef2f7" if stage.get("skipped") else "#dbe9f6"
-    description = DESCRIPTIONS.get(name, "")
+    description = stage.get("description") or DESCRIPTIONS.get(name, "")
     parts = [
         f'<rect x="{_MARGIN}" y="{y}" width="{_BOX_W}" height="{_BOX_H}" rx="6" '
         f'fill="{fill}" stroke="#2c5d8a" stroke-width="1.2"/>',
@@ -63,10 +63,15 @@ def _arrow(index: int) -> str:
     )
 
 
-def workflow_svg(stages: Sequence[dict[str, Any]]) -> str:
-    """The stages as a vertical flow chart (SVG markup, no external resources)."""
+def workflow_svg(stages: Sequence[dict[str, Any]], cohort: str = "") -> str:
+    """The stages as a vertical flow chart (SVG markup, no external resources).
+
+    `cohort`, when given, describes the input in a first box (no time).
+    """
     if not stages:
         return '<p class="missing">metrics.json records no stages.</p>'
+    if cohort:
+        stages = [{"name": "cohort", "description": cohort}, *stages]
     height = 2 * _MARGIN + len(stages) * _BOX_H + (len(stages) - 1) * _GAP
     width = _BOX_W + 2 * _MARGIN
     body = [_box(i, s) for i, s in enumerate(stages)]
