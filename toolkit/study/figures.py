@@ -52,7 +52,7 @@ def all_figures(ctx, sets, models, calibration_table, decision, td_auc, groups, 
             time_unit=unit,
             ylabel=label,
             p_value=test.p,
-            stamp=stamp,
+            stamp=ctx.stamp(network=False),
         )
         _save(ctx, fig, name)
     for s, rows in sets.items():

@@ -102,10 +102,11 @@ class Context:
         block["weights_sha256"] = self.weights_sha256
         return block
 
-    def stamp(self):
+    def stamp(self, network: bool = True):
+        """The figure stamp; ``network=False`` for figures the network played no part in."""
         from toolkit.plots._stamp import Stamp
 
-        return Stamp(synthetic=self.synthetic, weights=self.weights_origin)
+        return Stamp(synthetic=self.synthetic, weights=self.weights_origin if network else None)
 
 
 def _image_fingerprint(ctx: Context) -> str:
@@ -320,7 +321,7 @@ def _nomogram_figure(ctx: Context, nomo, name: str) -> None:
     from toolkit.plots.nomogram import nomogram_figure
 
     title = f"{name.capitalize()} nomogram"
-    fig = nomogram_figure(nomo, title=title, stamp=ctx.stamp())
+    fig = nomogram_figure(nomo, title=title, stamp=ctx.stamp(network=name != "clinical"))
     save_figure(fig, ctx.paths.figures / f"nomogram_{name}")
     close(fig)
 
