@@ -385,16 +385,16 @@ def _cd_quadratic(h, g, beta, mu1, mu2, tol, skip):
     return lax.while_loop(cond, body, init)[0]
 
 
-def _fixed_signs(h, g, beta, mu1, mu2):
-    """Minimiser of the quadratic model if the non-zero set and signs of ``beta`` are right.
+def _fixed_signs(h, g, beta, mu1, mu2, guess):
+    """Minimiser of the quadratic model if the non-zero set and signs of ``guess`` are right.
 
     On the non-zero set A with signs s the model is smooth:
     ``(h_AA + diag(mu2_A)) x_A = g_A + (h beta)_A - mu1_A s_A``. Returns the
     solution and whether it is the true minimiser (signs kept, and
     ``|g_j - (h (x - beta))_j| <= mu1_j`` off A).
     """
-    active = beta != 0
-    sign = jnp.sign(beta)
+    active = guess != 0
+    sign = jnp.sign(guess)
     both = active[:, None] & active[None, :]
     m = jnp.where(both, h, 0.0) + jnp.diag(jnp.where(active, mu2, 1.0))
     rhs = jnp.where(active, g + h @ beta - mu1 * sign, 0.0)
@@ -421,8 +421,12 @@ def _newton_step(prob, lam, state):
     # inexact Newton: solve the quadratic model only as well as the last step warrants
     tol = jnp.clip(1e-3 * last_change, _INNER_TOL, 1e-10)
     mu1, mu2 = lam * alpha * vpi, lam * (1 - alpha) * vpi
-    exact, ok = _fixed_signs(h, g, b0, mu1, mu2)
-    target = jnp.where(ok, exact, _cd_quadratic(h, g, b0, mu1, mu2, tol, ok))
+    exact, ok = _fixed_signs(h, g, b0, mu1, mu2, b0)
+    # otherwise coordinate descent finds the non-zero set and signs (loosely),
+    # and the fixed-sign solve on that set gives the exact minimiser if it is right
+    rough = _cd_quadratic(h, g, b0, mu1, mu2, jnp.maximum(tol, 1e-12), ok)
+    polished, fine = _fixed_signs(h, g, b0, mu1, mu2, rough)
+    target = jnp.where(ok, exact, jnp.where(fine, polished, rough))
     direction = target - b0
     dz = z @ direction
     f0 = -loglik + _penalty(b0, lam, alpha, vpi)
