@@ -87,7 +87,7 @@ def nomograms(results: StudyResults) -> str:
         if integrated and clinical:
             parts.append(
                 f"in the {SET_LABELS[s].lower()} set {_ci(integrated)} against "
-                f"{_ci(clinical)} ({_p(test.get('p'))})"
+                f"{_ci(clinical)}, {_p(test.get('p'))}"
             )
     notes = results.metrics.get("selection_notes") or []
     text = (
