@@ -61,9 +61,9 @@ def synthetic_study(n: int, seed: int = 0):
     table = pd.DataFrame(
         {
             "set": ["train"] * n_train + ["validation"] * (n - n_train),
-            "os_months": np.minimum(t_event, t_censor).round(2),
+            "os_months": np.maximum(np.minimum(t_event, t_censor).round(2), 0.01),
             "os_event": (t_event <= t_censor).astype(int),
-            "pfs_months": (np.minimum(t_event, t_censor) * 0.5).round(2),
+            "pfs_months": np.maximum((np.minimum(t_event, t_censor) * 0.5).round(2), 0.01),
             "pfs_event": 1,
             "ecog": rng.choice(["0", "1"], n),
             "child_pugh": rng.choice(["A", "B"], n, p=[0.8, 0.2]),
