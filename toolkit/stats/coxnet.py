@@ -67,7 +67,7 @@ _DEVMAX = 0.99  # glmnet: devmax (0.999) * 0.99 / 0.999 in coxnet1
 _MNLAM = 5
 _EPS_RATIO = 1e-6  # glmnet: eps, smallest min_ratio
 _INNER_TOL = 1e-26  # coordinate descent: max_j H_jj * step_j**2
-_NEWTON_TOL = 1e-22
+_NEWTON_TOL = 1e-18
 _MAX_SWEEPS = 20000
 _MAX_NEWTON = 60
 _MAX_KKT = 200
@@ -422,11 +422,15 @@ def _newton_step(prob, lam, state):
     tol = jnp.clip(1e-3 * last_change, _INNER_TOL, 1e-10)
     mu1, mu2 = lam * alpha * vpi, lam * (1 - alpha) * vpi
     exact, ok = _fixed_signs(h, g, b0, mu1, mu2, b0)
+
     # otherwise coordinate descent finds the non-zero set and signs (loosely),
     # and the fixed-sign solve on that set gives the exact minimiser if it is right
-    rough = _cd_quadratic(h, g, b0, mu1, mu2, jnp.maximum(tol, 1e-12), ok)
-    polished, fine = _fixed_signs(h, g, b0, mu1, mu2, rough)
-    target = jnp.where(ok, exact, jnp.where(fine, polished, rough))
+    def fallback():
+        rough = _cd_quadratic(h, g, b0, mu1, mu2, jnp.maximum(tol, 1e-12), ok)
+        polished, fine = _fixed_signs(h, g, b0, mu1, mu2, rough)
+        return jnp.where(fine, polished, rough)
+
+    target = lax.cond(ok, lambda: exact, fallback)
     direction = target - b0
     dz = z @ direction
     f0 = -loglik + _penalty(b0, lam, alpha, vpi)
