@@ -91,8 +91,15 @@ def _cam_weights(signature: dict[str, Any], phase: str) -> np.ndarray:
     return w
 
 
+def _phase_contribution(primary: pd.DataFrame, patient: str, phase: str, w: np.ndarray) -> float:
+    columns = [f"{phase}_{i:04d}" for i in np.flatnonzero(w)]
+    values = primary.loc[patient, columns].to_numpy(dtype=float)
+    return float(np.abs(values * w[np.flatnonzero(w)]).sum())
+
+
 def cam_figures(ctx, clinical, n_patients: int) -> list[str]:
-    """CAM overlays for the highest- and lowest-signature validation patients."""
+    """CAM overlays for the highest- and lowest-signature validation patients, each in the
+    phase whose signature features contribute most for that patient."""
     from toolkit.deep.cam import overlay_figure, risk_map
     from toolkit.deep.weights import load
 
@@ -102,10 +109,14 @@ def cam_figures(ctx, clinical, n_patients: int) -> list[str]:
     order = valid["signature"].sort_values(ascending=False).index.tolist()
     chosen = list(dict.fromkeys([*order[: (n_patients + 1) // 2], *order[::-1][: n_patients // 2]]))
     weights = {p: _cam_weights(signature, p) for p in ctx.config.imaging.phases}
-    phase = max(weights, key=lambda p: float(np.abs(weights[p]).sum()))
+    features = pd.read_parquet(ctx.paths.features)
+    primary = features[features["reader"] == ctx.config.imaging.primary_reader]
+    primary = primary.set_index(primary["patient"].astype(str))
     params = load(ctx.weights_source)
     written = []
     for patient in chosen:
+        # the phase whose features move this patient's signature most
+        phase = max(weights, key=lambda p: _phase_contribution(primary, patient, p, weights[p]))
         with np.load(ctx.paths.crops / f"{patient}.npz") as npz:
             crop = np.asarray(npz[phase][0], dtype=np.float32)
             mask = np.asarray(npz["mask"][0])
