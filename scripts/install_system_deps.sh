@@ -8,11 +8,11 @@ set -euo pipefail
 R_PACKAGES=(r-base-core r-base-dev r-cran-survival r-cran-rms r-cran-glmnet r-cran-mass
             r-cran-psych r-cran-riskregression)
 BROWSER_PACKAGES=(chromium chromium-driver)
+R_CHECK='for (p in c("survival","rms","glmnet","MASS","psych","riskRegression")) if (!requireNamespace(p, quietly=TRUE)) quit(status=1)'
 
 r_ok() {
     command -v Rscript >/dev/null 2>&1 &&
-        Rscript -e 'for (p in c("survival","rms","glmnet","MASS","psych","riskRegression")) \
-            if (!requireNamespace(p, quietly=TRUE)) quit(status=1)' >/dev/null 2>&1
+        Rscript -e "$R_CHECK" >/dev/null 2>&1
 }
 browser_ok() { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }
 
