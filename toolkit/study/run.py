@@ -204,6 +204,14 @@ def clinical_data(ctx: Context, features: pd.DataFrame):
         [pd.DataFrame(rows, columns=["patient", "stage", "reason"]), data.exclusions],
         ignore_index=True,
     )
+    if len(exclusions):
+        listed = ", ".join(f"{r.patient} ({r.reason})" for r in exclusions.head(10).itertuples())
+        ctx.echo(f"  excluded {len(exclusions)} patient(s): {listed}")
+    if len(data.imputations):
+        ctx.echo(
+            f"  imputed {len(data.imputations)} missing clinical value(s) "
+            f"(validation.missing = {ctx.config.validation.missing!r}); see tables/imputations"
+        )
     return data, exclusions
 
 
@@ -399,6 +407,8 @@ def stage_validate(ctx: Context, clinical) -> None:
         write_parquet(ctx.paths.tables / "decision.parquet", decision_all, prov)
         write_parquet(ctx.paths.tables / "cindex.parquet", _cindex_table(cindex), prov)
         write_parquet(ctx.paths.tables / "exclusions.parquet", _exclusions(ctx), prov)
+        imputed = clinical.imputations.astype(str)
+        write_parquet(ctx.paths.tables / "imputations.parquet", imputed, prov)
         _baseline(ctx, clinical, prov)
         figures.all_figures(ctx, sets, models, calibration_table, decision, td_auc, groups, high)
         write_json(ctx.paths.results / "metrics.json", metrics)
