@@ -32,7 +32,11 @@ columns at each penalty (columns enter when ``|x_j' r| > lambda a v_j``). It
 converges to the same minimiser as glmnet's coordinate descent, to ~1e-11 on
 the standardised scale; the whole path is one ``jax.jit`` program (a
 ``lax.scan`` over penalties) and the cross-validation folds are that program
-``vmap``-ed over folds.
+mapped over folds (``lax.map``, one compiled program). Each Newton step runs on
+the smallest active-column buffer (16, 32, 64, ... columns) that holds the
+active set, and when that buffer has more columns than there are rows the
+fixed-sign Newton system goes through the n x n Hessian in the linear
+predictor (Woodbury), O(n^2 K) instead of O(K^3).
 
 Deliberate differences from R:
 
@@ -338,6 +342,24 @@ def _hessian(z, e, b, c, start):
     return h1 - m.T @ (c[:, None] * m)
 
 
+def _hessian_diagonal(z, e, b, c, start):
+    """Diagonal of :func:`_hessian` in O(nK)."""
+    m = _revcumsum(e[:, None] * z)[start]
+    return (e * b) @ (z * z) - c @ (m * m)
+
+
+def _eta_hessian(e, b, c, start):
+    """Hessian of -loglik in the linear predictor (n x n): ``_hessian = z' H z``.
+
+    ``H = diag(e b) - (e e') * C[min(l, m)]`` with ``C_j = sum_{i: start_i <= j} c_i``.
+    """
+    n = e.shape[0]
+    cc = jnp.cumsum(jnp.zeros(n, e.dtype).at[start].add(c))
+    rows = jnp.arange(n)
+    low = jnp.minimum(rows[:, None], rows[None, :])
+    return jnp.diag(e * b) - (e[:, None] * e[None, :]) * cc[low]
+
+
 # --------------------------------------------------------------------------- solver
 
 
@@ -400,8 +422,33 @@ def _fixed_signs(h, g, beta, mu1, mu2, guess):
     rhs = jnp.where(active, g + h @ beta - mu1 * sign, 0.0)
     x = jnp.linalg.solve(m, rhs)
     gradient = g - h @ (x - beta)
+    return x, _signs_fine(x, gradient, active, sign, mu1)
+
+
+def _signs_fine(x, gradient, active, sign, mu1):
     fine = jnp.where(active, jnp.sign(x) == sign, jnp.abs(gradient) <= mu1 * (1 + 1e-9) + 1e-15)
-    return x, jnp.all(fine) & jnp.all(jnp.isfinite(x))
+    return jnp.all(fine) & jnp.all(jnp.isfinite(x))
+
+
+def _fixed_signs_eta(z, hmat, g, beta, mu1, mu2, guess):
+    """:func:`_fixed_signs` through the n x n Hessian in eta (Woodbury), for K > n.
+
+    With ``h = z' H z``, ``D = diag(mu2)`` on the non-zero set (all ``mu2 > 0``)
+    and ``Z`` the columns of that set: ``(Z' H Z + D) x = r`` is solved as
+    ``(I + Z D^-1 Z' H) v = Z D^-1 r``, ``x = D^-1 (r - Z' H v)``: O(n^2 K + n^3)
+    instead of O(n K^2 + K^3).
+    """
+    active = guess != 0
+    sign = jnp.sign(guess)
+    zm = jnp.where(active[None, :], z, 0.0)
+    d = jnp.where(active, mu2, 1.0)
+    rhs = jnp.where(active, g + z.T @ (hmat @ (z @ beta)) - mu1 * sign, 0.0)
+    y = rhs / d
+    n = z.shape[0]
+    v = jnp.linalg.solve(jnp.eye(n, dtype=z.dtype) + ((zm / d) @ zm.T) @ hmat, zm @ y)
+    x = y - (zm.T @ (hmat @ v)) / d
+    gradient = g - z.T @ (hmat @ (z @ (x - beta)))
+    return x, _signs_fine(x, gradient, active, sign, mu1)
 
 
 def _penalty(beta, lam, alpha, vp):
@@ -415,19 +462,38 @@ def _newton_step(prob, lam, state):
     z = x[:, idx] * inv_scale[idx]
     loglik, residual, e, b, c = _risk(eta, q, death, start, end)
     g = z.T @ residual
-    h = _hessian(z, e, b, c, start)
     vpi = vp[idx]
     b0 = beta[idx]
     # inexact Newton: solve the quadratic model only as well as the last step warrants
     tol = jnp.clip(1e-3 * last_change, _INNER_TOL, 1e-10)
     mu1, mu2 = lam * alpha * vpi, lam * (1 - alpha) * vpi
-    exact, ok = _fixed_signs(h, g, b0, mu1, mu2, b0)
+
+    def hessian():
+        return _hessian(z, e, b, c, start)
+
+    if z.shape[1] > z.shape[0]:
+        # more buffer columns than rows: the K x K system goes through the n x n one
+        hmat = _eta_hessian(e, b, c, start)
+
+        def signs(guess):
+            return lax.cond(
+                jnp.all((guess == 0) | (mu2 > 0)),
+                lambda: _fixed_signs_eta(z, hmat, g, b0, mu1, mu2, guess),
+                lambda: _fixed_signs(hessian(), g, b0, mu1, mu2, guess),
+            )
+    else:
+        h = hessian()
+
+        def signs(guess):
+            return _fixed_signs(h, g, b0, mu1, mu2, guess)
+
+    exact, ok = signs(b0)
 
     # otherwise coordinate descent finds the non-zero set and signs (loosely),
     # and the fixed-sign solve on that set gives the exact minimiser if it is right
     def fallback():
-        rough = _cd_quadratic(h, g, b0, mu1, mu2, jnp.maximum(tol, 1e-12), ok)
-        polished, fine = _fixed_signs(h, g, b0, mu1, mu2, rough)
+        rough = _cd_quadratic(hessian(), g, b0, mu1, mu2, jnp.maximum(tol, 1e-12), ok)
+        polished, fine = signs(rough)
         return jnp.where(fine, polished, rough)
 
     target = lax.cond(ok, lambda: exact, fallback)
@@ -449,7 +515,7 @@ def _newton_step(prob, lam, state):
         return (objective(t) > f0 + 1e-4 * t * decrease + slack) & (t > 1e-12)
 
     t = lax.while_loop(too_big, shrink, jnp.ones((), eta.dtype))
-    change = jnp.max((jnp.diagonal(h) + 1e-300) * (t * direction) ** 2)
+    change = jnp.max((_hessian_diagonal(z, e, b, c, start) + 1e-300) * (t * direction) ** 2)
     beta = beta.at[idx].set(b0 + t * direction)
     return beta, eta + t * dz, idx, change, it + 1
 
@@ -468,27 +534,48 @@ def _solve_penalty(prob, allowed, k, lam, state, skip):
     def cond(st):
         return ~st[3] & ~st[4] & (st[5] < _MAX_KKT)
 
+    sizes = _bucket_sizes(k)
+
+    def newton(size, beta, eta, mask, stop):
+        """Newton steps on a buffer of ``size`` columns holding the active set."""
+        idx = jnp.nonzero(mask, size=size, fill_value=p)[0]
+
+        def newton_cond(ns):
+            return (ns[3] > _NEWTON_TOL) & (ns[4] < _MAX_NEWTON) & ~stop
+
+        padded = jnp.append(beta, 0.0)
+        ns = (padded, eta, idx, jnp.inf, 0)
+        padded, eta, _, _, _ = lax.while_loop(newton_cond, partial(_newton_step, prob, lam), ns)
+        return padded[:p], eta
+
     def body(st):
         beta, eta, mask, _, _, rounds = st
         grad = _gradient(prob, eta)
         violators = allowed & ~mask & (jnp.abs(grad) > lam * alpha * vp * (1 + 1e-9) + 1e-15)
         mask = mask | violators
-        overflow = jnp.sum(mask) > k
+        count = jnp.sum(mask)
+        overflow = count > k
         done = (rounds > 0) & ~jnp.any(violators)
-        idx = jnp.nonzero(mask, size=k, fill_value=p)[0]
-
-        def newton_cond(ns):
-            return (ns[3] > _NEWTON_TOL) & (ns[4] < _MAX_NEWTON) & ~done & ~overflow
-
-        padded = jnp.append(beta, 0.0)
-        ns = (padded, eta, idx, jnp.inf, 0)
-        padded, eta, _, _, _ = lax.while_loop(newton_cond, partial(_newton_step, prob, lam), ns)
-        return padded[:p], eta, mask, done, overflow, rounds + 1
+        # the smallest buffer that holds the active set: a Newton step costs O(n K^2 + K^3)
+        branch = jnp.minimum(jnp.searchsorted(jnp.asarray(sizes), count), len(sizes) - 1)
+        branches = [partial(newton, size) for size in sizes]
+        beta, eta = lax.switch(branch, branches, beta, eta, mask, done | overflow)
+        return beta, eta, mask, done, overflow, rounds + 1
 
     beta, eta, mask = state
     init = (beta, eta, mask, skip, jnp.array(False), 0)
     beta, eta, mask, _, overflow, _ = lax.while_loop(cond, body, init)
     return beta, eta, mask, overflow
+
+
+def _bucket_sizes(k: int) -> tuple[int, ...]:
+    """Active-set buffer sizes tried in turn: 16, 32, 64, ... up to ``k``."""
+    sizes = []
+    size = 16
+    while size < k:
+        sizes.append(size)
+        size *= 2
+    return (*sizes, k)
 
 
 def _path_scan(prob, allowed, k, penalties, early_stop, ll0, span):
@@ -541,7 +628,9 @@ def _fit_folds(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ea
     def one(qf, sf, af, pf, ef):
         return _fit_one(x, death, start, end, vp, alpha, k, qf, sf, af, pf, ef)
 
-    return jax.vmap(one)(q, scale, allowed, penalties, early_stop)
+    # folds in turn (lax.map), not vmap: under vmap the buffer-size switch and the
+    # while loops would run every branch and every fold to the slowest fold's count
+    return lax.map(lambda a: one(*a), (q, scale, allowed, penalties, early_stop))
 
 
 @jax.jit
@@ -583,7 +672,9 @@ def _stop_index(stopped: np.ndarray) -> int:
 
 
 def _initial_buffer(p: int, n: int) -> int:
-    return int(min(p, max(32, min(n, 128))))
+    # generous: each Newton step runs on the smallest of the buffer sizes 16, 32, ...
+    # that holds the active set, so a large buffer costs compile time, not run time
+    return int(min(p, max(64, 4 * n)))
 
 
 _BUFFERS: dict[tuple, int] = {}
@@ -949,8 +1040,8 @@ def cv(
     Harrell's C of each fold's held-out rows (survival::concordance, as
     glmnet's ``Cindex``), weighted by the fold's total weight, maximised.
 
-    All folds are fitted by one compiled program (the path ``vmap``-ed over
-    folds). ``fold_id`` gives a fold label 1..K per row; else ``n_folds``
+    All folds are fitted by one compiled program (the path mapped over
+    folds with ``lax.map``). ``fold_id`` gives a fold label 1..K per row; else ``n_folds``
     random folds from ``seed``, stratified by event status (numpy's
     generator, not R's ``sample``: pass ``fold_id`` to reproduce cv.glmnet).
     A fold without events is an error naming the fold.
