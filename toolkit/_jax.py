@@ -7,7 +7,7 @@ before any array is made; the network code states its dtypes explicitly
 
 import os
 
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 

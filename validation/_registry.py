@@ -152,9 +152,7 @@ def run_suites(
                     "passed": result.passed,
                     "seconds": result.seconds,
                     "errors": result.errors,
-                    "comparisons": [
-                        {**asdict(c), "passed": c.passed} for c in result.comparisons
-                    ],
+                    "comparisons": [{**asdict(c), "passed": c.passed} for c in result.comparisons],
                     "provenance": provenance(settings={"fast": fast}),
                 },
             )

@@ -84,38 +84,46 @@ def r_function(code: str, packages: Sequence[str] = ()):
 
 def to_r(value: Any):
     """Convert numpy arrays, pandas objects and scalars to R objects."""
-    ro = _robjects()
     if isinstance(value, pd.DataFrame):
         return data_frame(value)
-    if isinstance(value, pd.Categorical):
+    if isinstance(value, pd.Categorical) or (
+        isinstance(value, pd.Series) and isinstance(value.dtype, pd.CategoricalDtype)
+    ):
         return factor(value)
-    if isinstance(value, pd.Series):
-        if isinstance(value.dtype, pd.CategoricalDtype):
-            return factor(value)
-        value = value.to_numpy()
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (pd.Series, list, tuple)):
         value = np.asarray(value)
     if isinstance(value, np.ndarray):
-        if value.ndim == 2:
-            vec = to_r(value.ravel(order="F"))
-            return ro.r["matrix"](vec, nrow=value.shape[0], ncol=value.shape[1])
-        if value.dtype.kind == "b":
-            return ro.BoolVector(value.tolist())
-        if value.dtype.kind in "iu":
-            return ro.IntVector(value.astype(int).tolist())
-        if value.dtype.kind == "f":
-            return ro.FloatVector(value.astype(float).tolist())
-        return ro.StrVector([str(v) for v in value.tolist()])
-    if isinstance(value, bool):
-        return ro.BoolVector([value])
-    if isinstance(value, (int, np.integer)):
-        return ro.IntVector([int(value)])
-    if isinstance(value, (float, np.floating)):
-        return ro.FloatVector([float(value)])
-    if isinstance(value, str):
-        return ro.StrVector([value])
+        return _array_to_r(value)
+    return _scalar_to_r(value)
+
+
+def _array_to_r(value: np.ndarray):
+    ro = _robjects()
+    if value.ndim == 2:
+        vec = _array_to_r(value.ravel(order="F"))
+        return ro.r["matrix"](vec, nrow=value.shape[0], ncol=value.shape[1])
+    if value.dtype.kind == "b":
+        return ro.BoolVector(value.tolist())
+    if value.dtype.kind in "iu":
+        return ro.IntVector(value.astype(int).tolist())
+    if value.dtype.kind == "f":
+        return ro.FloatVector(value.astype(float).tolist())
+    return ro.StrVector([str(v) for v in value.tolist()])
+
+
+def _scalar_to_r(value: Any):
+    ro = _robjects()
     if value is None:
         return ro.NULL
+    # bool before int: bool is a subclass of int.
+    for kinds, vector, cast in (
+        ((bool, np.bool_), ro.BoolVector, bool),
+        ((int, np.integer), ro.IntVector, int),
+        ((float, np.floating), ro.FloatVector, float),
+        ((str,), ro.StrVector, str),
+    ):
+        if isinstance(value, kinds):
+            return vector([cast(value)])
     raise TypeError(f"cannot pass {type(value).__name__} to R")
 
 
