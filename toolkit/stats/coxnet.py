@@ -604,16 +604,20 @@ def _solve_penalty(prob, allowed, k, lam, state, skip):
 
 
 def _bucket_sizes(k: int) -> tuple[int, ...]:
-    """Active-set buffer sizes tried in turn: 64, 128, 256, ... up to ``k``.
+    """Active-set buffer sizes tried in turn: 64, 128, 256, 384, 512, 768, ... up to ``k``.
 
     Fewer, larger sizes trace and compile faster; below 64 columns a Newton
-    step costs little whatever the buffer.
+    step costs little whatever the buffer; above 256 (where a step costs
+    O(n^2 K) or more) the sizes grow by 1.5 and 4/3 to pad less.
     """
     sizes = []
     size = 64
     while size < k:
         sizes.append(size)
-        size *= 2
+        if size < 256:
+            size *= 2
+        else:
+            size = size * 4 // 3 if size % 3 == 0 else size * 3 // 2
     return (*sizes, k)
 
 
