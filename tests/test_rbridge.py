@@ -23,3 +23,22 @@ def test_values_travel_as_r_objects(r):
 def test_missing_r_package_names_debian_package(r):
     with pytest.raises(rbridge.RUnavailableError, match="r-cran-notapackagexyz"):
         rbridge.require("notapackagexyz")
+
+
+def test_python_started_after_r_loads_its_own_extension_modules(r):
+    """Embedded R prepends system library folders to LD_LIBRARY_PATH; a child
+    Python (a Dask worker, the report kernel) must still load _ssl and pyarrow."""
+    import os
+    import subprocess
+    import sys
+
+    r.require("survival")
+    out = subprocess.run(
+        [sys.executable, "-c", "import _ssl, pyarrow; print('ok')"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"

@@ -14,6 +14,7 @@ R reference computations live in one module per area beside this one
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -58,7 +59,28 @@ def _robjects():
         )
     import rpy2.robjects as ro
 
+    _keep_child_pythons_on_our_libpython()
     return ro
+
+
+@functools.cache
+def _keep_child_pythons_on_our_libpython() -> None:
+    """Put this interpreter's LIBDIR first on LD_LIBRARY_PATH after R has started.
+
+    Embedded R (rpy2) prepends R's library folders and /usr/lib/x86_64-linux-gnu
+    to LD_LIBRARY_PATH. Every Python started afterwards (Dask workers, the report's
+    Jupyter kernel) then finds the system's libpython of the same minor version
+    before ours, and its extension modules (_ssl, pyarrow) fail to load: Dask's
+    nanny "failed to start". R itself is already loaded in this process, so
+    reordering the variable changes nothing for it.
+    """
+    import sysconfig
+
+    libdir = sysconfig.get_config_var("LIBDIR")
+    current = os.environ.get("LD_LIBRARY_PATH", "")
+    if sysconfig.get_config_var("Py_ENABLE_SHARED") and libdir and current:
+        parts = [p for p in current.split(os.pathsep) if p and p != libdir]
+        os.environ["LD_LIBRARY_PATH"] = os.pathsep.join([libdir, *parts])
 
 
 @functools.cache
