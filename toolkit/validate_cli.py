@@ -17,6 +17,8 @@ def run_validation(*, fast: bool, only: list[str] | None, out: Path, report: boo
     from validation import run_suites
 
     console = Console()
+    if not console.is_terminal:  # a log file or CI: do not squeeze the table to 80 columns
+        console = Console(width=160)
     results = run_suites(fast=fast, only=only, out_dir=out)
     table = Table(title="sigkit vs R", show_lines=False)
     for column in ("statistic", "dataset", "ours", "R", "|diff|", "tolerance", "pass"):
