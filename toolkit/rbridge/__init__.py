@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -220,8 +220,3 @@ def _column_to_pandas(ro, vector) -> Any:
         return [None if v is ro.NA_Character else str(v) for v in vector]
     numeric = np.asarray(ro.r["as.numeric"](vector), dtype=float)
     return numeric
-
-
-def named(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Convert a mapping of Python values to R objects (for keyword calls)."""
-    return {k: to_r(v) for k, v in values.items()}
