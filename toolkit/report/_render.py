@@ -80,30 +80,13 @@ def load_document(qmd: Path) -> _qmd.Document:
     return document
 
 
-def _child_python_env(env: Mapping[str, str]) -> dict[str, str]:
-    """`env` for a child Python (the kernel) that must load this interpreter's libpython.
-
-    Embedded R (rpy2) puts /usr/lib/x86_64-linux-gnu on LD_LIBRARY_PATH, where a
-    system libpython of the same minor version can shadow ours and break its
-    extension modules; our interpreter's LIBDIR goes first.
-    """
-    import sysconfig
-
-    out = dict(env)
-    libdir = sysconfig.get_config_var("LIBDIR")
-    current = out.get("LD_LIBRARY_PATH", os.environ.get("LD_LIBRARY_PATH", ""))
-    if sysconfig.get_config_var("Py_ENABLE_SHARED") and libdir and current:
-        out["LD_LIBRARY_PATH"] = f"{libdir}{os.pathsep}{current}"
-    return out
-
-
 def render_with_jupyter(qmd: Path, out: Path, env: Mapping[str, str]) -> Path:
     """Execute the .qmd's cells with nbclient and write the page (the sigkit Jupyter renderer)."""
     document = load_document(qmd)
     generator = f"sigkit Jupyter renderer (nbclient {_execute.nbclient_version()})"
     # Figures display inline (image/png outputs) even when the caller runs with MPLBACKEND=Agg.
     inline = "module://matplotlib_inline.backend_inline"
-    env = _child_python_env({**env, "SIGKIT_RENDERER": generator, "MPLBACKEND": inline})
+    env = {**env, "SIGKIT_RENDERER": generator, "MPLBACKEND": inline}
     try:
         outputs = _execute.execute(document.cells(), cwd=qmd.parent, env=env)
     except _execute.CellError as exc:
@@ -133,14 +116,12 @@ def render_with_quarto(quarto: Path, qmd: Path, out: Path, env: Mapping[str, str
     The copy keeps Quarto's working files out of the source tree. Cells run in
     the Python that runs sigkit (QUARTO_PYTHON), so they can import toolkit.
     """
-    env = _child_python_env(
-        {
-            **os.environ,
-            **env,
-            "QUARTO_PYTHON": sys.executable,
-            "SIGKIT_RENDERER": f"Quarto {_quarto_version(quarto)}",
-        }
-    )
+    env = {
+        **os.environ,
+        **env,
+        "QUARTO_PYTHON": sys.executable,
+        "SIGKIT_RENDERER": f"Quarto {_quarto_version(quarto)}",
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     # Outside the sources' folder: the output may well lie inside it.
     with tempfile.TemporaryDirectory(prefix="sigkit-quarto-") as build:
