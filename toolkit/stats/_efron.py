@@ -1,7 +1,7 @@
 """A lean Cox fit (Efron ties) for the bootstrap loops of the validation statistics.
 
-The same likelihood, Newton-Raphson with step halving and baseline hazard as
-``toolkit.stats.cox.fit`` (= ``survival::coxph`` / ``survfit.coxph``), without
+``toolkit.stats.cox.fit``'s own core (``_prepare``, ``_terms``, ``_newton``: the
+likelihood and Newton-Raphson of ``survival::coxph``) and baseline hazard, without
 weights, strata, input checks or result tables: the calibration smoother and
 the optimism bootstrap fit thousands of small models, where ``cox.fit``'s
 generality costs more than the arithmetic. Tests hold it equal to ``cox.fit``.
@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from toolkit.stats.cox import _newton, _prepare, _range_sums, _terms
+
+_EPS = 1e-13  # relative log-likelihood change at which the smoother's fit stops
 
 
 @dataclass(frozen=True)
@@ -31,84 +35,24 @@ class EfronFit:
         return np.exp(-np.outer(risk, base))
 
 
-class _Prepared:
-    """Sorted data, event groups and risk-set starts."""
-
-    def __init__(self, X: np.ndarray, time: np.ndarray, event: np.ndarray):
-        order = np.argsort(time, kind="stable")
-        self.x = X[order]
-        t, e = time[order], event[order]
-        dead = np.flatnonzero(e == 1)
-        self.dead = dead
-        self.times, group = np.unique(t[dead], return_inverse=True)
-        self.group = group
-        self.first = np.searchsorted(t, self.times, side="left")  # risk set: rows >= first
-        self.m = np.bincount(group, minlength=len(self.times)).astype(float)
-        position = np.arange(len(dead)) - np.searchsorted(group, group, side="left")
-        self.fraction = position / self.m[group]
-
-
-def _terms(p: _Prepared, beta: np.ndarray):
-    eta = p.x @ beta
-    r = np.exp(eta)
-    xr = p.x * r[:, None]
-    s0 = np.cumsum(r[::-1])[::-1][p.first]
-    s1 = np.cumsum(xr[::-1], axis=0)[::-1][p.first]
-    s2 = np.cumsum((xr[:, :, None] * p.x[:, None, :])[::-1], axis=0)[::-1][p.first]
-    rd, xd = r[p.dead], xr[p.dead]
-    d0 = np.bincount(p.group, weights=rd, minlength=len(p.times))
-    d1 = np.stack(
-        [
-            np.bincount(p.group, weights=xd[:, j], minlength=len(p.times))
-            for j in range(p.x.shape[1])
-        ],
-        axis=1,
-    )
-    xx = xd[:, :, None] * p.x[p.dead][:, None, :]
-    d2 = np.zeros((len(p.times), *xx.shape[1:]))
-    np.add.at(d2, p.group, xx)
-    f, g = p.fraction, p.group
-    den = s0[g] - f * d0[g]
-    a = (s1[g] - f[:, None] * d1[g]) / den[:, None]
-    b = (s2[g] - f[:, None, None] * d2[g]) / den[:, None, None]
-    loglik = eta[p.dead].sum() - np.log(den).sum()
-    score = p.x[p.dead].sum(axis=0) - a.sum(axis=0)
-    info = (b - a[:, :, None] * a[:, None, :]).sum(axis=0)
-    return loglik, score, info, den
-
-
-def _small_step(info: np.ndarray, score: np.ndarray, beta: np.ndarray) -> bool:
-    """The next Newton step is negligible (a finite maximum was reached)."""
-    try:
-        step = np.linalg.solve(info, score)
-    except np.linalg.LinAlgError:
-        return False
-    return bool(np.all(np.abs(step) <= 1e-6 * np.maximum(1.0, np.abs(beta))))
-
-
 def efron_fit(X, time, event, max_iter: int = 50) -> EfronFit:
-    """Maximise the Efron partial likelihood from beta = 0 (as coxph)."""
+    """Maximise the Efron partial likelihood from beta = 0 with ``cox.fit``'s core.
+
+    ``cox._newton`` run to a relative log-likelihood change of 1e-13 (not coxph's
+    1e-9), so that the smoother's fit is the maximum to rounding error.
+    """
     X = np.asarray(X, dtype=float)
+    time, event = np.asarray(time, dtype=float), np.asarray(event, dtype=float)
+    n, p = X.shape
     centre = X.mean(axis=0)
-    p = _Prepared(X - centre, np.asarray(time, float), np.asarray(event, float))
-    beta = np.zeros(X.shape[1])
-    loglik, score, info, den = _terms(p, beta)
-    converged = False
-    for _ in range(max_iter):
-        try:
-            step = np.linalg.solve(info, score)
-        except np.linalg.LinAlgError:
-            break
-        for _halving in range(30):
-            new = beta + step
-            new_ll, new_score, new_info, new_den = _terms(p, new)
-            if np.isfinite(new_ll) and new_ll >= loglik - 1e-12:
-                break
-            step = step / 2
-        done = abs(new_ll - loglik) <= 1e-13 * max(1.0, abs(loglik))
-        beta, loglik, score, info, den = new, new_ll, new_score, new_info, new_den
-        if done:
-            converged = _small_step(info, score, beta)
-            break
-    increment = np.bincount(p.group, weights=1.0 / den, minlength=len(p.times))
-    return EfronFit(beta, centre, p.times, np.cumsum(increment), converged)
+    risk, _ = _prepare(X - centre, time, event, np.ones(n), np.zeros(n, dtype=np.int64), "efron")
+    start = _terms(risk, np.zeros(p))
+    beta, _, _, step, _, converged = _newton(risk, start, _EPS, max_iter)
+    small_step = np.all(np.abs(step) <= 1e-6 * np.maximum(1.0, np.abs(beta)))
+    r = np.exp(risk.x @ beta)
+    s0 = _range_sums(r, risk.group_first, risk.group_end)
+    d0 = np.bincount(risk.group, weights=r[risk.death_rows], minlength=len(s0))
+    denom = s0[risk.group] - risk.efron_fraction * d0[risk.group]
+    increment = np.bincount(risk.group, weights=1.0 / denom, minlength=len(s0))
+    times = risk.time[risk.group_first]
+    return EfronFit(beta, centre, times, np.cumsum(increment), bool(converged and small_step))
