@@ -89,14 +89,10 @@ def time_auc(time: Any, event: Any, risk: Any, times: Sequence[float]) -> TimeAU
 
     Returns ``TimeAUC``; an AUC is NaN where a horizon has no case or no control.
     """
-    r = np.asarray(risk, dtype=float)
     horizons = np.atleast_1d(np.asarray(times, dtype=float))
-    flat = r if r.ndim == 1 else r[:, 0]
-    t, e, _ = check_survival(time, event, flat, names=["time", "event", "risk"])
-    if r.ndim == 2 and r.shape != (len(t), len(horizons)):
+    t, e, r = check_survival(time, event, risk, names=["time", "event", "risk"])
+    if r.ndim != 1 and r.shape != (len(t), len(horizons)):
         raise ValueError(f"risk has shape {r.shape}; expected ({len(t)}, {len(horizons)})")
-    if r.ndim == 2 and not np.all(np.isfinite(r)):
-        raise ValueError("risk has missing or infinite values")
     distinct, g = censoring_survival(t, e)
     g_case = _g_at(distinct, g, t, left=True)
     aucs, n_cases, n_controls = [], [], []
