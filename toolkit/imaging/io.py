@@ -8,16 +8,15 @@ with the most files when there are several). Every failure is raised as
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
 import struct
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+
+from toolkit.artifacts import atomic_path
 
 #: File name endings SimpleITK reads as single volumes, and the ImageIO that writes them.
 VOLUME_SUFFIXES = {
@@ -84,15 +83,7 @@ def _check_nifti_gzip_complete(path: Path, image: sitk.Image) -> None:
     missing voxels read as zeros), so we compare the gzip trailer's ISIZE
     (uncompressed length mod 2^32) with vox_offset + the voxel bytes.
     """
-    with gzip.open(path, "rb") as handle:
-        header = handle.read(540)
-    if len(header) < 348:
-        raise ImageReadError(f"{path}: cannot read image (NIfTI header is truncated)")
-    order = "<" if struct.unpack("<i", header[:4])[0] in (348, 540) else ">"
-    if struct.unpack(order + "i", header[:4])[0] == 540:
-        vox_offset = struct.unpack(order + "q", header[168:176])[0]
-    else:
-        vox_offset = int(struct.unpack(order + "f", header[108:112])[0])
+    _, _, vox_offset = _nifti_header(path)
     n_bytes = image.GetNumberOfPixels() * image.GetSizeOfPixelComponent()
     n_bytes *= image.GetNumberOfComponentsPerPixel()
     with open(path, "rb") as handle:
@@ -110,6 +101,8 @@ def _nifti_header(path: Path) -> tuple[str, int, int]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as handle:
         header = handle.read(540)
+    if len(header) < 348:
+        raise ImageReadError(f"{path}: cannot read image (NIfTI header is truncated)")
     order = "<" if struct.unpack("<i", header[:4])[0] in (348, 540) else ">"
     if struct.unpack(order + "i", header[:4])[0] == 540:
         return (
@@ -145,23 +138,6 @@ def nan_count(path: str | os.PathLike[str], image: sitk.Image) -> int:
     return int(np.isnan(sitk.GetArrayViewFromImage(image)).sum())
 
 
-@contextlib.contextmanager
-def atomic_image_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Like ``toolkit.artifacts.atomic_path`` but the temp name keeps the image suffix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_suffix(path), dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        tmp_path.chmod(0o644)
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
 def write_volume(
     image: sitk.Image, path: str | os.PathLike[str], *, compression_level: int = 1
 ) -> Path:
@@ -170,7 +146,7 @@ def write_volume(
     suffix = _suffix(path)
     if suffix not in VOLUME_SUFFIXES:
         raise ValueError(f"{path}: unsupported image suffix {suffix!r}")
-    with atomic_image_path(path) as tmp:
+    with atomic_path(path, suffix=suffix) as tmp:
         sitk.WriteImage(image, str(tmp), True, compression_level, imageIO=VOLUME_SUFFIXES[suffix])
     return path
 
