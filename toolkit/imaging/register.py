@@ -62,10 +62,15 @@ class Registration:
     seconds: float
 
     def transform(self) -> sitk.Euler3DTransform:
-        t = sitk.Euler3DTransform()
-        t.SetCenter(tuple(float(c) for c in self.centre))
-        t.SetParameters(tuple(float(p) for p in self.parameters))
-        return t
+        return euler_transform(self.parameters, self.centre)
+
+
+def euler_transform(parameters, centre=(0.0, 0.0, 0.0)) -> sitk.Euler3DTransform:
+    """An Euler3D transform from (rx, ry, rz, tx, ty, tz) and its centre of rotation."""
+    transform = sitk.Euler3DTransform()
+    transform.SetCenter(tuple(float(c) for c in centre))
+    transform.SetParameters(tuple(float(p) for p in parameters))
+    return transform
 
 
 def identity(fixed: sitk.Image) -> Registration:

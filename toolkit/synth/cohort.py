@@ -26,6 +26,7 @@ import SimpleITK as sitk
 from toolkit._version import __version__
 from toolkit.artifacts import atomic_path, write_json
 from toolkit.imaging.io import write_volume
+from toolkit.imaging.register import euler_transform
 from toolkit.synth import clinical, outcomes, phantom
 from toolkit.synth.phantom import Anatomy, Grid, Tumour
 
@@ -185,14 +186,6 @@ def _image(array: np.ndarray, grid: Grid, dtype) -> sitk.Image:
     image.SetSpacing(tuple(float(s) for s in grid.spacing))
     image.SetOrigin(tuple(float(o) for o in grid.origin))
     return image
-
-
-def euler_transform(parameters, centre=(0.0, 0.0, 0.0)) -> sitk.Euler3DTransform:
-    """An Euler3D transform from (rx, ry, rz, tx, ty, tz) and its centre of rotation."""
-    transform = sitk.Euler3DTransform()
-    transform.SetCenter(tuple(float(c) for c in centre))
-    transform.SetParameters(tuple(float(p) for p in parameters))
-    return transform
 
 
 def _move(image: sitk.Image, transform: sitk.Transform) -> sitk.Image:

@@ -27,8 +27,7 @@ def registration_errors(
 
     Patients without a crop file are left out (they are in crops/failures.csv).
     """
-    from toolkit.imaging.register import transform_error
-    from toolkit.synth.cohort import euler_transform
+    from toolkit.imaging.register import euler_transform, transform_error
 
     truth = pd.read_csv(Path(cohort) / "ground_truth" / "truth.csv")
     rows = []
