@@ -1018,14 +1018,14 @@ def _concordance(eta: np.ndarray, time: np.ndarray, death: np.ndarray, w: np.nda
     return np.einsum("ij,ijl->l", pw, score) / pw.sum()
 
 
-def _fold_values(data, folds, measure, full_lam, coefs):
+def _fold_values(data, folds, measure, coefs):
     """Per fold and penalty: deviance per event (or C-index) of the held-out rows."""
     values, fold_weights = [], []
+    w_full = data.weights * len(folds) / data.weights.sum()
     for f in range(1, folds.max() + 1):
         held = folds == f
         coef = coefs[f - 1]
         if measure == "deviance":
-            w_full = data.weights * len(folds) / data.weights.sum()
             w_train = np.where(held, 0.0, data.weights)
             w_train = w_train * (~held).sum() / w_train.sum()
             dev = np.asarray(
@@ -1109,7 +1109,7 @@ def cv(
     for f in range(coef.shape[0]):
         keep = _stop_index(stopped[f])
         coefs.append(interpolate(lams[f][:keep], coef[f][:keep], full.penalties))
-    values, fold_weights = _fold_values(data, folds, measure, full.penalties, np.stack(coefs))
+    values, fold_weights = _fold_values(data, folds, measure, np.stack(coefs))
     cv_mean = fold_weights @ values / fold_weights.sum()
     spread = fold_weights @ (values - cv_mean) ** 2 / fold_weights.sum()
     cv_se = np.sqrt(spread / (values.shape[0] - 1))
