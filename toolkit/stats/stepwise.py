@@ -42,7 +42,6 @@ from toolkit.stats import cox
 
 Direction = Literal["both", "backward", "forward"]
 
-_AIC_TOLERANCE = 1e-7  # stepAIC stops if the new AIC is not below the old + 1e-7
 _MAX_LISTED = 10
 
 
@@ -316,9 +315,8 @@ def aic(
         best = min(range(len(table)), key=lambda i: table[i][6], default=None)
         if best is None or not table[best][6] < current:
             break
+        # (stepAIC's later "bAIC >= AIC + 1e-7" stop cannot fire after this strict test.)
         label, _, _, new_terms, new_fit, new_edf, value = table[best]
-        if value >= current + _AIC_TOLERANCE:
-            break
         trace.append(
             {
                 "step": label,
