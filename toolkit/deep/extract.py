@@ -270,7 +270,7 @@ def _read_npz(path: Path) -> tuple[list[str], dict[str, np.ndarray], bool | None
                 f"{path.stem}: {phase} crops have shape {array.shape}, expected "
                 f"({len(readers)}, {CROP_SIZE}, {CROP_SIZE}) for readers {readers}"
             )
-        check_crops(array, [f"{path.stem} ({phase}, {r})" for r in readers])
+        phases[phase] = check_crops(array, [f"{path.stem} ({phase}, {r})" for r in readers])
     synthetic = meta.get("synthetic") if isinstance(meta, dict) else None
     return readers, phases, synthetic
 
@@ -298,7 +298,7 @@ def read_crops_dir(crops_dir: str | os.PathLike[str]) -> CropsDirectory:
         patients += [path.stem] * len(names)
         readers += names
         for phase in PHASES:
-            stacks[phase].append(phases[phase].astype(np.float32))
+            stacks[phase].append(phases[phase])
         hashes[path.stem] = file_hash(path)
         flags.add(synthetic)
     if not patients:
