@@ -39,11 +39,7 @@ class StageLog:
         return self.study_dir / ".sigkit" / "stages" / f"{name}.json"
 
     def up_to_date(self, name: str, key: str, outputs: Sequence[Path]) -> bool:
-        stamp = self._stamp(name)
-        if not stamp.is_file():
-            return False
-        recorded = read_json(stamp)
-        return recorded.get("key") == key and all(Path(p).exists() for p in outputs)
+        return self.key_of(name) == key and all(Path(p).exists() for p in outputs)
 
     def run(
         self,
