@@ -715,7 +715,7 @@ def _stop_index(stopped: np.ndarray) -> int:
 
 
 def _initial_buffer(p: int, n: int) -> int:
-    # generous: each Newton step runs on the smallest of the buffer sizes 16, 32, ...
+    # generous: each Newton step runs on the smallest of the buffer sizes 64, 128, ...
     # that holds the active set, so a large buffer costs compile time, not run time
     return int(min(p, max(64, 4 * n)))
 
