@@ -35,6 +35,14 @@ class EfronFit:
         return np.exp(-np.outer(risk, base))
 
 
+def _invertible(info: np.ndarray) -> bool:
+    try:
+        np.linalg.inv(info)
+    except np.linalg.LinAlgError:
+        return False
+    return True
+
+
 def efron_fit(X, time, event, max_iter: int = 50) -> EfronFit:
     """Maximise the Efron partial likelihood from beta = 0 with ``cox.fit``'s core.
 
@@ -47,12 +55,19 @@ def efron_fit(X, time, event, max_iter: int = 50) -> EfronFit:
     centre = X.mean(axis=0)
     risk, _ = _prepare(X - centre, time, event, np.ones(n), np.zeros(n, dtype=np.int64), "efron")
     start = _terms(risk, np.zeros(p))
-    beta, _, _, step, _, converged = _newton(risk, start, _EPS, max_iter)
-    small_step = np.all(np.abs(step) <= 1e-6 * np.maximum(1.0, np.abs(beta)))
+    # A singular information (e.g. a covariate constant in a bootstrap resample) has
+    # no unique maximum: keep beta = 0, not converged, rather than cox._newton's
+    # least-squares steps.
+    if _invertible(start[2]):
+        beta, _, info, step, _, converged = _newton(risk, start, _EPS, max_iter)
+        small_step = np.all(np.abs(step) <= 1e-6 * np.maximum(1.0, np.abs(beta)))
+        converged = converged and small_step and _invertible(info)
+    else:
+        beta, converged = np.zeros(p), False
     r = np.exp(risk.x @ beta)
     s0 = _range_sums(r, risk.group_first, risk.group_end)
     d0 = np.bincount(risk.group, weights=r[risk.death_rows], minlength=len(s0))
     denom = s0[risk.group] - risk.efron_fraction * d0[risk.group]
     increment = np.bincount(risk.group, weights=1.0 / denom, minlength=len(s0))
     times = risk.time[risk.group_first]
-    return EfronFit(beta, centre, times, np.cumsum(increment), bool(converged and small_step))
+    return EfronFit(beta, centre, times, np.cumsum(increment), bool(converged))
