@@ -4,11 +4,9 @@ import pytest
 import SimpleITK as sitk
 
 from toolkit.imaging.io import read_volume
-from toolkit.imaging.register import identity, register_rigid, transform_error
+from toolkit.imaging.register import euler_transform, identity, register_rigid, transform_error
 from toolkit.synth import generate_cohort
-from toolkit.synth.cohort import euler_transform
-
-MOTION = ["motion_rx", "motion_ry", "motion_rz", "motion_tx", "motion_ty", "motion_tz"]
+from toolkit.synth.truth import MOTION
 
 
 def test_transform_error_measures_maps_not_parameters():
@@ -42,15 +40,12 @@ def test_registration_recovers_the_known_motion(full_size_cohort):
     truth = pd.read_csv(full_size_cohort / "ground_truth" / "truth.csv")
     for row in truth.itertuples(index=False):
         folder = full_size_cohort / "images" / row.patient
-        fit = register_rigid(
-            read_volume(folder / "portal.nii.gz"), read_volume(folder / "arterial.nii.gz")
-        )
+        portal = read_volume(folder / "portal.nii.gz")
+        fit = register_rigid(portal, read_volume(folder / "arterial.nii.gz"))
         true = euler_transform([getattr(row, m) for m in MOTION])
         tumour = np.array([row.tumour_centre_x, row.tumour_centre_y, row.tumour_centre_z])
         shift, angle = transform_error(fit.transform(), true, tumour)
-        before, _ = transform_error(
-            identity(read_volume(folder / "portal.nii.gz")).transform(), true, tumour
-        )
+        before, _ = transform_error(identity(portal).transform(), true, tumour)
         assert shift < 1.0, f"{row.patient}: {shift:.2f} mm (unregistered {before:.2f} mm)"
         assert angle < 1.0, f"{row.patient}: {angle:.2f} degrees"
         assert before > 1.0  # the phases really were misaligned
