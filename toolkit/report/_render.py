@@ -95,7 +95,6 @@ def render_with_jupyter(qmd: Path, out: Path, env: Mapping[str, str]) -> Path:
     text = _html.page(document, body, headings, generator=generator, css=_html.read_css(document))
     with atomic_path(out) as tmp:
         tmp.write_text(text)
-        tmp.chmod(0o644)  # a page to share, not a private temporary file
     return out
 
 
@@ -139,7 +138,6 @@ def render_with_quarto(quarto: Path, qmd: Path, out: Path, env: Mapping[str, str
             raise RenderError(f"quarto render {qmd.name} wrote no report.html in {source}")
         with atomic_path(out) as tmp:
             shutil.copyfile(produced, tmp)
-            tmp.chmod(0o644)
     return out
 
 
