@@ -272,10 +272,8 @@ def _necrotic_core(grid: Grid, tumour: Tumour, box, rng) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(np.clip((distance + ragged) / 1.0, -30, 30)))).astype(np.float32)
 
 
-def _paint_tumour(grid, tumour, arterial, portal, liver_hu, rng):
-    """Blend one tumour into both phases; returns (box, signed distance)."""
-    box = tumour_box(grid, tumour)
-    distance = tumour_distance(grid, tumour, box)
+def _paint_tumour(grid, tumour, box, distance, arterial, portal, liver_hu, rng) -> None:
+    """Blend one tumour (its signed `distance` inside `box`) into both phases."""
     occupancy = _ramp(distance)
     texture = _texture(rng, distance.shape, grid.spacing) * tumour.heterogeneity
     core = _necrotic_core(grid, tumour, box, rng)
@@ -289,7 +287,6 @@ def _paint_tumour(grid, tumour, arterial, portal, liver_hu, rng):
         sub = volume[box]
         _blend(sub, occupancy, value)
         volume[box] = sub
-    return box, distance
 
 
 def reader_mask(distance: np.ndarray, rng, spread_mm: float, bias_mm: float, spacing) -> np.ndarray:
@@ -343,9 +340,13 @@ def render(grid: Grid, anatomy: Anatomy, rng: np.random.Generator) -> Rendered:
     # intervertebral discs every 30 mm give the spine structure along z
     disc = _ramp(np.abs(np.mod(z - 7.0, 30.0) - 15.0) * -1.0 + 11.5)[:, None, None]
     liver_d = _liver_distance(grid, anatomy)
-    for tumour in anatomy.tumours:  # the liver always wraps its tumours (6 mm of parenchyma)
-        box = tumour_box(grid, tumour)
-        liver_d[box] = np.minimum(liver_d[box], tumour_distance(grid, tumour, box) - 6.0)
+    boxes = [tumour_box(grid, tumour) for tumour in anatomy.tumours]
+    distances = [
+        tumour_distance(grid, t, box) for t, box in zip(anatomy.tumours, boxes, strict=True)
+    ]
+    for box, distance in zip(boxes, distances, strict=True):
+        # the liver always wraps its tumours (6 mm of parenchyma)
+        liver_d[box] = np.minimum(liver_d[box], distance - 6.0)
     liver = _ramp(liver_d)
     for phase, volume in enumerate((arterial, portal)):
         _blend(volume, spleen, TISSUE_HU["spleen"][phase])
@@ -359,8 +360,10 @@ def render(grid: Grid, anatomy: Anatomy, rng: np.random.Generator) -> Rendered:
     true_mask = np.zeros(shape, np.uint8)
     readers = {name: np.zeros(shape, np.uint8) for name in READERS}
     lobes = []
-    for index, tumour in enumerate(anatomy.tumours):
-        box, distance = _paint_tumour(grid, tumour, arterial, portal, TISSUE_HU["liver"], rng)
+    for index, (tumour, box, distance) in enumerate(
+        zip(anatomy.tumours, boxes, distances, strict=True)
+    ):
+        _paint_tumour(grid, tumour, box, distance, arterial, portal, TISSUE_HU["liver"], rng)
         lobes.append(int(tumour.centre[0] > anatomy.liver_centre[0]))
         if index == 0:
             true_mask[box] = (distance < 0).astype(np.uint8)
