@@ -118,6 +118,84 @@ def test_path_equals_glmnet_when_p_is_much_larger_than_n(rc, wide_data):
     np.testing.assert_allclose(ours.deviance_ratio, ref["dev_ratio"], rtol=0, atol=1e-8)
 
 
+def test_wide_path_with_weights_ties_and_penalty_factors_equals_glmnet(rc, wide_data):
+    """p >> n (the semismooth Newton solver in eta) with weights, tied times, penalty factors."""
+    x, time, event = wide_data
+    time = np.ceil(time * 2) / 2  # half-month grid: tied death and censored times
+    rng = np.random.default_rng(8)
+    weights = rng.uniform(0.5, 2.0, len(time))
+    factor = rng.uniform(0.5, 2.0, x.shape[1])
+    kwargs = {"weights": weights, "penalty_factor": factor}
+    penalties = coxnet.penalty_sequence(x, time, event, 0.3, **kwargs)[:20]
+    assert coxnet._eta_eligible(x, 0.3, factor, penalties)
+    ref = rc.glmnet_path(x, time, event, 0.3, penalties=penalties, thresh=THRESH, **kwargs)
+    ours = coxnet.path(x, time, event, 0.3, penalties=penalties, **kwargs)
+    assert ours.n_nonzero[-1] > 20
+    np.testing.assert_allclose(ours.coef, ref["beta"].T, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours.deviance_ratio, ref["dev_ratio"], rtol=0, atol=1e-8)
+
+
+def test_wide_path_refits_with_the_active_set_solver_when_newton_stalls(monkeypatch, wide_data):
+    x, time, event = wide_data
+    penalties = coxnet.penalty_sequence(x, time, event, 0.5)[:12]
+    newton = coxnet.path(x, time, event, 0.5, penalties=penalties)
+    calls = []
+    run = coxnet._run
+    monkeypatch.setattr(coxnet, "_run", lambda *a, **k: calls.append(a[0]) or run(*a, **k))
+    monkeypatch.setattr(coxnet, "_ETA_MAX_STEPS", 1)  # no penalty can converge in one step
+    refit = coxnet.path(x, time, event, 0.5, penalties=penalties)
+    assert calls == [coxnet._fit_path]
+    assert newton.n_nonzero[-1] > 20
+    np.testing.assert_allclose(refit.coef, newton.coef, rtol=0, atol=1e-9)
+
+
+def test_wide_path_on_near_copies_near_the_lasso(rc, monkeypatch):
+    """Ill-conditioned Newton systems: 20 near-copies of each of 20 columns, l1_ratio 0.95.
+
+    The float32 factorisation of the Jacobian stalls there and the solver
+    switches to float64 (counted in its last output). glmnet's coordinate
+    descent exhausts ``maxit`` after the first penalties on such data (it
+    returns those), so the whole path is also checked against our other
+    solver.
+    """
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((100, 20))
+    x = np.repeat(base, 20, axis=1) + 1e-3 * rng.standard_normal((100, 400))
+    true_time = rng.exponential(np.exp(-base.sum(axis=1) / 8))
+    censor = rng.exponential(2, 100)
+    time, event = np.minimum(true_time, censor), (true_time <= censor).astype(float)
+    penalties = coxnet.penalty_sequence(x, time, event, 0.95)[:40]
+    data = coxnet._prepare(x, time, event, None, None)
+    q = data.weights / data.weights.sum()
+    scale = coxnet._scales(data.x, q, True)
+    args = (data.x, data.death, data.start, data.end, data.penalty_factor, 0.95, q, scale)
+    counts = coxnet._eta_fit_path(*args, np.ones(400, bool), penalties, False, 60)[4]
+    assert counts[2] > 0  # float64 factorisations
+    ours = coxnet.path(x, time, event, 0.95, penalties=penalties)
+    assert ours.n_nonzero[-1] > 50
+
+    ref = rc.glmnet_path(x, time, event, 0.95, penalties=penalties, thresh=THRESH)
+    k = ref["beta"].shape[1]
+    assert k >= 8 and ours.n_nonzero[k - 1] >= 10
+    np.testing.assert_allclose(ours.coef[:k], ref["beta"].T, rtol=0, atol=1e-6)
+
+    monkeypatch.setattr(coxnet, "_ETA_MAX_ROWS", 0)  # the active-set solver
+    other = coxnet.path(x, time, event, 0.95, penalties=penalties)
+    np.testing.assert_allclose(ours.coef, other.coef, rtol=0, atol=1e-7)
+
+
+def test_wide_cv_equals_cv_glmnet(rc, wide_data):
+    x, time, event = wide_data
+    folds = np.random.default_rng(2).permutation(np.resize(np.arange(1, 6), len(time)))
+    penalties = coxnet.penalty_sequence(x, time, event, 0.5)[:25]
+    ref = rc.cv_glmnet(x, time, event, 0.5, folds, penalties=penalties, thresh=THRESH)
+    ours = coxnet.cv(x, time, event, 0.5, penalties=penalties, fold_id=folds)
+    np.testing.assert_allclose(ours.cv_mean, ref["cvm"], rtol=1e-4)
+    np.testing.assert_allclose(ours.cv_se, ref["cvsd"], rtol=1e-4)
+    assert ours.penalty_min == pytest.approx(ref["lambda_min"][0], rel=1e-12)
+    assert ours.index_min > 0
+
+
 def test_cv_equals_cv_glmnet_on_pbc(rc, pbc_data):
     x, time, event = pbc_data
     folds = np.random.default_rng(1).permutation(np.resize(np.arange(1, 6), len(time)))
