@@ -151,6 +151,38 @@ def test_constant_and_duplicated_columns_dropped_with_warning():
     assert set(res.names) == {"a", "b", "c"}
 
 
+def test_perfect_features_are_named_and_never_scored_nan():
+    """|Somers' D| = 1 and affine copies give infinite MI: named in warnings, not chosen twice."""
+    rng = np.random.default_rng(4)
+    time = np.arange(1.0, 41.0)
+    event = np.ones(40)
+    X = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
+    X["oracle"] = -time  # the earlier death has the larger value in every pair: D = 1
+    X["oracle_too"] = -np.sqrt(time)
+    X["a_scaled"] = 2.0 * X["a"] + 3.0  # an affine copy, not a duplicate
+    with pytest.warns(UserWarning) as record:
+        res = mrmr.rank(X, (time, event), 4)
+    messages = " | ".join(str(w.message) for w in record)
+    assert "order the outcome perfectly" in messages and "oracle, oracle_too" in messages
+    assert res.names[0] == "oracle"
+    assert "oracle_too" not in res.names  # NaN score (inf - inf), skipped as mRMRe does
+    assert np.isinf(res.scores[0]) and np.isfinite(res.scores[1:]).all()
+    assert not {"a", "a_scaled"} <= set(res.names)
+    if "a" in res.names or "a_scaled" in res.names:
+        assert "perfectly correlated with a chosen one" in messages
+
+
+def test_running_out_of_scorable_features_is_an_error_naming_them():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=30)
+    X = pd.DataFrame({"a": a, "a2": 2 * a + 1, "a3": 5 - a})
+    time = rng.exponential(size=30)
+    with pytest.raises(
+        ValueError, match=r"cannot choose feature 2 of 2: .*correlated with a chosen"
+    ):
+        mrmr.rank(X, (time, np.ones(30)), 2)
+
+
 def test_missing_values_name_column_and_rows():
     X = pd.DataFrame({"a": [1.0, 2.0, np.nan, 4.0], "b": [1.0, np.nan, 3.0, 5.0]})
     X.index = ["P1", "P2", "P3", "P4"]

@@ -64,7 +64,12 @@ small examples; MID/MIQ are checked against ``pymrmr`` itself.
 Deliberate differences: exact score ties (which mRMRe's unstable
 ``std::sort`` and Peng's quicksort leave to the implementation) go to the
 lowest column index; constant and duplicated columns are dropped with a
-warning instead of silently yielding NaN or infinite mutual information.
+warning instead of silently yielding NaN or infinite mutual information;
+a correlation within 1e-12 of +-1 counts as +-1 (an affine copy of a chosen
+feature, infinite redundancy, never chosen: named in a warning) where
+mRMRe's rounding would give a large finite redundancy; features with
+|Somers' D| = 1 (infinite relevance) are named in a warning, and running out
+of features with a defined score is an error naming them.
 """
 
 from __future__ import annotations
@@ -160,7 +165,7 @@ def rank(
     forced_local = [int(np.searchsorted(keep, f)) for f in forced]
     xs = x[:, keep]
     if method == "classic":
-        chosen, scores, relevance, assoc = _classic(xs, y, k, forced_local)
+        chosen, scores, relevance, assoc = _classic(xs, y, k, forced_local, [cols[j] for j in keep])
     else:
         chosen, scores, relevance = _peng(xs, y, k, forced_local, method, [cols[j] for j in keep])
         assoc = np.full(len(chosen), np.nan)
@@ -329,7 +334,7 @@ def _standardise(x: np.ndarray) -> np.ndarray:
     return centred / np.sqrt(np.sum(centred**2, axis=0))
 
 
-def _classic(x: np.ndarray, y, k: int, forced: list[int]):
+def _classic(x: np.ndarray, y, k: int, forced: list[int], cols: Sequence[str]):
     z = _standardise(x)
     if isinstance(y, tuple):
         assoc = somers_d(x, *y)
@@ -337,24 +342,66 @@ def _classic(x: np.ndarray, y, k: int, forced: list[int]):
         zy = (y - y.mean()) / np.sqrt(np.sum((y - y.mean()) ** 2))
         assoc = zy @ z
     relevance = _mutual_information_gaussian(assoc)
+    perfect = np.flatnonzero(np.isinf(relevance))
+    if perfect.size:
+        warnings.warn(
+            f"{perfect.size} feature(s) order the outcome perfectly (|association| = 1, "
+            f"infinite relevance): {_listed(np.asarray(cols)[perfect])}; one of them is "
+            "chosen first and the others have undefined (NaN) scores, as in mRMRe",
+            UserWarning,
+            stacklevel=3,
+        )
     p = x.shape[1]
     redundancy_sum = np.zeros(p)
     available = np.ones(p, dtype=bool)
+    copies: dict[int, int] = {}  # feature -> chosen feature it is perfectly correlated with
     chosen: list[int] = []
     scores: list[float] = []
     for level in range(1, k + 1):
-        score = relevance - (relevance + redundancy_sum) / level if level > 1 else relevance
+        with np.errstate(invalid="ignore"):  # inf - inf: NaN, skipped below (as mRMRe)
+            score = relevance - (relevance + redundancy_sum) / level if level > 1 else relevance
         if level <= len(forced):
             pick = forced[level - 1]
         else:
-            candidate = np.where(available & ~np.isnan(score), score, -np.inf)
-            pick = int(np.argmax(candidate))
+            valid = available & ~np.isnan(score)
+            if not valid.any() or np.max(score[valid]) == -np.inf:
+                raise ValueError(_no_candidate(level, k, cols, available, copies, perfect))
+            pick = int(np.argmax(np.where(valid, score, -np.inf)))
         chosen.append(pick)
         scores.append(float(score[pick]))
         available[pick] = False
         r = z.T @ z[:, pick]
-        redundancy_sum += _mutual_information_gaussian(np.clip(r, -1.0, 1.0))
+        affine = np.abs(r) >= 1.0 - 1e-12  # an affine copy, up to rounding: r = +-1
+        redundancy_sum += _mutual_information_gaussian(np.where(affine, np.sign(r), r))
+        for j in np.flatnonzero(available & affine):
+            copies.setdefault(int(j), pick)
+    skipped = {j: i for j, i in copies.items() if j not in chosen}
+    if skipped:
+        pairs = ", ".join(f"{cols[j]} (~ {cols[i]})" for j, i in list(skipped.items())[:10])
+        warnings.warn(
+            f"{len(skipped)} feature(s) are perfectly correlated with a chosen one (|r| = 1, "
+            f"infinite redundancy) and could not be chosen: {pairs}",
+            UserWarning,
+            stacklevel=3,
+        )
     return chosen, scores, relevance[chosen], assoc[chosen]
+
+
+def _no_candidate(level, k, cols, available, copies, perfect) -> str:
+    left = np.flatnonzero(available)
+    reasons = []
+    redundant = np.asarray([j for j in left if j in copies], dtype=int)
+    if redundant.size:
+        reasons.append(
+            f"perfectly correlated with a chosen feature: {_listed(np.asarray(cols)[redundant])}"
+        )
+    undefined = np.intersect1d(left, perfect)
+    if undefined.size:
+        reasons.append(f"infinite relevance (NaN score): {_listed(np.asarray(cols)[undefined])}")
+    return (
+        f"mRMR cannot choose feature {level} of {k}: no remaining feature has a defined score "
+        f"({'; '.join(reasons) or 'all scores are NaN or -inf'}); ask for k < {level}"
+    )
 
 
 # --- MID / MIQ (Peng) -----------------------------------------------------------------------
