@@ -226,6 +226,48 @@ def test_cv_on_a_small_cohort_equals_cv_glmnet(rc):
     assert ours.penalty_min == pytest.approx(ref["lambda_min"][0], rel=1e-8)
 
 
+def test_near_saturated_path_stays_finite_and_equals_glmnet(rc):
+    """A covariate that almost orders the deaths: the linear predictor spans hundreds.
+
+    Late risk sets then sum to below 1e-170, whose square underflowed in the
+    Hessian (NaN coefficients before); glmnet converges at thresh=1e-20 on
+    the first penalties only.
+    """
+    rng = np.random.default_rng(0)
+    time = np.arange(1.0, 31.0)
+    x = np.c_[-time + rng.normal(0, 0.5, 30), rng.standard_normal(30)]
+    rows = np.arange(30) % 5 != 0
+    x, time, event = x[rows], time[rows], np.ones(24)
+    penalties = np.geomspace(0.5, 1e-6, 30)
+    ours = coxnet.path(x, time, event, 0.5, penalties=penalties)
+    assert np.isfinite(ours.coef).all() and len(ours.penalties) == 30
+    assert np.all(np.diff(ours.deviance_ratio) > 0) and ours.deviance_ratio[-1] > 0.998
+    assert np.ptp(x @ ours.coef[-1]) > 300
+    ref = rc.glmnet_path(x, time, event, 0.5, penalties=penalties, thresh=THRESH)
+    k = ref["beta"].shape[1]
+    assert k >= 15
+    np.testing.assert_allclose(ours.coef[:k], ref["beta"].T, rtol=0, atol=1e-6)
+
+
+def test_a_non_finite_fit_cuts_the_path_with_a_warning(monkeypatch, pbc_data):
+    x, time, event = pbc_data
+    run = coxnet._run
+
+    def broken(*args, **kwargs):
+        coef, dev, stopped, overflow = run(*args, **kwargs)
+        return (
+            np.asarray(coef).copy() * np.where(np.arange(len(dev)) == 7, np.nan, 1.0)[:, None],
+            dev,
+            stopped,
+            overflow,
+        )
+
+    monkeypatch.setattr(coxnet, "_run", broken)
+    with pytest.warns(coxnet.CoxnetWarning, match=r"penalty .* \(number 8\) is not finite"):
+        fit = coxnet.path(x, time, event, 0.5)
+    assert len(fit.penalties) == 7 and np.isfinite(fit.coef).all()
+
+
 def test_predict_interpolates_linearly_in_the_penalty(pbc_data):
     x, time, event = pbc_data
     fit = coxnet.path(x, time, event, l1_ratio=0.5)

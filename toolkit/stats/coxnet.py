@@ -335,7 +335,15 @@ def _revcumsum(a):
 
 
 def _risk(eta, q, death, start, end):
-    """Breslow log partial likelihood (weights q) and the pieces of its derivatives."""
+    """Breslow log partial likelihood (weights q) and the pieces of its derivatives.
+
+    Returns ``loglik, residual (d loglik / d eta), e, b, g`` with ``e = q exp(eta - m)``
+    (``m`` the largest eta), ``b_i = sum_{deaths k: t_k <= t_i} D_k / u_k`` and
+    ``g_i = sqrt(D_i) / u_i`` at deaths (0 elsewhere), ``u`` the risk-set sums of
+    ``e``. The Hessians use ``g`` rather than ``D / u^2``: near a saturated fit
+    (eta spanning hundreds) late risk sets have ``u`` below 1e-170, whose square
+    underflows, while ``g`` times a risk-set sum of ``e`` stays O(1).
+    """
     dq = death * q
     m = jnp.max(jnp.where(q > 0, eta, -jnp.inf))
     e = q * jnp.exp(eta - m)
@@ -345,7 +353,7 @@ def _risk(eta, q, death, start, end):
     loglik = jnp.sum(dq * eta) - jnp.sum(jnp.where(dq > 0, dq * (jnp.log(safe_u) + m), 0.0))
     b = jnp.cumsum(a)[end]
     residual = dq - e * b  # d loglik / d eta
-    return loglik, residual, e, b, a / safe_u
+    return loglik, residual, e, b, jnp.sqrt(dq) / safe_u
 
 
 def _loglik(eta, q, death, start, end):
@@ -365,29 +373,41 @@ def _null_gap(q, death, start, end):
     return _saturated(q, death, start) - _loglik(jnp.zeros_like(q), q, death, start, end)
 
 
-def _hessian(z, e, b, c, start):
+def _hessian(z, e, b, g, start):
     """Hessian of -loglik in the coefficients of columns z (n x K)."""
     h1 = z.T @ ((e * b)[:, None] * z)
-    m = _revcumsum(e[:, None] * z)[start]
-    return h1 - m.T @ (c[:, None] * m)
+    m = _revcumsum(e[:, None] * z)[start] * g[:, None]
+    return h1 - m.T @ m
 
 
-def _hessian_diagonal(z, e, b, c, start):
+def _hessian_diagonal(z, e, b, g, start):
     """Diagonal of :func:`_hessian` in O(nK)."""
-    m = _revcumsum(e[:, None] * z)[start]
-    return (e * b) @ (z * z) - c @ (m * m)
+    m = _revcumsum(e[:, None] * z)[start] * g[:, None]
+    return (e * b) @ (z * z) - jnp.sum(m * m, axis=0)
 
 
-def _eta_hessian(e, b, c, start):
+def _eta_hessian(e, b, dq, start):
     """Hessian of -loglik in the linear predictor (n x n): ``_hessian = z' H z``.
 
-    ``H = diag(e b) - (e e') * C[min(l, m)]`` with ``C_j = sum_{i: start_i <= j} c_i``.
+    ``H = diag(e b) - e_l e_m C[min(l, m)]`` with ``C_j = sum_{k: start_k <= j} D_k / u_k^2``.
+    ``C`` is accumulated in logs and each entry formed as ``(e_l s_l)(e_m s_l)``
+    (``s = sqrt(C)``, l the earlier row), two factors of at most sqrt(D)
+    each: neither ``C`` nor ``e e'`` alone need be representable.
     """
     n = e.shape[0]
-    cc = jnp.cumsum(jnp.zeros(n, e.dtype).at[start].add(c))
+    deaths = jnp.zeros(n, e.dtype).at[start].add(dq)  # deaths whose risk set starts here
+    u = _revcumsum(e)
+    has = deaths > 0
+    term = jnp.where(
+        has, jnp.log(jnp.where(has, deaths, 1.0)) - 2 * jnp.log(jnp.where(has, u, 1.0)), -jnp.inf
+    )
+    s = jnp.exp(0.5 * lax.cumlogsumexp(term))
+    cross = e[:, None] * s[None, :]  # e_l s_m, used only where m <= l
+    d = e * s
     rows = jnp.arange(n)
-    low = jnp.where(rows[:, None] <= rows[None, :], cc[:, None], cc[None, :])  # cc[min(l, m)]
-    return jnp.diag(e * b) - (e[:, None] * e[None, :]) * low
+    earlier = rows[:, None] <= rows[None, :]
+    h2 = jnp.where(earlier, d[:, None] * cross.T, d[None, :] * cross)
+    return jnp.diag(e * b) - h2
 
 
 # --------------------------------------------------------------------------- solver
@@ -512,7 +532,7 @@ def _newton_step(prob, lam, state):
     beta, eta, idx, last_change, it = state
     x, inv_scale, vp, alpha, q, death, start, end = prob
     z = x[:, idx] * inv_scale[idx]
-    loglik, residual, e, b, c = _risk(eta, q, death, start, end)
+    loglik, residual, e, b, root = _risk(eta, q, death, start, end)
     g = z.T @ residual
     vpi = vp[idx]
     b0 = beta[idx]
@@ -521,11 +541,11 @@ def _newton_step(prob, lam, state):
     mu1, mu2 = lam * alpha * vpi, lam * (1 - alpha) * vpi
 
     def hessian():
-        return _hessian(z, e, b, c, start)
+        return _hessian(z, e, b, root, start)
 
     if z.shape[1] > z.shape[0]:
         # more buffer columns than rows: the K x K system goes through the n x n one
-        hmat = _eta_hessian(e, b, c, start)
+        hmat = _eta_hessian(e, b, death * q, start)
 
         def signs(guess):
             return lax.cond(
@@ -576,7 +596,7 @@ def _newton_step(prob, lam, state):
         return (objective(t) > f0 + 1e-4 * t * decrease + slack) & (t > 1e-12)
 
     t = lax.while_loop(too_big, shrink, jnp.ones((), eta.dtype))
-    change = jnp.max((_hessian_diagonal(z, e, b, c, start) + 1e-300) * (t * direction) ** 2)
+    change = jnp.max((_hessian_diagonal(z, e, b, root, start) + 1e-300) * (t * direction) ** 2)
     beta = beta.at[idx].set(b0 + t * direction)
     return beta, eta + t * dz, idx, change, it + 1
 
@@ -777,6 +797,7 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
     inv_scale = jnp.where(allowed, 1.0 / scale, 0.0)
     z = x * inv_scale
     zt = z.T
+    dq = death * q
     ll0 = _loglik(jnp.zeros(n), q, death, start, end)
     span = _saturated(q, death, start) - ll0
     logs = jnp.log(penalties)
@@ -788,11 +809,11 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
     mnl = min(_MNLAM, penalties.shape[0])
 
     def evaluate(eta, mu1, mu2):
-        loglik, residual, e, b, c = _risk(eta, q, death, start, end)
+        loglik, residual, e, b, _ = _risk(eta, q, death, start, end)
         t = jnp.where(allowed, zt @ residual, 0.0)
         active = jnp.abs(t) > mu1
         coef = jnp.where(active, jnp.sign(t) * (jnp.abs(t) - mu1) / mu2, 0.0)
-        return eta - z @ coef, active, coef, e, b, c, loglik
+        return eta - z @ coef, active, coef, e, b, loglik
 
     def penalty_step(carry, inputs):
         eta, eta_prev, fac, devs, stopped, failed, counts = carry
@@ -806,7 +827,7 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
         def newton(st):
             eta, ev, fac, steps, f_prev, fresh, counts = st
             gram, inside, lu, piv, factored, precise = fac
-            f, active, _, e, b, c, _ = ev
+            f, active, _, e, b, _ = ev
             f0 = f @ f
             poor = f0 > 0.01 * f_prev  # the last step reduced |F| less than ten-fold
             # a fresh float32 factorisation that still steps poorly: factorise in float64
@@ -814,7 +835,7 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
 
             def factor(gram, inside):
                 gram, inside = _gram_update(gram, zt, inside, active, vp)
-                hessian = _eta_hessian(e, b, c, start) / (lam * (1 - alpha))
+                hessian = _eta_hessian(e, b, dq, start) / (lam * (1 - alpha))
                 jac32 = jnp.eye(n, dtype=jnp.float32) + gram.astype(jnp.float32) @ hessian.astype(
                     jnp.float32
                 )
@@ -851,7 +872,7 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
         st = lax.while_loop(lambda st: unconverged(st) & (st[3] < max_steps), newton, st)
         eta_new, ev, fac, counts = st[0], st[1], st[2], st[6]
         not_converged = unconverged(st) | ~jnp.all(jnp.isfinite(eta_new))
-        devs, stop_now = _early_stop(devs, i, (ev[6] - ll0) / span, early_stop, mnl)
+        devs, stop_now = _early_stop(devs, i, (ev[5] - ll0) / span, early_stop, mnl)
         out = (ev[2] * inv_scale, devs[i], stopped)
         failed = failed | (not_converged & ~stopped)
         return (eta_new, eta, fac, devs, stopped | stop_now, failed, counts), out
@@ -912,6 +933,33 @@ def default_penalties(lambda_max: float, n_penalties: int, min_ratio: float) -> 
     else:
         lam[0] = lambda_max
     return lam
+
+
+def _finite_prefix(coef, dev, keep: int, lam: np.ndarray, where: str) -> int:
+    """Penalties up to the first non-finite fit (a safety net: warns, as glmnet's ``jerr``).
+
+    Both solvers are built to stay finite up to a saturated fit; should one
+    still produce a non-finite coefficient, the path is cut before that penalty
+    with a warning instead of returning NaN (glmnet likewise returns the
+    penalties before one whose iterations ran out).
+    """
+    bad = ~np.isfinite(coef[:keep]).all(axis=1)
+    if dev is not None:
+        bad |= ~np.isfinite(dev[:keep])
+    if not bad.any():
+        return keep
+    first = int(np.flatnonzero(bad)[0])
+    if first == 0:
+        raise FloatingPointError(
+            f"{where}the fit at the first penalty ({lam[0]:.4g}) is not finite"
+        )
+    warnings.warn(
+        f"{where}the fit at penalty {lam[first]:.4g} (number {first + 1}) is not finite; the path "
+        f"stops at the {first} penalties before it (as glmnet does when its iterations run out)",
+        CoxnetWarning,
+        stacklevel=4,
+    )
+    return first
 
 
 def _stop_index(stopped: np.ndarray) -> int:
@@ -1021,7 +1069,7 @@ def _path_from_data(data, alpha, penalties, n_penalties, min_ratio, standardize)
         k = _initial_buffer(data.x.shape[1], n)
         out = _run(_fit_path, data, k, *args, q, scale, allowed, solve, early)
     coef, dev, stopped = (np.asarray(v) for v in out[:3])
-    keep = _stop_index(stopped)
+    keep = _finite_prefix(coef, dev, _stop_index(stopped), lam, "")
     full = np.zeros((keep, data.p))
     full[:, data.kept] = coef[:keep]
     n_nonzero = np.count_nonzero(full, axis=1)
@@ -1361,7 +1409,7 @@ def cv(
     coef, stopped = _fit_all_folds(data, folds, alpha, q, scale, allowed, solve, early)
     coefs = []
     for f in range(coef.shape[0]):
-        keep = _stop_index(stopped[f])
+        keep = _finite_prefix(coef[f], None, _stop_index(stopped[f]), lams[f], f"fold {f + 1}: ")
         coefs.append(interpolate(lams[f][:keep], coef[f][:keep], full.penalties))
     values, fold_weights = _fold_values(data, folds, measure, np.stack(coefs))
     cv_mean = fold_weights @ values / fold_weights.sum()
