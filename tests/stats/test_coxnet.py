@@ -249,6 +249,37 @@ def test_near_saturated_path_stays_finite_and_equals_glmnet(rc):
     np.testing.assert_allclose(ours.coef[:k], ref["beta"].T, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("spread", [3.0, 600.0])
+def test_hessian_in_the_linear_predictor_equals_the_risk_set_sum(spread):
+    """H = sum_k D_k (diag(pi_k) - pi_k pi_k'), pi_k the risk-set probabilities, by hand.
+
+    Tied times, weights, and a linear predictor spanning 600 (late risk sets
+    summing to ~1e-260 of the first: the log-accumulated branch; beyond ~740
+    exp underflows to 0 and the fit is cut as not finite).
+    """
+    rng = np.random.default_rng(6)
+    n = 40
+    time = np.sort(rng.integers(1, 15, n)).astype(float)
+    death = (rng.uniform(size=n) < 0.7).astype(float)
+    order = np.lexsort((-death, time))
+    time, death = time[order], death[order]
+    q = rng.uniform(0.5, 2.0, n)
+    q /= q.sum()
+    eta = -spread * (time - time.min()) / np.ptp(time) + rng.normal(0, 0.3, n)
+    start = np.searchsorted(time, time, side="left")
+    end = np.searchsorted(time, time, side="right") - 1
+    _, _, e, b, _ = coxnet._risk(eta, q, death, start, end)
+    ours = np.asarray(coxnet._eta_hessian(e, b, death * q, start))
+    expected = np.zeros((n, n))
+    for s in np.unique(start[death == 1]):
+        pi = np.zeros(n)
+        pi[s:] = q[s:] * np.exp(eta[s:] - eta[s:].max())  # the risk set of the deaths at s
+        pi /= pi.sum()
+        expected += (death * q)[start == s].sum() * (np.diag(pi) - np.outer(pi, pi))
+    assert np.isfinite(ours).all()
+    np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max())
+
+
 def test_a_non_finite_fit_cuts_the_path_with_a_warning(monkeypatch, pbc_data):
     x, time, event = pbc_data
     run = coxnet._run

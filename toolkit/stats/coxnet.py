@@ -26,7 +26,7 @@ than 0.1 % (relative) over the last 5 penalties; a user-given sequence is
 never cut short. ``CoxnetPath.penalties`` has the penalties actually fitted.
 
 Algorithms (ours, not glmnet's; both converge to the minimiser glmnet's
-coordinate descent approaches, to ~1e-11 on the standardised scale, and the
+coordinate descent approaches, to ~1e-10 on the standardised scale, and the
 whole path is one ``jax.jit`` program, a ``lax.scan`` over penalties with warm
 starts; the cross-validation folds are that program mapped over folds with
 ``lax.map``, one compiled program):
@@ -91,9 +91,9 @@ _CD_TOL_MAX = 1e-10  # loosest coordinate descent (a looser one gets signs wrong
 _MAX_SWEEPS = 20000
 _MAX_NEWTON = 60
 _MAX_KKT = 200
-_ETA_TOL = 1e-11  # semismooth Newton: max|F| relative to max(1, max|eta|)
+_ETA_TOL = 1e-10  # semismooth Newton: max|F| relative to max(1, max|eta|)
 _ETA_MAX_STEPS = 60
-_ETA_CHUNK = 32  # columns added to or removed from the Gram matrix at a time
+_ETA_CHUNK = 16  # columns added to or removed from the Gram matrix at a time
 _ETA_MAX_ROWS = 2000  # above this an n x n factorisation costs more than the active-set solver
 _BIG = 9.9e35  # glmnet's "big": the first penalty of a default path, all penalised b = 0
 
@@ -300,8 +300,8 @@ def _prepare(X, time, event, weights, penalty_factor) -> _Data:
         raise ValueError("every remaining column has penalty_factor 0 (an unpenalised model)")
     order = np.lexsort((-d, t))
     ts = t[order]
-    xs = x[order][:, kept]
-    xs = xs - np.average(xs, axis=0, weights=w[order])
+    xs = x[order] if kept.size == p else x[np.ix_(order, kept)]  # a copy: centred in place
+    xs -= np.average(xs, axis=0, weights=w[order])
     return _Data(
         x=xs,
         time=ts,
@@ -342,7 +342,10 @@ def _risk(eta, q, death, start, end):
     ``g_i = sqrt(D_i) / u_i`` at deaths (0 elsewhere), ``u`` the risk-set sums of
     ``e``. The Hessians use ``g`` rather than ``D / u^2``: near a saturated fit
     (eta spanning hundreds) late risk sets have ``u`` below 1e-170, whose square
-    underflows, while ``g`` times a risk-set sum of ``e`` stays O(1).
+    underflows, while ``g`` times a risk-set sum of ``e`` stays O(1). Beyond a
+    span of ~740 ``exp`` itself underflows to 0 in late risk sets; the
+    resulting non-finite fit is cut from the path with a warning
+    (:func:`_finite_prefix`).
     """
     dq = death * q
     m = jnp.max(jnp.where(q > 0, eta, -jnp.inf))
@@ -390,18 +393,26 @@ def _eta_hessian(e, b, dq, start):
     """Hessian of -loglik in the linear predictor (n x n): ``_hessian = z' H z``.
 
     ``H = diag(e b) - e_l e_m C[min(l, m)]`` with ``C_j = sum_{k: start_k <= j} D_k / u_k^2``.
-    ``C`` is accumulated in logs and each entry formed as ``(e_l s_l)(e_m s_l)``
-    (``s = sqrt(C)``, l the earlier row), two factors of at most sqrt(D)
-    each: neither ``C`` nor ``e e'`` alone need be representable.
+    Each entry is formed as ``(e_l s_l)(e_m s_l)`` (``s = sqrt(C)``, l the
+    earlier row), two factors of at most sqrt(D) each, so ``e e'`` need not be
+    representable; ``C`` is accumulated in logs when a risk-set sum ``u`` is
+    below 1e-100 (its square would underflow: a near-saturated fit).
     """
     n = e.shape[0]
     deaths = jnp.zeros(n, e.dtype).at[start].add(dq)  # deaths whose risk set starts here
     u = _revcumsum(e)
     has = deaths > 0
-    term = jnp.where(
-        has, jnp.log(jnp.where(has, deaths, 1.0)) - 2 * jnp.log(jnp.where(has, u, 1.0)), -jnp.inf
-    )
-    s = jnp.exp(0.5 * lax.cumlogsumexp(term))
+    safe_u = jnp.where(has, u, 1.0)
+
+    def plain():
+        return jnp.sqrt(jnp.cumsum(deaths / safe_u / safe_u))
+
+    def in_logs():
+        term = jnp.where(has, jnp.log(jnp.where(has, deaths, 1.0)) - 2 * jnp.log(safe_u), -jnp.inf)
+        return jnp.exp(0.5 * lax.cumlogsumexp(term))
+
+    # 1 / u^2 overflows only below u ~ 1e-154 (a near-saturated fit): logs only then
+    s = lax.cond(jnp.min(safe_u) > 1e-100, plain, in_logs)
     cross = e[:, None] * s[None, :]  # e_l s_m, used only where m <= l
     d = e * s
     rows = jnp.arange(n)
@@ -728,11 +739,20 @@ def _fit_folds(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ea
     return lax.map(lambda a: one(*a), (q, scale, allowed, penalties, early_stop))
 
 
-@jax.jit
-def _max_gradient(x, death, start, end, vp, q, scale, allowed, eta):
-    residual = _risk(eta, q, death, start, end)[1]
-    grad = jnp.abs(x.T @ residual) / scale
-    return jnp.max(jnp.where(allowed & (vp > 0), grad / jnp.where(vp > 0, vp, 1.0), 0.0))
+def _max_gradient(x, death, start, end, vp, q, scale, allowed, eta) -> float:
+    """``max_j |x_j' r| / (scale_j v_j)`` over usable penalised columns (numpy, as :func:`_risk`).
+
+    ``r`` is the gradient of the log partial likelihood in ``eta``; in numpy
+    because it runs once per path (a compiled call would copy ``x`` again).
+    """
+    dq = death * q
+    e = q * np.exp(eta - eta[q > 0].max())
+    u = np.cumsum(e[::-1])[::-1][start]
+    a = np.where(dq > 0, dq / np.where(dq > 0, u, 1.0), 0.0)
+    residual = dq - e * np.cumsum(a)[end]
+    use = allowed & (vp > 0)
+    grad = np.abs(residual @ x[:, use]) if not use.all() else np.abs(residual @ x)
+    return float(np.max(grad / (scale[use] * vp[use]))) if use.any() else 0.0
 
 
 # --------------------------------------------------------------------------- solver for p > n
@@ -788,7 +808,7 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
     are reused (a chord step) while the active set is unchanged and each step
     reduces ``|F|`` at least ten-fold; a backtracking line search on ``|F|^2``;
     warm starts extrapolated from the last two penalties. Converged when
-    ``max|F| <= _ETA_TOL * max(1, max|eta|)`` (coefficients then within ~1e-11
+    ``max|F| <= _ETA_TOL * max(1, max|eta|)`` (coefficients then within ~1e-10
     of the exact minimiser); a penalty that does not converge in
     ``max_steps`` steps flags the path as failed and the caller refits it
     with the active-set solver. Needs ``0 < a < 1`` and all ``v_j > 0``.
@@ -869,7 +889,8 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
 
         guess = eta + extra * (eta - eta_prev)
         st = (guess, evaluate(guess, mu1, mu2), fac, 0, jnp.inf, False, counts)
-        st = lax.while_loop(lambda st: unconverged(st) & (st[3] < max_steps), newton, st)
+        # after glmnet's early stop the remaining penalties are not fitted (they are dropped)
+        st = lax.while_loop(lambda st: unconverged(st) & (st[3] < max_steps) & ~stopped, newton, st)
         eta_new, ev, fac, counts = st[0], st[1], st[2], st[6]
         not_converged = unconverged(st) | ~jnp.all(jnp.isfinite(eta_new))
         devs, stop_now = _early_stop(devs, i, (ev[5] - ll0) / span, early_stop, mnl)
