@@ -72,6 +72,43 @@ def coxnet_path_veteran() -> list:
     )
 
 
+def _pbc_wide() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """p > n on real data: 80 pbc patients, 17 covariates and their 136 pairwise products."""
+    from itertools import combinations
+
+    x, time, event = _pbc()
+    x, time, event = x[:80], time[:80], event[:80]
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    products = [x[:, i] * x[:, j] for i, j in combinations(range(x.shape[1]), 2)]
+    wide = np.column_stack([x, *products])
+    return (wide - wide.mean(axis=0)) / wide.std(axis=0), time, event
+
+
+@check("coxnet", fast=True)
+def coxnet_path_pbc_wide() -> list:
+    """The p > n solver (semismooth Newton in the linear predictor) on real data.
+
+    glmnet at thresh=1e-20 runs out of iterations partway down this path and
+    returns the penalties before; those are compared.
+    """
+    from toolkit.rbridge import coxnet as rcoxnet
+    from toolkit.stats import coxnet
+
+    x, time, event = _pbc_wide()
+    ref = rcoxnet.glmnet_path(x, time, event, 0.5, thresh=_THRESH)
+    ours = coxnet.path(x, time, event, 0.5)
+    k = len(ref["lambda"])
+    where = f"pbc, 80 patients x 153 covariates and products (p > n), l1_ratio=0.5, {k} penalties"
+    return [
+        compare("coxnet: default penalties", where, ours.penalties[:k], ref["lambda"], 1e-8,
+                relative=True, reference=_GLMNET),
+        compare("coxnet: coefficients", where, ours.coef[:k], ref["beta"].T, 1e-6,
+                reference=_GLMNET),
+        compare("coxnet: deviance ratio", where, ours.deviance_ratio[:k], ref["dev_ratio"],
+                1e-8, reference=_GLMNET),
+    ]  # fmt: skip
+
+
 @check("coxnet", fast=False)
 def coxnet_cv_pbc() -> list:
     from toolkit.rbridge import coxnet as rcoxnet
