@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -73,6 +75,25 @@ def classic_colon():
     return _classic("colon (deaths)", X, time, event, 8)
 
 
+@contextlib.contextmanager
+def _silent_file_descriptor_1():
+    """Send file descriptor 1 to /dev/null: pymrmr's C++ prints its banner there.
+
+    ``contextlib.redirect_stdout`` only replaces Python's ``sys.stdout``; C's
+    buffered output is flushed before the descriptor is restored.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), 1)
+            yield
+    finally:
+        ctypes.CDLL(None).fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 @check("mrmr", fast=True)
 def mid_miq_pbc():
     import pymrmr
@@ -88,7 +109,7 @@ def mid_miq_pbc():
     out = []
     for method in ("MID", "MIQ"):
         ours = mrmr.rank(codes, target, 8, names=_PBC, method=method)
-        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        with _silent_file_descriptor_1():
             ref = pymrmr.mRMR(frame, method, 8)
         out.append(
             compare(f"mRMR {method} selection (indices)", "pbc, discretised",
