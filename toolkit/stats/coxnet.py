@@ -792,6 +792,21 @@ def _gram_update(gram, zt, inside, active, vp):
     return lax.while_loop(lambda st: jnp.any(st[1] != active), body, (gram, inside))
 
 
+def _jacobian_factors(gram, hessian, precise):
+    """LU factors of ``I + gram @ hessian``: float32 (stored as float64), or float64."""
+    n = gram.shape[0]
+
+    def single():
+        g32, h32 = gram.astype(jnp.float32), hessian.astype(jnp.float32)
+        lu, piv = jax.scipy.linalg.lu_factor(jnp.eye(n, dtype=jnp.float32) + g32 @ h32)
+        return lu.astype(jnp.float64), piv
+
+    def double():
+        return jax.scipy.linalg.lu_factor(jnp.eye(n) + gram @ hessian)
+
+    return lax.cond(precise, double, single)
+
+
 def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, early_stop, max_steps):
     """The path by a semismooth Newton method in the linear predictor (n unknowns, p > n).
 
@@ -806,12 +821,20 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
     guessing, and every column's KKT condition is checked at every step).
     ``G`` is kept up to date column by column; the LU factors of the Jacobian
     are reused (a chord step) while the active set is unchanged and each step
-    reduces ``|F|`` at least ten-fold; a backtracking line search on ``|F|^2``;
-    warm starts extrapolated from the last two penalties. Converged when
+    reduces ``|F|`` at least ten-fold. The factorisation is in float32 (the
+    Jacobian only steers the iteration; F and every iterate are float64), and
+    in float64 from the step on where a fresh float32 one fails to reduce
+    ``|F|`` ten-fold with an unchanged active set (ill-conditioned systems).
+    A backtracking line search on ``|F|^2``; warm starts extrapolated from the
+    last two penalties (linearly in log penalty). Converged when
     ``max|F| <= _ETA_TOL * max(1, max|eta|)`` (coefficients then within ~1e-10
     of the exact minimiser); a penalty that does not converge in
     ``max_steps`` steps flags the path as failed and the caller refits it
     with the active-set solver. Needs ``0 < a < 1`` and all ``v_j > 0``.
+
+    Returns coefficients (on the given scale), deviance ratios, the early-stop
+    flags, whether a penalty failed, and counters (Newton steps,
+    factorisations, float64 factorisations).
     """
     n, p = x.shape
     inv_scale = jnp.where(allowed, 1.0 / scale, 0.0)
@@ -856,15 +879,7 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
             def factor(gram, inside):
                 gram, inside = _gram_update(gram, zt, inside, active, vp)
                 hessian = _eta_hessian(e, b, dq, start) / (lam * (1 - alpha))
-                jac32 = jnp.eye(n, dtype=jnp.float32) + gram.astype(jnp.float32) @ hessian.astype(
-                    jnp.float32
-                )
-                lu, piv = lax.cond(
-                    precise,
-                    lambda: jax.scipy.linalg.lu_factor(jnp.eye(n) + gram @ hessian),
-                    lambda: _float64_factors(jax.scipy.linalg.lu_factor(jac32)),
-                )
-                return gram, inside, lu, piv, active
+                return gram, inside, *_jacobian_factors(gram, hessian, precise), active
 
             def keep(gram, inside):
                 return gram, inside, lu, piv, factored
@@ -911,11 +926,6 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
     steps = (jnp.arange(penalties.shape[0]), penalties, extrapolate)
     carry, (coef, dev, stopped) = lax.scan(penalty_step, init, steps)
     return coef, dev, stopped, carry[5], carry[6]
-
-
-def _float64_factors(factors):
-    lu, piv = factors
-    return lu.astype(jnp.float64), piv
 
 
 _eta_fit_path = jax.jit(_eta_path)
