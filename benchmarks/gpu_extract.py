@@ -72,6 +72,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--budget", type=float, default=200.0, help="no new configuration starts after this"
     )
     parser.add_argument("--no-torch", action="store_true", help="only sigkit's configurations")
+    parser.add_argument(
+        "--versus-compile",
+        action="store_true",
+        help="only sigkit and torch.compile, side by side per (dtype, batch), bfloat16 first",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.batch_sizes, args.repeats, args.warmup = [2], 1, 0
@@ -353,9 +358,20 @@ def main(argv=None) -> int:
         if tv is not None
     ]
     context = (ours, tv, args, flops, peak, started)
-    run_configs(report, eager, *context)
-    end_to_end(report, args, flops, peak, started)
-    run_configs(report, compiled, *context)
+    if args.versus_compile:
+        pairs = [
+            (impl, batch, dtype)
+            for dtype in ("bfloat16", "float32")
+            for batch in args.batch_sizes
+            for impl in ("sigkit-flax (jit)", "torchvision compile")
+            if tv is not None or impl.startswith("sigkit")
+        ]
+        notes.append("--versus-compile: torchvision eager and extract() not measured")
+        run_configs(report, pairs, *context)
+    else:
+        run_configs(report, eager, *context)
+        end_to_end(report, args, flops, peak, started)
+        run_configs(report, compiled, *context)
     report["total_s"] = time.perf_counter() - started
     print_table(report["rows"], peak)
     path = output_path()
