@@ -126,6 +126,17 @@ def test_missing_benchmarks_read_as_none(tmp_path):
     assert read_benchmark_markdown(tmp_path / "README.md") == []
 
 
+def test_a_json_that_is_no_benchmark_record_does_not_hide_the_readme(tmp_path):
+    from toolkit.report.validation import load_benchmarks
+
+    (tmp_path / "README.md").write_text(BENCHMARK_README)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "gpu_run.json").write_text('{"device": "H200", "rows": []}')
+    with pytest.warns(UserWarning, match=r"gpu_run.json is not a benchmark record"):
+        tables = load_benchmarks(tmp_path)
+    assert [t.area for t in tables] == ["stats", "deep"]
+
+
 @pytest.mark.parametrize(
     "ident",
     [

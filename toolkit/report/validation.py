@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,13 @@ def read_benchmark_json(folder: str | Path) -> list[BenchmarkTable]:
     tables = []
     for path in sorted(Path(folder).glob("*.json")):
         data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+            warnings.warn(
+                f"{path} is not a benchmark record (no 'benchmarks' list): skipped",
+                UserWarning,
+                stacklevel=2,
+            )
+            continue
         header = ["Benchmark", "sigkit median (s)", "Reference", "Reference median (s)", "Ratio"]
         rows = [
             [
