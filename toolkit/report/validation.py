@@ -122,23 +122,33 @@ def comparison_table(suites: list[Suite]) -> str:
 
 
 def matrix_table(suites: list[Suite]) -> str:
-    """Statistic × dataset: how many elements were compared and whether all passed."""
-    cells: dict[tuple[str, str], list[bool]] = {}
+    """Each statistic, by suite, with the datasets it was checked on: pass when all passed.
+
+    A long table (a subheading per suite, one row per statistic) rather than a
+    statistic x dataset matrix, which with some 40 datasets was mostly empty.
+    """
+    rows: list[list[Any]] = []
+    groups: list[int] = []
     for suite in suites:
+        by_statistic: dict[str, dict[str, bool]] = {}
         for c in suite.comparisons:
-            cells.setdefault((c["statistic"], c["dataset"]), []).append(bool(c.get("passed")))
-    if not cells:
+            datasets = by_statistic.setdefault(c["statistic"], {})
+            datasets[c["dataset"]] = datasets.get(c["dataset"], True) and bool(c.get("passed"))
+        if not by_statistic:
+            continue
+        groups.append(len(rows))
+        rows.append([suite.name, "", ""])
+        for statistic, datasets in by_statistic.items():
+            listed = "; ".join(
+                html.escape(name) + ("" if ok else ' <span class="fail">(FAIL)</span>')
+                for name, ok in datasets.items()
+            )
+            rows.append([statistic, listed, _verdict(all(datasets.values()))])
+    if not rows:
         return '<p class="missing">No cross-check results (validation/results/*.json).</p>'
-    datasets = sorted({d for _, d in cells})
-    statistics = sorted({s for s, _ in cells})
-    rows = []
-    for statistic in statistics:
-        row: list[Any] = [statistic]
-        for dataset in datasets:
-            result = cells.get((statistic, dataset))
-            row.append("" if result is None else _verdict(all(result)))
-        rows.append(row)
-    return fmt.html_table(["Statistic", *datasets], rows, raw_columns=range(1, len(datasets) + 1))
+    return fmt.html_table(
+        ["Statistic", "Datasets", "Result"], rows, group_rows=groups, raw_columns=(1, 2)
+    )
 
 
 def _png(fig) -> str:
