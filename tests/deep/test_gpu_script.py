@@ -45,3 +45,24 @@ def test_gpu_benchmark_script_smoke_run_writes_a_complete_report(tmp_path):
     else:  # pragma: no cover - where torchvision imports, its rows are there too
         assert ("torchvision eager (CL)", "float32") in rows
     assert "images/s" in done.stdout  # the printed table
+
+
+def test_versus_compile_smoke_run_measures_only_the_pairs(tmp_path):
+    env = dict(os.environ, OUT=str(tmp_path / "pairs.json"))
+    env.pop("XLA_FLAGS", None)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--versus-compile"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "pairs.json").read_text())
+    impls = [(r["impl"], r["dtype"]) for r in report["rows"]]
+    assert impls[0] == ("sigkit-flax (jit)", "bfloat16")  # bfloat16 first
+    assert ("sigkit-flax (jit)", "float32") in impls
+    assert not any(i.startswith(("torchvision eager", "sigkit extract")) for i, _ in impls)
+    assert any("--versus-compile" in note for note in report["notes"])
