@@ -15,11 +15,11 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_extract.py"
 
 
-def test_gpu_benchmark_script_smoke_run_writes_a_complete_report(tmp_path):
-    env = dict(os.environ, OUT=str(tmp_path))
+def _smoke(tmp_path: Path, out: Path, *flags: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OUT=str(out))
     env.pop("XLA_FLAGS", None)
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke"],
+        [sys.executable, str(SCRIPT), "--smoke", *flags],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -28,6 +28,11 @@ def test_gpu_benchmark_script_smoke_run_writes_a_complete_report(tmp_path):
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+def test_gpu_benchmark_script_smoke_run_writes_a_complete_report(tmp_path):
+    done = _smoke(tmp_path, tmp_path)
     report = json.loads((tmp_path / "gpu_extract.json").read_text())
     assert report["smoke"] is True and report["gflop_per_image"] > 5.6
     assert report["checks"]["bf16_vs_f32_pass"] is True
@@ -48,18 +53,7 @@ def test_gpu_benchmark_script_smoke_run_writes_a_complete_report(tmp_path):
 
 
 def test_versus_compile_smoke_run_measures_only_the_pairs(tmp_path):
-    env = dict(os.environ, OUT=str(tmp_path / "pairs.json"))
-    env.pop("XLA_FLAGS", None)
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--versus-compile"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    _smoke(tmp_path, tmp_path / "pairs.json", "--versus-compile")
     report = json.loads((tmp_path / "pairs.json").read_text())
     impls = [(r["impl"], r["dtype"]) for r in report["rows"]]
     assert impls[0] == ("sigkit-flax (jit)", "bfloat16")  # bfloat16 first
