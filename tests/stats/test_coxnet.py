@@ -127,7 +127,7 @@ def test_wide_path_with_weights_ties_and_penalty_factors_equals_glmnet(rc, wide_
     factor = rng.uniform(0.5, 2.0, x.shape[1])
     kwargs = {"weights": weights, "penalty_factor": factor}
     penalties = coxnet.penalty_sequence(x, time, event, 0.3, **kwargs)[:20]
-    assert coxnet._eta_eligible(x, 0.3, factor, penalties)
+    assert coxnet._eta_eligible(x.shape, 0.3, factor, penalties)
     ref = rc.glmnet_path(x, time, event, 0.3, penalties=penalties, thresh=THRESH, **kwargs)
     ours = coxnet.path(x, time, event, 0.3, penalties=penalties, **kwargs)
     assert ours.n_nonzero[-1] > 20
@@ -182,6 +182,17 @@ def test_wide_path_on_near_copies_near_the_lasso(rc, monkeypatch):
     monkeypatch.setattr(coxnet, "_ETA_MAX_ROWS", 0)  # the active-set solver
     other = coxnet.path(x, time, event, 0.95, penalties=penalties)
     np.testing.assert_allclose(ours.coef, other.coef, rtol=0, atol=1e-7)
+
+
+def test_a_single_penalty_fits_on_either_solver(wide_data):
+    x, time, event = wide_data
+    penalties = coxnet.penalty_sequence(x, time, event, 0.5)[:15]
+    longer = coxnet.path(x, time, event, 0.5, penalties=penalties)
+    alone = coxnet.path(x, time, event, 0.5, penalties=penalties[-1:])
+    np.testing.assert_allclose(alone.coef[0], longer.coef[-1], rtol=0, atol=1e-9)
+    assert len(coxnet.path(x, time, event, 0.5, n_penalties=1).penalties) == 1
+    narrow = coxnet.path(x[:, :30], time, event, 0.5, penalties=[0.05])
+    assert narrow.coef.shape == (1, 30) and narrow.n_nonzero[0] > 0
 
 
 def test_wide_cv_equals_cv_glmnet(rc, wide_data):

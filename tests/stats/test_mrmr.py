@@ -172,6 +172,16 @@ def test_perfect_features_are_named_and_never_scored_nan():
         assert "perfectly correlated with a chosen one" in messages
 
 
+def test_an_affine_copy_of_a_numeric_target_has_infinite_relevance_despite_rounding():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=37)
+    X = pd.DataFrame(rng.normal(size=(37, 3)), columns=["a", "b", "c"])
+    X["copy"] = 3.7 * y + 1.3  # r(copy, y) rounds to 1 +- 2e-16
+    with pytest.warns(UserWarning, match="order the outcome perfectly.*copy"):
+        res = mrmr.rank(X, y, 2)
+    assert res.names[0] == "copy" and np.isinf(res.relevance[0])
+
+
 def test_running_out_of_scorable_features_is_an_error_naming_them():
     rng = np.random.default_rng(5)
     a = rng.normal(size=30)

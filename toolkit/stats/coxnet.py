@@ -349,7 +349,7 @@ def _risk(eta, q, death, start, end):
     """
     dq = death * q
     m = jnp.max(jnp.where(q > 0, eta, -jnp.inf))
-    e = q * jnp.exp(eta - m)
+    e = jnp.where(q > 0, q * jnp.exp(eta - m), 0.0)  # weight-0 rows: 0, even if eta >> m
     u = _revcumsum(e)[start]
     safe_u = jnp.where(dq > 0, u, 1.0)
     a = jnp.where(dq > 0, dq / safe_u, 0.0)
@@ -746,7 +746,8 @@ def _max_gradient(x, death, start, end, vp, q, scale, allowed, eta) -> float:
     because it runs once per path (a compiled call would copy ``x`` again).
     """
     dq = death * q
-    e = q * np.exp(eta - eta[q > 0].max())
+    with np.errstate(over="ignore"):  # weight-0 rows may overflow: set to 0 below
+        e = np.where(q > 0, q * np.exp(eta - eta[q > 0].max()), 0.0)
     u = np.cumsum(e[::-1])[::-1][start]
     a = np.where(dq > 0, dq / np.where(dq > 0, u, 1.0), 0.0)
     residual = dq - e * np.cumsum(a)[end]
@@ -758,9 +759,9 @@ def _max_gradient(x, death, start, end, vp, q, scale, allowed, eta) -> float:
 # --------------------------------------------------------------------------- solver for p > n
 
 
-def _eta_eligible(x: np.ndarray, alpha: float, vp: np.ndarray, solve: np.ndarray) -> bool:
+def _eta_eligible(shape: tuple[int, int], alpha: float, vp: np.ndarray, solve: np.ndarray) -> bool:
     """Whether :func:`_eta_path` applies: fewer rows than columns, a ridge part, no free column."""
-    n, p = x.shape
+    n, p = shape
     return (
         n < p
         and n <= _ETA_MAX_ROWS
@@ -844,8 +845,9 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
     ll0 = _loglik(jnp.zeros(n), q, death, start, end)
     span = _saturated(q, death, start) - ll0
     logs = jnp.log(penalties)
-    ahead = jnp.concatenate([jnp.zeros(2), logs[:-2] - logs[1:-1]])
-    step_now = jnp.concatenate([jnp.zeros(1), logs[:-1] - logs[1:]])
+    n_pen = penalties.shape[0]
+    ahead = jnp.concatenate([jnp.zeros(2), logs[:-2] - logs[1:-1]])[:n_pen]
+    step_now = jnp.concatenate([jnp.zeros(1), logs[:-1] - logs[1:]])[:n_pen]
     extrapolate = jnp.clip(
         jnp.where(ahead > 0, step_now / jnp.where(ahead > 0, ahead, 1.0), 0.0), 0.0, 2.0
     )
@@ -865,7 +867,8 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
 
         def unconverged(st):
             eta, ev = st[0], st[1]
-            return jnp.max(jnp.abs(ev[0])) > _ETA_TOL * jnp.maximum(1.0, jnp.max(jnp.abs(eta)))
+            # written as "not small" so that a NaN residual never counts as converged
+            return ~(jnp.max(jnp.abs(ev[0])) <= _ETA_TOL * jnp.maximum(1.0, jnp.max(jnp.abs(eta))))
 
         def newton(st):
             eta, ev, fac, steps, f_prev, fresh, counts = st
@@ -890,7 +893,7 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
 
             def too_long(ls):
                 t, ev = ls
-                return (ev[0] @ ev[0] > (1 - 1e-4 * t) * f0) & (t > 1e-6)
+                return ~(ev[0] @ ev[0] <= (1 - 1e-4 * t) * f0) & (t > 1e-6)  # NaN: too long
 
             def halve(ls):
                 t = 0.5 * ls[0]
@@ -907,7 +910,8 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
         # after glmnet's early stop the remaining penalties are not fitted (they are dropped)
         st = lax.while_loop(lambda st: unconverged(st) & (st[3] < max_steps) & ~stopped, newton, st)
         eta_new, ev, fac, counts = st[0], st[1], st[2], st[6]
-        not_converged = unconverged(st) | ~jnp.all(jnp.isfinite(eta_new))
+        finite = jnp.all(jnp.isfinite(eta_new)) & jnp.all(jnp.isfinite(ev[2]))
+        not_converged = unconverged(st) | ~finite
         devs, stop_now = _early_stop(devs, i, (ev[5] - ll0) / span, early_stop, mnl)
         out = (ev[2] * inv_scale, devs[i], stopped)
         failed = failed | (not_converged & ~stopped)
@@ -921,9 +925,8 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
         jnp.zeros(p, dtype=bool),
         jnp.array(False),
     )
-    n_pen = penalties.shape[0]
     init = (jnp.zeros(n), jnp.zeros(n), fac, jnp.zeros(n_pen), False, False, jnp.zeros(3, int))
-    steps = (jnp.arange(penalties.shape[0]), penalties, extrapolate)
+    steps = (jnp.arange(n_pen), penalties, extrapolate)
     carry, (coef, dev, stopped) = lax.scan(penalty_step, init, steps)
     return coef, dev, stopped, carry[5], carry[6]
 
@@ -933,15 +936,20 @@ _eta_fit_path = jax.jit(_eta_path)
 
 @jax.jit
 def _eta_fit_folds(
-    x, death, start, end, vp, alpha, q, scale, allowed, penalties, early_stop, max_steps
+    x, rows, death, start, end, vp, alpha, q, scale, allowed, penalties, early_stop, max_steps
 ):
-    """:func:`_eta_path` for each fold's training rows in turn (``lax.map``: one program)."""
+    """:func:`_eta_path` for each fold's training rows in turn (``lax.map``: one program).
+
+    ``rows`` (folds x m) index each fold's training rows of ``x`` (index n: a
+    row of zeros, the padding); one fold's rows are gathered at a time.
+    """
+    padded = jnp.concatenate([x, jnp.zeros((1, x.shape[1]), x.dtype)])
 
     def one(args):
-        xf, df, sf, ef, qf, scf, af, pf, esf = args
-        return _eta_path(xf, df, sf, ef, vp, alpha, qf, scf, af, pf, esf, max_steps)
+        rf, df, sf, ef, qf, scf, af, pf, esf = args
+        return _eta_path(padded[rf], df, sf, ef, vp, alpha, qf, scf, af, pf, esf, max_steps)
 
-    return lax.map(one, (x, death, start, end, q, scale, allowed, penalties, early_stop))
+    return lax.map(one, (rows, death, start, end, q, scale, allowed, penalties, early_stop))
 
 
 # --------------------------------------------------------------------------- sequence
@@ -1093,7 +1101,7 @@ def _path_from_data(data, alpha, penalties, n_penalties, min_ratio, standardize)
     )
     args = (data.x, data.death, data.start, data.end, data.penalty_factor, alpha)
     out = None
-    if _eta_eligible(data.x, alpha, data.penalty_factor, solve):
+    if _eta_eligible(data.x.shape, alpha, data.penalty_factor, solve):
         out = _eta_fit_path(*args, q, scale, allowed, solve, early, _ETA_MAX_STEPS)
         out = None if bool(out[3]) else out  # a penalty did not converge: the other solver
     if out is None:
@@ -1284,18 +1292,20 @@ def _fold_inputs(data, folds, alpha, penalties, n_penalties, min_ratio, standard
 def _training_rows(data: _Data, folds: np.ndarray, q: np.ndarray):
     """Each fold's training rows in time order, padded to one length with weight-0 rows.
 
-    Returns stacked ``x, death, start, end, q`` for :func:`_eta_fit_folds`;
-    the padding rows come last (time +inf, no death, weight 0), so they are
-    in no risk set that matters.
+    Returns stacked ``rows, death, start, end, q`` for :func:`_eta_fit_folds`
+    (row indices into ``data.x``, the padding index n standing for a row of
+    zeros); the padding rows come last (time +inf, no death, weight 0), so
+    they are in no risk set that matters.
     """
-    rows = [np.flatnonzero(folds != f) for f in range(1, folds.max() + 1)]
-    m = max(len(r) for r in rows)
+    n = data.x.shape[0]
+    chosen = [np.flatnonzero(folds != f) for f in range(1, folds.max() + 1)]
+    m = max(len(r) for r in chosen)
     out: list[list[np.ndarray]] = [[], [], [], [], []]
-    for f, r in enumerate(rows):
+    for f, r in enumerate(chosen):
         pad = m - len(r)
         t = np.append(data.time[r], np.full(pad, np.inf))
         values = (
-            np.vstack([data.x[r], np.zeros((pad, data.x.shape[1]))]),
+            np.append(r, np.full(pad, n)),
             np.append(data.death[r], np.zeros(pad)),
             np.searchsorted(t, t, side="left"),
             np.searchsorted(t, t, side="right") - 1,
@@ -1309,14 +1319,16 @@ def _training_rows(data: _Data, folds: np.ndarray, q: np.ndarray):
 def _fit_all_folds(data, folds, alpha, q, scale, allowed, solve, early):
     """Coefficient paths of every fold (one compiled program): coef (K, L, p), stopped (K, L)."""
     vp = data.penalty_factor
+    p = data.x.shape[1]
     if all(
-        _eta_eligible(data.x[folds != f], alpha, vp, solve[f - 1])
+        _eta_eligible((int((folds != f).sum()), p), alpha, vp, solve[f - 1])
         for f in range(1, folds.max() + 1)
     ):
-        x, death, start, end, qf = _training_rows(data, folds, q)
+        rows, death, start, end, qf = _training_rows(data, folds, q)
         coef, _, stopped, failed, _ = _eta_fit_folds(
-            x, death, start, end, vp, alpha, qf, scale, allowed, solve, early, _ETA_MAX_STEPS
-        )
+            data.x, rows, death, start, end, vp, alpha, qf, scale, allowed, solve, early,
+            _ETA_MAX_STEPS,
+        )  # fmt: skip
         if not np.asarray(failed).any():
             return np.asarray(coef), np.asarray(stopped)
     args = (data.x, data.death, data.start, data.end, vp, alpha)

@@ -341,13 +341,16 @@ def _classic(x: np.ndarray, y, k: int, forced: list[int], cols: Sequence[str]):
     else:
         zy = (y - y.mean()) / np.sqrt(np.sum((y - y.mean()) ** 2))
         assoc = zy @ z
+    # within rounding of +-1 (an affine copy of a numeric target): exactly +-1, infinite MI
+    assoc = np.where(np.abs(assoc) >= 1.0 - 1e-12, np.sign(assoc), assoc)
     relevance = _mutual_information_gaussian(assoc)
     perfect = np.flatnonzero(np.isinf(relevance))
     if perfect.size:
         warnings.warn(
             f"{perfect.size} feature(s) order the outcome perfectly (|association| = 1, "
-            f"infinite relevance): {_listed(np.asarray(cols)[perfect])}; one of them is "
-            "chosen first and the others have undefined (NaN) scores, as in mRMRe",
+            f"infinite relevance): {_listed(np.asarray(cols)[perfect])}; the first of them "
+            "to be chosen scores +inf and the others then have undefined (NaN) scores, as in "
+            "mRMRe",
             UserWarning,
             stacklevel=3,
         )
@@ -380,7 +383,7 @@ def _classic(x: np.ndarray, y, k: int, forced: list[int], cols: Sequence[str]):
         pairs = ", ".join(f"{cols[j]} (~ {cols[i]})" for j, i in list(skipped.items())[:10])
         warnings.warn(
             f"{len(skipped)} feature(s) are perfectly correlated with a chosen one (|r| = 1, "
-            f"infinite redundancy) and could not be chosen: {pairs}",
+            f"infinite redundancy) and were not eligible after it: {pairs}",
             UserWarning,
             stacklevel=3,
         )
