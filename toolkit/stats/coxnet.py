@@ -91,6 +91,7 @@ _CD_TOL_MAX = 1e-10  # loosest coordinate descent (a looser one gets signs wrong
 _MAX_SWEEPS = 20000
 _MAX_NEWTON = 60
 _MAX_KKT = 200
+_SINGLE_HESSIAN_WORK = 2e9  # n K^2 above which the active-set Hessian is float32
 _ETA_TOL = 1e-10  # semismooth Newton: max|F| relative to max(1, max|eta|)
 _ETA_MAX_STEPS = 60
 _ETA_CHUNK = 16  # columns added to or removed from the Gram matrix at a time
@@ -377,10 +378,20 @@ def _null_gap(q, death, start, end):
 
 
 def _hessian(z, e, b, g, start):
-    """Hessian of -loglik in the coefficients of columns z (n x K)."""
-    h1 = z.T @ ((e * b)[:, None] * z)
+    """Hessian of -loglik in the coefficients of columns z (n x K).
+
+    Its two n x K x K products run in float32 when they are large (n K^2 of
+    at least ``_SINGLE_HESSIAN_WORK``: K ~ 630 columns at n = 5000). The Hessian
+    only shapes the Newton direction; the gradient, the objective of the line
+    search and the KKT checks stay float64, so the solution is the same and
+    only the convergence rate changes (by ~1e-7 per step).
+    """
     m = _revcumsum(e[:, None] * z)[start] * g[:, None]
-    return h1 - m.T @ m
+    w = (e * b)[:, None]
+    if z.shape[0] * z.shape[1] ** 2 < _SINGLE_HESSIAN_WORK:
+        return z.T @ (w * z) - m.T @ m
+    z32, m32 = z.astype(jnp.float32), m.astype(jnp.float32)
+    return (z32.T @ (w.astype(jnp.float32) * z32) - m32.T @ m32).astype(z.dtype)
 
 
 def _hessian_diagonal(z, e, b, g, start):
