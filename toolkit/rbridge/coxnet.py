@@ -74,6 +74,15 @@ def glmnet_version() -> str:
     return str(ro.r('as.character(packageVersion("glmnet"))')[0])
 
 
+def _floats(values: Any) -> np.ndarray | None:
+    return None if values is None else np.asarray(values, dtype=float)
+
+
+def _model_args(x, time, event, l1_ratio, penalties) -> tuple:
+    """The leading arguments shared by the path and CV R functions, as R-convertible values."""
+    return (_floats(x), _floats(time), _floats(event), float(l1_ratio), _floats(penalties))
+
+
 def glmnet_path(
     x: np.ndarray,
     time: np.ndarray,
@@ -90,14 +99,10 @@ def glmnet_path(
     fn = _functions()["path"]
     out = rbridge.call(
         fn,
-        np.asarray(x, dtype=float),
-        np.asarray(time, dtype=float),
-        np.asarray(event, dtype=float),
-        float(l1_ratio),
-        None if penalties is None else np.asarray(penalties, dtype=float),
+        *_model_args(x, time, event, l1_ratio, penalties),
         bool(standardize),
-        None if weights is None else np.asarray(weights, dtype=float),
-        None if penalty_factor is None else np.asarray(penalty_factor, dtype=float),
+        _floats(weights),
+        _floats(penalty_factor),
         float(thresh),
     )
     out["beta"] = np.asarray(out["beta"]).reshape(x.shape[1], -1)
@@ -120,11 +125,7 @@ def cv_glmnet(
     fn = _functions()["cv"]
     return rbridge.call(
         fn,
-        np.asarray(x, dtype=float),
-        np.asarray(time, dtype=float),
-        np.asarray(event, dtype=float),
-        float(l1_ratio),
-        None if penalties is None else np.asarray(penalties, dtype=float),
+        *_model_args(x, time, event, l1_ratio, penalties),
         np.asarray(fold_id, dtype=int),
         bool(standardize),
         float(thresh),

@@ -286,6 +286,16 @@ class _Data:
     dropped: tuple[str, ...]
 
 
+def _first_tied(sorted_times: np.ndarray) -> np.ndarray:
+    """Per row, the first row with the same time (times sorted)."""
+    return np.searchsorted(sorted_times, sorted_times, side="left")
+
+
+def _last_tied(sorted_times: np.ndarray) -> np.ndarray:
+    """Per row, the last row with the same time (times sorted)."""
+    return np.searchsorted(sorted_times, sorted_times, side="right") - 1
+
+
 def _prepare(X, time, event, weights, penalty_factor) -> _Data:
     x, names = _check_matrix(X)
     n, p = x.shape
@@ -308,8 +318,8 @@ def _prepare(X, time, event, weights, penalty_factor) -> _Data:
         time=ts,
         death=d[order],
         weights=w[order],
-        start=np.searchsorted(ts, ts, side="left"),
-        end=np.searchsorted(ts, ts, side="right") - 1,
+        start=_first_tied(ts),
+        end=_last_tied(ts),
         order=order,
         penalty_factor=v[kept],
         kept=kept,
@@ -750,18 +760,17 @@ def _fit_folds(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ea
     return lax.map(lambda a: one(*a), (q, scale, allowed, penalties, early_stop))
 
 
-def _max_gradient(x, death, start, end, vp, q, scale, allowed, eta) -> float:
-    """``max_j |x_j' r| / (scale_j v_j)`` over usable penalised columns (numpy, as :func:`_risk`).
+_residual = jax.jit(lambda eta, q, death, start, end: _risk(eta, q, death, start, end)[1])
 
-    ``r`` is the gradient of the log partial likelihood in ``eta``; in numpy
-    because it runs once per path (a compiled call would copy ``x`` again).
+
+def _max_gradient(x, death, start, end, vp, q, scale, allowed, eta) -> float:
+    """``max_j |x_j' r| / (scale_j v_j)`` over usable penalised columns.
+
+    ``r`` is the gradient of the log partial likelihood in ``eta`` (an
+    n-vector from :func:`_risk`); the product with ``x`` is numpy's, so that
+    ``x`` is not copied to the device once more for one product per path.
     """
-    dq = death * q
-    with np.errstate(over="ignore"):  # weight-0 rows may overflow: set to 0 below
-        e = np.where(q > 0, q * np.exp(eta - eta[q > 0].max()), 0.0)
-    u = np.cumsum(e[::-1])[::-1][start]
-    a = np.where(dq > 0, dq / np.where(dq > 0, u, 1.0), 0.0)
-    residual = dq - e * np.cumsum(a)[end]
+    residual = np.asarray(_residual(eta, q, death, start, end))
     use = allowed & (vp > 0)
     grad = np.abs(residual @ x[:, use]) if not use.all() else np.abs(residual @ x)
     return float(np.max(grad / (scale[use] * vp[use]))) if use.any() else 0.0
@@ -1318,8 +1327,8 @@ def _training_rows(data: _Data, folds: np.ndarray, q: np.ndarray):
         values = (
             np.append(r, np.full(pad, n)),
             np.append(data.death[r], np.zeros(pad)),
-            np.searchsorted(t, t, side="left"),
-            np.searchsorted(t, t, side="right") - 1,
+            _first_tied(t),
+            _last_tied(t),
             np.append(q[f][r], np.zeros(pad)),
         )
         for store, value in zip(out, values, strict=True):
