@@ -381,3 +381,141 @@ def test_default_folds_spread_events_over_a_40_patient_cohort():
     assert per_fold.min() >= 1 and per_fold.max() <= 2
     assert np.bincount(fit.fold_id)[1:].tolist() == [8] * 5
     assert np.isfinite(fit.cv_mean).all()
+
+
+# ------------------------------------------------------------------ the dense solver (n > p)
+
+
+@pytest.fixture
+def dense(monkeypatch):
+    """Every n > p problem on the dense chord solver (by default only n p^2 >= 2e9).
+
+    Returns the list of solvers that ran: "dense" for a path or CV on the
+    dense solver, "active-set" for the fallback.
+    """
+    monkeypatch.setattr(coxnet, "_DENSE_MIN_WORK", 0)
+    ran: list[str] = []
+    for name, label in (
+        ("_dense_fit_path", "dense"),
+        ("_dense_fit_folds", "dense"),
+        ("_run", "active-set"),
+    ):
+        original = getattr(coxnet, name)
+
+        def spy(*a, _original=original, _label=label, **k):
+            ran.append(_label)
+            return _original(*a, **k)
+
+        monkeypatch.setattr(coxnet, name, spy)
+    return ran
+
+
+def test_dense_solver_equals_glmnet_on_pbc(rc, pbc_data, dense):
+    x, time, event = pbc_data
+    ref = rc.glmnet_path(x.to_numpy(), time, event, 0.5, thresh=THRESH)
+    ours = coxnet.path(x, time, event, l1_ratio=0.5)
+    assert dense == ["dense"]
+    assert len(ours.penalties) == len(ref["lambda"]) == 50
+    np.testing.assert_allclose(ours.coef, ref["beta"].T, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours.deviance_ratio, ref["dev_ratio"], rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(ours.n_nonzero, (ref["beta"] != 0).sum(axis=0))
+
+
+def test_dense_solver_with_weights_ties_and_penalty_factors_equals_glmnet(rc, veteran_data, dense):
+    x, time, event = veteran_data
+    time = np.ceil(time)  # whole months: many tied death and censored times
+    rng = np.random.default_rng(11)
+    kwargs = {
+        "weights": rng.uniform(0.5, 2.0, len(time)),
+        "penalty_factor": rng.uniform(0.5, 2.0, x.shape[1]),
+    }
+    ref = rc.glmnet_path(x.to_numpy(), time, event, 0.7, thresh=THRESH, **kwargs)
+    ours = coxnet.path(x, time, event, 0.7, **kwargs)
+    assert dense == ["dense"]
+    assert len(ours.penalties) == len(ref["lambda"])
+    np.testing.assert_allclose(ours.coef, ref["beta"].T, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours.deviance_ratio, ref["dev_ratio"], rtol=0, atol=1e-8)
+
+
+@pytest.fixture(scope="module")
+def tall_data():
+    """n=400, p=60 in correlated pairs (r ~ 0.9), times on a grid (ties): most columns enter."""
+    rng = np.random.default_rng(60)
+    n, p = 400, 60
+    base = rng.standard_normal((n, p // 2))
+    x = np.repeat(base, 2, axis=1) + 0.45 * rng.standard_normal((n, p))
+    beta = rng.normal(0, 0.3, p)
+    true_time = rng.exponential(np.exp(-(x @ beta) / 3)) * 12
+    censor = rng.exponential(20, n)
+    time = np.ceil(np.minimum(true_time, censor) * 4) / 4
+    return x, time, (true_time <= censor).astype(float)
+
+
+def test_dense_solver_on_correlated_columns_equals_glmnet(rc, tall_data, dense):
+    """Past p / 2 active columns the steps go through the Schur complement of the inverse."""
+    x, time, event = tall_data
+    ref = rc.glmnet_path(x, time, event, 0.5, thresh=THRESH)
+    ours = coxnet.path(x, time, event, 0.5)
+    assert dense == ["dense"]
+    assert ours.n_nonzero.max() > 45  # both ways of solving were used
+    assert len(ours.penalties) == len(ref["lambda"])
+    np.testing.assert_allclose(ours.coef, ref["beta"].T, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours.deviance_ratio, ref["dev_ratio"], rtol=0, atol=1e-8)
+
+
+def test_dense_cv_equals_cv_glmnet(rc, tall_data, dense):
+    x, time, event = tall_data
+    folds = np.random.default_rng(4).permutation(np.resize(np.arange(1, 6), len(time)))
+    ref = rc.cv_glmnet(x, time, event, 0.5, folds, thresh=THRESH)
+    ours = coxnet.cv(x, time, event, 0.5, fold_id=folds)
+    assert dense == ["dense", "dense"]  # the full path, then the folds as one program
+    np.testing.assert_allclose(ours.penalties, ref["lambda"], rtol=1e-8)
+    np.testing.assert_allclose(ours.cv_mean, ref["cvm"], rtol=1e-4)
+    np.testing.assert_allclose(ours.cv_se, ref["cvsd"], rtol=1e-4)
+    assert ours.index_min == int(np.argmin(np.abs(ref["lambda"] - ref["lambda_min"][0])))
+
+
+def test_dense_solver_falls_back_to_the_active_set_solver(monkeypatch, tall_data, dense):
+    x, time, event = tall_data
+    expected = coxnet.path(x, time, event, 0.5)
+    monkeypatch.setattr(coxnet, "_DENSE_MAX_STEPS", 1)  # no penalty converges in one step
+    dense.clear()
+    refit = coxnet.path(x, time, event, 0.5)
+    assert dense == ["dense", "active-set"]
+    np.testing.assert_allclose(refit.coef, expected.coef, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("k", [0, 3, 9, 10, 17, 20])
+def test_block_solve_equals_a_direct_solve(k):
+    """Both ways (Cholesky of the active block, Schur complement of the inverse), cached or not."""
+    rng = np.random.default_rng(k)
+    p = 20
+    a = rng.standard_normal((30, p))
+    hess = a.T @ a / 30
+    mu2 = rng.uniform(0.01, 0.1, p)
+    inv = np.linalg.inv(hess + np.diag(mu2)).astype(np.float32)
+    active = np.zeros(p, dtype=bool)
+    active[rng.permutation(p)[:k]] = True
+    rhs = rng.standard_normal(p)
+    sizes = coxnet._bucket_sizes(p // 2)
+    cache = (coxnet.jnp.zeros((sizes[-1], sizes[-1])), coxnet.jnp.zeros(p, bool), False)
+    expected = np.zeros(p)
+    block = (hess + np.diag(mu2))[np.ix_(active, active)]
+    expected[active] = np.linalg.solve(block, rhs[active]) if k else []
+    args = [coxnet.jnp.asarray(v) for v in (hess, inv, active, rhs, mu2)]
+    x, cache = coxnet._block_solve(*args, sizes, cache)
+    again, _ = coxnet._block_solve(*args, sizes, cache)  # the factorisation reused
+    assert bool(cache[2]) and np.array_equal(np.asarray(cache[1]), active)
+    # the Schur way inverts a float32 inverse: float32 accuracy, relative to the solution
+    tol = 1e-12 if k <= p // 2 else 1e-4
+    scale = max(1.0, np.abs(expected).max())
+    np.testing.assert_allclose(np.asarray(x), expected, rtol=0, atol=tol * scale)
+    np.testing.assert_allclose(np.asarray(again), np.asarray(x), rtol=0, atol=1e-15 * scale)
+    assert np.all(np.asarray(x)[~active] == 0)
+
+
+def test_blocked_reverse_cumulative_sum_equals_the_plain_one():
+    a = np.random.default_rng(5).standard_normal((1000, 7))  # not a multiple of the block
+    expected = np.cumsum(a[::-1], axis=0)[::-1]
+    got = np.asarray(coxnet._revcumsum_blocked(coxnet.jnp.asarray(a), block=64))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
