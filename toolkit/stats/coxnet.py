@@ -25,7 +25,7 @@ the path stops early when the deviance ratio exceeds 0.99 or changed by less
 than 0.1 % (relative) over the last 5 penalties; a user-given sequence is
 never cut short. ``CoxnetPath.penalties`` has the penalties actually fitted.
 
-Algorithms (ours, not glmnet's; both converge to the minimiser glmnet's
+Algorithms (ours, not glmnet's; all converge to the minimiser glmnet's
 coordinate descent approaches, to ~1e-10 on the standardised scale, and the
 whole path is one ``jax.jit`` program, a ``lax.scan`` over penalties with warm
 starts; the cross-validation folds are that program mapped over folds with
@@ -41,6 +41,16 @@ starts; the cross-validation folds are that program mapped over folds with
   is reused while the active set holds (in float32: it only steers the
   iteration, whose residual is float64). A penalty that does not converge
   sends the path to the second solver.
+- **n > p with n p^2 >= 2e9** (e.g. 5000 patients x 2048 features, p <= 4096,
+  ``0 < l1_ratio < 1``, every penalty factor positive): chord steps with a
+  reused Hessian (see :func:`_dense_path`). The Hessian of all p columns is
+  computed (float32 products) only when the steps stop converging fast and
+  reused across steps and penalties; each step solves the active block, by
+  Cholesky when at most half the columns are active and otherwise through
+  the Schur complement of the stored inverse, so no system exceeds p / 2; the
+  gradient, the line search and the KKT test (largest violation <= 1e-11)
+  are float64. A penalty that does not converge sends the path to the
+  active-set solver.
 - **otherwise**: proximal Newton with the exact Hessian of the partial
   likelihood on the active columns, with a backtracking line search and a KKT
   check over all columns at each penalty (columns enter when ``|x_j' r| >
