@@ -402,23 +402,24 @@ def _null_gap(q, death, start, end):
     return _saturated(q, death, start) - _loglik(jnp.zeros_like(q), q, death, start, end)
 
 
-def _hessian(z, e, b, g, start):
+def _hessian(z, e, b, g, start, z32=None):
     """Hessian of -loglik in the coefficients of columns z (n x K).
 
     Its two n x K x K products run in float32 when they are large (n K^2 of
-    at least ``_SINGLE_HESSIAN_WORK``: K ~ 630 columns at n = 5000). The Hessian
-    only shapes the Newton direction; the gradient, the objective of the line
-    search and the KKT checks stay float64, so the solution is the same and
-    only the convergence rate changes (by ~1e-7 per step).
+    at least ``_SINGLE_HESSIAN_WORK``: K ~ 630 columns at n = 5000; ``z32``, a
+    float32 copy of z, saves converting z each time). The Hessian only shapes
+    the Newton direction; the gradient, the objective of the line search and
+    the KKT checks stay float64, so the solution is the same and only the
+    convergence rate changes (by ~1e-7 per step).
     """
-    w = (e * b)[:, None]
     if z.shape[0] * z.shape[1] ** 2 < _SINGLE_HESSIAN_WORK:
         m = _revcumsum(e[:, None] * z)[start] * g[:, None]
-        return z.T @ (w * z) - m.T @ m
-    z32 = z.astype(jnp.float32)
-    m32 = _revcumsum_blocked(e.astype(jnp.float32)[:, None] * z32)[start] * g[:, None]
-    m32 = m32.astype(jnp.float32)
-    return (z32.T @ (w.astype(jnp.float32) * z32) - m32.T @ m32).astype(z.dtype)
+        return z.T @ ((e * b)[:, None] * z) - m.T @ m
+    single = jnp.float32
+    z32 = z.astype(single) if z32 is None else z32
+    m32 = _revcumsum_blocked(e.astype(single)[:, None] * z32)[start] * g.astype(single)[:, None]
+    w32 = (e * b).astype(single)[:, None]
+    return (z32.T @ (w32 * z32) - m32.T @ m32).astype(z.dtype)
 
 
 def _revcumsum_blocked(a, block=64):
@@ -1092,7 +1093,14 @@ def _block_solve(hess, inv, active, rhs, mu2, sizes, cache):
     return x, (factor_buf, active, jnp.array(True))
 
 
-def _steering(z, pieces, start, mu2):
+def _curvature(dz, pieces, start):
+    """``dz' H dz``, H the Hessian of -loglik in eta (``e, b, g`` from :func:`_risk`): O(n)."""
+    e, b, g = pieces
+    m = _revcumsum(e * dz)[start] * g
+    return (e * b) @ (dz * dz) - m @ m
+
+
+def _steering(z, z32, pieces, start, mu2):
     """The Hessian ``H`` in b at the current eta and the inverse of ``H + diag(mu2)`` (float32).
 
     H's products are float32 for large problems (:func:`_hessian`) and the
@@ -1100,9 +1108,8 @@ def _steering(z, pieces, start, mu2):
     when that one breaks down: both only steer the iteration.
     """
     p = z.shape[1]
-    hess = _hessian(z, *pieces, start)
-    hess = 0.5 * (hess + hess.T)
-    mat = hess + jnp.diag(mu2)
+    hess = _hessian(z, *pieces, start, z32=z32)
+    mat = hess.at[jnp.diag_indices(p)].add(mu2)  # (Cholesky symmetrises its input)
 
     def inverse(dtype):
         factor = jax.scipy.linalg.cho_factor(mat.astype(dtype))
@@ -1116,31 +1123,34 @@ def _steering(z, pieces, start, mu2):
 def _dense_path(
     x, death, start, end, vp, alpha, q, scale, allowed, penalties, early_stop, max_steps
 ):
-    """The path by proximal chord steps with a reused Hessian (n > p, large n p^2).
+    """The path by preconditioned steps with a reused Hessian (n > p, large n p^2).
 
     For n > p the active-set solver rebuilds the Hessian on the active columns
     at every Newton step (O(n K^2): 0.3 s at n = 5000, K = 2000, a few hundred
-    times along the path). Here the Hessian ``H`` of all p columns, plus
-    ``diag(mu2)``, is computed only when the iteration stops converging fast,
-    and reused (a chord method) across steps and penalties while it steers
-    well: along a path the Hessian changes slowly (at n = 5000, p = 2048 one
-    penalty's step changes it by 3-6 %). Each step, on the current
-    coefficients ``b`` and the float64 gradient ``g = Z' r`` of the log
-    partial likelihood: the active set A is the non-zero coefficients plus the
-    zero ones that break their KKT condition (``|g_j| > mu1_j``), with signs
-    ``s`` (of ``b_j``, or of ``g_j`` for those entering); the step solves
-    ``(H + diag(mu2))_AA d_A = g_A - mu2 b_A - mu1 s_A`` (:func:`_block_solve`),
-    coordinates whose sign would flip stop at zero, and a backtracking line
-    search on the objective accepts it. The matrix is recomputed at the
-    current point when a step reduced the largest KKT violation less than
-    ``_DENSE_POOR``-fold (and was not itself taken with a fresh matrix).
-    Converged when the largest KKT violation (gradient scale: weights summing
-    to 1, standardised columns) is at most ``_DENSE_TOL``: coefficients then
-    within ~1e-10 of the exact minimiser for a well-conditioned Hessian. A
-    penalty that does not converge in ``max_steps`` steps flags the path as
-    failed and the caller refits it with the active-set solver. Needs
-    ``0 < a < 1`` and all ``v_j > 0`` (``diag(mu2)`` keeps the matrix
-    positive definite).
+    times along the path). Here the Hessian ``H`` of all p columns is computed
+    only when the iteration stops converging fast and reused across steps and
+    penalties while it steers well: along a path the Hessian changes slowly
+    (at n = 5000, p = 2048 one penalty's step changes it by 3-6 %). Each step,
+    on the current coefficients ``b`` and the float64 gradient ``g = Z' r`` of
+    the log partial likelihood: the active set A is the non-zero coefficients
+    plus the zero ones that break their KKT condition (``|g_j| > mu1_j``), with
+    signs ``s`` (of ``b_j``, or of ``g_j`` for those entering); the
+    preconditioned residual solves ``(H + diag(mu2))_AA d_A = g_A - mu2 b_A -
+    mu1 s_A`` (:func:`_block_solve`); while A stays the same and steps are
+    full, it is combined with the previous direction (nonlinear conjugate
+    gradients, Polak-Ribiere), and the step length along the direction is
+    Newton's, from the exact curvature ``dz' H_eta dz + sum mu2 d^2`` (O(n),
+    :func:`_curvature`). Coordinates whose sign would flip stop at zero, and a
+    backtracking line search on the objective accepts the step. The matrix is
+    recomputed at the current point when a step reduced the largest KKT
+    violation less than ``_DENSE_POOR``-fold with A unchanged (and was not
+    itself taken with a fresh matrix). Converged when the largest KKT
+    violation (gradient scale: weights summing to 1, standardised columns) is
+    at most ``_DENSE_TOL``: coefficients then within ~1e-10 of the exact
+    minimiser for a well-conditioned Hessian. A penalty that does not
+    converge in ``max_steps`` steps flags the path as failed and the caller
+    refits it with the active-set solver. Needs ``0 < a < 1`` and all
+    ``v_j > 0`` (``diag(mu2)`` keeps the matrix positive definite).
 
     Returns coefficients (on the given scale), deviance ratios, the early-stop
     flags, whether a penalty failed, and running counts of steps and matrix
@@ -1149,6 +1159,7 @@ def _dense_path(
     n, p = x.shape
     inv_scale = jnp.where(allowed, 1.0 / scale, 0.0)
     z = x * inv_scale
+    z32 = z.astype(jnp.float32) if n * p * p >= _SINGLE_HESSIAN_WORK else None
     ll0 = _loglik(jnp.zeros(n), q, death, start, end)
     span = _saturated(q, death, start) - ll0
     sizes = _bucket_sizes(max(p // 2, 1))
@@ -1175,15 +1186,29 @@ def _dense_path(
             return ~(viol <= _DENSE_TOL)  # NaN: not converged
 
         def chord(hess, inv, st):
-            beta, eta, ev, cache, _, fresh, viol, steps, counts = st
-            loglik, g, _ = ev
+            beta, eta, ev, cache, cg, _, fresh, viol, steps, counts = st
+            loglik, g, pieces = ev
+            dir_prev, pr_prev, rr_prev, cg_ok = cg
             sign = jnp.where(beta != 0, jnp.sign(beta), jnp.sign(g))
             active = allowed & ((beta != 0) | (jnp.abs(g) > mu1))
-            rhs = g - mu2 * beta - mu1 * sign
-            d, cache = _block_solve(hess, inv, active, rhs, mu2, sizes, cache)
-            target = jnp.where(active & (jnp.sign(beta + d) == sign), beta + d, 0.0)
+            rhs = jnp.where(active, g - mu2 * beta - mu1 * sign, 0.0)
+            pr, cache = _block_solve(hess, inv, active, rhs, mu2, sizes, cache)
+            rr = rhs @ pr
+            # preconditioned conjugate gradients on the active set (Polak-Ribiere, >= 0)
+            # while it stays the same and the steps are full; else the plain chord step
+            conj = jnp.where(cg_ok, jnp.maximum(rhs @ (pr - pr_prev) / rr_prev, 0.0), 0.0)
+            conj = jnp.where(jnp.isfinite(conj), conj, 0.0)
+            way = pr + conj * dir_prev
+            dz = z @ way
+            curvature = _curvature(dz, pieces, start) + jnp.sum(mu2 * way * way)
+            length = (rhs @ way) / curvature  # Newton's step along the way
+            length = jnp.where((length > 0) & jnp.isfinite(length), length, 1.0)
+            target = beta + length * way
+            # coordinates whose sign would flip stop at zero
+            crossed = active & (jnp.sign(target) != sign)
+            target = jnp.where(active & ~crossed, target, 0.0)
             direction = target - beta
-            dz = z @ direction
+            dz = lax.cond(jnp.any(crossed), lambda: z @ direction, lambda: length * dz)
             pen0 = _penalty(beta, lam, alpha, vp)
             f0 = -loglik + pen0
             decrease = -g @ direction + _penalty(target, lam, alpha, vp) - pen0
@@ -1203,7 +1228,9 @@ def _dense_path(
             # slow progress with the active set settled: the matrix no longer steers well
             settled = jnp.all(active == (allowed & ((beta != 0) | (jnp.abs(ev[1]) > mu1))))
             poor = ~(new <= _DENSE_POOR * viol) & ~fresh & settled
-            return beta, eta, ev, cache, poor, False, new, steps + 1, counts + jnp.array([1, 0])
+            cg = (way, pr, rr, settled & ~jnp.any(crossed) & (t == 1))
+            counts = counts + jnp.array([1, 0])
+            return beta, eta, ev, cache, cg, poor, False, new, steps + 1, counts
 
         def going(steps, viol):
             return unconverged(viol) & (steps < max_steps) & ~stopped
@@ -1214,14 +1241,19 @@ def _dense_path(
 
             def refresh():
                 cache = steer[2]
-                return (*_steering(z, ev[2], start, mu2), (cache[0], cache[1], jnp.array(False)))
+                return (
+                    *_steering(z, z32, ev[2], start, mu2),
+                    (cache[0], cache[1], jnp.array(False)),
+                )
 
             hess, inv, cache = lax.cond(need, refresh, lambda: steer)
-            inner = (beta, eta, ev, cache, False, need, viol, steps, counts + jnp.array([0, need]))
+            cg = (jnp.zeros_like(beta), jnp.zeros_like(beta), jnp.ones(()), jnp.array(False))
+            counts = counts + jnp.array([0, need])
+            inner = (beta, eta, ev, cache, cg, False, need, viol, steps, counts)
             inner = lax.while_loop(
-                lambda s: going(s[7], s[6]) & ~s[4], partial(chord, hess, inv), inner
+                lambda s: going(s[8], s[7]) & ~s[5], partial(chord, hess, inv), inner
             )
-            beta, eta, ev, cache, poor, _, viol, steps, counts = inner
+            beta, eta, ev, cache, _, poor, _, viol, steps, counts = inner
             return beta, eta, ev, (hess, inv, cache), poor, viol, steps, counts
 
         viol = violation(beta, ev[1], mu1, mu2)
