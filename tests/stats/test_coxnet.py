@@ -70,9 +70,12 @@ def test_default_penalty_sequence_equals_glmnet(request, rc, name):
     np.testing.assert_allclose(ours[:k], ref["lambda"], rtol=1e-8, atol=0)
 
 
-def test_path_equals_glmnet_on_pbc(rc, pbc_data):
+@pytest.mark.parametrize("solver", ["dense", "active-set"])
+def test_path_equals_glmnet_on_pbc(rc, pbc_data, monkeypatch, solver):
     x, time, event = pbc_data
     ref = rc.glmnet_path(x.to_numpy(), time, event, 0.5, thresh=THRESH)
+    if solver == "active-set":  # n > p goes to the dense solver unless p > 4096
+        monkeypatch.setattr(coxnet, "_DENSE_MAX_COLS", 0)
     ours = coxnet.path(x, time, event, l1_ratio=0.5)
     # glmnet stops this default path early (deviance ratio flat): the same length here
     assert ours.stopped_early
@@ -207,8 +210,11 @@ def test_wide_cv_equals_cv_glmnet(rc, wide_data):
     assert ours.index_min > 0
 
 
-def test_cv_equals_cv_glmnet_on_pbc(rc, pbc_data):
+@pytest.mark.parametrize("solver", ["dense", "active-set"])
+def test_cv_equals_cv_glmnet_on_pbc(rc, pbc_data, monkeypatch, solver):
     x, time, event = pbc_data
+    if solver == "active-set":
+        monkeypatch.setattr(coxnet, "_DENSE_MAX_COLS", 0)
     folds = np.random.default_rng(1).permutation(np.resize(np.arange(1, 6), len(time)))
     ref = rc.cv_glmnet(x.to_numpy(), time, event, 0.5, folds, thresh=THRESH)
     ours = coxnet.cv(x, time, event, 0.5, fold_id=folds)
@@ -305,6 +311,7 @@ def test_a_non_finite_fit_cuts_the_path_with_a_warning(monkeypatch, pbc_data):
         )
 
     monkeypatch.setattr(coxnet, "_run", broken)
+    monkeypatch.setattr(coxnet, "_DENSE_MAX_COLS", 0)  # the active-set solver
     with pytest.warns(coxnet.CoxnetWarning, match=r"penalty .* \(number 8\) is not finite"):
         fit = coxnet.path(x, time, event, 0.5)
     assert len(fit.penalties) == 7 and np.isfinite(fit.coef).all()
@@ -388,12 +395,7 @@ def test_default_folds_spread_events_over_a_40_patient_cohort():
 
 @pytest.fixture
 def dense(monkeypatch):
-    """Every n > p problem on the dense chord solver (by default only n p^2 >= 2e9).
-
-    Returns the list of solvers that ran: "dense" for a path or CV on the
-    dense solver, "active-set" for the fallback.
-    """
-    monkeypatch.setattr(coxnet, "_DENSE_MIN_WORK", 0)
+    """Records the solvers that ran: "dense" (path or CV folds), "active-set"."""
     ran: list[str] = []
     for name, label in (
         ("_dense_fit_path", "dense"),

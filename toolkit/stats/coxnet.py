@@ -41,13 +41,15 @@ starts; the cross-validation folds are that program mapped over folds with
   is reused while the active set holds (in float32: it only steers the
   iteration, whose residual is float64). A penalty that does not converge
   sends the path to the second solver.
-- **n > p with n p^2 >= 2e9** (e.g. 5000 patients x 2048 features, p <= 4096,
-  ``0 < l1_ratio < 1``, every penalty factor positive): chord steps with a
-  reused Hessian (see :func:`_dense_path`). The Hessian of all p columns is
-  computed (float32 products) only when the steps stop converging fast and
-  reused across steps and penalties; each step solves the active block, by
-  Cholesky when at most half the columns are active and otherwise through
-  the Schur complement of the stored inverse, so no system exceeds p / 2; the
+- **n > p** (more rows than columns, up to 4096 columns, ``0 < l1_ratio < 1``,
+  every penalty factor positive: the nomograms' and the study's CV, and large
+  cohorts): preconditioned steps with a reused Hessian (see
+  :func:`_dense_path`). The Hessian of all p columns is computed only when
+  the steps stop converging fast and reused across steps and penalties as a
+  preconditioner (nonlinear conjugate gradients, Newton step lengths from the
+  exact curvature); each step solves the active block, by Cholesky when at
+  most half the columns are active and otherwise through the Schur
+  complement of the stored inverse, so no system exceeds p / 2; the
   gradient, the line search and the KKT test (largest violation <= 1e-11)
   are float64. A penalty that does not converge sends the path to the
   active-set solver.
@@ -106,7 +108,6 @@ _ETA_TOL = 1e-10  # semismooth Newton: max|F| relative to max(1, max|eta|)
 _ETA_MAX_STEPS = 60
 _ETA_CHUNK = 16  # columns added to or removed from the Gram matrix at a time
 _ETA_MAX_ROWS = 2000  # above this an n x n factorisation costs more than the active-set solver
-_DENSE_MIN_WORK = 2e9  # n p^2 from which an n > p problem takes the dense chord solver
 _DENSE_MAX_COLS = 4096  # its p x p matrices
 _DENSE_TOL = 1e-11  # largest KKT violation (gradient scale) at convergence
 _DENSE_POOR = 0.5  # a step reducing the violation less than this-fold refreshes the matrix
@@ -1020,12 +1021,11 @@ _eta_fit_folds = _on_fold_rows(_eta_path)
 def _dense_eligible(
     shape: tuple[int, int], alpha: float, vp: np.ndarray, solve: np.ndarray
 ) -> bool:
-    """Whether :func:`_dense_path` fits this problem (n > p, large; else the active-set solver)."""
+    """Whether :func:`_dense_path` fits this problem (else the active-set solver)."""
     n, p = shape
     return (
         n > p
         and p <= _DENSE_MAX_COLS
-        and n * p * p >= _DENSE_MIN_WORK
         and 0 < alpha < 1
         and bool(np.min(vp) > 0)
         and bool(np.min(solve) > 0)
@@ -1123,7 +1123,7 @@ def _steering(z, z32, pieces, start, mu2):
 def _dense_path(
     x, death, start, end, vp, alpha, q, scale, allowed, penalties, early_stop, max_steps
 ):
-    """The path by preconditioned steps with a reused Hessian (n > p, large n p^2).
+    """The path by preconditioned steps with a reused Hessian (n > p).
 
     For n > p the active-set solver rebuilds the Hessian on the active columns
     at every Newton step (O(n K^2): 0.3 s at n = 5000, K = 2000, a few hundred
