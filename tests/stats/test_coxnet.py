@@ -521,3 +521,26 @@ def test_blocked_reverse_cumulative_sum_equals_the_plain_one():
     expected = np.cumsum(a[::-1], axis=0)[::-1]
     got = np.asarray(coxnet._revcumsum_blocked(coxnet.jnp.asarray(a), block=64))
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_dense_cv_does_not_stall_where_coordinates_keep_crossing_zero(monkeypatch, dense):
+    """Late on the folds' paths (160 training rows, 100 columns, near saturation) a few
+    coordinates cross zero at every step and stopping them all at zero is no descent step;
+    the step then goes to the first sign change (before: every fold stalled and refitted
+    with the active-set solver)."""
+    rng = np.random.default_rng(20261127)
+    n, p = 200, 100
+    x = rng.standard_normal((n, p))
+    beta = np.zeros(p)
+    beta[:10] = np.linspace(0.8, 0.3, 10) * np.where(np.arange(10) % 2, -1.0, 1.0)
+    true_time = rng.exponential(np.exp(-(x @ beta))) * 12
+    censor = rng.exponential(24, n)
+    time, event = np.minimum(true_time, censor), (true_time <= censor).astype(float)
+    folds = np.random.default_rng(5).permutation(np.resize(np.arange(1, 6), n))
+    ours = coxnet.cv(x, time, event, 0.5, fold_id=folds)
+    assert dense == ["dense", "dense"]
+    monkeypatch.setattr(coxnet, "_DENSE_MAX_COLS", 0)  # the active-set solver
+    ref = coxnet.cv(x, time, event, 0.5, fold_id=folds)
+    np.testing.assert_allclose(ours.path.coef, ref.path.coef, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(ours.cv_mean, ref.cv_mean, rtol=1e-8)
+    np.testing.assert_allclose(ours.cv_se, ref.cv_se, rtol=1e-6)

@@ -1120,6 +1120,58 @@ def _steering(z, z32, pieces, start, mu2):
     return hess, inv
 
 
+def _sign_safe_step(loglik_at, pen, z, beta, eta, loglik, g, rhs, active, sign, full, dz_full):
+    """A descent step from ``beta`` towards ``full`` that changes no sign on the active set.
+
+    ``full`` is a Newton-type point for the smooth objective with the signs
+    ``sign`` fixed on the active set (``rhs``: minus its gradient there;
+    ``dz_full = Z (full - beta)``). Coordinates whose sign would flip stop at
+    zero and a backtracking line search on the objective ``pen(b) -
+    loglik_at(eta)`` (``loglik``: its log-likelihood at ``eta``) accepts the
+    step. When that is not a descent step (the line search shrinks it), the
+    step goes along the unclipped direction only to the first sign change,
+    where that coordinate becomes exactly zero (the ratio test of active-set
+    methods; entering coordinates of the wrong sign stay at zero), so that
+    the iteration never stalls on coordinates that keep crossing. Returns the
+    new ``beta`` and ``eta``, the step length (0 after a ratio-test step) and
+    the crossing coordinates.
+    """
+    crossed = active & (jnp.sign(full) != sign)
+    target = jnp.where(active & ~crossed, full, 0.0)
+    direction = target - beta
+    dz = lax.cond(jnp.any(crossed), lambda: z @ direction, lambda: dz_full)
+    pen0 = pen(beta)
+    f0 = -loglik + pen0
+    slack = 1e-13 * (1 + jnp.abs(f0))
+
+    def search(direction, dz, decrease):
+        """Backtracking (Armijo) from a full step to ``beta + direction``."""
+
+        def too_big(t):
+            value = pen(beta + t * direction) - loglik_at(eta + t * dz)
+            return ~(value <= f0 + 1e-4 * t * decrease + slack) & (t > 1e-12)
+
+        return lax.while_loop(too_big, lambda t: 0.5 * t, jnp.ones((), eta.dtype))
+
+    decrease = -g @ direction + pen(target) - pen0
+    t = search(direction, dz, decrease)
+    stepped = (jnp.where(t == 1, target, beta + t * direction), eta + t * dz, t)
+
+    def to_breakpoint():
+        move = jnp.where(crossed & (beta == 0), 0.0, full - beta)
+        frac = jnp.where(crossed & (beta != 0), beta / (beta - full), jnp.inf)
+        reach = jnp.clip(jnp.min(frac), 0.0, 1.0)
+        dz_move = z @ move
+        u = search(reach * move, reach * dz_move, -reach * (rhs @ move))
+        b = beta + u * reach * move
+        b = jnp.where((u == 1) & crossed & (beta != 0) & (frac <= reach), 0.0, b)
+        return b, eta + u * reach * dz_move, jnp.zeros((), eta.dtype)
+
+    jammed = (t < 1) & jnp.any(crossed & (beta != 0))
+    beta, eta, t = lax.cond(jammed, to_breakpoint, lambda: stepped)
+    return beta, eta, t, crossed
+
+
 def _dense_path(
     x, death, start, end, vp, alpha, q, scale, allowed, penalties, early_stop, max_steps
 ):
@@ -1203,26 +1255,13 @@ def _dense_path(
             curvature = _curvature(dz, pieces, start) + jnp.sum(mu2 * way * way)
             length = (rhs @ way) / curvature  # Newton's step along the way
             length = jnp.where((length > 0) & jnp.isfinite(length), length, 1.0)
-            target = beta + length * way
-            # coordinates whose sign would flip stop at zero
-            crossed = active & (jnp.sign(target) != sign)
-            target = jnp.where(active & ~crossed, target, 0.0)
-            direction = target - beta
-            dz = lax.cond(jnp.any(crossed), lambda: z @ direction, lambda: length * dz)
-            pen0 = _penalty(beta, lam, alpha, vp)
-            f0 = -loglik + pen0
-            decrease = -g @ direction + _penalty(target, lam, alpha, vp) - pen0
-            slack = 1e-13 * (1 + jnp.abs(f0))
+            full = beta + length * way
 
-            def too_big(t):
-                value = -_loglik(eta + t * dz, q, death, start, end) + _penalty(
-                    beta + t * direction, lam, alpha, vp
-                )
-                return ~(value <= f0 + 1e-4 * t * decrease + slack) & (t > 1e-12)
-
-            t = lax.while_loop(too_big, lambda t: 0.5 * t, jnp.ones((), eta.dtype))
-            beta = jnp.where(t == 1, target, beta + t * direction)
-            eta = eta + t * dz
+            beta, eta, t, crossed = _sign_safe_step(
+                lambda e: _loglik(e, q, death, start, end),
+                lambda b: _penalty(b, lam, alpha, vp),
+                z, beta, eta, loglik, g, rhs, active, sign, full, length * dz,
+            )  # fmt: skip
             ev = evaluate(eta)
             new = violation(beta, ev[1], mu1, mu2)
             # slow progress with the active set settled: the matrix no longer steers well
