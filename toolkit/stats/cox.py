@@ -42,6 +42,7 @@ from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from toolkit.stats._checks import check_survival
+from toolkit.stats._rows import row_products
 
 Ties = Literal["efron", "breslow"]
 
@@ -86,7 +87,7 @@ class CoxFit:
         """Linear predictor :math:`x^\\top\\beta` (uncentred; R's ``predict(type="lp")``
         subtracts ``sum(means * coef)``)."""
         x, _ = _design(X, self.names)
-        return x @ self.coef
+        return row_products(x, self.coef)
 
     def predict_survival(self, X: Any, times: Any, strata: Any = None) -> np.ndarray:
         """Survival curves :math:`S(t|x) = \\exp(-H_0(t) e^{x^\\top\\beta})`, shape (rows, times).

@@ -88,6 +88,7 @@ from typing import Any
 import numpy as np
 
 from toolkit._jax import jax
+from toolkit.stats._rows import row_products
 
 jnp = jax.numpy
 lax = jax.lax
@@ -1599,7 +1600,7 @@ def predict(model: CoxnetPath | CoxnetCV, X: Any, penalty: Any = "min") -> np.nd
     if x.shape[1] != fit.coef.shape[1]:
         raise ValueError(f"X has {x.shape[1]} columns, the model {fit.coef.shape[1]}")
     coef = interpolate(fit.penalties, fit.coef, penalty)
-    out = x @ coef.T
+    out = row_products(x, coef)
     return out[:, 0] if np.ndim(penalty) == 0 else out
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.config import StudyConfig
+from toolkit.stats._rows import row_products
 from toolkit.stats.nomogram import Nomogram, PredictorSpec, build
 
 
@@ -59,7 +60,7 @@ class FittedModel:
         return design_matrix(frame, self.variables, self.levels)[0]
 
     def linear_predictor(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.design(frame) @ self.coef
+        return row_products(self.design(frame), self.coef)
 
     def survival(self, frame: pd.DataFrame, times) -> np.ndarray:
         """(rows, times) predicted survival, survfit.coxph's centring."""

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.config import StudyConfig
+from toolkit.stats._rows import row_products
 
 
 class SignatureError(ValueError):
@@ -49,7 +50,7 @@ class Signature:
         if missing:
             raise SignatureError(f"features table lacks signature features {missing}")
         x = table[list(self.features)].to_numpy(dtype=float)
-        return ((x - self.means) / self.scales) @ self.coefficients
+        return row_products((x - self.means) / self.scales, self.coefficients)
 
     def formula(self) -> str:
         terms = [
