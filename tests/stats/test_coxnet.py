@@ -46,17 +46,21 @@ def veteran_data(veteran):
     return x.astype(float), veteran["time"].to_numpy() / 30.4375, veteran["status"].to_numpy()
 
 
-@pytest.fixture(scope="module")
-def wide_data():
-    """n=120, p=2048 with 10 true signals (the study's shape before mRMR)."""
+def _simulated(n: int, p: int, strongest: float):
+    """Gaussian columns, 10 true signals (``strongest`` down to 0.3), exponential times."""
     rng = np.random.default_rng(20261127)
-    n, p = 120, 2048
     x = rng.standard_normal((n, p))
     beta = np.zeros(p)
-    beta[:10] = np.linspace(1.0, 0.3, 10) * np.where(np.arange(10) % 2, -1.0, 1.0)
+    beta[:10] = np.linspace(strongest, 0.3, 10) * np.where(np.arange(10) % 2, -1.0, 1.0)
     true_time = rng.exponential(np.exp(-(x @ beta))) * 12
     censor = rng.exponential(24, n)
     return x, np.minimum(true_time, censor), (true_time <= censor).astype(float)
+
+
+@pytest.fixture(scope="module")
+def wide_data():
+    """n=120, p=2048 with 10 true signals (the study's shape before mRMR)."""
+    return _simulated(120, 2048, 1.0)
 
 
 @pytest.mark.parametrize("name", ["pbc_data", "veteran_data", "wide_data"])
@@ -528,15 +532,8 @@ def test_dense_cv_does_not_stall_where_coordinates_keep_crossing_zero(monkeypatc
     coordinates cross zero at every step and stopping them all at zero is no descent step;
     the step then goes to the first sign change (before: every fold stalled and refitted
     with the active-set solver)."""
-    rng = np.random.default_rng(20261127)
-    n, p = 200, 100
-    x = rng.standard_normal((n, p))
-    beta = np.zeros(p)
-    beta[:10] = np.linspace(0.8, 0.3, 10) * np.where(np.arange(10) % 2, -1.0, 1.0)
-    true_time = rng.exponential(np.exp(-(x @ beta))) * 12
-    censor = rng.exponential(24, n)
-    time, event = np.minimum(true_time, censor), (true_time <= censor).astype(float)
-    folds = np.random.default_rng(5).permutation(np.resize(np.arange(1, 6), n))
+    x, time, event = _simulated(200, 100, 0.8)
+    folds = np.random.default_rng(5).permutation(np.resize(np.arange(1, 6), 200))
     ours = coxnet.cv(x, time, event, 0.5, fold_id=folds)
     assert dense == ["dense", "dense"]
     monkeypatch.setattr(coxnet, "_DENSE_MAX_COLS", 0)  # the active-set solver
