@@ -92,8 +92,11 @@ def test_path_equals_glmnet_on_pbc(rc, pbc_data, monkeypatch, solver):
     assert ours.feature_names == tuple(x.columns)
 
 
-def test_path_equals_glmnet_on_veteran_lasso(rc, veteran_data):
+@pytest.mark.parametrize("solver", ["dense", "active-set"])
+def test_path_equals_glmnet_on_veteran_lasso(rc, veteran_data, monkeypatch, solver):
     x, time, event = veteran_data
+    if solver == "active-set":
+        monkeypatch.setattr(coxnet, "_DENSE_MAX_COLS", 0)
     ref = rc.glmnet_path(x.to_numpy(), time, event, 1.0, thresh=THRESH)
     ours = coxnet.path(x, time, event, l1_ratio=1.0)
     assert len(ours.penalties) == len(ref["lambda"])
@@ -469,6 +472,18 @@ def test_dense_solver_on_correlated_columns_equals_glmnet(rc, tall_data, dense):
     np.testing.assert_allclose(ours.deviance_ratio, ref["dev_ratio"], rtol=0, atol=1e-8)
 
 
+def test_dense_lasso_on_correlated_columns_equals_glmnet(rc, tall_data, dense):
+    """l1_ratio = 1 (no ridge term: the steering matrices get a tiny diagonal shift)."""
+    x, time, event = tall_data
+    ref = rc.glmnet_path(x, time, event, 1.0, thresh=THRESH)
+    ours = coxnet.path(x, time, event, 1.0)
+    assert dense == ["dense"]
+    assert ours.n_nonzero.max() > 45
+    assert len(ours.penalties) == len(ref["lambda"])
+    np.testing.assert_allclose(ours.coef, ref["beta"].T, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours.deviance_ratio, ref["dev_ratio"], rtol=0, atol=1e-8)
+
+
 def test_dense_cv_equals_cv_glmnet(rc, tall_data, dense):
     x, time, event = tall_data
     folds = np.random.default_rng(4).permutation(np.resize(np.arange(1, 6), len(time)))
@@ -506,7 +521,8 @@ def test_block_solve_equals_a_direct_solve(k):
     sizes = coxnet._bucket_sizes(p // 2)
     cache = (coxnet.jnp.zeros((sizes[-1], sizes[-1])), coxnet.jnp.zeros(p, bool), False)
     expected = np.zeros(p)
-    block = (hess + np.diag(mu2))[np.ix_(active, active)]
+    shift = coxnet._DENSE_JITTER * hess.diagonal().max()  # keeps a lasso's blocks definite
+    block = (hess + np.diag(mu2 + shift))[np.ix_(active, active)]
     expected[active] = np.linalg.solve(block, rhs[active]) if k else []
     args = [coxnet.jnp.asarray(v) for v in (hess, inv, active, rhs, mu2)]
     x, cache = coxnet._block_solve(*args, sizes, cache)

@@ -41,7 +41,7 @@ starts; the cross-validation folds are that program mapped over folds with
   is reused while the active set holds (in float32: it only steers the
   iteration, whose residual is float64). A penalty that does not converge
   sends the path to the second solver.
-- **n > p** (more rows than columns, up to 4096 columns, ``0 < l1_ratio < 1``,
+- **n > p** (more rows than columns, up to 4096 columns, ``0 < l1_ratio <= 1``,
   every penalty factor positive: the nomograms' and the study's CV, and large
   cohorts): preconditioned steps with a reused Hessian (see
   :func:`_dense_path`). The Hessian of all p columns is computed only when
@@ -113,6 +113,7 @@ _DENSE_MAX_COLS = 4096  # its p x p matrices
 _DENSE_TOL = 1e-11  # largest KKT violation (gradient scale) at convergence
 _DENSE_POOR = 0.5  # a step reducing the violation less than this-fold refreshes the matrix
 _DENSE_MAX_STEPS = 100
+_DENSE_JITTER = 1e-9  # relative diagonal shift of the steering matrices (the lasso has mu2 = 0)
 _BIG = 9.9e35  # glmnet's "big": the first penalty of a default path, all penalised b = 0
 
 
@@ -1027,14 +1028,16 @@ def _dense_eligible(
     return (
         n > p
         and p <= _DENSE_MAX_COLS
-        and 0 < alpha < 1
+        and 0 < alpha <= 1
         and bool(np.min(vp) > 0)
         and bool(np.min(solve) > 0)
     )
 
 
 def _block_solve(hess, inv, active, rhs, mu2, sizes, cache):
-    """``x`` with ``M_AA x_A = rhs_A`` and ``x = 0`` off the active set A, ``M = hess + diag(mu2)``.
+    """``x`` with ``M_AA x_A = rhs_A``, ``x = 0`` off the active set A, ``M = hess + diag(mu2)``.
+
+    (``M`` plus the tiny diagonal shift of :func:`_jitter`, in the Cholesky way.)
 
     ``hess`` (p x p, symmetric positive semi-definite) is a Hessian and ``inv``
     (float32) the inverse of ``hess + diag(mu2_ref)`` for the ``mu2`` of some
@@ -1072,7 +1075,7 @@ def _block_solve(hess, inv, active, rhs, mu2, sizes, cache):
 
     def direct(size):
         idx = jnp.nonzero(active, size=size, fill_value=p)[0]
-        buf, f = factor(hess, idx, mu2)
+        buf, f = factor(hess, idx, mu2 + _jitter(hess))
         xa = cho_solve(f, jnp.where(idx < p, rhs[jnp.minimum(idx, p - 1)], 0.0))
         return jnp.zeros_like(rhs).at[idx].set(xa, mode="drop"), buf
 
@@ -1101,6 +1104,16 @@ def _curvature(dz, pieces, start):
     return (e * b) @ (dz * dz) - m @ m
 
 
+def _jitter(hess):
+    """A diagonal shift for the steering matrices, ``_DENSE_JITTER`` times H's largest diagonal.
+
+    With ``mu2 = 0`` (the lasso) ``H + diag(mu2)`` is singular where columns
+    are collinear; the shift keeps the factorisations defined. It changes only
+    how the iteration is steered, not the objective or its KKT test.
+    """
+    return _DENSE_JITTER * jnp.maximum(jnp.max(jnp.diagonal(hess)), 1e-300)
+
+
 def _steering(z, z32, pieces, start, mu2):
     """The Hessian ``H`` in b at the current eta and the inverse of ``H + diag(mu2)`` (float32).
 
@@ -1110,7 +1123,7 @@ def _steering(z, z32, pieces, start, mu2):
     """
     p = z.shape[1]
     hess = _hessian(z, *pieces, start, z32=z32)
-    mat = hess.at[jnp.diag_indices(p)].add(mu2)  # (Cholesky symmetrises its input)
+    mat = hess.at[jnp.diag_indices(p)].add(mu2 + _jitter(hess))  # (Cholesky symmetrises)
 
     def inverse(dtype):
         factor = jax.scipy.linalg.cho_factor(mat.astype(dtype))
@@ -1202,8 +1215,9 @@ def _dense_path(
     at most ``_DENSE_TOL``: coefficients then within ~1e-10 of the exact
     minimiser for a well-conditioned Hessian. A penalty that does not
     converge in ``max_steps`` steps flags the path as failed and the caller
-    refits it with the active-set solver. Needs ``0 < a < 1`` and all
-    ``v_j > 0`` (``diag(mu2)`` keeps the matrix positive definite).
+    refits it with the active-set solver. Needs ``0 < a <= 1`` and all
+    ``v_j > 0`` (every coefficient has a kink at zero; ``diag(mu2)``, plus a
+    tiny shift for the lasso, keeps the matrices positive definite).
 
     Returns coefficients (on the given scale), deviance ratios, the early-stop
     flags, whether a penalty failed, and running counts of steps and matrix
