@@ -8,7 +8,8 @@ import sys
 
 
 def _cache_dir_in_child(**env: str) -> str:
-    child_env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    ours = ("JAX_COMPILATION_CACHE_DIR", "SIGKIT_JAX_CACHE", "XDG_CACHE_HOME")
+    child_env = {k: v for k, v in os.environ.items() if k not in ours}
     child_env.update(env)
     code = (
         "import toolkit._jax as j; c = j.jax.config;"

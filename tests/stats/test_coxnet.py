@@ -93,12 +93,13 @@ def test_path_equals_glmnet_on_pbc(rc, pbc_data, monkeypatch, solver):
 
 
 @pytest.mark.parametrize("solver", ["dense", "active-set"])
-def test_path_equals_glmnet_on_veteran_lasso(rc, veteran_data, monkeypatch, solver):
+def test_path_equals_glmnet_on_veteran_lasso(rc, veteran_data, monkeypatch, dense, solver):
     x, time, event = veteran_data
     if solver == "active-set":
         monkeypatch.setattr(coxnet, "_DENSE_MAX_COLS", 0)
     ref = rc.glmnet_path(x.to_numpy(), time, event, 1.0, thresh=THRESH)
     ours = coxnet.path(x, time, event, l1_ratio=1.0)
+    assert dense == [solver]
     assert len(ours.penalties) == len(ref["lambda"])
     np.testing.assert_allclose(ours.penalties, ref["lambda"], rtol=1e-8)
     np.testing.assert_allclose(ours.coef, ref["beta"].T, rtol=0, atol=1e-6)
@@ -557,3 +558,68 @@ def test_dense_cv_does_not_stall_where_coordinates_keep_crossing_zero(monkeypatc
     np.testing.assert_allclose(ours.path.coef, ref.path.coef, rtol=0, atol=1e-8)
     np.testing.assert_allclose(ours.cv_mean, ref.cv_mean, rtol=1e-8)
     np.testing.assert_allclose(ours.cv_se, ref.cv_se, rtol=1e-6)
+
+
+def test_block_solve_refactorises_for_a_new_active_set_or_a_cleared_cache():
+    rng = np.random.default_rng(3)
+    p = 12
+    a = rng.standard_normal((40, p))
+    hess = a.T @ a / 40
+    sizes = coxnet._bucket_sizes(p // 2)
+    jnp = coxnet.jnp
+    shift = coxnet._DENSE_JITTER * hess.diagonal().max()
+
+    def solve(active, mu2, cache):
+        inv = np.linalg.inv(hess + np.diag(mu2)).astype(np.float32)
+        args = [jnp.asarray(v) for v in (hess, inv, active, np.ones(p), mu2)]
+        x, cache = coxnet._block_solve(*args, sizes, cache)
+        block = (hess + np.diag(mu2 + shift))[np.ix_(active, active)]
+        np.testing.assert_allclose(
+            np.asarray(x)[active], np.linalg.solve(block, np.ones(active.sum())), rtol=1e-10
+        )
+        return cache
+
+    first = np.arange(p) < 4
+    cache = (jnp.zeros((sizes[-1], sizes[-1])), jnp.zeros(p, bool), False)
+    cache = solve(first, np.full(p, 0.1), cache)
+    cache = solve(np.arange(p) < 5, np.full(p, 0.1), cache)  # another active set, cache valid
+    cache = (cache[0], cache[1], False)  # as after a new penalty: the factor must be redone
+    solve(np.arange(p) < 5, np.full(p, 0.3), cache)
+
+
+def test_float32_hessian_stays_finite_near_a_saturated_fit(monkeypatch):
+    """Linear predictor spans of 10-200: late risk-set sums underflow in float32."""
+    rng = np.random.default_rng(0)
+    n, p = 400, 20
+    x = coxnet.jnp.asarray(rng.standard_normal((n, p)))
+    time = np.sort(rng.exponential(1, n))
+    death = (rng.uniform(size=n) < 0.7).astype(float)
+    start, end = coxnet._first_tied(time), coxnet._last_tied(time)
+    for span in (10.0, 90.0, 200.0):
+        pieces = coxnet._risk(
+            coxnet.jnp.asarray(-np.linspace(0, span, n)), np.full(n, 1 / n), death, start, end
+        )[2:]
+        monkeypatch.setattr(coxnet, "_SINGLE_HESSIAN_WORK", 1e30)
+        h64 = np.asarray(coxnet._hessian(x, *pieces, start))
+        monkeypatch.setattr(coxnet, "_SINGLE_HESSIAN_WORK", 0)
+        h32 = np.asarray(coxnet._hessian(x, *pieces, start))
+        assert np.isfinite(h32).all()
+        np.testing.assert_allclose(h32, h64, rtol=0, atol=1e-5 * np.abs(h64).max())
+
+
+def test_dense_lasso_with_near_collinear_columns_converges(dense):
+    """Columns x2 = x0 + x1 + 1e-5 noise: near-singular blocks (the lasso has no ridge term)."""
+    rng = np.random.default_rng(0)
+    n, p = 400, 150
+    x = rng.standard_normal((n, p))
+    for j in range(0, 30, 3):
+        x[:, j + 2] = x[:, j] + x[:, j + 1] + 1e-5 * rng.standard_normal(n)
+    beta = np.zeros(p)
+    beta[:5] = 0.7
+    true_time = rng.exponential(np.exp(-x @ beta))
+    censor = rng.exponential(2, n)
+    time, event = np.minimum(true_time, censor), (true_time <= censor).astype(float)
+    penalties = np.geomspace(0.3, 1e-3, 30)
+    ours = coxnet.path(x, time, event, 1.0, penalties=penalties)
+    assert dense == ["dense"]  # converged at every penalty: no refit
+    assert np.isfinite(ours.coef).all() and ours.n_nonzero[-1] > 20

@@ -113,7 +113,8 @@ _DENSE_MAX_COLS = 4096  # its p x p matrices
 _DENSE_TOL = 1e-11  # largest KKT violation (gradient scale) at convergence
 _DENSE_POOR = 0.5  # a step reducing the violation less than this-fold refreshes the matrix
 _DENSE_MAX_STEPS = 100
-_DENSE_JITTER = 1e-9  # relative diagonal shift of the steering matrices (the lasso has mu2 = 0)
+_DENSE_JITTER = 1e-6  # relative diagonal shift of the steering matrices (the lasso has mu2 = 0)
+_DENSE_STEP_TOL = 1e-9  # and the last step at most this in the Hessian's metric (ill-conditioning)
 _BIG = 9.9e35  # glmnet's "big": the first penalty of a default path, all penalised b = 0
 
 
@@ -420,7 +421,9 @@ def _hessian(z, e, b, g, start, z32=None):
         return z.T @ ((e * b)[:, None] * z) - m.T @ m
     single = jnp.float32
     z32 = z.astype(single) if z32 is None else z32
-    m32 = _revcumsum_blocked(e.astype(single)[:, None] * z32)[start] * g.astype(single)[:, None]
+    # the risk-set sums in float64: near a saturated fit e underflows and g overflows
+    # in float32 (0 * inf); their product m is O(1) and is cast afterwards
+    m32 = (_revcumsum_blocked(e[:, None] * z)[start] * g[:, None]).astype(single)
     w32 = (e * b).astype(single)[:, None]
     return (z32.T @ (w32 * z32) - m32.T @ m32).astype(z.dtype)
 
@@ -437,7 +440,7 @@ def _revcumsum_blocked(a, block=64):
     upper = jnp.triu(jnp.ones((block, block), a.dtype))  # row i sums rows i.. of its block
     inside = jnp.einsum("ij,bjk->bik", upper, blocks)
     totals = inside[:, 0, :]
-    after = _revcumsum(totals) - totals  # sums of the later blocks
+    after = jnp.concatenate([_revcumsum(totals)[1:], jnp.zeros((1, k), a.dtype)])  # later blocks
     return (inside + after[:, None, :]).reshape(nb * block, k)[:n]
 
 
@@ -1159,17 +1162,23 @@ def _sign_safe_step(loglik_at, pen, z, beta, eta, loglik, g, rhs, active, sign, 
     slack = 1e-13 * (1 + jnp.abs(f0))
 
     def search(direction, dz, decrease):
-        """Backtracking (Armijo) from a full step to ``beta + direction``."""
+        """Backtracking (Armijo) from a full step to ``beta + direction``; 0 if none is accepted.
 
-        def too_big(t):
+        Only a finite objective that does not increase is accepted (a non-finite
+        one, e.g. -inf when the risk-set sums underflow, never is).
+        """
+        decrease = jnp.minimum(decrease, 0.0)
+
+        def fine(t):
             value = pen(beta + t * direction) - loglik_at(eta + t * dz)
-            return ~(value <= f0 + 1e-4 * t * decrease + slack) & (t > 1e-12)
+            return jnp.isfinite(value) & (value <= f0 + 1e-4 * t * decrease + slack)
 
-        return lax.while_loop(too_big, lambda t: 0.5 * t, jnp.ones((), eta.dtype))
+        t = lax.while_loop(lambda t: ~fine(t) & (t > 1e-12), lambda t: 0.5 * t, jnp.ones(()))
+        return jnp.where(fine(t), t, 0.0).astype(eta.dtype)
 
     decrease = -g @ direction + pen(target) - pen0
     t = search(direction, dz, decrease)
-    stepped = (jnp.where(t == 1, target, beta + t * direction), eta + t * dz, t)
+    stepped = (jnp.where(t == 1, target, beta + t * direction), eta + t * dz, t)  # t = 0: none
 
     def to_breakpoint():
         move = jnp.where(crossed & (beta == 0), 0.0, full - beta)
@@ -1212,10 +1221,14 @@ def _dense_path(
     violation less than ``_DENSE_POOR``-fold with A unchanged (and was not
     itself taken with a fresh matrix). Converged when the largest KKT
     violation (gradient scale: weights summing to 1, standardised columns) is
-    at most ``_DENSE_TOL``: coefficients then within ~1e-10 of the exact
-    minimiser for a well-conditioned Hessian. A penalty that does not
-    converge in ``max_steps`` steps flags the path as failed and the caller
-    refits it with the active-set solver. Needs ``0 < a <= 1`` and all
+    at most ``_DENSE_TOL`` and the last step at most ``_DENSE_STEP_TOL`` in the
+    Hessian's metric (``max_j sqrt(H_jj + mu2_j) |d_j|``, the active-set
+    solver's test): a small violation alone can leave an ill-conditioned
+    problem far from its minimiser. A penalty that does not converge in
+    ``max_steps`` steps flags the path as failed, the later penalties are
+    skipped, and the caller refits the path with the active-set solver.
+    Only a finite, non-increasing objective ends a line search. Needs
+    ``0 < a <= 1`` and all
     ``v_j > 0`` (every coefficient has a kink at zero; ``diag(mu2)``, plus a
     tiny shift for the lasso, keeps the matrices positive definite).
 
@@ -1249,11 +1262,13 @@ def _dense_path(
         i, lam = inputs
         mu1, mu2 = lam * alpha * vp, lam * (1 - alpha) * vp
 
-        def unconverged(viol):
-            return ~(viol <= _DENSE_TOL)  # NaN: not converged
+        def unconverged(progress):
+            """Largest KKT violation above the tolerance, or the last step not small (NaN: true)."""
+            return ~((progress[0] <= _DENSE_TOL) & (progress[1] <= _DENSE_STEP_TOL))
 
         def chord(hess, inv, st):
-            beta, eta, ev, cache, cg, _, fresh, viol, steps, counts = st
+            beta, eta, ev, cache, cg, _, fresh, progress, steps, counts = st
+            viol = progress[0]
             loglik, g, pieces = ev
             dir_prev, pr_prev, rr_prev, cg_ok = cg
             sign = jnp.where(beta != 0, jnp.sign(beta), jnp.sign(g))
@@ -1266,17 +1281,21 @@ def _dense_path(
             conj = jnp.where(cg_ok, jnp.maximum(rhs @ (pr - pr_prev) / rr_prev, 0.0), 0.0)
             conj = jnp.where(jnp.isfinite(conj), conj, 0.0)
             way = pr + conj * dir_prev
+            way = jnp.where(rhs @ way > 0, way, pr)  # not a descent direction: no momentum
             dz = z @ way
             curvature = _curvature(dz, pieces, start) + jnp.sum(mu2 * way * way)
             length = (rhs @ way) / curvature  # Newton's step along the way
             length = jnp.where((length > 0) & jnp.isfinite(length), length, 1.0)
             full = beta + length * way
 
+            before = beta
             beta, eta, t, crossed = _sign_safe_step(
                 lambda e: _loglik(e, q, death, start, end),
                 lambda b: _penalty(b, lam, alpha, vp),
                 z, beta, eta, loglik, g, rhs, active, sign, full, length * dz,
             )  # fmt: skip
+            # the step's size in the Hessian's metric, as the active-set solver's test
+            change = jnp.max(jnp.abs(beta - before) * jnp.sqrt(jnp.diagonal(hess) + mu2))
             ev = evaluate(eta)
             new = violation(beta, ev[1], mu1, mu2)
             # slow progress with the active set settled: the matrix no longer steers well
@@ -1284,14 +1303,16 @@ def _dense_path(
             poor = ~(new <= _DENSE_POOR * viol) & ~fresh & settled
             cg = (way, pr, rr, settled & ~jnp.any(crossed) & (t == 1))
             counts = counts + jnp.array([1, 0])
-            return beta, eta, ev, cache, cg, poor, False, new, steps + 1, counts
+            progress = jnp.stack([new, change])
+            return beta, eta, ev, cache, cg, poor, False, progress, steps + 1, counts
 
-        def going(steps, viol):
-            return unconverged(viol) & (steps < max_steps) & ~stopped
+        def going(steps, progress):
+            # nothing more once glmnet's early stop came or a penalty failed (all is refitted)
+            return unconverged(progress) & (steps < max_steps) & ~stopped & ~failed
 
         def with_matrix(st):
             """Chord steps with one matrix, (re)computed first if asked, until it steers poorly."""
-            beta, eta, ev, steer, need, viol, steps, counts = st
+            beta, eta, ev, steer, need, progress, steps, counts = st
 
             def refresh():
                 cache = steer[2]
@@ -1303,22 +1324,22 @@ def _dense_path(
             hess, inv, cache = lax.cond(need, refresh, lambda: steer)
             cg = (jnp.zeros_like(beta), jnp.zeros_like(beta), jnp.ones(()), jnp.array(False))
             counts = counts + jnp.array([0, need])
-            inner = (beta, eta, ev, cache, cg, False, need, viol, steps, counts)
+            inner = (beta, eta, ev, cache, cg, False, need, progress, steps, counts)
             inner = lax.while_loop(
                 lambda s: going(s[8], s[7]) & ~s[5], partial(chord, hess, inv), inner
             )
-            beta, eta, ev, cache, _, poor, _, viol, steps, counts = inner
-            return beta, eta, ev, (hess, inv, cache), poor, viol, steps, counts
+            beta, eta, ev, cache, _, poor, _, progress, steps, counts = inner
+            return beta, eta, ev, (hess, inv, cache), poor, progress, steps, counts
 
-        viol = violation(beta, ev[1], mu1, mu2)
+        progress = jnp.stack([violation(beta, ev[1], mu1, mu2), jnp.inf])
         cache = steer[2]
         steer = (steer[0], steer[1], (cache[0], cache[1], jnp.array(False)))  # a new mu2
-        st = (beta, eta, ev, steer, need, viol, 0, counts)
+        st = (beta, eta, ev, steer, need, progress, 0, counts)
         # after glmnet's early stop the remaining penalties are not fitted (they are dropped)
         st = lax.while_loop(lambda s: going(s[6], s[5]), with_matrix, st)
-        beta, eta, ev, steer, need, viol, _, counts = st
+        beta, eta, ev, steer, need, progress, _, counts = st
         finite = jnp.all(jnp.isfinite(beta))
-        failed = failed | ((unconverged(viol) | ~finite) & ~stopped)
+        failed = failed | ((unconverged(progress) | ~finite) & ~stopped)
         devs, stop_now = _early_stop(devs, i, (ev[0] - ll0) / span, early_stop, mnl)
         out = (beta * inv_scale, devs[i], stopped, counts)
         carry = (beta, eta, ev, steer, need, devs, stopped | stop_now, failed, counts)
@@ -1786,7 +1807,7 @@ def _fold_values(data, folds, measure, coefs):
             values.append(dev / events)
             fold_weights.append(events)
         else:
-            eta = data.x[held] @ coef.T
+            eta = row_products(data.x[held], coef)
             values.append(_concordance(eta, data.time[held], data.death[held], data.weights[held]))
             fold_weights.append(float(data.weights[held].sum()))
     return np.stack(values), np.asarray(fold_weights)
