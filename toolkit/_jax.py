@@ -13,9 +13,10 @@ second are not stored.
 """
 
 import os
-from pathlib import Path
 
 import jax
+
+from toolkit.artifacts import user_cache_dir
 
 jax.config.update("jax_enable_x64", True)
 
@@ -26,8 +27,7 @@ def _cache_dir() -> str | None:
     explicit = os.environ.get("JAX_COMPILATION_CACHE_DIR")
     if explicit:
         return explicit
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return str(Path(base) / "sigkit" / "jax")
+    return str(user_cache_dir("jax"))
 
 
 _cache = _cache_dir()

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.artifacts import atomic_path, file_hash
+from toolkit.artifacts import atomic_path, file_hash, user_cache_dir
 from toolkit.deep._densenet import (
     BN_VARIABLES,
     KERAS_BN_EPSILON,
@@ -118,8 +118,7 @@ def cache_dir() -> Path:
     override = os.environ.get("SIGKIT_WEIGHTS")
     if override:
         return Path(override).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "sigkit" / "weights"
+    return user_cache_dir("weights")
 
 
 def check_params(params: Mapping[str, Mapping[str, np.ndarray]], source: str) -> Params:

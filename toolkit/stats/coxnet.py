@@ -416,7 +416,7 @@ def _hessian(z, e, b, g, start, z32=None):
     the KKT checks stay float64, so the solution is the same and only the
     convergence rate changes (by ~1e-7 per step).
     """
-    if z.shape[0] * z.shape[1] ** 2 < _SINGLE_HESSIAN_WORK:
+    if not _single_hessian(*z.shape):
         m = _revcumsum(e[:, None] * z)[start] * g[:, None]
         return z.T @ ((e * b)[:, None] * z) - m.T @ m
     single = jnp.float32
@@ -426,6 +426,11 @@ def _hessian(z, e, b, g, start, z32=None):
     m32 = (_revcumsum_blocked(e[:, None] * z)[start] * g[:, None]).astype(single)
     w32 = (e * b).astype(single)[:, None]
     return (z32.T @ (w32 * z32) - m32.T @ m32).astype(z.dtype)
+
+
+def _single_hessian(n: int, k: int) -> bool:
+    """Whether :func:`_hessian` of n rows and k columns runs its products in float32."""
+    return n * k * k >= _SINGLE_HESSIAN_WORK
 
 
 def _revcumsum_blocked(a, block=64):
@@ -1100,6 +1105,11 @@ def _block_solve(hess, inv, active, rhs, mu2, sizes, cache):
     return x, (factor_buf, active, jnp.array(True))
 
 
+def _stale(cache):
+    """The block solve's cache with its factorisation marked not reusable (a new matrix or mu2)."""
+    return cache[0], cache[1], jnp.array(False)
+
+
 def _curvature(dz, pieces, start):
     """``dz' H dz``, H the Hessian of -loglik in eta (``e, b, g`` from :func:`_risk`): O(n)."""
     e, b, g = pieces
@@ -1239,7 +1249,7 @@ def _dense_path(
     n, p = x.shape
     inv_scale = jnp.where(allowed, 1.0 / scale, 0.0)
     z = x * inv_scale
-    z32 = z.astype(jnp.float32) if n * p * p >= _SINGLE_HESSIAN_WORK else None
+    z32 = z.astype(jnp.float32) if _single_hessian(n, p) else None
     ll0 = _loglik(jnp.zeros(n), q, death, start, end)
     span = _saturated(q, death, start) - ll0
     sizes = _bucket_sizes(max(p // 2, 1))
@@ -1315,11 +1325,7 @@ def _dense_path(
             beta, eta, ev, steer, need, progress, steps, counts = st
 
             def refresh():
-                cache = steer[2]
-                return (
-                    *_steering(z, z32, ev[2], start, mu2),
-                    (cache[0], cache[1], jnp.array(False)),
-                )
+                return (*_steering(z, z32, ev[2], start, mu2), _stale(steer[2]))
 
             hess, inv, cache = lax.cond(need, refresh, lambda: steer)
             cg = (jnp.zeros_like(beta), jnp.zeros_like(beta), jnp.ones(()), jnp.array(False))
@@ -1332,8 +1338,7 @@ def _dense_path(
             return beta, eta, ev, (hess, inv, cache), poor, progress, steps, counts
 
         progress = jnp.stack([violation(beta, ev[1], mu1, mu2), jnp.inf])
-        cache = steer[2]
-        steer = (steer[0], steer[1], (cache[0], cache[1], jnp.array(False)))  # a new mu2
+        steer = (steer[0], steer[1], _stale(steer[2]))  # a new mu2
         st = (beta, eta, ev, steer, need, progress, 0, counts)
         # after glmnet's early stop the remaining penalties are not fitted (they are dropped)
         st = lax.while_loop(lambda s: going(s[6], s[5]), with_matrix, st)
