@@ -1238,9 +1238,9 @@ def _dense_path(
     ``max_steps`` steps flags the path as failed, the later penalties are
     skipped, and the caller refits the path with the active-set solver.
     Only a finite, non-increasing objective ends a line search. Needs
-    ``0 < a <= 1`` and all
-    ``v_j > 0`` (every coefficient has a kink at zero; ``diag(mu2)``, plus a
-    tiny shift for the lasso, keeps the matrices positive definite).
+    ``0 < a <= 1`` and all ``v_j > 0`` (every coefficient has a kink at zero;
+    ``diag(mu2)``, plus a tiny shift for the lasso, keeps the matrices
+    positive definite).
 
     Returns coefficients (on the given scale), deviance ratios, the early-stop
     flags, whether a penalty failed, and running counts of steps and matrix
@@ -1250,14 +1250,21 @@ def _dense_path(
     inv_scale = jnp.where(allowed, 1.0 / scale, 0.0)
     z = x * inv_scale
     z32 = z.astype(jnp.float32) if _single_hessian(n, p) else None
-    ll0 = _loglik(jnp.zeros(n), q, death, start, end)
-    span = _saturated(q, death, start) - ll0
     sizes = _bucket_sizes(max(p // 2, 1))
     mnl = min(_MNLAM, penalties.shape[0])
 
     def evaluate(eta):
         loglik, residual, e, b, root = _risk(eta, q, death, start, end)
         return loglik, residual @ z, (e, b, root)
+
+    eta0 = jnp.zeros(n)
+    ev0 = evaluate(eta0)
+    ll0 = ev0[0]  # b = 0
+    span = _saturated(q, death, start) - ll0
+
+    def working(beta, g, mu1):
+        """The active set: non-zero coefficients and zero ones breaking their KKT condition."""
+        return allowed & ((beta != 0) | (jnp.abs(g) > mu1))
 
     def violation(beta, g, mu1, mu2):
         kkt = jnp.where(
@@ -1282,7 +1289,7 @@ def _dense_path(
             loglik, g, pieces = ev
             dir_prev, pr_prev, rr_prev, cg_ok = cg
             sign = jnp.where(beta != 0, jnp.sign(beta), jnp.sign(g))
-            active = allowed & ((beta != 0) | (jnp.abs(g) > mu1))
+            active = working(beta, g, mu1)
             rhs = jnp.where(active, g - mu2 * beta - mu1 * sign, 0.0)
             pr, cache = _block_solve(hess, inv, active, rhs, mu2, sizes, cache)
             rr = rhs @ pr
@@ -1309,7 +1316,7 @@ def _dense_path(
             ev = evaluate(eta)
             new = violation(beta, ev[1], mu1, mu2)
             # slow progress with the active set settled: the matrix no longer steers well
-            settled = jnp.all(active == (allowed & ((beta != 0) | (jnp.abs(ev[1]) > mu1))))
+            settled = jnp.all(active == working(beta, ev[1], mu1))
             poor = ~(new <= _DENSE_POOR * viol) & ~fresh & settled
             cg = (way, pr, rr, settled & ~jnp.any(crossed) & (t == 1))
             counts = counts + jnp.array([1, 0])
@@ -1350,11 +1357,10 @@ def _dense_path(
         carry = (beta, eta, ev, steer, need, devs, stopped | stop_now, failed, counts)
         return carry, out
 
-    eta0 = jnp.zeros(n)
     init = (
         jnp.zeros(p),
         eta0,
-        evaluate(eta0),
+        ev0,
         (
             jnp.zeros((p, p)),
             jnp.zeros((p, p), jnp.float32),
@@ -1373,6 +1379,24 @@ def _dense_path(
 
 _dense_fit_path = jax.jit(_dense_path)
 _dense_fit_folds = _on_fold_rows(_dense_path)
+
+
+def _fast_solver(shapes, alpha: float, vp: np.ndarray, solves, folds: bool):
+    """The compiled fast solver for problems of these ``(rows, columns)`` shapes, or None.
+
+    One shape and penalty mask (``solves``) per problem: the whole data, or each
+    CV fold's training rows, all of which the solver must fit. Tried in order:
+    p > n (:func:`_eta_path`), then n > p (:func:`_dense_path`); None means the
+    active-set solver. Returns ``(program, max_steps)``, the path program or,
+    with ``folds``, the one mapped over folds.
+    """
+    for eligible, path_fit, folds_fit, max_steps in (
+        (_eta_eligible, _eta_fit_path, _eta_fit_folds, _ETA_MAX_STEPS),
+        (_dense_eligible, _dense_fit_path, _dense_fit_folds, _DENSE_MAX_STEPS),
+    ):
+        if all(eligible(s, alpha, vp, m) for s, m in zip(shapes, solves, strict=True)):
+            return (folds_fit if folds else path_fit), max_steps
+    return None
 
 
 # --------------------------------------------------------------------------- sequence
@@ -1524,10 +1548,10 @@ def _path_from_data(data, alpha, penalties, n_penalties, min_ratio, standardize)
     )
     args = (data.x, data.death, data.start, data.end, data.penalty_factor, alpha)
     out = None
-    if _eta_eligible(data.x.shape, alpha, data.penalty_factor, solve):
-        out = _eta_fit_path(*args, q, scale, allowed, solve, early, _ETA_MAX_STEPS)
-    elif _dense_eligible(data.x.shape, alpha, data.penalty_factor, solve):
-        out = _dense_fit_path(*args, q, scale, allowed, solve, early, _DENSE_MAX_STEPS)
+    fast = _fast_solver([data.x.shape], alpha, data.penalty_factor, [solve], folds=False)
+    if fast is not None:
+        fit, max_steps = fast
+        out = fit(*args, q, scale, allowed, solve, early, max_steps)
     if out is None or bool(out[3]):  # a penalty did not converge: the active-set solver
         k = _initial_buffer(data.x.shape[1], n)
         out = _run(_fit_path, data, k, *args, q, scale, allowed, solve, early)
@@ -1716,8 +1740,8 @@ def _fold_inputs(data, folds, alpha, penalties, n_penalties, min_ratio, standard
 def _training_rows(data: _Data, folds: np.ndarray, q: np.ndarray):
     """Each fold's training rows in time order, padded to one length with weight-0 rows.
 
-    Returns stacked ``rows, death, start, end, q`` for :func:`_eta_fit_folds`
-    (row indices into ``data.x``, the padding index n standing for a row of
+    Returns stacked ``rows, death, start, end, q`` for the fold programs of
+    :func:`_on_fold_rows` (row indices into ``data.x``, the padding index n standing for a row of
     zeros); the padding rows come last (time +inf, no death, weight 0), so
     they are in no risk set that matters.
     """
@@ -1744,19 +1768,13 @@ def _fit_all_folds(data, folds, alpha, q, scale, allowed, solve, early):
     """Coefficient paths of every fold (one compiled program): coef (K, L, p), stopped (K, L)."""
     vp = data.penalty_factor
     p = data.x.shape[1]
-    fit = None
-    for eligible, fold_fit, steps in (
-        (_eta_eligible, _eta_fit_folds, _ETA_MAX_STEPS),
-        (_dense_eligible, _dense_fit_folds, _DENSE_MAX_STEPS),
-    ):
-        sizes = ((int((folds != f).sum()), p) for f in range(1, folds.max() + 1))
-        if all(eligible(shape, alpha, vp, solve[i]) for i, shape in enumerate(sizes)):
-            fit = partial(fold_fit, max_steps=steps)
-            break
-    if fit is not None:
+    shapes = [(int((folds != f).sum()), p) for f in range(1, folds.max() + 1)]
+    fast = _fast_solver(shapes, alpha, vp, solve, folds=True)
+    if fast is not None:
+        fit, max_steps = fast
         rows, death, start, end, qf = _training_rows(data, folds, q)
         coef, _, stopped, failed, _ = fit(
-            data.x, rows, death, start, end, vp, alpha, qf, scale, allowed, solve, early
+            data.x, rows, death, start, end, vp, alpha, qf, scale, allowed, solve, early, max_steps
         )
         if not np.asarray(failed).any():
             return np.asarray(coef), np.asarray(stopped)
