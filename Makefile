@@ -19,7 +19,10 @@ system-deps:
 $(STAMP): pyproject.toml | system-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q 'Cython>=3,<4' 'numpy>=1.26,<3'  # pymrmr (dev extra) builds against them
+	@# pymrmr (dev extra) ships only an sdist whose setup.py imports Cython and numpy, so
+	@# it builds without isolation, with the venv's own build tools: setuptools and wheel
+	@# (bdist_wheel) must be installed here, or a fresh machine fails where a cached wheel hid it.
+	$(PY) -m pip install -q 'setuptools>=68' 'wheel>=0.41' 'Cython>=3,<4' 'numpy>=1.26,<3'
 	$(PY) -m pip install -q --no-build-isolation 'pymrmr>=0.1.11,<0.2'
 	$(PY) -m pip install -q -e '.[dev,torch]'
 	@touch $(STAMP)
