@@ -92,7 +92,19 @@ class Imaging(_Strict):
     def _primary(self) -> Imaging:
         if self.primary_reader not in self.readers:
             raise ValueError(f"primary_reader {self.primary_reader!r} is not in readers")
+        repeated = sorted({r for r in self.readers if self.readers.count(r) > 1})
+        if repeated:
+            raise ValueError(f"readers lists {repeated} more than once")
         return self
+
+    @property
+    def reader_order(self) -> tuple[str, ...]:
+        """The readers as every stage uses them: the primary reader first, then the
+        others sorted by name, so the order written in study.toml changes nothing
+        (the signature is ranked and fitted on the primary reader, and the ICC's
+        ratings come in this order)."""
+        others = sorted(r for r in self.readers if r != self.primary_reader)
+        return (self.primary_reader, *others)
 
 
 class Variable(_Strict):

@@ -113,7 +113,7 @@ def _image_fingerprint(ctx: Context) -> str:
     """Manifest hash plus every image's size and mtime (hashing gigabytes each run is slow)."""
     manifest_path = ctx.paths.cohort / ctx.config.study.manifest
     manifest = read_manifest(ctx.config, ctx.paths.cohort)
-    columns = [*ctx.config.imaging.phases, *(f"mask_{r}" for r in ctx.config.imaging.readers)]
+    columns = [*ctx.config.imaging.phases, *(f"mask_{r}" for r in ctx.config.imaging.reader_order)]
     parts = [file_hash(manifest_path)]
     for column in columns:
         for rel in manifest[column].astype(str):

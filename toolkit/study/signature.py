@@ -204,7 +204,9 @@ def build(features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig) -
     settings = config.signature
     train = clinical.index[clinical["set"].isin(config.study.train_sets)].astype(str).tolist()
     names = feature_names(features, config.imaging.phases)
-    ratings = reader_array(features, train, list(config.imaging.readers), names)
+    # reader_order puts the primary reader first: ratings[:, 0] is the reader the
+    # signature is ranked and fitted on, and the one run.py scores and the CAMs draw.
+    ratings = reader_array(features, train, list(config.imaging.reader_order), names)
     icc, kept_mask = icc_filter(ratings, settings.icc_type, settings.icc_threshold)
     kept = [n for n, k in zip(names, kept_mask, strict=True) if k]
     if len(kept) < 2:
