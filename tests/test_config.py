@@ -8,6 +8,8 @@ import pytest
 
 from toolkit.config import (
     StudyConfigError,
+    StudyInputError,
+    check_inputs,
     load_study,
     prepare_clinical,
     read_clinical,
@@ -99,7 +101,9 @@ def test_unexpected_category_names_the_patients(tmp_path):
     def edit(clinical, manifest):
         clinical.loc[[3, 7], "bclc"] = "D"
 
-    with pytest.raises(StudyConfigError, match=r"bclc: unexpected categories \['D'\].*P004, P008"):
+    with pytest.raises(
+        StudyInputError, match=r"bclc holds 'D', not among its levels.*in 2 patients \(P004, P008\)"
+    ):
         _prepare(_cohort(tmp_path, edit=edit))
 
 
@@ -161,3 +165,97 @@ def test_unknown_setting_and_missing_outcome_values(tmp_path):
 
     with pytest.raises(StudyConfigError, match=r"os_months.*P005.*never imputed"):
         _prepare(_cohort(tmp_path, edit=edit))
+
+
+def _many_problems(clinical, manifest):
+    clinical.loc[[2, 6], "os_event"] = 2
+    clinical.loc[16, "os_months"] = -3.0
+    clinical["afp"] = clinical["afp"].astype(object)
+    clinical.loc[[3, 10], "afp"] = ["unknown", ">1000"]
+    clinical.loc[8, "bclc"] = "D"
+    manifest.loc[45, "set"] = "test"
+
+
+def test_every_problem_of_the_clinical_table_is_reported_at_once(tmp_path):
+    """A negative time no longer hides text in a numeric column, nor a coding error."""
+    folder = _cohort(tmp_path, edit=_many_problems)
+    config = load_study(folder)
+    with pytest.raises(StudyInputError) as caught:
+        check_inputs(config, folder)
+    assert caught.value.problems == [
+        "manifest.csv: set 'test' is in neither study.train_sets ['train'] nor "
+        "study.validation_sets ['validation'] (1 patient: P046)",
+        "clinical.csv: os_months has 1 negative value (P017)",
+        "clinical.csv: os_event must be coded 0 (censored) or 1 (event); found 2 in 2 patients "
+        "(P003, P007)",
+        "clinical.csv: bclc holds 'D', not among its levels ['A', 'B', 'C'] in study.toml, "
+        "in 1 patient (P009)",
+        "clinical.csv: afp is numeric but holds text in 2 patients (P004: 'unknown', "
+        "P011: '>1000')",
+    ]
+    message = str(caught.value)
+    assert message.startswith("5 problems in the study's inputs:\n  - manifest.csv: set 'test'")
+    with pytest.raises(StudyInputError) as again:
+        read_manifest(config, folder)
+    assert again.value.problems == caught.value.problems[:1]
+
+
+def test_events_coded_1_2_are_refused_with_the_recoding(tmp_path):
+    def edit(clinical, manifest):
+        clinical["os_event"] = clinical["os_event"] + 1
+
+    with pytest.raises(StudyInputError) as caught:
+        _prepare(_cohort(tmp_path, edit=edit))
+    (problem,) = caught.value.problems
+    assert problem.startswith(
+        "clinical.csv: os_event must be coded 0 (censored) or 1 (event); found 2 in "
+    )
+    assert problem.endswith("recode to 0/1")
+
+
+def test_patients_columns_and_duplicates_of_both_files_are_reported(tmp_path):
+    def edit(clinical, manifest):
+        extra = clinical.iloc[[0]].assign(patient="P099")
+        clinical.drop(index=[4], inplace=True)
+        clinical.drop(columns=["alt"], inplace=True)
+        clinical.loc[len(clinical) + 10] = clinical.iloc[0]
+        clinical.loc[len(clinical) + 11] = extra.iloc[0]
+        manifest.loc[len(manifest)] = manifest.iloc[7]
+        manifest.drop(columns=["mask_reader2"], inplace=True)
+
+    folder = _cohort(tmp_path, edit=edit)
+    config = load_study(folder)
+    with pytest.raises(StudyInputError) as caught:
+        check_inputs(config, folder)
+    assert caught.value.problems == [
+        "manifest.csv: no column 'mask_reader2' (imaging.readers in study.toml)",
+        "manifest.csv: 1 patient listed more than once (P008)",
+        "clinical.csv: 1 patient listed more than once (P001)",
+        "clinical.csv: no column 'alt' (named by variables in study.toml)",
+        "clinical.csv: no row for 1 patient of manifest.csv (P005)",
+        "clinical.csv: 1 patient not in manifest.csv (P099); add their images to the "
+        "manifest or remove their rows",
+    ]
+
+
+def test_study_toml_lists_every_setting_error(tmp_path):
+    toml = STUDY_TOML.replace("crop_size = 224", "crop_size = 224\ncrop_shape = 3")
+    toml = toml.replace('time_unit = "months"', 'time_unit = "fortnights"')
+    with pytest.raises(StudyInputError) as caught:
+        load_study(_cohort(tmp_path, toml=toml))
+    assert len(caught.value.problems) == 2
+    assert caught.value.problems[0].startswith("study.toml: study.time_unit: time_unit must be")
+    assert caught.value.problems[1] == "study.toml: imaging.crop_shape: unknown setting"
+
+
+def test_a_misspelt_column_is_suggested(tmp_path):
+    def edit(clinical, manifest):
+        clinical.rename(columns={"tumour_size_cm": "tumor_size_cm"}, inplace=True)
+
+    folder = _cohort(tmp_path, edit=edit)
+    with pytest.raises(StudyInputError) as caught:
+        check_inputs(load_study(folder), folder)
+    assert caught.value.problems == [
+        "clinical.csv: no column 'tumour_size_cm' (named by variables in study.toml); "
+        "did you mean 'tumor_size_cm'?"
+    ]

@@ -5,6 +5,10 @@ Every public statistic validates its inputs once, here, and raises a
 (by the row labels of a pandas input, else by 0-based position), so that a
 user can find the patients concerned. Nothing is silently dropped: R's
 ``na.omit`` behaviour is deliberately not reproduced.
+
+``negative_times`` and ``event_coding`` return the problem as text instead of
+raising, for the study's pre-flight check (toolkit/config.py), which reports
+every problem of the clinical table at once.
 """
 
 from __future__ import annotations
@@ -29,11 +33,17 @@ def _labels(data: Any, n: int, rows: Any = None) -> np.ndarray:
     return labels if labels.ndim == 1 and len(labels) == n else np.arange(n)
 
 
-def _rows(labels: np.ndarray, bad: np.ndarray) -> str:
+def _rows(labels: np.ndarray, bad: np.ndarray, noun: str = "rows") -> str:
+    """The first labels of the ``bad`` rows: "rows 1, 4" (``noun="rows"``) or "P002, P005"."""
     where = labels[np.flatnonzero(bad)]
     shown = ", ".join(str(v) for v in where[:_MAX_LISTED])
     more = f", ... ({len(where) - _MAX_LISTED} more)" if len(where) > _MAX_LISTED else ""
-    return f"rows {shown}{more}"
+    return f"rows {shown}{more}" if noun == "rows" else f"{shown}{more}"
+
+
+def _count(n: int, noun: str) -> str:
+    """A count with its noun: "1 row", "3 rows", "1 patient", "14 patients"."""
+    return f"{n} {noun.removesuffix('s') if n == 1 else noun}"
 
 
 def _as_float(values: Any, name: str) -> np.ndarray:
@@ -59,12 +69,39 @@ def check_time(time: Any, name: str = "time", rows: Any = None) -> np.ndarray:
         raise ValueError(f"{name} must be one-dimensional, got shape {t.shape}")
     labels = _labels(time, len(t), rows)
     _finite(t, labels, name)
-    negative = t < 0
-    if negative.any():
-        raise ValueError(
-            f"{name} has {int(negative.sum())} negative values ({_rows(labels, negative)})"
-        )
+    problem = negative_times(t, labels, name)
+    if problem:
+        raise ValueError(problem)
     return t
+
+
+def negative_times(time: np.ndarray, labels: np.ndarray, name: str, noun: str = "rows") -> str:
+    """The problem of negative follow-up times, or "" when there is none (NaN is not negative).
+
+    ``noun`` says what the labels are ("rows", "patients"): "os_months has 1 negative
+    value (P017)". For callers that collect every problem before raising.
+    """
+    negative = np.asarray(time, dtype=float) < 0
+    if not negative.any():
+        return ""
+    values = _count(int(negative.sum()), "negative values")
+    return f"{name} has {values} ({_rows(labels, negative, noun)})"
+
+
+def event_coding(event: np.ndarray, labels: np.ndarray, name: str, noun: str = "rows") -> str:
+    """The problem of an event indicator not coded 0/1, or "" when there is none (NaN aside).
+
+    "os_event must be coded 0 (censored) or 1 (event); found 2 in 14 patients (P003, ...)".
+    """
+    e = np.asarray(event, dtype=float)
+    bad = np.isfinite(e) & (e != 0) & (e != 1)
+    if not bad.any():
+        return ""
+    values = ", ".join(f"{v:g}" for v in np.unique(e[bad])[:_MAX_LISTED])
+    return (
+        f"{name} must be coded 0 (censored) or 1 (event); found {values} in "
+        f"{_count(int(bad.sum()), noun)} ({_rows(labels, bad, noun)})"
+    )
 
 
 def check_event(
@@ -76,12 +113,9 @@ def check_event(
         raise ValueError(f"{name} must be one-dimensional, got shape {e.shape}")
     labels = _labels(event, len(e), rows)
     _finite(e, labels, name)
-    bad = (e != 0) & (e != 1)
-    if bad.any():
-        values = ", ".join(f"{v:g}" for v in np.unique(e[bad])[:_MAX_LISTED])
-        raise ValueError(
-            f"{name} must be coded 0 (censored) or 1 (event); found {values} ({_rows(labels, bad)})"
-        )
+    problem = event_coding(e, labels, name)
+    if problem:
+        raise ValueError(problem)
     if require_events and not e.any():
         raise ValueError(f"{name} has no events (all {len(e)} observations censored)")
     return e

@@ -1,13 +1,15 @@
 """`sigkit study run STUDY_DIR`: the whole study, stage by stage, into STUDY_DIR/results.
 
-Stages (each skipped when its inputs and settings are unchanged, see
-``_stages``): preprocess -> extract -> signature -> models -> validate ->
-r_check -> cam, then the report. STUDY_DIR holds study.toml (or a ``cohort/``
-folder that does); crops go to ``STUDY_DIR/crops``, features to
-``STUDY_DIR/features/features.parquet``, results to ``STUDY_DIR/results`` and
-the report to ``STUDY_DIR/report``. A failed stage raises and leaves the
-results of earlier stages as they were; an R cross-check mismatch is raised
-(``RCheckFailed``) only after every output has been written.
+First a pre-flight check of study.toml, the manifest and the clinical table,
+which reports all their problems at once (``toolkit.config.StudyInputError``)
+before any imaging work. Then the stages (each skipped when its inputs and
+settings are unchanged, see ``_stages``): preprocess -> extract -> signature ->
+models -> validate -> r_check -> cam, then the report. STUDY_DIR holds
+study.toml (or a ``cohort/`` folder that does); crops go to ``STUDY_DIR/crops``,
+features to ``STUDY_DIR/features/features.parquet``, results to
+``STUDY_DIR/results`` and the report to ``STUDY_DIR/report``. A failed stage
+raises and leaves the results of earlier stages as they were; an R cross-check
+mismatch is raised (``RCheckFailed``) only after every output has been written.
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from toolkit.artifacts import (
     write_json,
     write_parquet,
 )
-from toolkit.config import StudyConfig, load_study, prepare_clinical, read_clinical, read_manifest
+from toolkit.config import (
+    StudyConfig,
+    check_inputs,
+    load_study,
+    prepare_clinical,
+    read_clinical,
+    read_manifest,
+)
 from toolkit.study._stages import StageLog
 
 
@@ -507,9 +516,14 @@ def run_study(
     report: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run every stage; returns {"metrics", "r_check", "report"}. Raises RCheckFailed last."""
+    """Run every stage; returns {"metrics", "r_check", "report"}. Raises RCheckFailed last.
+
+    study.toml, the manifest and the clinical table are checked first, before any
+    stage runs: every problem found is raised at once in a ``StudyInputError``.
+    """
     paths = resolve(study_dir)
     config = load_study(paths.cohort)
+    check_inputs(config, paths.cohort)
     raw = tomllib.loads((paths.cohort / "study.toml").read_text())
     log = StageLog(paths.study_dir, echo=echo)
     ctx = Context(paths, config, raw, weights, workers, batch_size, echo, log)
