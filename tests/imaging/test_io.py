@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -58,8 +60,11 @@ def test_missing_truncated_and_garbage_files_raise_naming_the_file(tmp_path):
         read_volume(path)
     garbage = tmp_path / "garbage.nii.gz"
     garbage.write_bytes(b"this is not an image")
-    with pytest.raises(ImageReadError, match=r"garbage\.nii\.gz: cannot read"):
+    with pytest.raises(ImageReadError, match=r"garbage\.nii\.gz: not a gzip file") as error:
         read_volume(garbage)
+    assert error.value.path == garbage and error.value.problem.startswith("not a gzip file")
+    copy = pickle.loads(pickle.dumps(error.value))  # crosses a Dask worker boundary intact
+    assert (copy.path, copy.problem, str(copy)) == (garbage, error.value.problem, str(error.value))
     (tmp_path / "empty_folder").mkdir()
     with pytest.raises(ImageReadError, match="no DICOM series"):
         read_volume(tmp_path / "empty_folder")

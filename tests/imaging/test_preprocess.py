@@ -133,21 +133,102 @@ def test_truncated_file_fails_only_that_patient(tiny_cohort, tmp_path):
     data = (folder / "arterial.nii.gz").read_bytes()
     (folder / "arterial.nii.gz").write_bytes(data[: len(data) // 3])
     summary = _run(manifest, tmp_path / "crops")
-    _assert_partial(summary, tmp_path / "crops", "P002", "arterial.nii.gz: cannot read")
+    _assert_partial(
+        summary, tmp_path / "crops", "P002", "images/P002/arterial.nii.gz (arterial): truncated"
+    )
 
 
 def test_unreadable_file_fails_only_that_patient(tiny_cohort, tmp_path):
     manifest, folder = _bad_run(tiny_cohort, tmp_path)
     (folder / "portal.nii.gz").write_bytes(b"not a CT volume at all")
     summary = _run(manifest, tmp_path / "crops")
-    _assert_partial(summary, tmp_path / "crops", "P002", "portal.nii.gz: cannot read")
+    _assert_partial(
+        summary, tmp_path / "crops", "P002", "images/P002/portal.nii.gz (portal): not a gzip file"
+    )
+
+
+TRUNCATED = (
+    "images/P002/arterial.nii.gz (arterial): truncated gzip stream "
+    "(the file ends before its end-of-stream marker; re-copy or re-export it)"
+)
+
+
+def _read_failure(tiny_cohort, tmp_path, damage, name="arterial.nii.gz"):
+    """The failure record of P002 (alone in its cohort) after `damage`(bytes) -> bytes."""
+    manifest = _cohort(tiny_cohort, tmp_path, ("P002",))
+    path = tmp_path / "images" / "P002" / name
+    path.write_bytes(damage(path.read_bytes()))
+    summary = _run(manifest, tmp_path / "crops")
+    assert summary.n_failed == 1 and not (tmp_path / "crops" / "P002.npz").exists()
+    failures = pd.read_csv(tmp_path / "crops" / "failures.csv")
+    assert failures["stage"].tolist() == ["read"]
+    return failures["reason"].iloc[0]
+
+
+@pytest.mark.parametrize(
+    "keep",
+    [lambda n: 20, lambda n: 200, lambda n: n // 3, lambda n: n - 1],
+    ids=["in-gzip-header", "in-nifti-header", "in-voxels", "last-byte"],
+)
+def test_truncated_gzip_names_the_file_the_phase_and_the_fault(tiny_cohort, tmp_path, keep):
+    reason = _read_failure(tiny_cohort, tmp_path, lambda data: data[: keep(len(data))])
+    assert reason == TRUNCATED
+
+
+def _flip(offset):
+    def damage(data):
+        data = bytearray(data)
+        data[offset] ^= 0xFF
+        return bytes(data)
+
+    return damage
+
+
+def test_bad_gzip_crc_is_named(tiny_cohort, tmp_path):
+    reason = _read_failure(tiny_cohort, tmp_path, _flip(-8))  # the trailer's CRC-32
+    assert reason == (
+        "images/P002/arterial.nii.gz (arterial): corrupt gzip stream (its CRC check failed: "
+        "the decompressed bytes are not the bytes that were written; re-copy or re-export it)"
+    )
+
+
+def test_corrupt_compressed_data_is_named(tiny_cohort, tmp_path):
+    reason = _read_failure(tiny_cohort, tmp_path, _flip(20))  # inside the deflate stream
+    assert reason == (
+        "images/P002/arterial.nii.gz (arterial): corrupt gzip stream (the compressed data is "
+        "damaged and cannot be decoded; re-copy or re-export it)"
+    )
+
+
+def test_a_file_that_is_not_gzip_is_named(tiny_cohort, tmp_path):
+    reason = _read_failure(tiny_cohort, tmp_path, lambda data: b"DICM and other bytes")
+    assert reason == (
+        "images/P002/arterial.nii.gz (arterial): not a gzip file although named .nii.gz "
+        "(no gzip signature at its start; re-copy or re-export it)"
+    )
+
+
+def test_an_uncompressed_nifti_named_nii_gz_is_named(tiny_cohort, tmp_path):
+    import gzip
+
+    reason = _read_failure(tiny_cohort, tmp_path, gzip.decompress, name="mask_reader2.nii.gz")
+    assert reason == (
+        "images/P002/mask_reader2.nii.gz (mask_reader2): not gzip-compressed although named "
+        ".nii.gz (it is an uncompressed NIfTI file; rename it to .nii, in the manifest too, "
+        "or compress it with gzip)"
+    )
 
 
 def test_missing_phase_fails_only_that_patient(tiny_cohort, tmp_path):
     manifest, folder = _bad_run(tiny_cohort, tmp_path)
     (folder / "portal.nii.gz").unlink()
     summary = _run(manifest, tmp_path / "crops")
-    _assert_partial(summary, tmp_path / "crops", "P002", "portal phase missing")
+    _assert_partial(
+        summary,
+        tmp_path / "crops",
+        "P002",
+        "portal phase missing: images/P002/portal.nii.gz not found",
+    )
     assert summary.failures["stage"].tolist() == ["read"]
 
 

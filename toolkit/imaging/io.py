@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,20 @@ VOLUME_SUFFIXES = {
 
 
 class ImageReadError(RuntimeError):
-    """A volume could not be read (missing, unreadable, truncated, wrong dimension)."""
+    """A volume could not be read (missing, unreadable, truncated, wrong dimension).
+
+    `path` is the file and `problem` what is wrong with it, in plain words;
+    ``str()`` is ``"<path>: <problem>"``, and a caller that knows more (the
+    cohort folder, the phase) can phrase its own message from the two.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+        self.problem = problem
+
+    def __reduce__(self):
+        return type(self), (self.path, self.problem)
 
 
 def _suffix(path: Path) -> str:
@@ -46,7 +60,7 @@ def read_dicom_series(folder: Path) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
     series = reader.GetGDCMSeriesIDs(str(folder))
     if not series:
-        raise ImageReadError(f"{folder}: no DICOM series in this folder")
+        raise ImageReadError(folder, "no DICOM series in this folder")
     files = max((reader.GetGDCMSeriesFileNames(str(folder), s) for s in series), key=len)
     reader.SetFileNames(files)
     return reader.Execute()
@@ -60,39 +74,88 @@ def read_volume(path: str | os.PathLike[str], *, dtype=sitk.sitkFloat32) -> sitk
     """
     path = Path(path)
     if not path.exists():
-        raise ImageReadError(f"{path}: file not found")
+        raise ImageReadError(path, "file not found")
+    gzipped = path.is_file() and path.name.lower().endswith(".nii.gz")
+    length = _gzip_length(path) if gzipped else None
     try:
         image = read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
     except RuntimeError as exc:  # SimpleITK reports unreadable/truncated files this way
         first = str(exc).strip().splitlines()
         detail = next((line for line in first if "ERROR" in line), first[-1] if first else "")
-        raise ImageReadError(f"{path}: cannot read image ({detail.strip()})") from exc
-    if path.name.lower().endswith(".nii.gz"):
-        _check_nifti_gzip_complete(path, image)
+        raise ImageReadError(path, f"cannot read image ({detail.strip()})") from exc
+    if length is not None:
+        _check_nifti_length(path, image, length)
     if image.GetDimension() != 3:
-        raise ImageReadError(f"{path}: expected a 3-D volume, found {image.GetDimension()}-D")
+        raise ImageReadError(path, f"expected a 3-D volume, found {image.GetDimension()}-D")
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise ImageReadError(f"{path}: expected a scalar image, found a vector image")
+        raise ImageReadError(path, "expected a scalar image, found a vector image")
     return sitk.Cast(image, dtype)
 
 
-def _check_nifti_gzip_complete(path: Path, image: sitk.Image) -> None:
-    """Raise when a .nii.gz is shorter than its header says.
+_REDO = "re-copy or re-export it"
 
-    ITK's NIfTI reader returns a truncated .nii.gz without complaint (the
-    missing voxels read as zeros), so we compare the gzip trailer's ISIZE
-    (uncompressed length mod 2^32) with vox_offset + the voxel bytes.
+
+def _gzip_length(path: Path) -> int:
+    """Uncompressed length of a gzip file, read through to its end (CRC and length checked).
+
+    ITK's NIfTI reader returns a truncated or corrupt .nii.gz without complaint
+    (the missing voxels read as zeros) or fails with "Unable to determine
+    ImageIO reader", so the stream is checked here first and what is wrong is
+    said in plain words.
     """
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head[:2] != b"\x1f\x8b":
+        raise ImageReadError(path, _not_gzip(head))
+    length = 0
+    try:
+        with gzip.open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                length += len(block)
+    except EOFError as exc:
+        raise ImageReadError(
+            path, f"truncated gzip stream (the file ends before its end-of-stream marker; {_REDO})"
+        ) from exc
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise ImageReadError(path, f"corrupt gzip stream ({_gzip_fault(exc)}; {_REDO})") from exc
+    return length
+
+
+def _not_gzip(head: bytes) -> str:
+    if not head:
+        return f"empty file (0 bytes; {_REDO})"
+    if len(head) == 4 and {348, 540} & {*struct.unpack("<i", head), *struct.unpack(">i", head)}:
+        return (
+            "not gzip-compressed although named .nii.gz (it is an uncompressed NIfTI file; "
+            "rename it to .nii, in the manifest too, or compress it with gzip)"
+        )
+    return f"not a gzip file although named .nii.gz (no gzip signature at its start; {_REDO})"
+
+
+def _gzip_fault(exc: Exception) -> str:
+    """What a gzip or zlib error means, in plain words."""
+    text = str(exc)
+    if text.startswith("CRC check failed"):
+        return "its CRC check failed: the decompressed bytes are not the bytes that were written"
+    if text.startswith("Incorrect length"):
+        return "its recorded length differs from the length of the decompressed data"
+    if text.startswith("Not a gzipped file"):
+        return "unexpected bytes after the end of the compressed data"
+    if isinstance(exc, zlib.error):
+        return "the compressed data is damaged and cannot be decoded"
+    return text
+
+
+def _check_nifti_length(path: Path, image: sitk.Image, length: int) -> None:
+    """Raise when a .nii.gz decompresses to fewer bytes than its header's voxels need."""
     _, _, vox_offset = _nifti_header(path)
     n_bytes = image.GetNumberOfPixels() * image.GetSizeOfPixelComponent()
-    n_bytes *= image.GetNumberOfComponentsPerPixel()
-    with open(path, "rb") as handle:
-        handle.seek(-4, os.SEEK_END)
-        isize = struct.unpack("<I", handle.read(4))[0]
-    if isize != (max(vox_offset, 348) + n_bytes) % 2**32:
+    needed = max(vox_offset, 348) + n_bytes * image.GetNumberOfComponentsPerPixel()
+    if length < needed:
         raise ImageReadError(
-            f"{path}: cannot read image (truncated or corrupt: the compressed stream holds "
-            f"{isize} bytes, the header needs {max(vox_offset, 348) + n_bytes})"
+            path,
+            f"truncated NIfTI data (the file decompresses to {length} bytes, its header "
+            f"needs {needed}; {_REDO})",
         )
 
 
@@ -102,7 +165,7 @@ def _nifti_header(path: Path) -> tuple[str, int, int]:
     with opener(path, "rb") as handle:
         header = handle.read(540)
     if len(header) < 348:
-        raise ImageReadError(f"{path}: cannot read image (NIfTI header is truncated)")
+        raise ImageReadError(path, f"truncated NIfTI header ({_REDO})")
     order = "<" if struct.unpack("<i", header[:4])[0] in (348, 540) else ">"
     if struct.unpack(order + "i", header[:4])[0] == 540:
         return (

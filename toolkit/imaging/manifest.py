@@ -33,9 +33,14 @@ class Manifest:
     problems: dict[str, str] = field(default_factory=dict)  # patient -> reason (row-level)
 
     def rows(self) -> list[dict]:
-        """The usable rows (patients without a row-level problem), as dicts."""
+        """The usable rows (patients without a row-level problem), as dicts.
+
+        Each also holds ``folder``, the manifest's folder, so that messages
+        can name a file as the manifest gives it (relative to that folder).
+        """
         keep = ~self.frame["patient"].isin(list(self.problems)) & (self.frame["patient"] != "")
-        return self.frame[keep].to_dict("records")
+        folder = str(self.path.parent)
+        return [record | {"folder": folder} for record in self.frame[keep].to_dict("records")]
 
 
 def _resolve(folder: Path, value: object) -> str:

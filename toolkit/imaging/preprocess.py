@@ -154,14 +154,24 @@ def _hash_path(path: Path) -> str:
     return file_hash(path)
 
 
-def input_hashes(files: dict[str, str]) -> dict[str, str]:
+def _shown(path: str | os.PathLike[str], folder: str | None) -> str:
+    """`path` as messages show it: relative to the manifest's folder when inside it."""
+    if folder:
+        try:
+            return str(Path(path).relative_to(folder))
+        except ValueError:
+            pass
+    return str(path)
+
+
+def input_hashes(files: dict[str, str], folder: str | None = None) -> dict[str, str]:
     """SHA-256 of each input file (a DICOM folder: of its files); raises on a missing one."""
     out = {}
     for key, value in files.items():
         path = Path(value)
         if not path.exists():
             phase = "mask" if key.startswith("mask_") else "phase"
-            raise PatientFailure("read", f"{key} {phase} missing: {path} not found")
+            raise PatientFailure("read", f"{key} {phase} missing: {_shown(path, folder)} not found")
         out[key] = _hash_path(path)
     return out
 
@@ -179,18 +189,18 @@ def _up_to_date(npz_path: Path, input_hash: str, settings_key: str) -> dict | No
     return meta if same else None
 
 
-def _read_inputs(files: dict[str, str], readers: tuple[str, ...]):
-    import SimpleITK as sitk
-
+def _read_inputs(files: dict[str, str], readers: tuple[str, ...], folder: str | None = None):
+    """Both phases and every mask as float32; a failure names the file and its manifest column."""
     from toolkit.imaging.io import ImageReadError, read_volume
 
-    try:
-        portal = read_volume(files["portal"])
-        arterial = read_volume(files["arterial"])
-        masks = {r: read_volume(files[f"mask_{r}"], dtype=sitk.sitkFloat32) for r in readers}
-    except ImageReadError as exc:
-        raise PatientFailure("read", str(exc)) from None
-    return arterial, portal, masks
+    images = {}
+    for key in ("portal", "arterial", *(f"mask_{r}" for r in readers)):
+        try:
+            images[key] = read_volume(files[key])
+        except ImageReadError as exc:
+            reason = f"{_shown(exc.path, folder)} ({key}): {exc.problem}"
+            raise PatientFailure("read", reason) from None
+    return images["arterial"], images["portal"], {r: images[f"mask_{r}"] for r in readers}
 
 
 def _check_inputs(files, arterial, portal, masks, mask_phase: str) -> tuple[dict, list[str]]:
@@ -371,7 +381,7 @@ def _process(row, settings, out_dir: Path, threads, start) -> dict[str, Any]:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(threads))
     readers = tuple(settings.readers)
     files = _input_files(row, readers)
-    hashes = input_hashes(files)
+    hashes = input_hashes(files, row.get("folder"))
     input_hash = settings_hash(hashes)
     settings_key = settings_hash(settings.as_dict())
     npz_path = out_dir / f"{row['patient']}.npz"
@@ -382,7 +392,7 @@ def _process(row, settings, out_dir: Path, threads, start) -> dict[str, Any]:
             "input_hash": input_hash,
             "warnings": previous.get("warnings", []),
         }
-    arterial, portal, masks = _read_inputs(files, readers)
+    arterial, portal, masks = _read_inputs(files, readers, row.get("folder"))
     mask_arrays, warnings = _check_inputs(files, arterial, portal, masks, settings.mask_phase)
     read_s = time.perf_counter() - start
 
