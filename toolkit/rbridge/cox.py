@@ -10,7 +10,7 @@ import numpy as np
 from toolkit.rbridge import call, r_function
 
 _COXPH = """
-function(x, time, event, ties, weights, strata, newx, newstrata, times, eps) {
+function(x, time, event, ties, weights, strata, newx, newstrata, times, eps, iter_max) {
   suppressPackageStartupMessages(library(survival))  # strata() must be found by name
   x <- as.matrix(x)
   if (is.null(strata)) {
@@ -21,7 +21,7 @@ function(x, time, event, ties, weights, strata, newx, newstrata, times, eps) {
     d <- data.frame(time = time, event = event, s = strata)
   }
   d$x <- x
-  control <- survival::coxph.control(eps = eps, iter.max = 20,
+  control <- survival::coxph.control(eps = eps, iter.max = iter_max,
                                      toler.chol = min(eps / 10, .Machine$double.eps^0.75))
   fit <- if (is.null(weights)) survival::coxph(fml, data = d, ties = ties, control = control)
          else { d$w <- weights
@@ -30,7 +30,7 @@ function(x, time, event, ties, weights, strata, newx, newstrata, times, eps) {
   # non-integer weights make coxph report the robust variance; naive.var is the model's
   v <- if (is.null(fit$naive.var)) fit$var else fit$naive.var
   out <- list(coef = unname(coef(fit)), se = sqrt(diag(as.matrix(fit$var))),
-              naive_se = sqrt(diag(as.matrix(v))),
+              naive_se = sqrt(diag(as.matrix(v))), var = as.matrix(fit$var),
               loglik = fit$loglik, means = unname(fit$means), iter = fit$iter,
               n = fit$n, nevent = fit$nevent, aic = AIC(fit),
               p = unname(summary(fit)$coefficients[, "Pr(>|z|)"]),
@@ -75,11 +75,12 @@ def coxph(
     newstrata: Any = None,
     times: np.ndarray | None = None,
     eps: float = 1e-9,
+    iter_max: int = 20,
 ) -> dict[str, Any]:
     """``coxph`` on a numeric matrix; with ``newx``, ``survfit(fit, newdata)`` at ``times``.
 
     Returns coef, se (as coxph reports it: robust for non-integer weights), naive_se
-    (model-based), loglik (null, fitted), means, iter, n, nevent, aic, p,
+    (model-based), var (``fit$var``), loglik (null, fitted), means, iter, n, nevent, aic, p,
     lower/upper (95% hazard-ratio CI), base_time/base_hazard/base_strata
     (``basehaz(fit, centered=FALSE)``) and surv (rows x times) when asked.
     """
@@ -97,4 +98,5 @@ def coxph(
         newstrata_r,
         None if times is None else np.asarray(times, dtype=float),
         float(eps),
+        int(iter_max),
     )
