@@ -70,9 +70,50 @@ def test_missing_truncated_and_garbage_files_raise_naming_the_file(tmp_path):
         read_volume(tmp_path / "empty_folder")
 
 
-def test_geometry_difference_is_described():
-    image, _ = _volume()
-    other = sitk.Image(image)
-    other.SetSpacing((0.7, 0.8, 3.0))
-    assert "spacing" in same_geometry(image, other)
-    assert "size" in same_geometry(image, image[:, :, :2])
+def _ct(size=(8, 8, 4), spacing=(1.0, 1.0, 5.0), origin=(0.0, 0.0, 0.0), direction=None):
+    """A real SimpleITK image; geometry set from numpy float64 values, as readers give them."""
+    image = sitk.Image(list(size), sitk.sitkFloat32)
+    image.SetSpacing(tuple(np.asarray(spacing, dtype=np.float64)))
+    image.SetOrigin(tuple(np.asarray(origin, dtype=np.float64)))
+    if direction is not None:
+        image.SetDirection(tuple(np.asarray(direction, dtype=np.float64).ravel()))
+    return image
+
+
+FLIPPED_Z = np.diag([1.0, 1.0, -1.0])
+TILTED = [[1.0, 0.0, 0.0], [0.0, np.cos(0.5), -np.sin(0.5)], [0.0, np.sin(0.5), np.cos(0.5)]]
+
+
+@pytest.mark.parametrize(
+    "other, message",
+    [
+        (_ct(spacing=(0.8, 0.8, 5.0)), "spacing 0.8 x 0.8 x 5 mm vs 1 x 1 x 5 mm"),
+        (_ct(size=(8, 8, 2)), "size 8 x 8 x 2 voxels vs 8 x 8 x 4 voxels"),
+        (_ct(origin=(-120.5, 3.25, 10.0)), "origin (-120.5, 3.25, 10) mm vs (0, 0, 0) mm"),
+        (
+            _ct(direction=FLIPPED_Z),
+            "direction [1, 0, 0; 0, 1, 0; 0, 0, -1] vs [1, 0, 0; 0, 1, 0; 0, 0, 1]",
+        ),
+        (
+            _ct(direction=TILTED),
+            "direction [1, 0, 0; 0, 0.877583, -0.479426; 0, 0.479426, 0.877583] "
+            "vs [1, 0, 0; 0, 1, 0; 0, 0, 1]",
+        ),
+    ],
+    ids=["spacing", "size", "origin", "direction-flip", "direction-tilt"],
+)
+def test_geometry_difference_is_plain_numbers_with_units(other, message):
+    reference = _ct()
+    assert same_geometry(reference, reference) is None
+    described = same_geometry(reference, other)
+    assert described == message
+    assert "np.float64" not in described and "float64" not in described
+    named = same_geometry(reference, other, names=("portal", "mask_r1"))
+    left, right = message.split(" vs ")
+    assert named == f"{left} (mask_r1) vs {right} (portal)"
+
+
+def test_geometry_within_tolerance_is_the_same():
+    reference = _ct(spacing=(0.7, 0.8, 2.5), origin=(-10.0, 5.0, 3.0))
+    close = _ct(spacing=(0.7000001, 0.8, 2.5), origin=(-10.0, 5.0, 3.0004))
+    assert same_geometry(reference, close) is None

@@ -238,7 +238,28 @@ def test_mask_geometry_mismatch_fails_only_that_patient(tiny_cohort, tmp_path):
     mask.SetSpacing((2.5, 2.0, 5.0))
     sitk.WriteImage(mask, str(folder / "mask_reader1_b.nii.gz"))
     summary = _run(manifest, tmp_path / "crops")
-    _assert_partial(summary, tmp_path / "crops", "P002", "mask_reader1_b geometry does not match")
+    _assert_partial(
+        summary,
+        tmp_path / "crops",
+        "P002",
+        "mask_reader1_b geometry does not match the arterial image: "
+        "spacing 2.5 x 2 x 5 mm (mask_reader1_b) vs 2 x 2 x 5 mm (arterial)",
+    )
+    assert "np.float64" not in summary.failures["reason"].iloc[0]
+
+
+def test_mask_of_another_size_names_both_sizes_in_voxels(tiny_cohort, tmp_path):
+    manifest, folder = _bad_run(tiny_cohort, tmp_path)
+    mask = _image(folder, "mask_reader2.nii.gz")
+    sitk.WriteImage(mask[:, :, 2:14], str(folder / "mask_reader2.nii.gz"))
+    summary = _run(manifest, tmp_path / "crops")
+    _assert_partial(
+        summary,
+        tmp_path / "crops",
+        "P002",
+        "mask_reader2 geometry does not match the arterial image: "
+        "size 96 x 96 x 12 voxels (mask_reader2) vs 96 x 96 x 16 voxels (arterial)",
+    )
 
 
 def test_empty_mask_fails_only_that_patient(tiny_cohort, tmp_path):

@@ -219,14 +219,47 @@ def to_array(image: sitk.Image) -> np.ndarray:
     return sitk.GetArrayFromImage(image)
 
 
-def same_geometry(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-3) -> str | None:
-    """None when `a` and `b` share size, spacing, origin and direction; else what differs."""
+def same_geometry(
+    a: sitk.Image,
+    b: sitk.Image,
+    tolerance: float = 1e-3,
+    names: tuple[str, str] | None = None,
+) -> str | None:
+    """None when `a` and `b` share size, spacing, origin and direction; else what differs.
+
+    The first difference found, `b`'s value first, in plain numbers with units:
+    ``"spacing 2.5 x 2 x 5 mm vs 2 x 2 x 5 mm"``, ``"size 96 x 96 x 2 voxels vs
+    96 x 96 x 16 voxels"``, ``"origin (0, 0, 10) mm vs (0, 0, 0) mm"``,
+    ``"direction [1, 0, 0; 0, 1, 0; 0, 0, -1] vs [...]"`` (rows of the direction
+    cosine matrix). `names` = (name of `a`, name of `b`) labels each value.
+    Spacing, origin and direction differ when a component differs by more than
+    `tolerance` times the largest magnitude (at least 1).
+    """
+    label_a, label_b = (f" ({n})" for n in names) if names else ("", "")
     if a.GetSize() != b.GetSize():
-        return f"size {b.GetSize()} != {a.GetSize()}"
-    for name in ("GetSpacing", "GetOrigin", "GetDirection"):
-        va, vb = np.asarray(getattr(a, name)()), np.asarray(getattr(b, name)())
+        return f"size {_by(b.GetSize())} voxels{label_b} vs {_by(a.GetSize())} voxels{label_a}"
+    for name, shown in (
+        ("spacing", lambda v: f"{_by(v)} mm"),
+        ("origin", lambda v: f"({', '.join(map(_number, v))}) mm"),
+        ("direction", _matrix),
+    ):
+        va, vb = (np.asarray(getattr(image, f"Get{name.title()}")()) for image in (a, b))
         scale = max(1.0, float(np.max(np.abs(va))))
         if np.max(np.abs(va - vb)) > tolerance * scale:
-            label = name[3:].lower()
-            return f"{label} {tuple(np.round(vb, 4))} != {tuple(np.round(va, 4))}"
+            return f"{name} {shown(vb)}{label_b} vs {shown(va)}{label_a}"
     return None
+
+
+def _number(value: float) -> str:
+    """A plain number: at most 6 significant digits, float noise and -0 removed."""
+    return f"{round(float(value), 6) + 0.0:g}"
+
+
+def _by(values) -> str:
+    return " x ".join(map(_number, values))
+
+
+def _matrix(values) -> str:
+    n = round(len(values) ** 0.5)
+    rows = (", ".join(map(_number, values[i : i + n])) for i in range(0, len(values), n))
+    return f"[{'; '.join(rows)}]"

@@ -217,7 +217,7 @@ def _check_inputs(files, arterial, portal, masks, mask_phase: str) -> tuple[dict
     reference = arterial if mask_phase == "arterial" else portal
     arrays, warnings = {}, []
     for reader, mask in masks.items():
-        differs = same_geometry(reference, mask)
+        differs = same_geometry(reference, mask, names=(mask_phase, f"mask_{reader}"))
         if differs:
             raise PatientFailure(
                 "check", f"mask_{reader} geometry does not match the {mask_phase} image: {differs}"
