@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -150,3 +152,136 @@ def test_bad_input_names_rows_and_problem():
         cox.fit(pd.DataFrame({"g": list("abab")}), time, event)
     with pytest.raises(ValueError, match="ties"):
         cox.fit(np.ones((4, 1)), time, event, ties="exact")
+
+
+# survival's tests/book1.R: six rows (the seventh, status NA, is dropped by coxph).
+BOOK1_TIME = np.array([9.0, 1, 1, 6, 6, 8])
+BOOK1_EVENT = np.array([1.0, 1, 0, 1, 1, 0])
+BOOK1_X = np.array([0.0, 1, 1, 1, 0, 0])
+
+
+def test_max_iter_zero_is_the_start_worked_by_hand():
+    """At beta = 0 with Breslow ties, by hand: the event at t=1 has 6 at risk, 3 with
+    x=1 (mean 1/2, variance 1/4); the two events at t=6 have 4 at risk, 1 with x=1
+    (mean 1/4, variance 3/16); the event at t=9 is alone (variance 0). So
+    U = (1 - 1/2) + (1 - 2/4) = 1, I = 1/4 + 2 * 3/16 = 5/8, var = 1/I = 1.6 and
+    loglik = -(log 6 + 2 log 4)."""
+    fit = cox.fit(BOOK1_X[:, None], BOOK1_TIME, BOOK1_EVENT, ties="breslow", max_iter=0)
+    assert fit.coef.tolist() == [0.0]
+    assert fit.iterations == 0
+    assert not fit.converged
+    np.testing.assert_allclose(fit.variance, [[1.6]], rtol=1e-14)
+    np.testing.assert_allclose(fit.loglik, -(np.log(6) + 2 * np.log(4)), rtol=1e-14)
+    assert fit.loglik == fit.loglik_null
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_max_iter_zero_equals_coxph_iter_max_zero_on_lung(r, lung_data, ties):
+    from toolkit.rbridge.cox import coxph
+
+    x, time, event, sex = lung_data
+    ours = cox.fit(x, time, event, ties=ties, strata=sex, max_iter=0)
+    ref = coxph(x, time, event, ties=ties, strata=sex, iter_max=0)
+    assert ref["iter"][0] == 0 and ours.iterations == 0
+    np.testing.assert_array_equal(ours.coef, ref["coef"])
+    np.testing.assert_allclose(ours.variance, ref["var"], rtol=1e-10)
+    np.testing.assert_allclose([ours.loglik_null, ours.loglik], ref["loglik"], rtol=1e-12)
+
+
+def _count_halvings(monkeypatch, nan_at: int | None = None, betas=None) -> list[float]:
+    """Record every log-likelihood that cox.fit's Newton iteration evaluates (and
+    each beta in ``betas``); ``nan_at``: make that evaluation (1 = the first
+    candidate) return NaN."""
+    seen: list[float] = []
+    terms = cox._terms
+
+    def recording(risk, beta, **kwargs):
+        out = terms(risk, beta, **kwargs)
+        seen.append(out[0])
+        if betas is not None:
+            betas.append(np.array(beta))
+        if nan_at is not None and len(seen) == nan_at + 1:
+            seen[-1] = np.nan
+            return (np.nan, *out[1:])
+        return out
+
+    monkeypatch.setattr(cox, "_terms", recording)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("data", "covariates", "halvings"),
+    [("mgus", ["creat"], 1), ("flchain", ["creatinine"], 3), ("flchain", ["kappa", "mgus"], 3)],
+)
+def test_newton_path_that_halves_equals_coxph(r, monkeypatch, data, covariates, halvings):
+    """Real data whose first Newton steps overshoot: coxfit6 pulls a step back
+    towards the best point, harder on each consecutive failure ((new + k old) / (k + 1)),
+    and may stop in the midst of halving. Same coefficients and iteration count as R."""
+    from toolkit.rbridge.cox import coxph
+
+    frame = r.dataset(data)
+    time_col, event_col = ("futime", "death")
+    d = frame.dropna(subset=[time_col, event_col, *covariates])
+    x = d[covariates].to_numpy(float)
+    time, event = d[time_col].to_numpy(float), d[event_col].to_numpy(float)
+    seen = _count_halvings(monkeypatch)
+    ours = cox.fit(x, time, event)
+    best = np.maximum.accumulate(seen)
+    assert int(np.sum(np.asarray(seen[1:]) < best[:-1])) == halvings  # the path halved
+    ref = coxph(x, time, event)
+    assert ours.converged
+    assert ours.iterations == ref["iter"][0]
+    assert _rel(ours.coef, ref["coef"]) < 1e-9
+    assert _rel(ours.loglik, ref["loglik"][1]) < 1e-12
+    np.testing.assert_allclose(ours.variance, ref["var"], rtol=1e-8)
+
+
+def test_non_finite_loglik_is_halved_not_accepted(r, monkeypatch, pbc_data):
+    """coxfit6 halves a candidate whose log-likelihood is not finite (exp overflow);
+    taking NaN as an improvement (NaN < x is false) never converged."""
+    X, time, event = pbc_data
+    clean = cox.fit(X, time, event)
+    betas: list[np.ndarray] = []
+    seen = _count_halvings(monkeypatch, nan_at=1, betas=betas)
+    ours = cox.fit(X, time, event)
+    assert np.isnan(seen[1])
+    np.testing.assert_allclose(betas[2], betas[1] / 2, rtol=1e-15)  # halved from beta = 0
+    assert ours.converged
+    np.testing.assert_allclose(ours.coef, clean.coef, rtol=1e-7)
+
+
+_COXPH_AT = """function(x, time, event, init) {
+  fit <- survival::coxph(survival::Surv(time, event) ~ x, init = init, iter.max = 0)
+  list(var = as.matrix(fit$var), loglik = fit$loglik)
+}"""
+
+
+def test_running_out_of_iterations_warns_as_coxph(r, lung_data):
+    """iter.max = 2 on lung: R warns "Ran out of iterations", returns the last accepted
+    point with the terms recomputed there, and reports iter = iter.max + 1.
+
+    R's ``fit$var`` there is not the inverse information at that point (coxfit6
+    inverts the recomputed information without factoring it first: the matrix comes
+    back diagonal); ours is, and equals R's own ``coxph(init = coef, iter.max = 0)``."""
+    from toolkit.rbridge.cox import coxph
+
+    x, time, event, _ = lung_data
+    with pytest.warns(RuntimeWarning, match="ran out of iterations"):
+        ours = cox.fit(x, time, event, max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # R's own "Ran out of iterations"
+        ref = coxph(x, time, event, iter_max=2)
+    assert not ours.converged
+    assert ours.iterations == ref["iter"][0] == 3
+    assert _rel(ours.coef, ref["coef"]) < 1e-10
+    assert _rel(ours.loglik, ref["loglik"][1]) < 1e-12
+    assert np.count_nonzero(ref["var"] - np.diag(np.diag(ref["var"]))) == 0
+    at = r.call(r.r_function(_COXPH_AT, ["survival"]), x, time, event, ref["coef"])
+    np.testing.assert_allclose(ours.variance, at["var"], rtol=1e-9)
+    np.testing.assert_allclose(ours.loglik, at["loglik"][0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True, "20"])
+def test_max_iter_must_be_a_whole_number(bad):
+    with pytest.raises(ValueError, match="max_iter must be a whole number"):
+        cox.fit(BOOK1_X[:, None], BOOK1_TIME, BOOK1_EVENT, max_iter=bad)

@@ -59,9 +59,10 @@ def efron_fit(X, time, event, max_iter: int = 50) -> EfronFit:
     # no unique maximum: keep beta = 0, not converged, rather than cox._newton's
     # least-squares steps.
     if _invertible(start[2]):
-        beta, _, info, step, _, converged = _newton(risk, start, _EPS, max_iter)
+        newton = _newton(risk, start, _EPS, max_iter)
+        beta, step = newton.beta, newton.step
         small_step = np.all(np.abs(step) <= 1e-6 * np.maximum(1.0, np.abs(beta)))
-        converged = converged and small_step and _invertible(info)
+        converged = newton.converged and small_step and _invertible(newton.information)
     else:
         beta, converged = np.zeros(p), False
     r = np.exp(risk.x @ beta)

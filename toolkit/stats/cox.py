@@ -13,20 +13,27 @@ w_i e^{\\eta_i}`, is (Efron)
 
 and, with Breslow's approximation, :math:`\\sum_k W_k \\log S_0`. This is exactly
 ``coxfit6``'s likelihood. It is maximised by Newton-Raphson with step halving,
-exactly as ``coxph`` iterates (same start, steps, halving and stopping rule:
-relative log-likelihood change <= 1e-9, at most 20 iterations), so that both
-stop at the same point and agree to rounding error.
+exactly as ``coxph`` iterates in survival 3.5-3 (same start, steps, halving and
+stopping rule: relative log-likelihood change <= 1e-9, at most 20 iterations; a
+step to a lower or non-finite log-likelihood pulled back towards the best point,
+harder on each consecutive failure; convergence accepted in the midst of
+halving; ``max_iter = 0`` gives the fit at the start), so that both stop at the
+same point and agree to rounding error (see ``_newton``).
 
 A covariate that separates events perfectly has no finite maximum (monotone
 likelihood); ``coxph`` warns "Loglik converged before variable ...; coefficient
 may be infinite". We apply R's rule (the last Newton step is still larger than
 ``sqrt(1e-9) * |coef|``), emit a ``RuntimeWarning`` naming the covariates and
-return ``converged=False``.
+return ``converged=False``; running out of iterations warns as ``coxph`` does.
 
 Deliberate differences from R: rows with missing values raise a ``ValueError``
 naming them instead of being dropped by ``na.omit``. The variance follows
 ``coxph``: model-based, except with non-integer case weights (or ``robust=True``),
 where it is the robust sandwich :math:`D^\\top D` of the weighted dfbeta residuals.
+When the iterations run out, ``variance`` is the inverse information at the
+returned coefficients; R's ``fit$var`` there is not (coxfit6 inverts the
+recomputed information without factoring it first, and returns a diagonal
+matrix), so compare it with ``coxph(init = coef, iter.max = 0)$var`` instead.
 """
 
 from __future__ import annotations
@@ -324,33 +331,65 @@ def _score_residuals(risk: _Risk, beta: np.ndarray) -> np.ndarray:
     return residual
 
 
-def _newton(risk: _Risk, start: tuple, eps: float, max_iter: int) -> tuple:
-    """coxfit6's Newton-Raphson, step for step; returns beta, loglik, info, step, iters, ok.
+@dataclass(frozen=True)
+class _Newton:
+    """Where coxfit6's iteration stopped: the point, its terms and how it got there."""
 
-    From beta = 0, step by the information's solve of the score; stop when
-    ``|1 - loglik_old / loglik_new| <= eps`` after a full (not halved) step; a step
-    that lowers the log-likelihood is halved (one halving per iteration). Copying
-    the iteration, not just the optimum, makes our coefficients equal to R's to
-    rounding error rather than to R's convergence tolerance (about 1e-9).
+    beta: np.ndarray
+    loglik: float
+    information: np.ndarray
+    step: np.ndarray  # the next Newton step from beta (coxph.fit's ``u %*% var``)
+    iterations: int
+    converged: bool
+    halvings: int  # steps that were shortened, over the whole iteration
+
+
+def _finite(loglik: float, score: np.ndarray, info: np.ndarray) -> bool:
+    return bool(np.isfinite(loglik) and np.all(np.isfinite(score)) and np.all(np.isfinite(info)))
+
+
+def _newton(risk: _Risk, start: tuple, eps: float, max_iter: int) -> _Newton:
+    """coxfit6's Newton-Raphson (survival 3.5-3), step for step, halving included.
+
+    From beta = 0: evaluate the candidate ``beta + I^{-1} U``. It has converged when
+    its log-likelihood, score and information are finite and
+    ``|1 - loglik_best / loglik_new| <= eps``; that is accepted in the midst of
+    halving too. A candidate whose log-likelihood is lower than the best so far,
+    or not finite, is pulled back towards the best point, harder each time:
+    the k-th consecutive halving takes ``(candidate + k beta) / (k + 1)``. Otherwise
+    it becomes the best point and the next candidate is its Newton step.
+    With ``max_iter = 0`` the fit is the start (beta = 0, its information and
+    score, 0 iterations), as ``coxph(..., iter.max = 0)``. When the iterations run
+    out, the fit is the best point with its terms recomputed there (for
+    ``max_iter > 1``; at ``max_iter = 1`` coxfit6 leaves the last terms, and so
+    do we). Copying the iteration, not just the optimum, makes our coefficients
+    equal to R's to rounding error rather than to R's tolerance (about 1e-9).
     """
     loglik, score, info = start  # the terms at beta = 0
     beta = np.zeros(len(score))
+    if max_iter == 0:
+        return _Newton(beta, loglik, info, _solve(info, score), 0, False, 0)
     candidate = beta + _solve(info, score)
-    halving = False
+    halving = halvings = 0
     for iteration in range(1, max_iter + 1):
         new_loglik, score, info = _terms(risk, candidate)
-        if not halving and abs(1 - loglik / new_loglik) <= eps:
-            return candidate, new_loglik, info, _solve(info, score), iteration, True
-        if iteration == max_iter:
-            break
-        if new_loglik < loglik:
-            halving = True
-            candidate = (candidate + beta) / 2
+        finite = _finite(new_loglik, score, info)
+        if finite and abs(1 - loglik / new_loglik) <= eps:
+            return _Newton(
+                candidate, new_loglik, info, _solve(info, score), iteration, True, halvings
+            )
+        if not finite or new_loglik < loglik:
+            halving += 1
+            halvings += 1
+            candidate = (candidate + halving * beta) / (halving + 1)
         else:
-            halving = False
+            halving = 0
             loglik, beta = new_loglik, candidate
             candidate = candidate + _solve(info, score)
-    return candidate, new_loglik, info, _solve(info, score), max_iter, False
+    if max_iter > 1:
+        loglik, score, info = _terms(risk, beta)
+    # coxfit6 leaves its loop counter at max_iter + 1, and coxph reports that as $iter
+    return _Newton(beta, loglik, info, _solve(info, score), max_iter + 1, False, halvings)
 
 
 def _solve(info: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -442,7 +481,11 @@ def fit(
         Covariate names for an array X (default ``x1, x2, ...``).
     eps, max_iter
         ``coxph.control(eps=, iter.max=)``: stop when the relative change of the
-        log-likelihood is <= eps. The defaults are coxph's; at eps = 1e-9 the
+        log-likelihood is <= eps. ``max_iter = 0`` returns the fit at beta = 0
+        (its log-likelihood, information and variance; ``converged=False``, no
+        warning), as ``coxph(..., iter.max = 0)``; ``iterations`` is R's
+        ``fit$iter`` (``max_iter + 1`` when the iterations ran out, as coxfit6
+        counts). The defaults are coxph's; at eps = 1e-9 the
         coefficients can still be ~1e-7 (relative) from the exact maximum, so
         to compare with an R fit run at another eps (e.g. ``rms::cph(eps=1e-12)``)
         pass the same eps here.
@@ -457,6 +500,10 @@ def fit(
     """
     if ties not in ("efron", "breslow"):
         raise ValueError(f"ties must be 'efron' or 'breslow', got {ties!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer) or max_iter < 0:
+        raise ValueError(f"max_iter must be a whole number >= 0, got {max_iter!r}")
+    if not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a positive number, got {eps!r}")
     x, cols = _design(X, names)
     rows = X.index if isinstance(X, pd.DataFrame) else None
     t, e, x = check_survival(time, event, x, names=("time", "event", "covariates"), rows=rows)
@@ -469,19 +516,11 @@ def fit(
     # threads spinning on a busy machine cost more than the work itself.
     with threadpool_limits(limits=1, user_api="blas"):
         start = _terms(risk, np.zeros(p))
-        beta, loglik, info, step, iterations, converged = _newton(risk, start, eps, max_iter)
+        newton = _newton(risk, start, eps, max_iter)
+    beta, loglik, info = newton.beta, newton.loglik, newton.information
+    iterations = newton.iterations
     loglik_null = start[0]
-    # coxph.fit's rule, with toler.inf = sqrt(eps) as in coxph.control
-    infinite = (np.abs(step) > eps) & (np.abs(step) > np.sqrt(eps) * np.abs(beta))
-    if infinite.any() or not converged:
-        converged = False
-        which = [cols[i] for i in np.flatnonzero(infinite)] or list(cols)
-        warnings.warn(
-            f"Cox partial likelihood converged before {', '.join(which)}: "
-            "coefficient may be infinite (monotone likelihood; R's coxph warns the same)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    converged = _convergence(newton, cols, eps, max_iter)
     variance = np.linalg.pinv(info) if not np.all(np.isfinite(info)) else _inverse(info)
     naive_variance = variance
     if robust is None:
@@ -511,6 +550,38 @@ def fit(
         ties=ties,
         baseline_cumulative_hazard=_baseline(risk, beta, float(means @ beta), levels),
     )
+
+
+def _convergence(newton: _Newton, cols: tuple[str, ...], eps: float, max_iter: int) -> bool:
+    """``converged``, with coxph.fit's warnings (given only when ``max_iter > 1``, as R).
+
+    Out of iterations: R's "Ran out of iterations and did not converge". Converged
+    but some coefficient's next Newton step still larger than both eps and
+    ``sqrt(eps) * |coef|`` (``toler.inf`` of coxph.control): "Loglik converged
+    before variable ...; coefficient may be infinite", and ``converged=False``.
+    """
+    if max_iter <= 1:
+        return newton.converged
+    if not newton.converged:
+        warnings.warn(
+            f"Cox partial likelihood: ran out of iterations (max_iter={max_iter}) and did "
+            "not converge; the fit is the best point reached (R's coxph warns the same)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    step, beta = np.abs(newton.step), np.abs(newton.beta)
+    infinite = (step > eps) & (step > np.sqrt(eps) * beta)
+    if infinite.any():
+        which = [cols[i] for i in np.flatnonzero(infinite)]
+        warnings.warn(
+            f"Cox partial likelihood converged before {', '.join(which)}: "
+            "coefficient may be infinite (monotone likelihood; R's coxph warns the same)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    return True
 
 
 def _inverse(info: np.ndarray) -> np.ndarray:
