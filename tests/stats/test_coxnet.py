@@ -623,3 +623,27 @@ def test_dense_lasso_with_near_collinear_columns_converges(dense):
     ours = coxnet.path(x, time, event, 1.0, penalties=penalties)
     assert dense == ["dense"]  # converged at every penalty: no refit
     assert np.isfinite(ours.coef).all() and ours.n_nonzero[-1] > 20
+
+
+def test_plain_python_lists_are_accepted_everywhere(veteran_data):
+    """Public functions take lists as they take arrays (a list's ``.index`` is a method,
+    which once made the row labels raise TypeError)."""
+    x, time, event = veteran_data
+    x = x.to_numpy()
+    weights = 1.0 + np.arange(len(time)) % 2
+    factor = np.r_[0.5, np.ones(x.shape[1] - 1)]
+    arrays = coxnet.path(x, time, event, weights=weights, penalty_factor=factor, n_penalties=20)
+    lists = coxnet.path(
+        x.tolist(), time.tolist(), event.tolist(), weights=weights.tolist(),
+        penalty_factor=factor.tolist(), penalties=arrays.penalties.tolist(),
+    )  # fmt: skip
+    np.testing.assert_array_equal(lists.coef, arrays.coef)
+    folds = (np.arange(len(time)) % 4 + 1).tolist()
+    fitted = coxnet.cv(x.tolist(), time.tolist(), event.tolist(), fold_id=folds, n_penalties=20)
+    reference = coxnet.cv(x, time, event, fold_id=np.asarray(folds), n_penalties=20)
+    np.testing.assert_array_equal(fitted.cv_mean, reference.cv_mean)
+    np.testing.assert_array_equal(
+        coxnet.predict(fitted, x[:5].tolist()), coxnet.predict(reference, x[:5])
+    )
+    with pytest.raises(ValueError, match="rows 2"):
+        coxnet.path(x.tolist(), [*time[:2].tolist(), -1.0, *time[3:].tolist()], event.tolist())

@@ -86,6 +86,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from toolkit._jax import jax
 from toolkit.stats._rows import row_products
@@ -187,7 +188,8 @@ def _names(X: Any, p: int) -> tuple[str, ...]:
 
 
 def _row_labels(obj: Any, n: int) -> np.ndarray:
-    index = getattr(obj, "index", None)
+    """A pandas object's row labels, else positions (a list's ``.index`` is a method)."""
+    index = obj.index if isinstance(obj, pd.Series | pd.DataFrame) else None
     return np.asarray(index) if index is not None and len(index) == n else np.arange(n)
 
 
