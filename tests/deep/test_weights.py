@@ -124,6 +124,51 @@ def test_torchvision_hash_prefix_in_name_is_checked(tmp_path, torch_model):
     assert W.import_file(good).verified
 
 
+UNPICKLED = []
+
+
+class TrainingRun:
+    """What a training script pickles beside its weights; unpickling it records itself."""
+
+    def __init__(self) -> None:
+        self.epochs = 90
+
+    def __setstate__(self, state: dict) -> None:
+        UNPICKLED.append(state)
+        self.__dict__.update(state)
+
+
+def test_torch_file_with_pickled_objects_is_refused_in_sigkit_words(tmp_path):
+    import pickle
+
+    import torch
+
+    path = tmp_path / "checkpoint.pth"
+    torch.save(
+        {"state_dict": {"features.conv0.weight": torch.zeros(2)}, "run": TrainingRun()}, path
+    )
+    with pytest.raises(W.WeightsError) as error:
+        W.import_file(path)
+    message = str(error.value)
+    assert message.startswith(
+        "checkpoint.pth: not a plain state_dict of tensors; it holds pickled Python objects "
+        "(such as "
+    )
+    assert "TrainingRun), and it was not loaded, because unpickling them could run" in message
+    assert "torch.save(model.state_dict(), 'densenet121.pth')" in message
+    assert W.KERAS_NOTOP_FILENAME in message
+    assert "Weights only load failed" not in message and "add_safe_globals" not in message
+    assert isinstance(error.value.__cause__, pickle.UnpicklingError)
+    assert UNPICKLED == []  # refused before any object was rebuilt
+
+
+def test_a_file_torch_cannot_read_is_refused_in_sigkit_words(tmp_path):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(b"not a torch file")
+    with pytest.raises(W.WeightsError, match=r"^weights\.pth: not a torch state_dict file \("):
+        W.import_file(path)
+
+
 def test_install_load_and_info_round_trip(tmp_path, monkeypatch, keras_weights):
     monkeypatch.setenv("SIGKIT_WEIGHTS", str(tmp_path / "cache"))
     assert W.info() == {"installed": False, "path": str(tmp_path / "cache" / W.CACHE_FILENAME)}

@@ -17,7 +17,8 @@ Sources understood by `import_file`:
   order, so layers are matched by order and checked by shape).
 - A torchvision `densenet121` state_dict (`.pth`, read with
   `torch.load(weights_only=True)`; legacy `norm.1`-style keys are remapped,
-  `num_batches_tracked` and the classifier dropped). Needs the optional `torch` extra.
+  `num_batches_tracked` and the classifier dropped; a file that also holds other
+  pickled Python objects is refused, never unpickled). Needs the optional `torch` extra.
 
 Converted weights are stored as safetensors (Keras layer names, HWIO kernels,
 float32) in the cache directory: `$SIGKIT_WEIGHTS` if set, else
@@ -31,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 import tempfile
 import urllib.request
@@ -287,12 +289,32 @@ def _read_torch(path: Path) -> Params:
             f"{path.name}: reading a torchvision state_dict needs torch "
             "(pip install 'sigkit[torch]')"
         ) from error
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # weights_only: tensors and plain containers only, never arbitrary pickled objects
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(_unpickling_refusal(path, exc)) from exc
     if isinstance(state, Mapping) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, Mapping):
         raise WeightsError(f"{path.name}: not a state_dict ({type(state).__name__})")
     return params_from_torch_state_dict(state)
+
+
+def _unpickling_refusal(path: Path, exc: Exception) -> str:
+    """Why torch's safe loader refused `path`, in sigkit's words."""
+    found = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
+    if found is None:
+        return (
+            f"{path.name}: not a torch state_dict file (torch's safe loader cannot read it; "
+            "is it damaged, or not a torch file?)"
+        )
+    return (
+        f"{path.name}: not a plain state_dict of tensors; it holds pickled Python objects "
+        f"(such as {found.group(1)}), and it was not loaded, because unpickling them could "
+        "run arbitrary code. Save the weights alone with "
+        "torch.save(model.state_dict(), 'densenet121.pth') and import that file, or import "
+        f"the Keras weights ({KERAS_NOTOP_FILENAME}) instead."
+    )
 
 
 def _md5(path: Path) -> str:
