@@ -219,3 +219,27 @@ def test_mid_on_undiscretised_data_is_an_error():
     X = pd.DataFrame({"ok": rng.integers(0, 3, 50), "raw": rng.normal(scale=500, size=50)})
     with pytest.raises(ValueError, match="discretise first: raw"):
         mrmr.rank(X, rng.integers(0, 2, 50), 1, method="MID")
+
+
+def test_forced_perfect_features_score_inf_and_forced_copies_are_refused():
+    """A forced feature is scored wherever it comes: infinite relevance with finite
+    redundancy is +inf, never mRMRe's inf - inf = NaN; two forced features with
+    |r| = 1 have no defined score and are refused by name."""
+    rng = np.random.default_rng(7)
+    time = rng.exponential(10, 40)
+    X = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
+    X["oracle"] = -time  # D = 1
+    X["oracle_scaled"] = 1.0 - 2.0 * time  # an affine copy of oracle
+    with pytest.warns(UserWarning) as record:
+        res = mrmr.rank(X, (time, np.ones(40)), 4, force=["a", "oracle"])
+    messages = " | ".join(str(w.message) for w in record)
+    assert "order the outcome perfectly" in messages
+    assert "oracle_scaled (~ oracle)" in messages  # infinite redundancy: not eligible
+    assert res.names[:2] == ("a", "oracle")
+    assert not np.isnan(res.scores).any()
+    assert res.scores[1] == np.inf
+    with (
+        pytest.warns(UserWarning, match="order the outcome perfectly"),
+        pytest.raises(ValueError, match="forced features oracle and oracle_scaled are perfectly"),
+    ):
+        mrmr.rank(X, (time, np.ones(40)), 4, force=["a", "oracle", "oracle_scaled"])

@@ -69,7 +69,10 @@ a correlation within 1e-12 of +-1 counts as +-1 (an affine copy of a chosen
 feature, infinite redundancy, never chosen: named in a warning) where
 mRMRe's rounding would give a large finite redundancy; features with
 |Somers' D| = 1 (infinite relevance) are named in a warning, and running out
-of features with a defined score is an error naming them.
+of features with a defined score is an error naming them. ``scores`` is never
+NaN: a candidate with an undefined score is skipped (as mRMRe), a forced
+feature with infinite relevance scores +inf (mRMRe: NaN), and forcing two
+perfectly correlated features is an error naming them.
 """
 
 from __future__ import annotations
@@ -365,6 +368,7 @@ def _classic(x: np.ndarray, y, k: int, forced: list[int], cols: Sequence[str]):
             score = relevance - (relevance + redundancy_sum) / level if level > 1 else relevance
         if level <= len(forced):
             pick = forced[level - 1]
+            score = _forced_score(score, pick, relevance, redundancy_sum, copies, cols)
         else:
             valid = available & ~np.isnan(score)
             if not valid.any() or np.max(score[valid]) == -np.inf:
@@ -388,6 +392,22 @@ def _classic(x: np.ndarray, y, k: int, forced: list[int], cols: Sequence[str]):
             stacklevel=3,
         )
     return chosen, scores, relevance[chosen], assoc[chosen]
+
+
+def _forced_score(score, pick, relevance, redundancy_sum, copies, cols) -> np.ndarray:
+    """A forced feature's score is never NaN: with infinite relevance and finite
+    redundancy it is +inf (the limit of relevance minus mean redundancy; mRMRe's
+    ``I - (I + sum) / L`` gives inf - inf); a forced feature perfectly correlated
+    with one chosen before it is refused, naming both."""
+    if pick in copies:
+        raise ValueError(
+            f"forced features {cols[copies[pick]]} and {cols[pick]} are perfectly correlated "
+            "(|r| = 1: infinite redundancy, undefined mRMR score); force only one of them"
+        )
+    if np.isinf(relevance[pick]) and np.isfinite(redundancy_sum[pick]):
+        score = score.copy()
+        score[pick] = np.inf
+    return score
 
 
 def _no_candidate(level, k, cols, available, copies, perfect) -> str:
