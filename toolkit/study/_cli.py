@@ -10,12 +10,14 @@ import typer
 study_app = typer.Typer(help="Run the whole study: signature, nomograms, validation, R check.")
 
 
-def _execute(study_dir: Path, weights: str | None, workers: int | None, report: bool) -> None:
+def _execute(
+    study_dir: Path, weights: str | None, workers: int | None, report: bool, wait: bool = False
+) -> None:
     from toolkit.config import StudyConfigError
-    from toolkit.study.run import RCheckFailed, run_study, summary_text
+    from toolkit.study.run import RCheckFailed, StudyInUseError, run_study, summary_text
 
     try:
-        outcome = run_study(study_dir, weights=weights, workers=workers, report=report)
+        outcome = run_study(study_dir, weights=weights, workers=workers, report=report, wait=wait)
     except RCheckFailed as exc:
         from toolkit.artifacts import read_json
 
@@ -27,7 +29,7 @@ def _execute(study_dir: Path, weights: str | None, workers: int | None, report: 
         typer.echo(summary_text(outcome))
         typer.echo(f"\nERROR: {exc}", err=True)
         raise typer.Exit(2) from None
-    except (StudyConfigError, FileNotFoundError, ValueError) as exc:
+    except (StudyConfigError, StudyInUseError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(summary_text(outcome))
@@ -50,9 +52,12 @@ def run_command(
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Imaging worker processes.")] = None,
     report: Annotated[bool, typer.Option(help="Render STUDY_DIR/report/study.html.")] = True,
+    wait: Annotated[
+        bool, typer.Option(help="If another run holds STUDY_DIR, wait for it (default: stop).")
+    ] = False,
 ) -> None:
-    """Run every stage of the study (up-to-date stages are skipped)."""
-    _execute(study_dir, weights, workers, report)
+    """Run every stage of the study (up-to-date stages are skipped); one run per folder."""
+    _execute(study_dir, weights, workers, report, wait)
 
 
 @study_app.command("demo")

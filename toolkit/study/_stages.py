@@ -6,17 +6,86 @@ the outputs; the next run skips the stage when the key is the same and every
 output still exists. Outputs carry the same key in their provenance
 (``settings_hash``), so a stale file can be recognised by itself too. A stage
 that fails records nothing, and the outputs of earlier stages stay as they were.
+
+One run at a time: :func:`study_lock` holds ``STUDY_DIR/.sigkit/lock`` for the
+whole run, so a second run on the same folder stops at once (or waits) instead
+of running every stage a second time beside the first.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
+import json
+import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolkit.artifacts import read_json, settings_hash, write_json
+
+
+class StudyInUseError(RuntimeError):
+    """Another sigkit run holds the study folder's lock."""
+
+
+@contextlib.contextmanager
+def study_lock(
+    study_dir: Path, *, wait: bool = False, echo: Callable[[str], None] = print
+) -> Iterator[None]:
+    """Hold ``STUDY_DIR/.sigkit/lock`` (an exclusive ``flock``) for the body of the ``with``.
+
+    The lock file holds the holder's pid and start time, for the message the next
+    run shows. The lock belongs to the open file, so it is released however the
+    run ends, an exception or a killed process included: a lock file left behind
+    by a killed run blocks nothing. The file itself is never removed (a run that
+    removed it could let two later runs lock two different files).
+
+    Raises ``StudyInUseError`` when another run holds the lock, unless ``wait``:
+    then it waits for that run to finish.
+    """
+    path = Path(study_dir) / ".sigkit" / "lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _acquire(fd, study_dir, wait, echo)
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "started": started}).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
+
+
+def _acquire(fd: int, study_dir: Path, wait: bool, echo: Callable[[str], None]) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        holder = _holder(fd)
+    if not wait:
+        raise StudyInUseError(
+            f"study folder {study_dir} is in use by another sigkit run ({holder}); wait for "
+            "it to finish, or run again with --wait to start when it has"
+        ) from None
+    echo(f"  waiting for the other sigkit run on {study_dir} ({holder}) to finish ...")
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _holder(fd: int) -> str:
+    """The holder as its lock file says: "pid 4242, started at 2025-01-31T09:12:03+01:00"."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode())
+        return f"pid {info['pid']}, started at {info['started']}"
+    except (ValueError, KeyError, TypeError):
+        # the holder has locked the file but not written it yet
+        return "pid unknown"
 
 
 @dataclass

@@ -39,7 +39,7 @@ from toolkit.config import (
     read_clinical,
     read_manifest,
 )
-from toolkit.study._stages import StageLog
+from toolkit.study._stages import StageLog, StudyInUseError, study_lock
 
 
 class RCheckFailed(RuntimeError):
@@ -514,22 +514,43 @@ def run_study(
     workers: int | None = None,
     batch_size: int = 16,
     report: bool = True,
+    wait: bool = False,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run every stage; returns {"metrics", "r_check", "report"}. Raises RCheckFailed last.
 
+    One run at a time per study folder: while another run holds the folder this
+    raises ``StudyInUseError`` at once, or with ``wait`` waits for it to finish.
     study.toml, the manifest and the clinical table are checked first, before any
     stage runs: every problem found is raised at once in a ``StudyInputError``.
     """
     paths = resolve(study_dir)
-    config = load_study(paths.cohort)
-    check_inputs(config, paths.cohort)
-    raw = tomllib.loads((paths.cohort / "study.toml").read_text())
-    log = StageLog(paths.study_dir, echo=echo)
-    ctx = Context(paths, config, raw, weights, workers, batch_size, echo, log)
-    echo(f"sigkit study: {config.study.name} ({paths.study_dir})")
-    if config.study.synthetic:
-        echo("  SYNTHETIC cohort: every output is labelled so")
+    with study_lock(paths.study_dir, wait=wait, echo=echo):
+        config = load_study(paths.cohort)
+        check_inputs(config, paths.cohort)
+        raw = tomllib.loads((paths.cohort / "study.toml").read_text())
+        log = StageLog(paths.study_dir, echo=echo)
+        ctx = Context(paths, config, raw, weights, workers, batch_size, echo, log)
+        echo(f"sigkit study: {config.study.name} ({paths.study_dir})")
+        if config.study.synthetic:
+            echo("  SYNTHETIC cohort: every output is labelled so")
+        r_check = _run_stages(ctx)
+        outcome = {
+            "metrics": read_json(paths.results / "metrics.json"),
+            "r_check": r_check,
+            "report": _report(ctx) if report else None,
+        }
+    if not r_check.get("passed"):
+        failed = [c["name"] for c in r_check["checks"] if not c["passed"]]
+        raise RCheckFailed(
+            f"R cross-check FAILED for {len(failed)} statistic(s): {'; '.join(failed[:10])} "
+            f"(see {paths.results / 'r_check.json'})"
+        )
+    return outcome
+
+
+def _run_stages(ctx: Context) -> dict[str, Any]:
+    """Every stage in order; metrics.json gains the stage timings. Returns the R check."""
     stage_preprocess(ctx)
     stage_extract(ctx)
     features = load_features(ctx)
@@ -540,19 +561,11 @@ def run_study(
     stage_validate(ctx, clinical)
     r_check = stage_r_check(ctx, clinical)
     stage_cam(ctx, clinical)
-    metrics = read_json(paths.results / "metrics.json")
-    metrics["stages"] = log.as_json()
+    metrics = read_json(ctx.paths.results / "metrics.json")
+    metrics["stages"] = ctx.log.as_json()
     metrics["r_check_passed"] = bool(r_check.get("passed"))
-    write_json(paths.results / "metrics.json", metrics)
-    report_path = _report(ctx) if report else None
-    outcome = {"metrics": metrics, "r_check": r_check, "report": report_path}
-    if not r_check.get("passed"):
-        failed = [c["name"] for c in r_check["checks"] if not c["passed"]]
-        raise RCheckFailed(
-            f"R cross-check FAILED for {len(failed)} statistic(s): {'; '.join(failed[:10])} "
-            f"(see {paths.results / 'r_check.json'})"
-        )
-    return outcome
+    write_json(ctx.paths.results / "metrics.json", metrics)
+    return r_check
 
 
 def _report(ctx: Context) -> Path | None:
@@ -612,4 +625,4 @@ def summary_text(outcome: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["RCheckFailed", "resolve", "run_study", "summary_text"]
+__all__ = ["RCheckFailed", "StudyInUseError", "resolve", "run_study", "summary_text"]
