@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib.transforms import offset_copy
 
 from toolkit.plots._stamp import Stamp, apply, new_figure
 from toolkit.stats.survival import kaplan_meier
 
 _COLOURS = ("#2166ac", "#b2182b", "#1b7837", "#762a83")
+_LEFT, _RIGHT = 0.12, 0.96  # the axes' edges, in figure width
+_GAP = 6.0  # points between a row's label and its first count
+_EDGE = 4.0  # points between the longest label and the figure's left edge
 
 
 def km_figure(
@@ -27,10 +31,11 @@ def km_figure(
     ``groups`` maps a label to (time, event) arrays.
     """
     fig = new_figure(6.4, 5.2)
-    ax = fig.add_axes((0.12, 0.36, 0.84, 0.56))
-    table = fig.add_axes((0.12, 0.08, 0.84, 0.16))
+    ax = fig.add_axes((_LEFT, 0.36, _RIGHT - _LEFT, 0.56))
+    table = fig.add_axes((_LEFT, 0.08, _RIGHT - _LEFT, 0.16))
     longest = max(float(np.max(t)) for t, _ in groups.values())
     ticks = np.asarray(ticks if ticks is not None else _ticks(longest))
+    first_counts = []
     for k, (label, (time, event)) in enumerate(groups.items()):
         colour = _COLOURS[k % len(_COLOURS)]
         km = kaplan_meier(time, event)
@@ -43,18 +48,11 @@ def km_figure(
         censored = km.n_censor > 0
         ax.plot(km.time[censored], km.survival[censored], "|", color=colour, markersize=6)
         at_risk = [int(np.sum(np.asarray(time) >= t)) for t in ticks]
-        for t, n in zip(ticks, at_risk, strict=True):
+        counts = [
             table.text(t, len(groups) - 1 - k, str(n), ha="center", va="center", color=colour)
-        table.text(
-            -0.02,
-            len(groups) - 1 - k,
-            label,
-            ha="right",
-            va="center",
-            color=colour,
-            transform=table.get_yaxis_transform(),
-            fontsize=8,
-        )
+            for t, n in zip(ticks, at_risk, strict=True)
+        ]
+        first_counts.append(counts[0])
     ax.set_xlim(0, ticks[-1])
     ax.set_ylim(0, 1.02)
     ax.set_xticks(ticks)
@@ -72,7 +70,38 @@ def km_figure(
     table.set_title("Number at risk", fontsize=9, loc="left")
     for side in ("top", "right", "left"):
         table.spines[side].set_visible(False)
+    _row_labels(fig, (ax, table), list(groups), first_counts)
     return apply(fig, stamp)
+
+
+def _row_labels(fig, axes, labels: Sequence[str], first_counts) -> None:
+    """The risk table's row labels, right-aligned in the left margin a gap left of the
+    first count (centred on the axes' left edge, so half of it lies in the margin);
+    the axes move right when the longest label needs more room than the margin has.
+    """
+    table = axes[-1]
+    points = 72.0 / fig.dpi
+    reach = max(t.get_window_extent().width for t in first_counts) / 2 * points
+    shifted = offset_copy(table.get_yaxis_transform(), fig=fig, x=-(reach + _GAP), units="points")
+    texts = [
+        table.text(
+            0,
+            len(labels) - 1 - k,
+            label,
+            ha="right",
+            va="center",
+            color=_COLOURS[k % len(_COLOURS)],
+            transform=shifted,
+            fontsize=8,
+        )
+        for k, label in enumerate(labels)
+    ]
+    widest = max(t.get_window_extent().width for t in texts) * points
+    left = (widest + reach + _GAP + _EDGE) / (fig.get_figwidth() * 72.0)
+    if left > _LEFT:
+        for axis in axes:
+            box = axis.get_position()
+            axis.set_position((left, box.y0, _RIGHT - left, box.height))
 
 
 def _ticks(longest: float) -> np.ndarray:
