@@ -6,7 +6,7 @@ import importlib
 import pkgutil
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ class Comparison:
 
     ``diff`` is the largest absolute difference over all elements; with
     ``relative=True`` it is divided elementwise by ``max(|R|, floor)``.
+    ``notes`` are what R said while its side was computed (its warnings, e.g.
+    glmnet stopping a path early), each naming the R computation.
     """
 
     statistic: str
@@ -32,6 +34,7 @@ class Comparison:
     relative: bool
     reference: str
     n_values: int = 1
+    notes: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -122,6 +125,25 @@ class SuiteResult:
         return not self.errors and all(c.passed for c in self.comparisons)
 
 
+def _run_check(item: _Registered, result: SuiteResult) -> None:
+    """Run one check into `result`; R's warnings during it become its comparisons' notes."""
+    from toolkit.rbridge import noting_r_warnings
+
+    start = time.perf_counter()
+    comparisons: list[Comparison] = []
+    error = None
+    with noting_r_warnings() as notes:
+        try:
+            comparisons = list(item.function())
+        except Exception as exc:  # a crashing check is a failure, reported by name
+            error = f"{item.name}: {type(exc).__name__}: {exc}"
+    result.seconds += time.perf_counter() - start
+    result.comparisons.extend(replace(c, notes=(*c.notes, *notes)) for c in comparisons)
+    if error is not None:
+        said = f" (R said: {'; '.join(notes)})" if notes else ""
+        result.errors.append(error + said)
+
+
 def run_suites(
     *,
     fast: bool = False,
@@ -136,13 +158,7 @@ def run_suites(
             continue
         if wanted is not None and item.suite not in wanted:
             continue
-        result = results.setdefault(item.suite, SuiteResult(item.suite))
-        start = time.perf_counter()
-        try:
-            result.comparisons.extend(item.function())
-        except Exception as exc:  # a crashing check is a failure, reported by name
-            result.errors.append(f"{item.name}: {type(exc).__name__}: {exc}")
-        result.seconds += time.perf_counter() - start
+        _run_check(item, results.setdefault(item.suite, SuiteResult(item.suite)))
     if out_dir is not None:
         for result in results.values():
             write_json(

@@ -4,6 +4,10 @@ Data always travel to R as R objects (numeric/integer/character vectors and
 data frames built from them), never pasted into R source. R code strings here
 are fixed function bodies that take those objects as arguments.
 
+Every call runs inside `toolkit.rbridge.console`'s capture: what R says (its
+warnings, messages and console output) comes back as an `RWarning` naming the
+computation, an R error as an `RComputationError`; nothing is printed raw.
+
 Debian's R is 4.2.2; rpy2 3.6 needs R >= 4.4 (it fails to load with
 ``undefined symbol: R_getVar``), so sigkit pins rpy2 to 3.5.x.
 
@@ -21,6 +25,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from toolkit.rbridge import console
+from toolkit.rbridge.console import RComputationError, RWarning, noting_r_warnings
+
+__all__ = [
+    "RComputationError",
+    "RUnavailableError",
+    "RWarning",
+    "call",
+    "data_frame",
+    "dataset",
+    "factor",
+    "noting_r_warnings",
+    "r_available",
+    "r_function",
+    "require",
+    "to_py",
+    "to_r",
+]
 
 # R package -> Debian package that brings it.
 DEBIAN_PACKAGES: dict[str, str] = {
@@ -87,7 +110,13 @@ def _keep_child_pythons_on_our_libpython() -> None:
 def require(package: str) -> None:
     """Load an R package or raise naming the Debian package that brings it."""
     ro = _robjects()
-    ok = ro.r["requireNamespace"](package, quietly=True)[0]
+    loaded = call(
+        ro.r["requireNamespace"],
+        package,
+        quietly=True,
+        computation=f'requireNamespace("{package}")',
+    )
+    ok = bool(loaded[0])
     if not ok:
         deb = DEBIAN_PACKAGES.get(package, f"r-cran-{package.lower()}")
         raise RUnavailableError(
@@ -105,7 +134,11 @@ def r_function(code: str, packages: Sequence[str] = ()):
 
 
 def to_r(value: Any):
-    """Convert numpy arrays, pandas objects and scalars to R objects."""
+    """Convert numpy arrays, pandas objects and scalars to R objects; R objects pass as is."""
+    from rpy2.rinterface_lib.sexp import Sexp
+
+    if isinstance(value, Sexp):
+        return value
     if isinstance(value, pd.DataFrame):
         return data_frame(value)
     if isinstance(value, pd.Categorical) or (
@@ -188,11 +221,31 @@ def to_py(value: Any) -> Any:
     return value
 
 
-def call(fn, *args: Any, **kwargs: Any) -> Any:
-    """Call an R function with Python arguments converted by `to_r`; return `to_py`."""
+def call(fn, *args: Any, computation: str = "function", **kwargs: Any) -> Any:
+    """Call an R function with Python arguments converted by `to_r`; return `to_py`.
+
+    ``computation`` names the call in what R says during it: each R warning,
+    message and console output is raised as an :class:`RWarning` starting
+    ``"R <computation>: "``, an R error as an :class:`RComputationError`.
+    Keyword arguments go to R under their names as given.
+    """
     r_args = [to_r(a) for a in args]
     r_kwargs = {k: to_r(v) for k, v in kwargs.items()}
-    return to_py(fn(*r_args, **r_kwargs))
+    return to_py(_evaluate(fn, r_args, r_kwargs, computation))
+
+
+@functools.cache
+def _capture():
+    return _robjects().r(console.CAPTURE)
+
+
+def _evaluate(fn, r_args: list, r_kwargs: dict[str, Any], computation: str):
+    """``fn(*r_args, **r_kwargs)`` in R inside the capture; R's own value."""
+    ro = _robjects()
+    arguments = ro.r["list"](*r_args, **r_kwargs)
+    with console.console_collected() as written:
+        out = _capture()(fn, arguments)
+    return console.surface(out, written, computation)
 
 
 def dataset(name: str, package: str = "survival") -> pd.DataFrame:
@@ -203,7 +256,7 @@ def dataset(name: str, package: str = "survival") -> pd.DataFrame:
     ro = _robjects()
     require(package)
     getter = ro.r("function(name, package) as.data.frame(getExportedValue(package, name))")
-    frame = getter(name, package)
+    frame = _evaluate(getter, [to_r(name), to_r(package)], {}, f"{package}::{name} (dataset)")
     out: dict[str, Any] = {}
     for column, vector in frame.items():
         out[str(column)] = _column_to_pandas(ro, vector)

@@ -76,6 +76,7 @@ def concordance(
         None if weights is None else np.asarray(weights, dtype=float),
         timewt,
         None if ymax is None else float(ymax),
+        computation=f"survival::concordance (timewt {timewt!r})",
     )
     return {
         "c": float(out["c"][0]),
@@ -97,6 +98,7 @@ def compare_coxph(time: Any, event: Any, xa: Any, xb: Any) -> dict[str, Any]:
         np.asarray(event, dtype=float),
         np.asarray(xa, dtype=float),
         np.asarray(xb, dtype=float),
+        computation="survival::concordance (two coxph fits)",
     )
     return {
         "c": np.asarray(out["c"], dtype=float),
@@ -113,6 +115,11 @@ def compare_coxph(time: Any, event: Any, xa: Any, xb: Any) -> dict[str, Any]:
 def aeqsurv_twice(time: Any, event: Any) -> np.ndarray:
     """Times after ``aeqSurv`` applied twice, as ``concordance()`` does in 3.5-3."""
     return np.asarray(
-        call(_function(_AEQSURV), np.asarray(time, dtype=float), np.asarray(event, dtype=float)),
+        call(
+            _function(_AEQSURV),
+            np.asarray(time, dtype=float),
+            np.asarray(event, dtype=float),
+            computation="survival::aeqSurv",
+        ),
         dtype=float,
     )

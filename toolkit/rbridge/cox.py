@@ -99,4 +99,5 @@ def coxph(
         None if times is None else np.asarray(times, dtype=float),
         float(eps),
         int(iter_max),
+        computation=f"survival::coxph (ties {ties!r})",
     )

@@ -104,6 +104,7 @@ def glmnet_path(
         _floats(weights),
         _floats(penalty_factor),
         float(thresh),
+        computation=f"glmnet::glmnet (coxnet path, l1_ratio {l1_ratio:g})",
     )
     out["beta"] = np.asarray(out["beta"]).reshape(x.shape[1], -1)
     return out
@@ -130,6 +131,7 @@ def cv_glmnet(
         bool(standardize),
         float(thresh),
         {"deviance": "deviance", "cindex": "C"}[measure],
+        computation=f"glmnet::cv.glmnet (coxnet CV, l1_ratio {l1_ratio:g}, {measure})",
     )
 
 
@@ -154,5 +156,15 @@ def timed_glmnet(
         rbridge.to_r(np.asarray(time, float)), rbridge.to_r(np.asarray(event, float))
     )
     folds = rbridge.to_r(np.asarray(fold_id if fold_id is not None else [1], dtype=int))
-    result = fn(rbridge.to_r(np.asarray(x, float)), surv, float(l1_ratio), folds, repeats, what)
+    result = rbridge.call(
+        fn,
+        rbridge.to_r(np.asarray(x, float)),
+        surv,
+        float(l1_ratio),
+        folds,
+        int(repeats),
+        what,
+        computation=f"glmnet::{'glmnet' if what == 'path' else 'cv.glmnet'} (timed, l1_ratio "
+        f"{l1_ratio:g})",
+    )
     return np.asarray(result, dtype=float)

@@ -25,4 +25,4 @@ def _icc():
 
 def psych_icc(ratings: Any, alpha: float = 0.05) -> dict[str, Any]:
     """``psych::ICC(ratings, lmer=FALSE)$results`` as a dict of columns (rows ICC1..ICC3k)."""
-    return call(_icc(), np.asarray(ratings, dtype=float), float(alpha))
+    return call(_icc(), np.asarray(ratings, dtype=float), float(alpha), computation="psych::ICC")

@@ -67,6 +67,14 @@ def mrmr_classic(
     """
     fn = rbridge.r_function(_CLASSIC)
     forced_r = np.asarray(forced, dtype=int) + 1
-    out = rbridge.call(fn, np.asarray(X, dtype=float), time, event, int(k), forced_r)
+    out = rbridge.call(
+        fn,
+        np.asarray(X, dtype=float),
+        time,
+        event,
+        int(k),
+        forced_r,
+        computation="mRMR.classic rules (R loops)",
+    )
     out["indices"] = np.asarray(out["indices"], dtype=int)
     return out

@@ -74,6 +74,7 @@ def step_aic(
         np.asarray(list(lower), dtype=str),
         direction,
         float(k),
+        computation=f"MASS::stepAIC (coxph, direction {direction!r}, k {k:g})",
     )
     for key in ("step", "variables", "coef_names"):
         value = out[key]
@@ -88,5 +89,12 @@ def step_aic(
 def univariate(df: pd.DataFrame, time: str, event: str, candidates: Sequence[str]) -> pd.DataFrame:
     """One ``summary(coxph(Surv(time, event) ~ x))`` per candidate, stacked."""
     fn = rbridge.r_function(_UNIVARIATE, packages=("survival",))
-    out = rbridge.call(fn, df, time, event, np.asarray(list(candidates), dtype=str))
+    out = rbridge.call(
+        fn,
+        df,
+        time,
+        event,
+        np.asarray(list(candidates), dtype=str),
+        computation="survival::coxph (univariate screen)",
+    )
     return pd.DataFrame(out)

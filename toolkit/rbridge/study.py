@@ -134,13 +134,29 @@ def score_auc(time: Any, event: Any, risk: np.ndarray, times: Sequence[float]) -
     """
     fn = rbridge.r_function(_SCORE_AUC, ["riskRegression", "prodlim", "survival"])
     matrix = np.asarray(risk, dtype=float)
-    return np.asarray(rbridge.call(fn, _f(time), _f(event), matrix, _f(times)), dtype=float)
+    auc = rbridge.call(
+        fn,
+        _f(time),
+        _f(event),
+        matrix,
+        _f(times),
+        computation="riskRegression::Score (time-dependent AUC)",
+    )
+    return np.asarray(auc, dtype=float)
 
 
 def net_benefit(time, event, risk, horizon: float, thresholds) -> dict[str, np.ndarray]:
     """Vickers et al.'s KM net benefit computed with ``survival::survfit``."""
     fn = rbridge.r_function(_NET_BENEFIT, ["survival"])
-    out = rbridge.call(fn, _f(time), _f(event), _f(risk), float(horizon), _f(thresholds))
+    out = rbridge.call(
+        fn,
+        _f(time),
+        _f(event),
+        _f(risk),
+        float(horizon),
+        _f(thresholds),
+        computation="survival::survfit (net benefit)",
+    )
     return {"model": np.asarray(out["model"], float), "all": np.asarray(out["all"], float)}
 
 
@@ -155,6 +171,7 @@ def calibration(time, event, survival, horizon: float, group, knots) -> dict[str
         float(horizon),
         np.asarray(group, dtype=int),
         _f(knots),
+        computation="survival::coxph with rms::rcs (calibration)",
     )
     return {k: np.asarray(v, dtype=float) for k, v in out.items()}
 
@@ -162,7 +179,15 @@ def calibration(time, event, survival, horizon: float, group, knots) -> dict[str
 def coxph(frame: pd.DataFrame, time, event, newdata: pd.DataFrame, times) -> dict[str, Any]:
     """``coxph`` (Efron) refit and ``survfit.coxph`` survival at ``times`` for ``newdata``."""
     fn = rbridge.r_function(_COXPH, ["survival"])
-    out = rbridge.call(fn, frame, _f(time), _f(event), newdata, _f(times))
+    out = rbridge.call(
+        fn,
+        frame,
+        _f(time),
+        _f(event),
+        newdata,
+        _f(times),
+        computation="survival::coxph and survfit.coxph (model refit)",
+    )
     return {
         "coef": np.asarray(out["coef"], float),
         "names": list(out["names"]),
@@ -176,7 +201,9 @@ def coxph(frame: pd.DataFrame, time, event, newdata: pd.DataFrame, times) -> dic
 def nomogram(frame: pd.DataFrame, time, event, maxscale: float = 100.0) -> dict[str, Any]:
     """``rms::nomogram(cph(...))``: points per lp and each predictor's axis and points."""
     fn = rbridge.r_function(_NOMOGRAM, ["rms", "survival"])
-    out = rbridge.call(fn, frame, _f(time), _f(event), float(maxscale))
+    out = rbridge.call(
+        fn, frame, _f(time), _f(event), float(maxscale), computation="rms::nomogram (cph)"
+    )
     predictors = {
         name: {"values": list(v["values"]), "points": np.asarray(v["points"], float)}
         for name, v in out["predictors"].items()
@@ -191,7 +218,9 @@ def nomogram(frame: pd.DataFrame, time, event, maxscale: float = 100.0) -> dict[
 def concordance_pair(time, event, a, b) -> dict[str, float | np.ndarray]:
     """``survival::concordance`` of two risk scores and their difference's test."""
     fn = rbridge.r_function(_CONCORDANCE, ["survival"])
-    out = rbridge.call(fn, _f(time), _f(event), _f(a), _f(b))
+    out = rbridge.call(
+        fn, _f(time), _f(event), _f(a), _f(b), computation="survival::concordance (two scores)"
+    )
     return {
         "c": np.asarray(out["c"], float),
         "se": np.asarray(out["se"], float),

@@ -45,7 +45,11 @@ def _survdiff():
 def survfit_km(time: Any, event: Any, conf_level: float = 0.95) -> dict[str, Any]:
     """``survfit(Surv(time, event) ~ 1)`` components and ``print(fit)``'s median and CI."""
     return call(
-        _survfit(), np.asarray(time, dtype=float), np.asarray(event, dtype=float), conf_level
+        _survfit(),
+        np.asarray(time, dtype=float),
+        np.asarray(event, dtype=float),
+        conf_level,
+        computation="survival::survfit (Kaplan-Meier)",
     )
 
 
@@ -59,4 +63,5 @@ def survdiff(time: Any, event: Any, group: Any) -> dict[str, Any]:
         np.asarray(time, dtype=float),
         np.asarray(event, dtype=float),
         pd.Categorical(group),
+        computation="survival::survdiff (log-rank)",
     )

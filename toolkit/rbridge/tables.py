@@ -23,19 +23,36 @@ def _compiled(code: str):
 
 def wilcox_p(x: Any, group: Any) -> float:
     """``wilcox.test(x ~ group, exact=FALSE, correct=TRUE)$p.value`` (NA rows dropped by R)."""
-    return float(call(_compiled(_WILCOX), np.asarray(x, dtype=float), pd.Categorical(group))[0])
+    p = call(
+        _compiled(_WILCOX),
+        np.asarray(x, dtype=float),
+        pd.Categorical(group),
+        computation="stats::wilcox.test",
+    )
+    return float(p[0])
 
 
 def fisher_p(x: Any, group: Any) -> float:
     """``fisher.test(table(group, x))$p.value`` for two categorical vectors."""
-    return float(call(_compiled(_FISHER), pd.Categorical(x), pd.Categorical(group))[0])
+    p = call(
+        _compiled(_FISHER),
+        pd.Categorical(x),
+        pd.Categorical(group),
+        computation="stats::fisher.test",
+    )
+    return float(p[0])
 
 
 def fisher_table_p(table: Any) -> float:
     """``fisher.test(m)$p.value`` for a matrix of counts."""
-    return float(call(_compiled(_FISHER_TABLE), np.asarray(table, dtype=float))[0])
+    p = call(
+        _compiled(_FISHER_TABLE),
+        np.asarray(table, dtype=float),
+        computation="stats::fisher.test (table)",
+    )
+    return float(p[0])
 
 
 def quartiles(x: Any) -> np.ndarray:
     """``quantile(x, c(.25, .5, .75), na.rm=TRUE)`` (type 7)."""
-    return call(_compiled(_QUARTILES), np.asarray(x, dtype=float))
+    return call(_compiled(_QUARTILES), np.asarray(x, dtype=float), computation="stats::quantile")

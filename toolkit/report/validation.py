@@ -87,10 +87,31 @@ def summary_sentence(suites: list[Suite]) -> str:
     return f"{n} comparisons in {len(suites)} suites: {verdict}."
 
 
+def _with_marks(statistic: str, notes: list[str], numbers: dict[str, int]) -> str:
+    """The statistic, escaped, with the numbers of its notes (numbered as first met)."""
+    marks = [numbers.setdefault(str(note), len(numbers) + 1) for note in notes]
+    sup = f"<sup>{','.join(map(str, marks))}</sup>" if marks else ""
+    return html.escape(statistic) + sup
+
+
+def _table_notes(numbers: dict[str, int]) -> str:
+    """R's notes (its warnings during the comparisons) as the table's numbered notes."""
+    if not numbers:
+        return ""
+    items = "".join(f"<li>{html.escape(note)}</li>" for note in numbers)
+    heading = '<p class="table-notes">What R said while computing the marked comparisons:</p>'
+    return f'\n{heading}<ol class="table-notes">{items}</ol>'
+
+
 def comparison_table(suites: list[Suite]) -> str:
-    """Every comparison, grouped by suite, sorted by statistic then dataset."""
+    """Every comparison, grouped by suite, sorted by statistic then dataset.
+
+    A comparison during which R warned carries a superscript number; the notes
+    below the table give R's words, each naming the R computation.
+    """
     rows: list[list[Any]] = []
     groups = []
+    numbers: dict[str, int] = {}
     for suite in suites:
         passed = sum(bool(c.get("passed")) for c in suite.comparisons)
         groups.append(len(rows))
@@ -101,7 +122,7 @@ def comparison_table(suites: list[Suite]) -> str:
         for c in ordered:
             rows.append(
                 [
-                    c["statistic"],
+                    _with_marks(c["statistic"], list(c.get("notes") or []), numbers),
                     c["dataset"],
                     _value(c.get("ours")),
                     _value(c.get("r")),
@@ -118,7 +139,8 @@ def comparison_table(suites: list[Suite]) -> str:
         return '<p class="missing">No cross-check results (validation/results/*.json).</p>'
     header = ["Statistic", "Dataset", "sigkit", "R", "|Difference|", "Tolerance", "Values",
               "R reference", "Result"]  # fmt: skip
-    return fmt.html_table(header, rows, group_rows=groups, raw_columns=(7, 8))
+    table = fmt.html_table(header, rows, group_rows=groups, raw_columns=(0, 7, 8))
+    return table + _table_notes(numbers)
 
 
 def matrix_table(suites: list[Suite]) -> str:

@@ -9,6 +9,8 @@
 * time-dependent AUC with ``riskRegression::Score`` (1e-6).
 
 A check passes when the largest absolute difference is within its tolerance.
+What R says while computing a group of checks (its warnings) goes with each of
+the group's checks as ``notes``.
 """
 
 from __future__ import annotations
@@ -148,6 +150,30 @@ def _auc_checks(models, metrics, sets, times) -> list[dict[str, Any]]:
     return checks
 
 
+def _noted(label: str, work) -> list[dict[str, Any]]:
+    """The group's checks, each with R's warnings during the group as ``notes``.
+
+    An R error becomes one failed check named for the group, carrying R's message.
+    """
+    from toolkit.rbridge import noting_r_warnings
+
+    with noting_r_warnings() as notes:
+        try:
+            checks = work()
+        except Exception as exc:  # an R failure is a failed check, reported by name
+            failure = {
+                "name": f"{label}: R computation failed",
+                "ours": None,
+                "r": None,
+                "diff": None,
+                "tolerance": None,
+                "passed": False,
+                "message": f"{type(exc).__name__}: {exc}",
+            }
+            checks = [failure]
+    return [{**c, "notes": list(notes)} if notes else c for c in checks]
+
+
 def run_checks(
     models: Mapping[str, FittedModel],
     nomograms: Mapping[str, Any],
@@ -163,18 +189,5 @@ def run_checks(
         ("td_auc", lambda: _auc_checks(models, metrics, sets, times)),
     )
     for label, work in groups:
-        try:
-            checks.extend(work())
-        except Exception as exc:  # an R failure is a failed check, reported by name
-            checks.append(
-                {
-                    "name": f"{label}: R computation failed",
-                    "ours": None,
-                    "r": None,
-                    "diff": None,
-                    "tolerance": None,
-                    "passed": False,
-                    "message": f"{type(exc).__name__}: {exc}",
-                }
-            )
+        checks.extend(_noted(label, work))
     return {"passed": all(c["passed"] for c in checks), "checks": checks}
