@@ -74,12 +74,13 @@ class PreprocessSettings:
 
     @classmethod
     def from_imaging(cls, imaging: dict[str, Any], **overrides: Any) -> PreprocessSettings:
-        """From study.toml's [imaging] table (primary reader moved first)."""
-        readers = list(imaging.get("readers") or [])
+        """From study.toml's [imaging] table: the readers in ``Imaging.reader_order``
+        (primary first, the others by name), so that the crops, and the network's
+        batches over them, do not depend on the order written in study.toml."""
+        listed = list(imaging.get("readers") or [])
         primary = imaging.get("primary_reader")
-        if primary and primary in readers:
-            readers.remove(primary)
-            readers.insert(0, primary)
+        first = [primary] if primary in listed else []
+        readers = first + sorted(r for r in listed if r not in first)
         values: dict[str, Any] = {
             "readers": tuple(readers) or None,
             "crop_size": int(imaging.get("crop_size", 224)),

@@ -1,0 +1,103 @@
+"""The order of ``imaging.readers`` in study.toml changes nothing: the signature is
+ranked, fitted and scored on the primary reader wherever it is listed.
+
+Two runs of the same study differ in the network's float32 features by ~1e-7
+(relative) whatever the reader order (measured: run-to-run, XLA's CPU reductions),
+so numbers are compared to 1e-3 relative; the chosen features, ICC-kept sets and
+every categorical result are compared exactly. Before the fix the signature was
+fitted on the first listed reader: other features, other coefficients."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit.artifacts import read_json
+
+RTOL, ATOL = 1e-3, 1e-9
+
+
+def _without_provenance(value):
+    if isinstance(value, dict):
+        kept = {k: v for k, v in value.items() if k not in ("provenance", "seconds")}
+        return {k: _without_provenance(v) for k, v in kept.items()}
+    if isinstance(value, list):
+        return [_without_provenance(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def reordered_study(study_run, tmp_path_factory):
+    """The session's study again, with the readers listed primary-last in study.toml."""
+    from toolkit.study.run import run_study
+
+    study, _, _ = study_run
+    target = tmp_path_factory.mktemp("reordered") / "study"
+    shutil.copytree(study / "cohort", target / "cohort")
+    toml = target / "cohort" / "study.toml"
+    listed = 'readers = ["reader1_a", "reader1_b", "reader2"]'
+    text = toml.read_text()
+    assert listed in text and 'primary_reader = "reader1_a"' in text
+    toml.write_text(text.replace(listed, 'readers = ["reader2", "reader1_b", "reader1_a"]'))
+    run_study(target, weights="random", workers=0, report=False, echo=lambda line: None)
+    return study, target
+
+
+def test_config_puts_the_primary_reader_first():
+    from toolkit.config import Imaging
+
+    imaging = Imaging(readers=["reader2", "reader1_b", "reader1_a"], primary_reader="reader1_a")
+    assert imaging.reader_order == ("reader1_a", "reader1_b", "reader2")
+    with pytest.raises(ValueError, match=r"readers lists \['reader2'\] more than once"):
+        Imaging(readers=["reader2", "reader1_a", "reader2"], primary_reader="reader1_a")
+
+
+def test_reader_order_changes_neither_signature_nor_scores(reordered_study):
+    first, second = reordered_study
+    a = read_json(first / "results" / "signature.json")
+    b = read_json(second / "results" / "signature.json")
+    assert a["features"] == b["features"]
+    np.testing.assert_allclose(a["coefficients"], b["coefficients"], rtol=RTOL)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(first / "results" / "tables" / "scores.parquet"),
+        pd.read_parquet(second / "results" / "tables" / "scores.parquet"),
+        check_exact=False, rtol=RTOL, atol=ATOL,
+    )  # fmt: skip
+
+
+def test_reader_order_changes_no_result_the_report_reads(reordered_study):
+    """Every table and JSON in results/ (what the report is built from) is the same,
+    provenance (hashes of a differently worded study.toml) and stage timings aside."""
+    first, second = reordered_study
+    tables = sorted(p.name for p in (first / "results" / "tables").glob("*.parquet"))
+    assert tables == sorted(p.name for p in (second / "results" / "tables").glob("*.parquet"))
+    for name in tables:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(first / "results" / "tables" / name),
+            pd.read_parquet(second / "results" / "tables" / name),
+            obj=name, check_exact=False, rtol=RTOL, atol=ATOL,
+        )  # fmt: skip
+    documents = sorted(p.name for p in (first / "results").glob("*.json"))
+    for name in documents:
+        a = _without_provenance(json.loads((first / "results" / name).read_text()))
+        b = _without_provenance(json.loads((second / "results" / name).read_text()))
+        _assert_close(a, b, name)
+
+
+def _assert_close(a, b, where: str) -> None:
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and sorted(a) == sorted(b), where
+        for key in a:
+            _assert_close(a[key], b[key], f"{where}/{key}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float | int):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL, err_msg=where)
+    else:
+        assert a == b, where
