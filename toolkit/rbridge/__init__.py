@@ -11,6 +11,9 @@ computation, an R error as an `RComputationError`; nothing is printed raw.
 Debian's R is 4.2.2; rpy2 3.6 needs R >= 4.4 (it fails to load with
 ``undefined symbol: R_getVar``), so sigkit pins rpy2 to 3.5.x.
 
+Column names never reach R: a call that builds a data frame or formula renames
+the columns with `SafeNames` (``sigkit_v1``, ...) and maps R's answer back.
+
 R reference computations live in one module per area beside this one
 (`toolkit.rbridge.survival`, `.coxnet`, ...), built on the glue here.
 """
@@ -28,11 +31,13 @@ import pandas as pd
 
 from toolkit.rbridge import console
 from toolkit.rbridge.console import RComputationError, RWarning, noting_r_warnings
+from toolkit.rbridge.names import SafeNames
 
 __all__ = [
     "RComputationError",
     "RUnavailableError",
     "RWarning",
+    "SafeNames",
     "call",
     "data_frame",
     "dataset",
@@ -221,17 +226,26 @@ def to_py(value: Any) -> Any:
     return value
 
 
-def call(fn, *args: Any, computation: str = "function", **kwargs: Any) -> Any:
+def call(
+    fn,
+    *args: Any,
+    computation: str = "function",
+    safe_names: SafeNames | None = None,
+    **kwargs: Any,
+) -> Any:
     """Call an R function with Python arguments converted by `to_r`; return `to_py`.
 
     ``computation`` names the call in what R says during it: each R warning,
     message and console output is raised as an :class:`RWarning` starting
     ``"R <computation>: "``, an R error as an :class:`RComputationError`.
-    Keyword arguments go to R under their names as given.
+    With ``safe_names`` (the columns the arguments were renamed with), R's
+    words are shown with the user's names. Keyword arguments go to R under
+    their names as given.
     """
     r_args = [to_r(a) for a in args]
     r_kwargs = {k: to_r(v) for k, v in kwargs.items()}
-    return to_py(_evaluate(fn, r_args, r_kwargs, computation))
+    to_user = safe_names.user if safe_names is not None else str
+    return to_py(_evaluate(fn, r_args, r_kwargs, computation, to_user))
 
 
 @functools.cache
@@ -239,13 +253,13 @@ def _capture():
     return _robjects().r(console.CAPTURE)
 
 
-def _evaluate(fn, r_args: list, r_kwargs: dict[str, Any], computation: str):
+def _evaluate(fn, r_args: list, r_kwargs: dict[str, Any], computation: str, to_user=str):
     """``fn(*r_args, **r_kwargs)`` in R inside the capture; R's own value."""
     ro = _robjects()
     arguments = ro.r["list"](*r_args, **r_kwargs)
     with console.console_collected() as written:
         out = _capture()(fn, arguments)
-    return console.surface(out, written, computation)
+    return console.surface(out, written, computation, to_user)
 
 
 def dataset(name: str, package: str = "survival") -> pd.DataFrame:

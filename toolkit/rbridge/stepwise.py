@@ -1,7 +1,9 @@
 """R references for the univariate Cox screen and stepwise AIC (MASS 7.3-58, survival 3.5-3).
 
 Formulas are built inside R with ``reformulate`` from the variable names passed
-as a character vector; the data travel as an R data frame.
+as a character vector; the data travel as an R data frame. Its columns go under
+safe names (`toolkit.rbridge.SafeNames`), so any column name works, and the
+steps, terms and coefficient names come back in the user's names.
 """
 
 from __future__ import annotations
@@ -64,21 +66,20 @@ def step_aic(
     ``variables``, ``coef`` with ``coef_names`` and the final ``loglik``.
     """
     fn = rbridge.r_function(_STEP, packages=("survival", "MASS"))
+    names = rbridge.SafeNames.of(df.columns)
     out = rbridge.call(
         fn,
-        df,
-        time,
-        event,
-        np.asarray(list(start), dtype=str),
-        np.asarray(list(upper), dtype=str),
-        np.asarray(list(lower), dtype=str),
+        names.frame(df),
+        names.r(time),
+        names.r(event),
+        *(np.asarray(names.r_all(list(terms)), dtype=str) for terms in (start, upper, lower)),
         direction,
         float(k),
         computation=f"MASS::stepAIC (coxph, direction {direction!r}, k {k:g})",
+        safe_names=names,
     )
     for key in ("step", "variables", "coef_names"):
-        value = out[key]
-        out[key] = [value] if isinstance(value, str) else list(value or [])
+        out[key] = names.user_all(out[key] or [])
     out["loglik"] = float(np.asarray(out["loglik"]).ravel()[0])
     out["aic"] = np.asarray(out["aic"], dtype=float)
     out["df"] = np.asarray(out["df"], dtype=float)
@@ -89,12 +90,17 @@ def step_aic(
 def univariate(df: pd.DataFrame, time: str, event: str, candidates: Sequence[str]) -> pd.DataFrame:
     """One ``summary(coxph(Surv(time, event) ~ x))`` per candidate, stacked."""
     fn = rbridge.r_function(_UNIVARIATE, packages=("survival",))
+    names = rbridge.SafeNames.of(df.columns)
     out = rbridge.call(
         fn,
-        df,
-        time,
-        event,
-        np.asarray(list(candidates), dtype=str),
+        names.frame(df),
+        names.r(time),
+        names.r(event),
+        np.asarray(names.r_all(list(candidates)), dtype=str),
         computation="survival::coxph (univariate screen)",
+        safe_names=names,
     )
-    return pd.DataFrame(out)
+    table = pd.DataFrame(out)
+    for column in ("variable", "contrast"):
+        table[column] = names.user_all(table[column])
+    return table

@@ -7,7 +7,9 @@ dicts. Used by the tests, the validation suite and every study run's
 
 Data frames of predictors are passed with pandas categoricals for categorical
 predictors (first category = reference level, as R's factor); formulas are
-built from the column names only.
+built from the column names only, and those go to R as safe names
+(`toolkit.rbridge.SafeNames`): coefficient and predictor names come back in the
+user's names, whatever characters those hold.
 """
 
 from __future__ import annotations
@@ -80,8 +82,7 @@ function(d, time, event, newdata, times) {
   suppressMessages(library(survival))
   d$.time <- time; d$.event <- event
   terms <- setdiff(names(d), c(".time", ".event"))
-  rhs <- paste(sprintf("`%s`", terms), collapse = " + ")
-  fit <- coxph(as.formula(paste("Surv(.time, .event) ~", rhs)), data = d, ties = "efron")
+  fit <- coxph(reformulate(terms, quote(Surv(.time, .event))), data = d, ties = "efron")
   curve <- summary(survfit(fit, newdata = newdata), times = times, extend = TRUE)$surv
   base <- summary(survfit(fit), times = times, extend = TRUE)$surv
   list(coef = as.numeric(coef(fit)), names = names(coef(fit)), loglik = fit$loglik,
@@ -98,7 +99,7 @@ function(d, time, event, maxscale) {
   assign(".sigkit_datadist", datadist(d[terms]), envir = globalenv())
   old <- options(datadist = ".sigkit_datadist")
   on.exit(options(old))
-  form <- as.formula(paste("Surv(.time, .event) ~", paste(terms, collapse = " + ")))
+  form <- reformulate(terms, quote(Surv(.time, .event)))
   # coxph.control defaults (cph: eps 1e-4, tol 1e-9), so cph iterates as coxph and cox.fit
   fit <- cph(form, data = d, x = TRUE, y = TRUE, surv = TRUE, eps = 1e-9,
              tol = .Machine$double.eps^0.75, iter.max = 100)
@@ -179,18 +180,20 @@ def calibration(time, event, survival, horizon: float, group, knots) -> dict[str
 def coxph(frame: pd.DataFrame, time, event, newdata: pd.DataFrame, times) -> dict[str, Any]:
     """``coxph`` (Efron) refit and ``survfit.coxph`` survival at ``times`` for ``newdata``."""
     fn = rbridge.r_function(_COXPH, ["survival"])
+    names = rbridge.SafeNames.of(frame.columns)
     out = rbridge.call(
         fn,
-        frame,
+        names.frame(frame),
         _f(time),
         _f(event),
-        newdata,
+        names.frame(newdata[list(frame.columns)]),
         _f(times),
         computation="survival::coxph and survfit.coxph (model refit)",
+        safe_names=names,
     )
     return {
         "coef": np.asarray(out["coef"], float),
-        "names": list(out["names"]),
+        "names": names.user_all(out["names"]),
         "loglik": np.asarray(out["loglik"], float),
         "survival": np.asarray(out["survival"], float),
         "baseline": np.asarray(out["baseline"], float),
@@ -201,11 +204,18 @@ def coxph(frame: pd.DataFrame, time, event, newdata: pd.DataFrame, times) -> dic
 def nomogram(frame: pd.DataFrame, time, event, maxscale: float = 100.0) -> dict[str, Any]:
     """``rms::nomogram(cph(...))``: points per lp and each predictor's axis and points."""
     fn = rbridge.r_function(_NOMOGRAM, ["rms", "survival"])
+    names = rbridge.SafeNames.of(frame.columns)
     out = rbridge.call(
-        fn, frame, _f(time), _f(event), float(maxscale), computation="rms::nomogram (cph)"
+        fn,
+        names.frame(frame),
+        _f(time),
+        _f(event),
+        float(maxscale),
+        computation="rms::nomogram (cph)",
+        safe_names=names,
     )
     predictors = {
-        name: {"values": list(v["values"]), "points": np.asarray(v["points"], float)}
+        names.user(name): {"values": list(v["values"]), "points": np.asarray(v["points"], float)}
         for name, v in out["predictors"].items()
     }
     return {
