@@ -298,6 +298,12 @@ def _duplicates(name: str, patients: pd.Series) -> list[str]:
     return [f"{name}: {_n_patients(len(twice))} listed more than once ({_listed(twice)})"]
 
 
+def _absent_columns(name: str, present: Sequence[str], needed: dict[str, str]) -> list[str]:
+    """One problem per needed column that the file lacks (suggesting its unused columns)."""
+    spare = [c for c in present if c not in needed]
+    return [_absent_column(name, c, why, spare) for c, why in needed.items() if c not in present]
+
+
 def _absent_column(name: str, column: str, why: str, spare: Sequence[str]) -> str:
     """The problem of a needed column that is not there, with the closest ``spare`` column
     (one the study does not use otherwise) as a likely misspelling."""
@@ -331,12 +337,7 @@ def _manifest(config: StudyConfig, study_dir: Path, problems: list[str]) -> pd.D
         return None
     manifest = pd.read_csv(path, dtype={"patient": str, "set": str, "centre": str})
     needed = dict(_manifest_columns(config))
-    spare = [c for c in manifest.columns if c not in needed]
-    problems += [
-        _absent_column(name, column, why, spare)
-        for column, why in needed.items()
-        if column not in manifest.columns
-    ]
+    problems += _absent_columns(name, manifest.columns, needed)
     if not {"patient", "set"} <= set(manifest.columns):
         return None
     problems += _duplicates(name, manifest["patient"])
@@ -397,12 +398,7 @@ def _clinical(
     problems += _duplicates(name, table["patient"])
     table = table.drop_duplicates("patient").set_index("patient")
     needed = dict(_clinical_columns(config))
-    spare = [c for c in table.columns if c not in needed]
-    problems += [
-        _absent_column(name, column, why, spare)
-        for column, why in needed.items()
-        if column not in table.columns
-    ]
+    problems += _absent_columns(name, table.columns, needed)
     columns = [c for c in needed if c in table.columns]
     if manifest is None:
         return table[columns].assign(set="").loc[:, ["set", *columns]]
