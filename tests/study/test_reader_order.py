@@ -10,6 +10,7 @@ fitted on the first listed reader: other features, other coefficients."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -19,6 +20,9 @@ import pytest
 from toolkit.artifacts import read_json
 
 RTOL, ATOL = 1e-3, 1e-9
+# A number written into text (signature.json's formula, to 6 significant digits): the
+# words around it compare exactly, the number itself to RTOL like any other.
+_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 
 
 def _without_provenance(value):
@@ -104,5 +108,10 @@ def _assert_close(a, b, where: str) -> None:
             _assert_close(x, y, f"{where}[{i}]")
     elif isinstance(a, float) and isinstance(b, float | int):
         np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL, err_msg=where)
+    elif isinstance(a, str) and isinstance(b, str):
+        assert _NUMBER.sub("#", a) == _NUMBER.sub("#", b), where
+        numbers_a = [float(x) for x in _NUMBER.findall(a)]
+        numbers_b = [float(x) for x in _NUMBER.findall(b)]
+        np.testing.assert_allclose(numbers_a, numbers_b, rtol=RTOL, atol=ATOL, err_msg=where)
     else:
         assert a == b, where
