@@ -1,4 +1,4 @@
-"""Input validation shared by the survival statistics (Cox, KM, log-rank, C-index).
+"""Input validation shared by the statistics (Cox, KM, log-rank, C-index, coxnet, mRMR, stepwise).
 
 Every public statistic validates its inputs once, here, and raises a
 ``ValueError`` that names the problem, the variable and the offending rows
@@ -9,11 +9,16 @@ user can find the patients concerned. Nothing is silently dropped: R's
 ``negative_times`` and ``event_coding`` return the problem as text instead of
 raising, for the study's pre-flight check (toolkit/config.py), which reports
 every problem of the clinical table at once.
+
+``drop_redundant`` finds the constant and duplicated columns that the model
+fitters (coxnet, mRMR, stepwise AIC) and the signature drop before fitting;
+``listed`` writes the first values of a long list in an error message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,12 +38,18 @@ def _labels(data: Any, n: int, rows: Any = None) -> np.ndarray:
     return labels if labels.ndim == 1 and len(labels) == n else np.arange(n)
 
 
+def listed(values: Iterable[Any], sep: str = ", ", limit: int = _MAX_LISTED) -> str:
+    """The first ``limit`` values of a list for a message: "P003, P007, ... (12 more)"."""
+    if not isinstance(values, Sequence | np.ndarray | pd.Index | pd.Series):
+        values = list(values)
+    shown = sep.join(str(v) for v in values[:limit])
+    return shown + (f"{sep}... ({len(values) - limit} more)" if len(values) > limit else "")
+
+
 def _rows(labels: np.ndarray, bad: np.ndarray, noun: str = "rows") -> str:
     """The first labels of the ``bad`` rows: "rows 1, 4" (``noun="rows"``) or "P002, P005"."""
-    where = labels[np.flatnonzero(bad)]
-    shown = ", ".join(str(v) for v in where[:_MAX_LISTED])
-    more = f", ... ({len(where) - _MAX_LISTED} more)" if len(where) > _MAX_LISTED else ""
-    return f"rows {shown}{more}" if noun == "rows" else f"{shown}{more}"
+    shown = listed(labels[np.flatnonzero(bad)])
+    return f"rows {shown}" if noun == "rows" else shown
 
 
 def _count(n: int, noun: str) -> str:
@@ -97,7 +108,7 @@ def event_coding(event: np.ndarray, labels: np.ndarray, name: str, noun: str = "
     bad = np.isfinite(e) & (e != 0) & (e != 1)
     if not bad.any():
         return ""
-    values = ", ".join(f"{v:g}" for v in np.unique(e[bad])[:_MAX_LISTED])
+    values = listed(f"{v:g}" for v in np.unique(e[bad]))
     return (
         f"{name} must be coded 0 (censored) or 1 (event); found {values} in "
         f"{_count(int(bad.sum()), noun)} ({_rows(labels, bad, noun)})"
@@ -176,3 +187,97 @@ def check_survival(
         _finite(a, rows, name)
         out.append(a)
     return tuple(out)
+
+
+# --------------------------------------------------------------------------- redundant columns
+
+
+@dataclass(frozen=True)
+class Redundant:
+    """The columns (or blocks of columns) of a design that carry nothing of their own.
+
+    ``constant`` marks the columns with fewer than ``min_distinct`` distinct
+    values; ``copy_of`` maps each column that repeats an earlier, non-constant
+    one onto the first such column (its "original"), in column order.
+    """
+
+    constant: np.ndarray
+    copy_of: dict[int, int]
+
+    @property
+    def dropped(self) -> np.ndarray:
+        """Mask of the columns to drop: constant or a copy."""
+        drop = self.constant.copy()
+        drop[list(self.copy_of)] = True
+        return drop
+
+    @property
+    def kept(self) -> np.ndarray:
+        """Indices of the columns to keep, in order."""
+        return np.flatnonzero(~self.dropped)
+
+
+def drop_redundant(
+    x: np.ndarray | Sequence[np.ndarray], *, min_distinct: int = 2, affine: bool = False
+) -> Redundant:
+    """Constant and duplicated columns of ``x``, the first copy being the one kept.
+
+    ``x`` is an (n, p) matrix of finite values, or a sequence of (n, w) blocks
+    (the dummy columns of one categorical variable each; a block with no
+    columns is constant). Two columns (blocks) are copies when their float64
+    values are equal byte for byte; with ``affine`` (matrices only) when their
+    z-scores are equal to 10 decimals up to sign (|r| = 1). A column is
+    constant when it has fewer than ``min_distinct`` distinct values; only
+    columns with a single value are left out of the search for copies.
+
+    The callers differ on purpose: coxnet, mRMR and stepwise AIC drop exact
+    constants and exact copies (glmnet would split a coefficient between
+    copies, mRMR's redundancy would be infinite, ``coxph`` aliases them); the
+    signature also drops affine copies (infinite mutual information in mRMR
+    whatever the scale) and near-constant columns (``min_distinct`` = max(5,
+    10 % of n): sparse ReLU features whose Somers' D is +-1 by chance).
+    """
+    if not isinstance(x, np.ndarray):
+        return _redundant_blocks(x)
+    single = np.all(x == x[:1], axis=0)
+    keys = _affine_form(x) if affine else x
+    constant = single if min_distinct <= 2 else _distinct_below(x, min_distinct)
+    # only columns that share their first rows with another can be copies
+    candidates = np.flatnonzero(~single)
+    head = keys[: min(4, keys.shape[0])][:, candidates].T
+    _, group, counts = np.unique(head, axis=0, return_inverse=True, return_counts=True)
+    candidates = candidates[counts[group.ravel()] > 1]
+    return Redundant(constant, _copies((j, keys[:, j]) for j in candidates))
+
+
+def _distinct_below(x: np.ndarray, k: int) -> np.ndarray:
+    ordered = np.sort(x, axis=0)
+    return 1 + np.count_nonzero(np.diff(ordered, axis=0), axis=0) < k
+
+
+def _affine_form(x: np.ndarray) -> np.ndarray:
+    """Z-scores with the sign that makes each column's first non-zero entry positive, rounded."""
+    sd = x.std(axis=0)
+    z = np.divide(x - x.mean(axis=0), sd, out=np.zeros_like(x), where=sd > 0)
+    first = np.argmax(np.abs(z) > 1e-8, axis=0)
+    z = z * np.sign(z[first, np.arange(z.shape[1])] + (sd == 0))
+    return np.round(z, 10)
+
+
+def _redundant_blocks(blocks: Sequence[np.ndarray]) -> Redundant:
+    arrays = [np.asarray(b, dtype=float) for b in blocks]
+    constant = np.array([bool(np.all(b == b[:1])) for b in arrays], dtype=bool)
+    return Redundant(constant, _copies((j, arrays[j]) for j in np.flatnonzero(~constant)))
+
+
+def _copies(columns: Iterable[tuple[int, np.ndarray]]) -> dict[int, int]:
+    """Map each (index, values) equal byte for byte (and in shape) to an earlier one onto it."""
+    first: dict[bytes, int] = {}
+    out: dict[int, int] = {}
+    for j, values in columns:
+        key = np.ascontiguousarray(values).tobytes() + str(values.shape).encode()
+        if key in first:
+            out[int(j)] = first[key]
+        else:
+            first[key] = int(j)
+    return out

@@ -84,10 +84,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from toolkit.stats._checks import check_survival, drop_redundant, listed
+
 Method = Literal["classic", "MID", "MIQ"]
 
 _POOL = 5000  # pymrmr's poolUseFeaLen
-_MAX_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -208,27 +209,16 @@ def _matrix(X: Any, names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]
     bad = ~np.isfinite(x)
     if bad.any():
         labels = np.asarray(row_labels) if row_labels is not None else np.arange(x.shape[0])
-        detail = "; ".join(
-            f"{cols[j]} (rows {_listed(labels[bad[:, j]])})"
-            for j in np.flatnonzero(bad.any(axis=0))[:_MAX_LISTED]
-        )
+        columns = np.flatnonzero(bad.any(axis=0))
+        detail = listed((f"{cols[j]} (rows {listed(labels[bad[:, j]])})" for j in columns), "; ")
         raise ValueError(f"X has missing or infinite values: {detail}")
     return x, cols
-
-
-def _listed(values: np.ndarray) -> str:
-    shown = ", ".join(str(v) for v in values[:_MAX_LISTED])
-    return shown + (
-        f", ... ({len(values) - _MAX_LISTED} more)" if len(values) > _MAX_LISTED else ""
-    )
 
 
 def _target(target: Any, n: int, method: str):
     if isinstance(target, tuple) and len(target) == 2:
         if method != "classic":
             raise ValueError("a (time, event) target needs method='classic'")
-        from toolkit.stats._checks import check_survival
-
         time, event = check_survival(*target, names=("time", "event"))
         if len(time) != n:
             raise ValueError(f"target has {len(time)} rows, X has {n}")
@@ -238,7 +228,7 @@ def _target(target: Any, n: int, method: str):
         raise ValueError(f"target must be (time, event) or one value per row of X ({n})")
     if not np.isfinite(y).all():
         raise ValueError(
-            f"target has missing values (rows {_listed(np.flatnonzero(~np.isfinite(y)))})"
+            f"target has missing values (rows {listed(np.flatnonzero(~np.isfinite(y)))})"
         )
     return y if method == "classic" else _round_half_away(y)
 
@@ -249,35 +239,18 @@ def _round_half_away(values: np.ndarray) -> np.ndarray:
 
 
 def _usable_columns(x: np.ndarray, cols: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
-    constant = np.all(x == x[:1], axis=0)
-    duplicate_of = _duplicates(x, ~constant)
+    found = drop_redundant(x)
     messages = []
-    if constant.any():
-        messages.append("constant: " + ", ".join(cols[j] for j in np.flatnonzero(constant)))
-    if duplicate_of:
-        pairs = ", ".join(f"{cols[j]} (= {cols[i]})" for j, i in duplicate_of.items())
+    if found.constant.any():
+        messages.append("constant: " + ", ".join(cols[j] for j in np.flatnonzero(found.constant)))
+    if found.copy_of:
+        pairs = ", ".join(f"{cols[j]} (= {cols[i]})" for j, i in found.copy_of.items())
         messages.append("duplicated: " + pairs)
     if messages:
         warnings.warn(
             "mRMR dropped columns before ranking; " + "; ".join(messages), UserWarning, stacklevel=3
         )
-    drop = constant.copy()
-    drop[list(duplicate_of)] = True
-    return np.flatnonzero(~drop), tuple(cols[j] for j in np.flatnonzero(drop))
-
-
-def _duplicates(x: np.ndarray, candidates: np.ndarray) -> dict[int, int]:
-    """Map each column equal to an earlier one onto that earlier column."""
-    columns = np.ascontiguousarray(x.T)
-    first: dict[bytes, int] = {}
-    out: dict[int, int] = {}
-    for j in np.flatnonzero(candidates):
-        key = columns[j].tobytes()
-        if key in first:
-            out[int(j)] = first[key]
-        else:
-            first[key] = int(j)
-    return out
+    return found.kept, tuple(cols[j] for j in np.flatnonzero(found.dropped))
 
 
 def _forced(force: Sequence[str] | None, cols: list[str], keep: np.ndarray) -> list[int]:
@@ -351,7 +324,7 @@ def _classic(x: np.ndarray, y, k: int, forced: list[int], cols: Sequence[str]):
     if perfect.size:
         warnings.warn(
             f"{perfect.size} feature(s) order the outcome perfectly (|association| = 1, "
-            f"infinite relevance): {_listed(np.asarray(cols)[perfect])}; the first of them "
+            f"infinite relevance): {listed(np.asarray(cols)[perfect])}; the first of them "
             "to be chosen scores +inf and the others then have undefined (NaN) scores, as in "
             "mRMRe",
             UserWarning,
@@ -384,7 +357,7 @@ def _classic(x: np.ndarray, y, k: int, forced: list[int], cols: Sequence[str]):
             copies.setdefault(int(j), pick)
     skipped = {j: i for j, i in copies.items() if j not in chosen}
     if skipped:
-        pairs = ", ".join(f"{cols[j]} (~ {cols[i]})" for j, i in list(skipped.items())[:10])
+        pairs = listed(f"{cols[j]} (~ {cols[i]})" for j, i in skipped.items())
         warnings.warn(
             f"{len(skipped)} feature(s) are perfectly correlated with a chosen one (|r| = 1, "
             f"infinite redundancy) and were not eligible after it: {pairs}",
@@ -416,11 +389,11 @@ def _no_candidate(level, k, cols, available, copies, perfect) -> str:
     redundant = np.asarray([j for j in left if j in copies], dtype=int)
     if redundant.size:
         reasons.append(
-            f"perfectly correlated with a chosen feature: {_listed(np.asarray(cols)[redundant])}"
+            f"perfectly correlated with a chosen feature: {listed(np.asarray(cols)[redundant])}"
         )
     undefined = np.intersect1d(left, perfect)
     if undefined.size:
-        reasons.append(f"infinite relevance (NaN score): {_listed(np.asarray(cols)[undefined])}")
+        reasons.append(f"infinite relevance (NaN score): {listed(np.asarray(cols)[undefined])}")
     return (
         f"mRMR cannot choose feature {level} of {k}: no remaining feature has a defined score "
         f"({'; '.join(reasons) or 'all scores are NaN or -inf'}); ask for k < {level}"
@@ -437,7 +410,7 @@ def _codes(x: np.ndarray, cols: Sequence[str] = ()) -> tuple[np.ndarray, int]:
     codes = (x - x.min(axis=0)).astype(np.int64)
     wide = np.flatnonzero(codes.max(axis=0) >= _MAX_STATES)
     if wide.size:
-        named = ", ".join(cols[j] if len(cols) else f"column {j}" for j in wide[:_MAX_LISTED])
+        named = listed(cols[j] if len(cols) else f"column {j}" for j in wide)
         raise ValueError(
             f"MID/MIQ need discretised data (integer codes spanning < {_MAX_STATES} values); "
             f"discretise first: {named}"

@@ -32,17 +32,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from toolkit.stats import cox
+from toolkit.stats._checks import drop_redundant, listed
 
 Direction = Literal["both", "backward", "forward"]
-
-_MAX_LISTED = 10
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,10 +69,21 @@ def _is_categorical(series: pd.Series) -> bool:
     return isinstance(series.dtype, pd.CategoricalDtype) or series.dtype == object
 
 
-def _listed(labels: Sequence[Any]) -> str:
-    shown = ", ".join(str(v) for v in list(labels)[:_MAX_LISTED])
-    extra = len(labels) - _MAX_LISTED
-    return shown + (f", ... ({extra} more)" if extra > 0 else "")
+def _encode(series: pd.Series, name: str) -> tuple[pd.DataFrame, list[str]]:
+    """A variable's columns (a categorical's treatment-coded dummies) and its unused levels.
+
+    A categorical with one used level has no dummy column (a constant variable).
+    """
+    if not _is_categorical(series):
+        return pd.DataFrame({name: series.to_numpy(dtype=float)}, index=series.index), []
+    categorical = pd.Categorical(series)
+    unused = [str(c) for c in categorical.categories if not (categorical == c).any()]
+    levels = list(categorical.remove_unused_categories().categories)
+    block = pd.DataFrame(
+        {f"{name}{level}": (categorical == level).astype(float) for level in levels[1:]},
+        index=series.index,
+    )
+    return block, unused
 
 
 class _Design:
@@ -90,57 +100,34 @@ class _Design:
             if bad.any():
                 raise ValueError(
                     f"{column} has {int(bad.sum())} missing values "
-                    f"(rows {_listed(df.index[bad].tolist())}); use complete cases"
+                    f"(rows {listed(df.index[bad])}); use complete cases"
                 )
         self.time = df[time].to_numpy(dtype=float)
         self.event = df[event].to_numpy(dtype=float)
-        self.columns: dict[str, pd.DataFrame] = {}
+        blocks, unused = {}, {}
         for name in candidates:
-            block = self._encode(df[name], name)
-            if block is not None:
-                self.columns[name] = block
-        self._drop_duplicates()
+            blocks[name], unused[name] = _encode(df[name], name)
+        self._drop_redundant(blocks, unused)
         if not self.columns:
             raise ValueError("no candidate variables left after dropping constant/duplicated ones")
 
-    @staticmethod
-    def _encode(series: pd.Series, name: str) -> pd.DataFrame | None:
-        if not _is_categorical(series):
-            values = series.to_numpy(dtype=float)
-            if np.all(values == values[0]):
+    def _drop_redundant(self, blocks: dict[str, pd.DataFrame], unused: dict[str, list]) -> None:
+        """Keep the blocks that are neither constant nor a copy of an earlier one, warning."""
+        names = list(blocks)
+        found = drop_redundant([block.to_numpy() for block in blocks.values()])
+        for j, name in enumerate(names):
+            if unused[name]:
+                warnings.warn(
+                    f"{name}: dropped unused levels {', '.join(unused[name])}",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            if found.constant[j]:
                 warnings.warn(f"dropped constant variable {name}", UserWarning, stacklevel=4)
-                return None
-            return pd.DataFrame({name: values}, index=series.index)
-        categorical = pd.Categorical(series)
-        unused = [str(c) for c in categorical.categories if not (categorical == c).any()]
-        if unused:
-            warnings.warn(
-                f"{name}: dropped unused levels {', '.join(unused)}", UserWarning, stacklevel=4
-            )
-            categorical = categorical.remove_unused_categories()
-        levels = list(categorical.categories)
-        if len(levels) < 2:
-            warnings.warn(f"dropped constant variable {name}", UserWarning, stacklevel=4)
-            return None
-        return pd.DataFrame(
-            {f"{name}{level}": (categorical == level).astype(float) for level in levels[1:]},
-            index=series.index,
-        )
-
-    def _drop_duplicates(self) -> None:
-        seen: dict[bytes, str] = {}
-        duplicated = []
-        for name, block in list(self.columns.items()):
-            key = block.to_numpy().tobytes() + str(block.shape).encode()
-            if key in seen:
-                duplicated.append(f"{name} (= {seen[key]})")
-                del self.columns[name]
-            else:
-                seen[key] = name
-        if duplicated:
-            warnings.warn(
-                f"dropped duplicated variables: {', '.join(duplicated)}", UserWarning, stacklevel=4
-            )
+        if found.copy_of:
+            duplicated = ", ".join(f"{names[j]} (= {names[i]})" for j, i in found.copy_of.items())
+            warnings.warn(f"dropped duplicated variables: {duplicated}", UserWarning, stacklevel=4)
+        self.columns = {names[j]: blocks[names[j]] for j in found.kept}
 
     def matrix(self, terms: Sequence[str]) -> pd.DataFrame:
         if not terms:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.config import StudyConfig
+from toolkit.stats._checks import drop_redundant
 from toolkit.stats._rows import row_products
 
 
@@ -141,37 +142,19 @@ def icc_filter(ratings: np.ndarray, kind: str, threshold: float) -> tuple[np.nda
     return values, np.isfinite(values) & (values >= threshold)
 
 
-def affine_duplicates(x: np.ndarray) -> np.ndarray:
-    """Mask of columns that are an affine copy (|r| = 1) of an earlier column.
+def redundant_features(x: np.ndarray, fraction: float = 0.1) -> np.ndarray:
+    """Mask of features that are an affine copy of an earlier one or nearly constant.
 
-    mRMR's mutual information between such columns is infinite and its scores
-    become NaN, and the elastic net would see duplicated columns after
-    z-scoring; random-weight networks produce such copies (dead channels).
-    Columns are z-scored, sign-normalised and compared to 10 decimals.
+    An affine copy (|r| = 1: z-scores equal to 10 decimals up to sign) gives an
+    infinite mutual information in mRMR, whose scores become NaN, and a
+    duplicated column to the elastic net after z-scoring; random-weight
+    networks produce such copies (dead channels). A feature with fewer than
+    max(5, fraction * n) distinct values is nearly constant: sparse ReLU
+    features (zero for almost every patient) give degenerate rankings, as a
+    feature non-zero in two patients can have Somers' D of +/-1 with survival.
     """
-    sd = x.std(axis=0)
-    z = np.divide(x - x.mean(axis=0), sd, out=np.zeros_like(x), where=sd > 0)
-    first = np.argmax(np.abs(z) > 1e-8, axis=0)
-    z = z * np.sign(z[first, np.arange(z.shape[1])] + (sd == 0))
-    seen: set[bytes] = set()
-    duplicate = np.zeros(x.shape[1], dtype=bool)
-    for j in range(x.shape[1]):
-        key = np.round(z[:, j], 10).tobytes()
-        duplicate[j] = key in seen
-        seen.add(key)
-    return duplicate
-
-
-def near_constant(x: np.ndarray, fraction: float = 0.1) -> np.ndarray:
-    """Mask of columns with fewer than max(5, fraction * n) distinct values.
-
-    Sparse ReLU features (zero for almost every patient) give degenerate
-    rankings: a feature non-zero in two patients can have Somers' D of +/-1 with
-    survival, an infinite mutual information in mRMR.
-    """
-    ordered = np.sort(x, axis=0)
-    distinct = 1 + np.count_nonzero(np.diff(ordered, axis=0), axis=0)
-    return distinct < max(5, int(np.ceil(fraction * x.shape[0])))
+    min_distinct = max(5, int(np.ceil(fraction * x.shape[0])))
+    return drop_redundant(x, min_distinct=min_distinct, affine=True).dropped
 
 
 def _choose(fits: dict[float, Any], penalty: str) -> tuple[float, int, str]:
@@ -215,7 +198,7 @@ def build(features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig) -
             f"{settings.icc_threshold}; lower signature.icc_threshold or check the masks"
         )
     primary = ratings[:, 0, :][:, kept_mask]
-    copies = affine_duplicates(primary) | near_constant(primary)
+    copies = redundant_features(primary)
     kept = [n for n, c in zip(kept, copies, strict=True) if not c]
     primary = primary[:, ~copies]
     time = clinical.loc[train, "time"].to_numpy(float)
