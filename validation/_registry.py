@@ -17,10 +17,11 @@ from toolkit.artifacts import provenance, write_json
 
 @dataclass(frozen=True)
 class Comparison:
-    """One statistic on one dataset: ours against R's.
+    """One statistic on one dataset: ours against R's (``toolkit.rbridge.compare``).
 
     ``diff`` is the largest absolute difference over all elements; with
-    ``relative=True`` it is divided elementwise by ``max(|R|, floor)``.
+    ``relative=True`` it is divided elementwise by ``max(|R|, floor)``. ``ours``
+    and ``r`` are the values at that worst element.
     ``notes`` are what R said while its side was computed (its warnings, e.g.
     glmnet stopping a path early), each naming the R computation.
     """
@@ -53,29 +54,19 @@ def compare(
     floor: float = 1e-300,
 ) -> Comparison:
     """Build a :class:`Comparison` from arrays (or scalars) of ours and R's values."""
-    a = np.atleast_1d(np.asarray(ours, dtype=float)).ravel()
-    b = np.atleast_1d(np.asarray(r, dtype=float)).ravel()
-    if a.shape != b.shape:
-        diff = float("inf")
-    else:
-        both_nan = np.isnan(a) & np.isnan(b)
-        err = np.abs(a - b)
-        if relative:
-            err = err / np.maximum(np.abs(b), floor)
-        err = np.where(both_nan, 0.0, err)
-        diff = float(np.max(err)) if err.size else 0.0
-        if np.isnan(diff):
-            diff = float("inf")
+    from toolkit.rbridge.compare import compare as worst
+
+    d = worst(ours, r, tolerance, relative=relative, floor=floor)
     return Comparison(
         statistic=statistic,
         dataset=dataset,
-        ours=float(a[0]) if a.size else float("nan"),
-        r=float(b[0]) if b.size else float("nan"),
-        diff=diff,
+        ours=float("nan") if d.ours is None else d.ours,
+        r=float("nan") if d.r is None else d.r,
+        diff=d.diff,
         tolerance=tolerance,
         relative=relative,
         reference=reference,
-        n_values=int(b.size),
+        n_values=d.n_values,
     )
 
 

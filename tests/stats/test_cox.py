@@ -193,7 +193,7 @@ def _count_halvings(monkeypatch, nan_at: int | None = None, betas=None) -> list[
     each beta in ``betas``); ``nan_at``: make that evaluation (1 = the first
     candidate) return NaN."""
     seen: list[float] = []
-    terms = cox._terms
+    terms = cox.partial_likelihood
 
     def recording(risk, beta, **kwargs):
         out = terms(risk, beta, **kwargs)
@@ -205,7 +205,7 @@ def _count_halvings(monkeypatch, nan_at: int | None = None, betas=None) -> list[
             return (np.nan, *out[1:])
         return out
 
-    monkeypatch.setattr(cox, "_terms", recording)
+    monkeypatch.setattr(cox, "partial_likelihood", recording)
     return seen
 
 

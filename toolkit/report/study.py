@@ -18,8 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-SETS = ("train", "validation")
-MODELS = ("signature", "clinical", "integrated")
+# the study's sets and models, named once (by the stage that computes them)
+from toolkit.study.validate import MODELS as MODELS
+from toolkit.study.validate import SETS as SETS
+
 MODEL_LABELS = {
     "signature": "DL signature",
     "clinical": "Clinical nomogram",

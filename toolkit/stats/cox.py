@@ -18,7 +18,7 @@ stopping rule: relative log-likelihood change <= 1e-9, at most 20 iterations; a
 step to a lower or non-finite log-likelihood pulled back towards the best point,
 harder on each consecutive failure; convergence accepted in the midst of
 halving; ``max_iter = 0`` gives the fit at the start), so that both stop at the
-same point and agree to rounding error (see ``_newton``).
+same point and agree to rounding error (see ``newton``).
 
 A covariate that separates events perfectly has no finite maximum (monotone
 likelihood); ``coxph`` warns "Loglik converged before variable ...; coefficient
@@ -50,6 +50,7 @@ from threadpoolctl import threadpool_limits
 
 from toolkit.stats._checks import check_survival
 from toolkit.stats._rows import row_products
+from toolkit.stats.wald import quantile
 
 Ties = Literal["efron", "breslow"]
 
@@ -129,15 +130,7 @@ class CoxFit:
 
     def hazard_ratio(self, level: float = 0.95) -> pd.DataFrame:
         """Hazard ratios with Wald confidence intervals (``summary(fit)$conf.int``)."""
-        q = stats.norm.ppf(0.5 + level / 2)
-        return pd.DataFrame(
-            {
-                "hazard_ratio": np.exp(self.coef),
-                "lower": np.exp(self.coef - q * self.se),
-                "upper": np.exp(self.coef + q * self.se),
-            },
-            index=pd.Index(self.names, name="covariate"),
-        )
+        return hazard_ratios(self.coef, self.se, self.names, level)
 
     def summary(self) -> pd.DataFrame:
         """The coefficient table of ``print(coxph)``: coef, exp(coef), se(coef), z, p."""
@@ -150,6 +143,27 @@ class CoxFit:
                 "p": self.p,
             },
             index=pd.Index(self.names, name="covariate"),
+        )
+
+
+def hazard_ratios(
+    coef: np.ndarray, se: np.ndarray, names: Sequence[str], level: float = 0.95
+) -> pd.DataFrame:
+    """:math:`e^{\\beta}` and its Wald interval :math:`e^{\\beta \\mp z_{(1+level)/2}\\,se}`.
+
+    ``summary(coxph)$conf.int``'s columns ``exp(coef)``, ``lower .95``, ``upper .95``
+    as ``hazard_ratio``, ``lower``, ``upper``, indexed by covariate; an infinite
+    coefficient gives an infinite ratio.
+    """
+    coef, se, q = np.asarray(coef, dtype=float), np.asarray(se, dtype=float), quantile(level)
+    with np.errstate(over="ignore"):
+        return pd.DataFrame(
+            {
+                "hazard_ratio": np.exp(coef),
+                "lower": np.exp(coef - q * se),
+                "upper": np.exp(coef + q * se),
+            },
+            index=pd.Index(list(names), name="covariate"),
         )
 
 
@@ -180,7 +194,7 @@ def _design(X: Any, names: Sequence[str] | None) -> tuple[np.ndarray, tuple[str,
 
 
 @dataclass(frozen=True)
-class _Risk:
+class RiskSets:
     """Data sorted by stratum then time, with the event-time bookkeeping."""
 
     x: np.ndarray  # centred covariates, sorted
@@ -201,7 +215,12 @@ class _Risk:
     weight_dead: np.ndarray  # case weights of the event rows
 
 
-def _prepare(x, time, event, weight, strata_codes, ties: str) -> tuple[_Risk, np.ndarray]:
+def risk_sets(x, time, event, weight, strata_codes, ties: str) -> tuple[RiskSets, np.ndarray]:
+    """The risk sets of (already centred, checked) data, and the order that sorted it.
+
+    Rows are sorted by stratum, then time, events before censorings at a tie
+    (coxfit6's order); ``ties`` sets Efron's fractions ``j / m_k`` or Breslow's 0.
+    """
     order = np.lexsort((-event, time, strata_codes))
     xs, ts, es, ws, ss = x[order], time[order], event[order], weight[order], strata_codes[order]
     n = len(ts)
@@ -220,7 +239,7 @@ def _prepare(x, time, event, weight, strata_codes, ties: str) -> tuple[_Risk, np
     j = np.arange(len(death_rows)) - starts[group]
     fraction = j / group_size[group] if ties == "efron" else np.zeros(len(death_rows))
     group_rows = death_rows[starts]
-    risk = _Risk(
+    risk = RiskSets(
         x=xs,
         time=ts,
         event=es,
@@ -247,8 +266,12 @@ def _range_sums(values: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.nd
     return c[end] - c[start]
 
 
-def _terms(risk: _Risk, beta: np.ndarray, *, derivatives: bool = True):
-    """Log-likelihood, score and information at `beta` (coxfit6's arithmetic, vectorised)."""
+def partial_likelihood(risk: RiskSets, beta: np.ndarray, *, derivatives: bool = True):
+    """Log-likelihood, score and information at `beta` (coxfit6's arithmetic, vectorised).
+
+    The module docstring's likelihood; score and information are None when
+    ``derivatives`` is False.
+    """
     eta = risk.x @ beta
     shift = eta.max()
     we = risk.weight * np.exp(eta - shift)
@@ -289,7 +312,7 @@ def _terms(risk: _Risk, beta: np.ndarray, *, derivatives: bool = True):
     return loglik, score, information
 
 
-def _score_residuals(risk: _Risk, beta: np.ndarray) -> np.ndarray:
+def _score_residuals(risk: RiskSets, beta: np.ndarray) -> np.ndarray:
     """Per-row score residuals (rows in sorted order), as ``residuals(fit, "score")``.
 
     U_i = d_i (x_i - xbar_k(i)) - exp(eta_i) sum_{k,j} c_kj phi_ikj (x_i - xbar_kj), over
@@ -332,8 +355,9 @@ def _score_residuals(risk: _Risk, beta: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Newton:
-    """Where coxfit6's iteration stopped: the point, its terms and how it got there."""
+class Newton:
+    """Where coxfit6's iteration stopped: the point, its terms and how it got there
+    (``newton``'s result)."""
 
     beta: np.ndarray
     loglik: float
@@ -348,10 +372,11 @@ def _finite(loglik: float, score: np.ndarray, info: np.ndarray) -> bool:
     return bool(np.isfinite(loglik) and np.all(np.isfinite(score)) and np.all(np.isfinite(info)))
 
 
-def _newton(risk: _Risk, start: tuple, eps: float, max_iter: int) -> _Newton:
+def newton(risk: RiskSets, start: tuple, eps: float, max_iter: int) -> Newton:
     """coxfit6's Newton-Raphson (survival 3.5-3), step for step, halving included.
 
-    From beta = 0: evaluate the candidate ``beta + I^{-1} U``. It has converged when
+    ``start`` is ``partial_likelihood(risk, 0)``. From beta = 0: evaluate the
+    candidate ``beta + I^{-1} U``. It has converged when
     its log-likelihood, score and information are finite and
     ``|1 - loglik_best / loglik_new| <= eps``; that is accepted in the midst of
     halving too. A candidate whose log-likelihood is lower than the best so far,
@@ -368,14 +393,14 @@ def _newton(risk: _Risk, start: tuple, eps: float, max_iter: int) -> _Newton:
     loglik, score, info = start  # the terms at beta = 0
     beta = np.zeros(len(score))
     if max_iter == 0:
-        return _Newton(beta, loglik, info, _solve(info, score), 0, False, 0)
+        return Newton(beta, loglik, info, _solve(info, score), 0, False, 0)
     candidate = beta + _solve(info, score)
     halving = halvings = 0
     for iteration in range(1, max_iter + 1):
-        new_loglik, score, info = _terms(risk, candidate)
+        new_loglik, score, info = partial_likelihood(risk, candidate)
         finite = _finite(new_loglik, score, info)
         if finite and abs(1 - loglik / new_loglik) <= eps:
-            return _Newton(
+            return Newton(
                 candidate, new_loglik, info, _solve(info, score), iteration, True, halvings
             )
         if not finite or new_loglik < loglik:
@@ -387,9 +412,9 @@ def _newton(risk: _Risk, start: tuple, eps: float, max_iter: int) -> _Newton:
             loglik, beta = new_loglik, candidate
             candidate = candidate + _solve(info, score)
     if max_iter > 1:
-        loglik, score, info = _terms(risk, beta)
+        loglik, score, info = partial_likelihood(risk, beta)
     # coxfit6 leaves its loop counter at max_iter + 1, and coxph reports that as $iter
-    return _Newton(beta, loglik, info, _solve(info, score), max_iter + 1, False, halvings)
+    return Newton(beta, loglik, info, _solve(info, score), max_iter + 1, False, halvings)
 
 
 def _solve(info: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -428,20 +453,29 @@ def _weights(weights: Any, n: int) -> np.ndarray:
     return w
 
 
-def _baseline(risk: _Risk, beta: np.ndarray, offset: float, levels) -> pd.DataFrame:
-    """basehaz(fit, centered=FALSE): hazard increments at every distinct time, cumulated."""
-    eta = risk.x @ beta + offset  # uncentred linear predictor
+def hazard_increments(risk: RiskSets, beta: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """Baseline hazard increments at each distinct event time (per stratum, in time order).
+
+    :math:`dH_0(t_k) = \\sum_{j=0}^{m_k-1} (W_k / m_k) / (S_0 - \\tfrac{j}{m_k} D_0)`, Efron's
+    (Breslow's with the fractions 0) increment of ``survfit.coxph``, at the linear
+    predictor ``risk.x @ beta + offset`` (``offset = means @ beta`` for covariates
+    all zero; 0 for covariates at their means).
+    """
+    eta = risk.x @ beta + offset
     we = risk.weight * np.exp(eta)
+    s0 = _range_sums(we, risk.group_first, risk.group_end)
+    d0 = np.bincount(risk.group, weights=we[risk.death_rows], minlength=len(s0))
+    meanwt = (risk.group_weight / risk.group_size)[risk.group]
+    denom = s0[risk.group] - risk.efron_fraction * d0[risk.group]
+    return np.bincount(risk.group, weights=meanwt / denom, minlength=len(s0))
+
+
+def _baseline(risk: RiskSets, beta: np.ndarray, offset: float, levels) -> pd.DataFrame:
+    """basehaz(fit, centered=FALSE): hazard increments at every distinct time, cumulated."""
     n = len(risk.time)
     blocks = np.flatnonzero(risk.first == np.arange(n))
-    s0 = _range_sums(we, blocks, risk.stratum_end[blocks])
     increment = np.zeros(len(blocks))
-    block_of_group = np.searchsorted(blocks, risk.group_first)
-    dead_we = we[risk.death_rows]
-    d0 = np.bincount(risk.group, weights=dead_we, minlength=len(risk.group_size))
-    meanwt = (risk.group_weight / risk.group_size)[risk.group]
-    denom = s0[block_of_group][risk.group] - risk.efron_fraction * d0[risk.group]
-    np.add.at(increment, block_of_group[risk.group], meanwt / denom)
+    increment[np.searchsorted(blocks, risk.group_first)] = hazard_increments(risk, beta, offset)
     stratum = np.searchsorted(np.unique(risk.stratum_end), risk.stratum_end[blocks])
     hazard = pd.Series(increment).groupby(stratum).cumsum().to_numpy()
     frame = pd.DataFrame({"time": risk.time[blocks], "hazard": hazard})
@@ -511,16 +545,16 @@ def fit(
     w = _weights(weights, n)
     codes, levels = _strata_codes(strata, n)
     means = np.average(x, axis=0, weights=w)
-    risk, _ = _prepare(x - means, t, e, w, codes, ties)
+    risk, _ = risk_sets(x - means, t, e, w, codes, ties)
     # The products are n x p by p x p: one BLAS thread is fastest, and idle BLAS
     # threads spinning on a busy machine cost more than the work itself.
     with threadpool_limits(limits=1, user_api="blas"):
-        start = _terms(risk, np.zeros(p))
-        newton = _newton(risk, start, eps, max_iter)
-    beta, loglik, info = newton.beta, newton.loglik, newton.information
-    iterations = newton.iterations
+        start = partial_likelihood(risk, np.zeros(p))
+        result = newton(risk, start, eps, max_iter)
+    beta, loglik, info = result.beta, result.loglik, result.information
+    iterations = result.iterations
     loglik_null = start[0]
-    converged = _convergence(newton, cols, eps, max_iter)
+    converged = _convergence(result, cols, eps, max_iter)
     variance = np.linalg.pinv(info) if not np.all(np.isfinite(info)) else _inverse(info)
     naive_variance = variance
     if robust is None:
@@ -552,7 +586,7 @@ def fit(
     )
 
 
-def _convergence(newton: _Newton, cols: tuple[str, ...], eps: float, max_iter: int) -> bool:
+def _convergence(result: Newton, cols: tuple[str, ...], eps: float, max_iter: int) -> bool:
     """``converged``, with coxph.fit's warnings (given only when ``max_iter > 1``, as R).
 
     Out of iterations: R's "Ran out of iterations and did not converge". Converged
@@ -561,8 +595,8 @@ def _convergence(newton: _Newton, cols: tuple[str, ...], eps: float, max_iter: i
     before variable ...; coefficient may be infinite", and ``converged=False``.
     """
     if max_iter <= 1:
-        return newton.converged
-    if not newton.converged:
+        return result.converged
+    if not result.converged:
         warnings.warn(
             f"Cox partial likelihood: ran out of iterations (max_iter={max_iter}) and did "
             "not converge; the fit is the best point reached (R's coxph warns the same)",
@@ -570,7 +604,7 @@ def _convergence(newton: _Newton, cols: tuple[str, ...], eps: float, max_iter: i
             stacklevel=3,
         )
         return False
-    step, beta = np.abs(newton.step), np.abs(newton.beta)
+    step, beta = np.abs(result.step), np.abs(result.beta)
     infinite = (step > eps) & (step > np.sqrt(eps) * beta)
     if infinite.any():
         which = [cols[i] for i in np.flatnonzero(infinite)]

@@ -30,7 +30,9 @@ import numpy as np
 import pandas as pd
 
 from toolkit.config import StudyConfig
+from toolkit.stats import cox
 from toolkit.stats._rows import row_products
+from toolkit.stats.cox import CoxFit
 from toolkit.stats.nomogram import Nomogram, PredictorSpec, build
 
 
@@ -40,7 +42,11 @@ class ModelError(ValueError):
 
 @dataclass
 class FittedModel:
-    """A final Cox model with what prediction and the nomogram need."""
+    """A final Cox model with what prediction and the nomogram need.
+
+    What models.json keeps of the model's ``cox.CoxFit`` (``from_fit``), with its
+    variables, training levels and baseline survival at the validation times.
+    """
 
     name: str
     variables: list[str]
@@ -84,6 +90,26 @@ class FittedModel:
             "levels": self.levels,
             "note": self.note,
         }
+
+    @classmethod
+    def from_fit(cls, name: str, fit: CoxFit, variables, levels, times, note="") -> FittedModel:
+        """The study's model of a ``cox.fit`` on its design (columns = ``fit.names``)."""
+        base = fit.predict_survival(fit.means[None, :], list(times))[0]
+        return cls(
+            name=name,
+            variables=list(variables),
+            terms=list(fit.names),
+            coef=np.asarray(fit.coef, dtype=float),
+            se=np.asarray(fit.se, dtype=float),
+            p=np.asarray(fit.p, dtype=float),
+            means=np.asarray(fit.means, dtype=float),
+            lp_centre=float(fit.means @ fit.coef),
+            baseline_survival={_key(t): float(s) for t, s in zip(times, base, strict=True)},
+            loglik=float(fit.loglik),
+            aic=float(fit.aic),
+            levels=levels,
+            note=note,
+        )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FittedModel:
@@ -181,30 +207,13 @@ def _stepwise(train, candidates, levels, lower, notes: list[str]) -> list[str]:
 
 def fit_model(name, train, variables, levels, times, note="") -> FittedModel:
     """Final Cox fit (Efron) with the baseline survival at ``times``."""
-    from toolkit.stats import cox
-
     used = {v: levels[v] for v in variables if v in levels}
     x, terms = design_matrix(train, variables, used)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         fit = cox.fit(x, train["time"].to_numpy(float), train["event"].to_numpy(float), names=terms)
     note = "; ".join([note, *(str(w.message) for w in caught)]).strip("; ")
-    base = fit.predict_survival(fit.means[None, :], list(times))[0]
-    return FittedModel(
-        name=name,
-        variables=list(variables),
-        terms=terms,
-        coef=np.asarray(fit.coef, dtype=float),
-        se=np.asarray(fit.se, dtype=float),
-        p=np.asarray(fit.p, dtype=float),
-        means=np.asarray(fit.means, dtype=float),
-        lp_centre=float(fit.means @ fit.coef),
-        baseline_survival={_key(t): float(s) for t, s in zip(times, base, strict=True)},
-        loglik=float(fit.loglik),
-        aic=float(fit.aic),
-        levels=used,
-        note=note,
-    )
+    return FittedModel.from_fit(name, fit, variables, used, times, note)
 
 
 @dataclass
@@ -278,19 +287,20 @@ def nomogram_for(model: FittedModel, train: pd.DataFrame, config: StudyConfig) -
 
 
 def coefficient_table(model: FittedModel, level: float = 0.95) -> pd.DataFrame:
-    """multivariable_<model>.parquet: term, coef, se, hr, lower, upper, p."""
-    from scipy import stats
+    """multivariable_<model>.parquet: term, coef, se, hr, lower, upper, p.
 
-    z = stats.norm.ppf(0.5 + level / 2)
-    with np.errstate(over="ignore"):  # an infinite coefficient gives an infinite HR
-        return pd.DataFrame(
-            {
-                "term": model.terms,
-                "coef": model.coef,
-                "se": model.se,
-                "hr": np.exp(model.coef),
-                "lower": np.exp(model.coef - z * model.se),
-                "upper": np.exp(model.coef + z * model.se),
-                "p": model.p,
-            }
-        )
+    The hazard ratios and their Wald intervals are ``cox.hazard_ratios``'s
+    (``CoxFit.hazard_ratio``).
+    """
+    ratios = cox.hazard_ratios(model.coef, model.se, model.terms, level)
+    return pd.DataFrame(
+        {
+            "term": model.terms,
+            "coef": model.coef,
+            "se": model.se,
+            "hr": ratios["hazard_ratio"].to_numpy(),
+            "lower": ratios["lower"].to_numpy(),
+            "upper": ratios["upper"].to_numpy(),
+            "p": model.p,
+        }
+    )

@@ -8,7 +8,8 @@
   C, its SE, the difference and its SE; 1e-6 on P);
 * time-dependent AUC with ``riskRegression::Score`` (1e-6).
 
-A check passes when the largest absolute difference is within its tolerance.
+A check passes when the largest absolute difference is within its tolerance
+(``toolkit.rbridge.compare``; the entry shows the values at that element).
 What R says while computing a group of checks (its warnings) goes with each of
 the group's checks as ``notes``.
 """
@@ -21,38 +22,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from toolkit.rbridge.compare import compare
 from toolkit.study.nomograms import FittedModel
 from toolkit.study.validate import COMPARISONS, MODELS
 
 
 def _check(name: str, ours: Any, theirs: Any, tolerance: float) -> dict[str, Any]:
-    a = np.atleast_1d(np.asarray(ours, dtype=float)).ravel()
-    b = np.atleast_1d(np.asarray(theirs, dtype=float)).ravel()
-    if a.shape != b.shape:
-        return {
-            "name": name,
-            "ours": float(a[0]) if a.size else None,
-            "r": float(b[0]) if b.size else None,
-            "diff": None,
-            "tolerance": tolerance,
-            "passed": False,
-            "n_values": int(b.size),
-            "message": f"shape {a.shape} vs R {b.shape}",
-        }
-    err = np.abs(a - b)
-    err = np.where(np.isnan(a) & np.isnan(b), 0.0, err)
-    worst = int(np.nanargmax(np.where(np.isnan(err), np.inf, err))) if err.size else 0
-    diff = float(err[worst]) if err.size else 0.0
-    passed = bool(np.isfinite(diff) and diff <= tolerance)
-    return {
+    """One r_check.json entry: the worst element's values and absolute difference."""
+    d = compare(ours, theirs, tolerance)
+    entry = {
         "name": name,
-        "ours": float(a[worst]),
-        "r": float(b[worst]),
-        "diff": diff if np.isfinite(diff) else None,
+        "ours": d.ours,
+        "r": d.r,
+        "diff": d.diff if np.isfinite(d.diff) else None,
         "tolerance": tolerance,
-        "passed": passed,
-        "n_values": int(b.size),
+        "passed": d.passed,
+        "n_values": d.n_values,
     }
+    return {**entry, "message": d.message} if d.message else entry
 
 
 def r_frame(model: FittedModel, rows: pd.DataFrame) -> pd.DataFrame:

@@ -4,9 +4,10 @@ Per set and model (``signature``: a Cox model on the signature alone;
 ``clinical``; ``integrated``), with the risk score = the model's linear predictor:
 
 * C-index (``stats.concordance.harrell``, R's infinitesimal-jackknife SE,
-  Wald 95% CI ``c +/- 1.96 se``) and a seeded percentile bootstrap CI
-  (``bootstrap_ci``); the comparison integrated vs clinical and signature vs
-  clinical (``concordance.compare``, the IJ z-test of ``survival::concordance``);
+  Wald 95% CI ``c +/- qnorm(0.975) se``: ``stats.wald.Z_975``) and a seeded
+  percentile bootstrap CI (``bootstrap_ci``); the comparison integrated vs
+  clinical and signature vs clinical (``concordance.compare``, the IJ z-test of
+  ``survival::concordance``);
 * calibration at the validation times (``stats.calibration``: grouped KM RMSE,
   ICI/E50/E90), with bootstrap optimism-corrected values on the training set
   (``calibration_bootstrap`` refits of the model's variables);
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.config import StudyConfig
+from toolkit.stats.wald import Z_975
 from toolkit.study.nomograms import FittedModel, design_matrix
 
 SETS = ("train", "validation")
@@ -56,8 +58,8 @@ def cindex(sets, models: Mapping[str, FittedModel], config: StudyConfig):
             entry = {
                 "c": c.c,
                 "se": c.se,
-                "lower": c.c - 1.959963984540054 * c.se,
-                "upper": c.c + 1.959963984540054 * c.se,
+                "lower": c.c - Z_975 * c.se,
+                "upper": c.c + Z_975 * c.se,
             }
             if n_boot:
                 lower, upper, _ = concordance.bootstrap_ci(t, e, risk, n_boot=n_boot, seed=seed)
