@@ -1,7 +1,7 @@
 """The study report and the Python-vs-R validation report.
 
-`render_study_report` and `render_validation_report` render reports/study.qmd
-and reports/validation.qmd into self-contained HTML: with Quarto
+`render_study_report` and `render_validation_report` render toolkit/report/templates/study.qmd
+and toolkit/report/templates/validation.qmd into self-contained HTML: with Quarto
 (``embed-resources``) when it is installed, otherwise with sigkit's own
 Jupyter renderer, which runs the same cells through nbclient and supports the
 Quarto subset described in docs/reports.md.

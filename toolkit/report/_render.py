@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,16 +26,22 @@ class RenderError(RuntimeError):
     """The report could not be rendered (missing inputs, a failing cell, Quarto's error)."""
 
 
-def reports_dir() -> Path:
-    """Where study.qmd and validation.qmd live: $SIGKIT_REPORTS, else the repository's reports/."""
+@contextlib.contextmanager
+def report_sources() -> Iterator[Path]:
+    """The folder holding study.qmd and validation.qmd: $SIGKIT_REPORTS, else the package data.
+
+    The sources ship inside the package (toolkit/report/templates/, declared as package
+    data), so an installed wheel renders as a checkout does; importlib.resources finds them.
+    """
     override = os.environ.get("SIGKIT_REPORTS")
-    path = Path(override) if override else Path(__file__).resolve().parents[2] / "reports"
-    if not (path / "study.qmd").is_file():
-        raise RenderError(
-            f"report sources not found in {path}: set SIGKIT_REPORTS to the folder holding "
-            "study.qmd and validation.qmd"
-        )
-    return path
+    source = Path(override) if override else resources.files("toolkit.report") / "templates"
+    with resources.as_file(source) as path:
+        if not (path / "study.qmd").is_file():
+            raise RenderError(
+                f"report sources not found in {path}: set SIGKIT_REPORTS to the folder holding "
+                "study.qmd and validation.qmd"
+            )
+        yield path
 
 
 def find_quarto() -> Path | None:

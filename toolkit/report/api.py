@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolkit.report._render import Renderer, RenderError, render, reports_dir
+from toolkit.report._render import Renderer, RenderError, render, report_sources
 
 
 def render_study_report(
@@ -13,7 +13,7 @@ def render_study_report(
     out: str | Path | None = None,
     renderer: Renderer = "auto",
 ) -> Path:
-    """Render reports/study.qmd over ``STUDY_DIR/results`` into ``STUDY_DIR/report/study.html``.
+    """Render templates/study.qmd over ``STUDY_DIR/results`` into ``STUDY_DIR/report/study.html``.
 
     Parameters
     ----------
@@ -29,7 +29,8 @@ def render_study_report(
         )
     target = Path(out) if out is not None else study_dir / "report" / "study.html"
     env = {"SIGKIT_STUDY_DIR": str(study_dir), "SIGKIT_RESULTS": str(results)}
-    return render(reports_dir() / "study.qmd", target.resolve(), env, renderer)
+    with report_sources() as sources:
+        return render(sources / "study.qmd", target.resolve(), env, renderer)
 
 
 def render_validation_report(
@@ -39,7 +40,7 @@ def render_validation_report(
     benchmarks: str | Path = "benchmarks",
     renderer: Renderer = "auto",
 ) -> Path:
-    """Render reports/validation.qmd over the cross-check JSON and the benchmark records.
+    """Render templates/validation.qmd over the cross-check JSON and the benchmark records.
 
     Parameters
     ----------
@@ -55,4 +56,5 @@ def render_validation_report(
         "SIGKIT_VALIDATION_RESULTS": str(results_dir),
         "SIGKIT_BENCHMARKS": str(Path(benchmarks).resolve()),
     }
-    return render(reports_dir() / "validation.qmd", Path(out).resolve(), env, renderer)
+    with report_sources() as sources:
+        return render(sources / "validation.qmd", Path(out).resolve(), env, renderer)

@@ -1,4 +1,4 @@
-"""What reports/study.qmd shows: study results read from ``results/``, never recomputed.
+"""What templates/study.qmd shows: study results read from ``results/``, never recomputed.
 
 Each function returns an HTML fragment (tables, figure panels) or Markdown text
 that a report cell displays. A missing artifact gives a visible note naming
@@ -90,7 +90,7 @@ def load(study_dir: str | Path | None = None) -> StudyResults:
         if not study_dir:
             raise RuntimeError(
                 "SIGKIT_STUDY_DIR is not set: render with `sigkit report STUDY_DIR`, or set it "
-                "to the study folder before `quarto render reports/study.qmd`"
+                "to the study folder before `quarto render toolkit/report/templates/study.qmd`"
             )
     study_dir = Path(study_dir)
     results = Path(os.environ.get("SIGKIT_RESULTS", study_dir / "results"))

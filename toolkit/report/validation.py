@@ -1,4 +1,4 @@
-"""What reports/validation.qmd shows: the Python-vs-R cross-checks and the benchmarks.
+"""What templates/validation.qmd shows: the Python-vs-R cross-checks and the benchmarks.
 
 Reads the per-suite JSON that `sigkit validate` writes (validation/_registry.py
 ``run_suites``) and the benchmark records in benchmarks/: ``benchmarks/results/*.json``
