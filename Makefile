@@ -36,8 +36,15 @@ validate: system-deps $(STAMP)
 study: system-deps $(STAMP)
 	$(VENV)/bin/sigkit study demo --dir runs/demo
 
+# Each run's JSON lands in benchmarks/results/ (read by the validation report); the README's
+# measured tables are then rewritten from every JSON there.
+BENCH_JSON ?= benchmarks/results/$(shell date -u +%Y%m%dT%H%M)_$(shell hostname -s).json
+
 bench: system-deps $(STAMP)
-	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,iqr,rounds
+	@mkdir -p benchmarks/results
+	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,iqr,rounds \
+		--benchmark-json=$(BENCH_JSON)
+	$(PY) benchmarks/write_readme.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check toolkit tests validation benchmarks

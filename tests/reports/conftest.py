@@ -74,3 +74,30 @@ def element_text(html_text: str, ident: str) -> str:
 @pytest.fixture(scope="session")
 def text_of():
     return element_text
+
+
+def _record(module: str, name: str, group: str, median: float) -> dict:
+    return {
+        "group": group,
+        "name": name,
+        "fullname": f"benchmarks/{module}.py::{name}",
+        "options": {"timer": "perf_counter"},
+        "stats": {"median": median, "rounds": 3},
+    }
+
+
+@pytest.fixture(scope="session")
+def benchmark_json() -> dict:
+    """A record in pytest-benchmark's layout (the keys the reader uses)."""
+    return {
+        "machine_info": {"cpu": {"brand_raw": "Test CPU", "count": 2}},
+        "datetime": "2026-12-04T00:00:00+00:00",
+        "benchmarks": [
+            _record("test_bench_cox", "test_ours", "Cox fit", 0.1),
+            _record("test_bench_cox", "test_survival_coxph", "Cox fit", 0.5),
+            _record("test_bench_coxnet", "test_path_ours_warm", "path", 0.2),
+            _record("test_bench_coxnet", "test_path_ours_cold", "path", 0.8),
+            _record("test_bench_coxnet", "test_path_glmnet", "path", 0.4),
+            _record("test_bench_imaging", "test_preprocess_one_patient", "preprocess", 1.5),
+        ],
+    }

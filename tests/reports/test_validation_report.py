@@ -8,34 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from toolkit.report.validation import (
-    _reference_name,
-    parse_ratio,
-    read_benchmark_markdown,
-    speedup,
-)
-
 SUITE = "report_fixture"
-
-BENCHMARK_README = """# sigkit benchmarks
-
-Intro text with a table that is not a benchmark table? No: every table counts.
-
-## stats
-
-| benchmark | sigkit median (ms) | R median (ms) | ratio vs R |
-|---|---:|---:|---:|
-| coxph pbc | 1.2 | 3.4 | 0.35× |
-| concordance lung | 0.5 | 2.0 | 0.25x |
-
-## deep
-
-Some prose.
-
-| benchmark | sigkit (s) | torch (s) | Keras (s) | ratio vs torch | ratio vs Keras |
-|---|---|---|---|---|---|
-| densenet batch 8 | 1.0 | 1.2 | 1.5 | 0.83 | 0.67 |
-"""
 
 
 @pytest.fixture(scope="module")
@@ -71,70 +44,22 @@ def validation_results(tmp_path_factory, r):
 
 
 @pytest.fixture(scope="module")
-def validation_page(validation_results, tmp_path_factory) -> str:
+def validation_page(validation_results, tmp_path_factory, benchmark_json) -> str:
     from toolkit.report import render_validation_report
 
     bench = tmp_path_factory.mktemp("benchmarks")
-    (bench / "README.md").write_text(BENCHMARK_README)
+    (bench / "results").mkdir()
+    (bench / "results" / "run.json").write_text(json.dumps(benchmark_json))
     out = validation_results.parent / "report" / "validation.html"
     path = render_validation_report(validation_results, out, benchmarks=bench, renderer="jupyter")
     assert path == out.resolve()
     return path.read_text()
 
 
-def test_benchmark_tables_are_read_by_section():
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "README.md"
-        path.write_text(BENCHMARK_README)
-        tables = read_benchmark_markdown(path)
-    assert [t.area for t in tables] == ["stats", "deep"]
-    assert tables[0].rows[1] == ["concordance lung", "0.5", "2.0", "0.25x"]
-    assert tables[0].ratio_columns() == [3]
-    assert tables[1].ratio_columns() == [4, 5]
-    assert [_reference_name(t, t.rows[0], c) for t in tables for c in t.ratio_columns()] == [
-        "R",
-        "torch",
-        "Keras",
-    ]
-    from toolkit.report.validation import BenchmarkTable
-
-    tool_in_cell = BenchmarkTable(
-        "stepwise",
-        ["task", "ours (median)", "reference (median)", "ratio"],
-        [["lung", "143 ms", "`MASS::stepAIC(coxph)` via rpy2 213 ms", "1.5x faster"]],
-    )
-    assert _reference_name(tool_in_cell, tool_in_cell.rows[0], 3) == "MASS::stepAIC(coxph) via rpy2"
-    assert [parse_ratio(c) for c in ("0.35×", "2.3x faster", "1,234.5", "n/a")] == [
-        0.35,
-        2.3,
-        1234.5,
-        None,
-    ]
-
-
-def test_ratio_words_give_the_direction():
-    assert speedup("365x faster") == (365.0, True)
-    assert speedup("2x slower") == (0.5, True)
-    assert speedup("0.35×") == (0.35, False)
-    assert speedup("n/a") == (None, False)
-
-
 def test_missing_benchmarks_read_as_none(tmp_path):
-    assert read_benchmark_markdown(tmp_path / "README.md") == []
-
-
-def test_a_json_that_is_no_benchmark_record_does_not_hide_the_readme(tmp_path):
     from toolkit.report.validation import load_benchmarks
 
-    (tmp_path / "README.md").write_text(BENCHMARK_README)
-    (tmp_path / "results").mkdir()
-    (tmp_path / "results" / "gpu_run.json").write_text('{"device": "H200", "rows": []}')
-    with pytest.warns(UserWarning, match=r"gpu_run.json is not a benchmark record"):
-        tables = load_benchmarks(tmp_path)
-    assert [t.area for t in tables] == ["stats", "deep"]
+    assert load_benchmarks(tmp_path) == []
 
 
 @pytest.mark.parametrize(
@@ -165,7 +90,9 @@ def test_validation_table_shows_each_comparison(validation_page, validation_resu
 
 def test_validation_report_lists_benchmark_ratios(validation_page, text_of):
     tables = text_of(validation_page, "tbl-benchmarks")
-    assert "densenet batch 8" in tables and "0.35×" in tables
+    assert "Test CPU, 2 cores" in tables
+    assert "cox Cox fit test_ours 100 ms test_survival_coxph 500 ms 5x" in tables
+    assert "coxnet path test_path_ours_cold 800 ms test_path_glmnet 400 ms 0.5x" in tables
     assert "data:image/png;base64," in validation_page.split('id="fig-benchmarks"')[1][:400]
 
 

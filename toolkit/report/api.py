@@ -46,7 +46,7 @@ def render_validation_report(
     ----------
     results_dir : the folder of per-suite JSON files written by `sigkit validate`.
     out : the HTML file to write.
-    benchmarks : the folder holding benchmarks/README.md (and results.json where present).
+    benchmarks : the folder whose results/*.json are the pytest-benchmark records.
     renderer : "auto", "quarto" or "jupyter", as for :func:`render_study_report`.
     """
     results_dir = Path(results_dir).resolve()

@@ -1,9 +1,8 @@
 """What templates/validation.qmd shows: the Python-vs-R cross-checks and the benchmarks.
 
 Reads the per-suite JSON that `sigkit validate` writes (validation/_registry.py
-``run_suites``) and the benchmark records in benchmarks/: ``benchmarks/results/*.json``
-where present (schema in docs/reports.md), else the Markdown tables of
-benchmarks/README.md, one ``## <area>`` section per area.
+``run_suites``) and the pytest-benchmark JSON of ``benchmarks/results/*.json``
+(:mod:`toolkit.report.benchmarks`).
 """
 
 from __future__ import annotations
@@ -14,13 +13,13 @@ import io
 import json
 import os
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from toolkit.report import benchmarks as bench
 from toolkit.report import formatting as fmt
 
 
@@ -222,132 +221,10 @@ def margin_figure(suites: list[Suite]) -> str:
 # ---------------------------------------------------------------- benchmarks
 
 
-@dataclass(frozen=True)
-class BenchmarkTable:
-    """One benchmark table: its area (the README section), header and rows as text."""
-
-    area: str
-    header: list[str]
-    rows: list[list[str]]
-
-    def ratio_columns(self) -> list[int]:
-        """Columns holding ratios ("ratio", "×", "speed-up" in the header)."""
-        keys = ("ratio", "×", "speed")
-        return [i for i, h in enumerate(self.header) if any(k in h.lower() for k in keys)]
-
-
-def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
-
-
-def _tables_in(lines: list[str], area: str) -> list[BenchmarkTable]:
-    tables, block = [], []
-    for line in [*lines, ""]:
-        if line.lstrip().startswith("|"):
-            block.append(line)
-            continue
-        if len(block) >= 3 and set(block[1].replace("|", "").strip()) <= set("-: "):
-            tables.append(BenchmarkTable(area, _cells(block[0]), [_cells(b) for b in block[2:]]))
-        block = []
-    return tables
-
-
-def read_benchmark_markdown(path: str | Path) -> list[BenchmarkTable]:
-    """The pipe tables of benchmarks/README.md, each tagged with its ``## area`` section."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    tables: list[BenchmarkTable] = []
-    area, lines = "", []
-    for line in path.read_text().splitlines():
-        if line.startswith("## "):
-            tables += _tables_in(lines, area)
-            area, lines = line[3:].strip(), []
-        else:
-            lines.append(line)
-    return tables + _tables_in(lines, area)
-
-
-def read_benchmark_json(folder: str | Path) -> list[BenchmarkTable]:
-    """benchmarks/results/*.json records (docs/reports.md) as tables."""
-    tables = []
-    for path in sorted(Path(folder).glob("*.json")):
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-            warnings.warn(
-                f"{path} is not a benchmark record (no 'benchmarks' list): skipped",
-                UserWarning,
-                stacklevel=2,
-            )
-            continue
-        header = ["Benchmark", "sigkit median (s)", "Reference", "Reference median (s)", "Ratio"]
-        rows = [
-            [
-                str(b.get("name", "")),
-                f"{float(b['sigkit_s']):.4g}" if b.get("sigkit_s") is not None else "",
-                str(b.get("reference", "")),
-                f"{float(b['reference_s']):.4g}" if b.get("reference_s") is not None else "",
-                f"{float(b['ratio']):.3g}" if b.get("ratio") is not None else "",
-            ]
-            for b in data.get("benchmarks", [])
-        ]
-        tables.append(BenchmarkTable(str(data.get("area", path.stem)), header, rows))
-    return tables
-
-
-def load_benchmarks(folder: str | Path | None = None) -> list[BenchmarkTable]:
-    """The JSON records if any, else the README's tables (default $SIGKIT_BENCHMARKS)."""
+def load_benchmarks(folder: str | Path | None = None) -> list[bench.Run]:
+    """The pytest-benchmark runs in ``FOLDER/results`` (default $SIGKIT_BENCHMARKS/results)."""
     folder = Path(folder) if folder else _env_path("SIGKIT_BENCHMARKS", "benchmarks")
-    return read_benchmark_json(folder / "results") or read_benchmark_markdown(folder / "README.md")
-
-
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-
-
-def parse_ratio(text: str) -> float | None:
-    """The first number in a cell ("0.42×", "2.3x faster" → 0.42, 2.3); None if none."""
-    match = _NUMBER.search(text.replace(",", ""))
-    return float(match.group(0)) if match else None
-
-
-def speedup(text: str) -> tuple[float | None, bool]:
-    """A ratio cell as a speed-up over the reference, when its words say which way.
-
-    "365x faster" → (365, True); "2x slower" → (0.5, True); a bare "0.42×" →
-    (0.42, False): plotted as recorded, since only its table says which way it reads.
-    """
-    value = parse_ratio(text)
-    if value is None or value <= 0:
-        return None, False
-    lowered = text.lower()
-    if "faster" in lowered:
-        return value, True
-    if "slower" in lowered:
-        return 1.0 / value, True
-    return value, False
-
-
-_GENERIC = {"reference", "ratio", "ours", "sigkit", ""}
-_TIME = re.compile(r"\s*[\d.,]+\s*(ns|µs|us|ms|s|min)\b.*$")
-
-
-def _reference_name(table: BenchmarkTable, row: list[str], column: int) -> str:
-    """The tool a ratio column compares with: the header before it, else that cell's tool."""
-    named = re.search(r"\bvs\.?\s+(.+)$", table.header[column])
-    if named:
-        return _short(named.group(1).replace("`", "").strip(), 30)
-    if column == 0:
-        return "reference"
-    header = re.sub(r"\(.*?\)|`", "", table.header[column - 1]).strip()
-    if header.lower() not in _GENERIC:
-        return _short(header, 30)
-    cell = _TIME.sub("", row[column - 1].replace("`", "")).strip() if column - 1 < len(row) else ""
-    return _short(cell or "reference", 30)
-
-
-def _short(text: str, width: int = 60) -> str:
-    text = text.replace("`", "")
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return bench.read_runs(folder / "results")
 
 
 def _inline_code(text: str) -> str:
@@ -355,42 +232,32 @@ def _inline_code(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
-def benchmark_tables_html(tables: list[BenchmarkTable]) -> str:
-    """Each benchmark table under its area's name, as recorded."""
-    if not tables:
-        return (
-            '<p class="missing">No benchmark records (benchmarks/results/*.json or tables in '
-            "benchmarks/README.md).</p>"
-        )
+def benchmark_tables_html(runs: list[bench.Run]) -> str:
+    """Each run's medians and speed-ups, as its JSON records them."""
+    if not runs:
+        return '<p class="missing">No benchmark records (benchmarks/results/*.json).</p>'
     parts = []
-    for table in tables:
-        title = f"<h4>{html.escape(table.area or 'Benchmarks')}</h4>"
-        rows = [[_inline_code(c) for c in row] for row in table.rows]
-        parts.append(
-            title + fmt.html_table(table.header, rows, raw_columns=range(len(table.header)))
-        )
+    for run in runs:
+        title = f"<h4>{_inline_code(bench.run_title(run))}</h4>"
+        rows = [[html.escape(c) for c in row] for row in bench.comparison_rows(run)]
+        parts.append(title + fmt.html_table(bench.HEADER, rows, raw_columns=range(7)))
     return "\n".join(parts)
 
 
-def ratio_figure(tables: list[BenchmarkTable]) -> str:
-    """Every ratio column of every benchmark table as bars on a log axis, one row per benchmark."""
+def ratio_figure(runs: list[bench.Run]) -> str:
+    """Every sigkit-vs-reference speed-up of every run as bars on a log axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bars = []
-    for table in tables:
-        for row in table.rows:
-            for column in table.ratio_columns():
-                value, normalised = speedup(row[column]) if column < len(row) else (None, False)
-                if value is not None:
-                    how = "" if normalised else f" [{table.header[column]}, as recorded]"
-                    versus = _reference_name(table, row, column)
-                    label = f"{table.area}: {_short(row[0], 45)} vs {versus}{how}"
-                    bars.append((label, value))
+    bars = [
+        (f"{c.sigkit.group}: {c.sigkit.test} vs {c.reference.test}", c.speedup)
+        for run in runs
+        for c in run.comparisons()
+    ]
     if not bars:
-        return '<p class="missing">No ratio column found in the benchmark records.</p>'
+        return '<p class="missing">No sigkit-vs-reference pair in the benchmark records.</p>'
     fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.28 * len(bars) + 0.9)))
     values = [v for _, v in bars]
     ax.hlines(range(len(bars)), 1.0, values, color="#2c5d8a", linewidth=2)
@@ -404,7 +271,7 @@ def ratio_figure(tables: list[BenchmarkTable]) -> str:
     ax.set_yticks(range(len(bars)), [label for label, _ in bars], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel(
-        "speed-up over the reference tool (its time / sigkit's; > 1: sigkit faster; log scale)"
+        "speed-up over the reference tool (its median / sigkit's; > 1: sigkit faster; log scale)"
     )
     fig.tight_layout()
     out = _png(fig)
