@@ -52,7 +52,7 @@ def test_r_warnings_during_a_check_become_its_comparisons_notes(warning_suite, t
 
 
 def test_validate_prints_r_warnings_as_numbered_notes_not_raw(warning_suite, tmp_path, capfd):
-    from toolkit.validate_cli import run_validation
+    from toolkit.cli.validate import run_validation
 
     assert run_validation(fast=True, only=[warning_suite], out=tmp_path, report=False) == 0
     out, err = capfd.readouterr()

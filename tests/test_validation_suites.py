@@ -27,6 +27,6 @@ def test_fast_validation_suites_all_pass(r, tmp_path):
 
 
 def test_validate_with_no_comparisons_fails(tmp_path):
-    from toolkit.validate_cli import run_validation
+    from toolkit.cli.validate import run_validation
 
     assert run_validation(fast=True, only=["no-such-suite"], out=tmp_path, report=False) == 1

@@ -569,13 +569,10 @@ def _run_stages(ctx: Context) -> dict[str, Any]:
 
 
 def _report(ctx: Context) -> Path | None:
-    """Render the report when the report module is there; a rendering failure is reported,
-    not fatal (every result is already written)."""
-    try:
-        from toolkit.report import RenderError, render_study_report
-    except ImportError:
-        ctx.echo("  report: pending (the report module is not installed); results are in results/")
-        return None
+    """Render the report; a rendering failure is reported, not fatal (every result is
+    already written)."""
+    from toolkit.report import RenderError, render_study_report
+
     try:
         path = render_study_report(ctx.paths.study_dir)
     except RenderError as exc:

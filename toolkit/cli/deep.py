@@ -1,4 +1,4 @@
-"""`sigkit weights import|fetch|info` and `sigkit extract`: thin wrappers over toolkit.deep.
+"""`sigkit extract` and `sigkit weights import|fetch|info`: thin wrappers over toolkit.deep.
 
 JAX is imported inside the commands (after `extract` has set up one host device
 per CPU core), so `sigkit --help` stays instant.
@@ -13,15 +13,12 @@ from typing import Annotated
 
 import typer
 
+from toolkit.cli._exit import fail
+
 weights_app = typer.Typer(
     help="DenseNet-121 ImageNet weights: import a file, fetch Keras's, show what is installed.",
     no_args_is_help=True,
 )
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(1)
 
 
 @weights_app.command("import")
@@ -35,7 +32,7 @@ def import_weights(
         loaded = W.import_file(file)
         path = W.install(loaded)
     except W.WeightsError as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     status = "verified" if loaded.verified else "NOT verified against a published hash"
     typer.echo(f"installed {loaded.origin} weights from {file.name} ({status}) -> {path}")
     typer.echo(f"sha256 {loaded.sha256}")
@@ -51,7 +48,7 @@ def fetch_weights(
     try:
         loaded, path = W.fetch(timeout=timeout)
     except (W.WeightsError, OSError) as error:
-        raise _fail(f"{error} (no network? use `sigkit weights import FILE`)") from error
+        raise fail(f"{error} (no network? use `sigkit weights import FILE`)") from error
     typer.echo(f"installed {loaded.origin} weights -> {path} (sha256 {loaded.sha256})")
 
 
@@ -63,7 +60,7 @@ def weights_info() -> None:
     try:
         typer.echo(json.dumps(W.info(), indent=2))
     except W.WeightsError as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
 
 
 def _one_host_device_per_core() -> None:
@@ -77,7 +74,7 @@ def _one_host_device_per_core() -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={cores}".strip()
 
 
-def extract_command(
+def extract(
     crops_dir: Annotated[
         Path, typer.Argument(help="Folder of crops/<patient>.npz from preprocess.")
     ],
@@ -116,7 +113,7 @@ def extract_command(
             progress=progress,
         )
     except (ValueError, W.WeightsNotInstalledError, CropError, FileNotFoundError) as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     from toolkit.artifacts import read_parquet_provenance
 
     excluded = read_parquet_provenance(out).get("excluded", [])

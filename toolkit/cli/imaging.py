@@ -10,19 +10,23 @@ from pathlib import Path
 
 import typer
 
+from toolkit.cli._exit import fail
+
 EXIT_PARTIAL = 3
 EXIT_BAD_INPUT = 2
 
 
-def run_preprocess(
-    manifest: Path,
-    out: Path,
-    workers: int,
-    scheduler: str | None,
-    study: Path | None,
-    progress: bool,
-) -> int:
-    """Preprocess, print the summary, failures and warnings; return the exit status."""
+def preprocess(
+    manifest: Path = typer.Argument(..., help="manifest.csv of the cohort."),
+    out: Path = typer.Option(..., "--out", help="Crops folder to write."),
+    workers: int = typer.Option(2, "--workers", help="Dask worker processes; 0 runs in-process."),
+    scheduler: str = typer.Option(
+        None, "--scheduler", help="Existing Dask scheduler tcp://HOST:PORT."
+    ),
+    study: Path = typer.Option(None, "--study", help="study.toml (default: beside the manifest)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Register, crop and z-score every patient; exit 3 when some patients failed."""
     from toolkit.imaging.manifest import ManifestError
     from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort
 
@@ -37,8 +41,7 @@ def run_preprocess(
             settings=settings,
         )
     except (ManifestError, ValueError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        return EXIT_BAD_INPUT
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
     for row in summary.warnings.itertuples(index=False):
         typer.echo(f"warning: {row.patient}: {row.warning}", err=True)
     for row in summary.failures.itertuples(index=False):
@@ -46,5 +49,4 @@ def run_preprocess(
     typer.echo(str(summary))
     if summary.partial:
         typer.echo(f"PARTIAL run: {summary.n_failed} patient(s) failed, see {out}/failures.csv")
-        return EXIT_PARTIAL
-    return 0
+        raise typer.Exit(EXIT_PARTIAL)

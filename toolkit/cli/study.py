@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from toolkit.cli._exit import fail
+
 study_app = typer.Typer(help="Run the whole study: signature, nomograms, validation, R check.")
 
 
@@ -30,8 +32,7 @@ def _execute(
         typer.echo(f"\nERROR: {exc}", err=True)
         raise typer.Exit(2) from None
     except (StudyConfigError, StudyInUseError, FileNotFoundError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
     typer.echo(summary_text(outcome))
     results = Path(study_dir) / "results"
     typer.echo(f"\nresults: {results}")
