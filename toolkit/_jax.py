@@ -7,16 +7,17 @@ before any array is made; the network code states its dtypes explicitly
 Compiled programs go to JAX's persistent compilation cache, so that a new
 process loads them instead of compiling again (the elastic-net path takes
 seconds to compile and milliseconds to run): ``$JAX_COMPILATION_CACHE_DIR``
-when set, else ``$XDG_CACHE_HOME/sigkit/jax`` (``~/.cache/sigkit/jax``);
+when set, else ``jax/`` in the user cache directory that platformdirs gives
+(Linux: ``$XDG_CACHE_HOME/sigkit/jax``, else ``~/.cache/sigkit/jax``);
 ``SIGKIT_JAX_CACHE=0`` turns it off. Programs that compile in under half a
 second are not stored.
 """
 
 import os
+from pathlib import Path
 
 import jax
-
-from toolkit.artifacts import user_cache_dir
+import platformdirs
 
 jax.config.update("jax_enable_x64", True)
 
@@ -27,7 +28,7 @@ def _cache_dir() -> str | None:
     explicit = os.environ.get("JAX_COMPILATION_CACHE_DIR")
     if explicit:
         return explicit
-    return str(user_cache_dir("jax"))
+    return str(Path(platformdirs.user_cache_dir("sigkit")) / "jax")
 
 
 _cache = _cache_dir()

@@ -24,13 +24,6 @@ import numpy as np
 from toolkit._version import __version__
 
 
-def user_cache_dir(name: str) -> Path:
-    """sigkit's folder ``name`` in the user's cache: ``$XDG_CACHE_HOME/sigkit/name``
-    (``~/.cache/sigkit/name``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "sigkit" / name
-
-
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` on success.

@@ -25,6 +25,14 @@ def test_padding_of_the_last_batch_does_not_change_features(random_weights, crop
     np.testing.assert_allclose(single[0], whole[1], atol=1e-5, rtol=0)
 
 
+def test_progress_bar_counts_the_batches_on_stderr_only_when_asked(random_weights, crops, capsys):
+    extract(crops, params=random_weights, batch_size=2, progress=True)  # 2 + (1 + 1 padding)
+    shown = capsys.readouterr()
+    assert shown.out == "" and "DenseNet-121" in shown.err and "2/2 batches" in shown.err
+    extract(crops, params=random_weights, batch_size=2)
+    assert capsys.readouterr() == ("", "")
+
+
 def test_pooled_features_are_the_mean_of_the_feature_map(random_weights, crops):
     maps = feature_maps(crops, params=random_weights, batch_size=len(crops))
     assert maps.shape == (len(crops), 7, 7, 1024) and np.all(maps >= 0)  # after ReLU

@@ -189,7 +189,7 @@ def test_install_load_and_info_round_trip(tmp_path, monkeypatch, keras_weights):
     assert described["weights_sha256"] == keras_weights.sha256
 
 
-def test_cache_dir_follows_xdg_then_override(tmp_path, monkeypatch):
+def test_cache_dir_is_the_user_cache_dir_unless_sigkit_weights_is_set(tmp_path, monkeypatch):
     monkeypatch.delenv("SIGKIT_WEIGHTS", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert W.cache_dir() == tmp_path / "xdg" / "sigkit" / "weights"

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit._jax import jax
+from toolkit._progress import progress_bar
 from toolkit.deep._densenet import N_FEATURES, DenseNet121
 from toolkit.deep.weights import LoadedWeights, load
 
@@ -162,8 +163,6 @@ def run_batched(
     description: str = "DenseNet-121",
 ) -> np.ndarray:
     """Run a jitted `fn(params, batch)` over validated crops, prefetching and sharding batches."""
-    from tqdm.auto import tqdm
-
     placement = _Placement()
     size = placement.batch_size(batch_size, len(crops))
     params = jax.device_put(weights.flax_params(), placement.replicated)
@@ -173,7 +172,9 @@ def run_batched(
     upcoming = next(batches, None)
     upcoming_device = None if upcoming is None else jax.device_put(upcoming[1], placement.batch)
     n_batches = -(-len(crops) // size)
-    with tqdm(total=n_batches, disable=not progress, desc=description, unit="batch") as bar:
+    with progress_bar(
+        n_batches, enabled=progress, description=description, unit="batches"
+    ) as advance:
         while upcoming is not None:
             start, current = upcoming[0], upcoming_device
             upcoming = next(batches, None)
@@ -184,11 +185,11 @@ def run_batched(
             result = fn(params, current)
             if pending is not None:
                 outputs.append(np.asarray(pending[1])[: len(crops) - pending[0]])
-                bar.update()
+                advance()
             pending = (start, result)
         if pending is not None:
             outputs.append(np.asarray(pending[1])[: len(crops) - pending[0]])
-            bar.update()
+            advance()
     if not outputs:
         return np.zeros((0, N_FEATURES), np.float32)
     return np.concatenate(outputs).astype(np.float32, copy=False)

@@ -21,8 +21,9 @@ Sources understood by `import_file`:
   pickled Python objects is refused, never unpickled). Needs the optional `torch` extra.
 
 Converted weights are stored as safetensors (Keras layer names, HWIO kernels,
-float32) in the cache directory: `$SIGKIT_WEIGHTS` if set, else
-`$XDG_CACHE_HOME/sigkit/weights`, else `~/.cache/sigkit/weights`. The file's
+float32) in the cache directory: `$SIGKIT_WEIGHTS` if set, else `weights/` in the
+user cache directory that platformdirs gives (Linux: `$XDG_CACHE_HOME/sigkit/weights`,
+else `~/.cache/sigkit/weights`; macOS: `~/Library/Caches/sigkit/weights`). The file's
 metadata records the origin, the source file's SHA-256 and the batch-norm epsilon
 (Keras 1.001e-5, torchvision 1e-5).
 """
@@ -42,8 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 
-from toolkit.artifacts import atomic_path, file_hash, user_cache_dir
+from toolkit.artifacts import atomic_path, file_hash
 from toolkit.deep._densenet import (
     BN_VARIABLES,
     KERAS_BN_EPSILON,
@@ -116,11 +118,11 @@ class LoadedWeights:
 
 
 def cache_dir() -> Path:
-    """Where converted weights live: $SIGKIT_WEIGHTS, else the XDG cache dir."""
+    """Where converted weights live: $SIGKIT_WEIGHTS, else the user cache directory."""
     override = os.environ.get("SIGKIT_WEIGHTS")
     if override:
         return Path(override).expanduser()
-    return user_cache_dir("weights")
+    return Path(platformdirs.user_cache_dir("sigkit")) / "weights"
 
 
 def check_params(params: Mapping[str, Mapping[str, np.ndarray]], source: str) -> Params:

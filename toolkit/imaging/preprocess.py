@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from toolkit._progress import progress_bar
 from toolkit._version import __version__
 from toolkit.artifacts import atomic_path, file_hash, settings_hash, write_json
 from toolkit.imaging.manifest import Manifest, read_manifest
@@ -471,10 +472,12 @@ def _failed(patient: str, stage: str, reason: str) -> dict[str, Any]:
 
 def _run_sync(rows, settings, out_dir, progress) -> list[dict]:
     results = []
-    with _Progress(len(rows), progress) as bar:
+    with progress_bar(
+        len(rows), enabled=progress, description="preprocess", unit="patients"
+    ) as advance:
         for row in rows:
             results.append(process_patient(row, settings, str(out_dir)))
-            bar.advance()
+            advance()
     return results
 
 
@@ -508,7 +511,9 @@ def _run_dask(rows, settings, out_dir, workers, scheduler, progress) -> list[dic
             pure=False,
         )
         patient_of = {f.key: r["patient"] for f, r in zip(futures, rows, strict=True)}
-        with _Progress(len(rows), progress) as bar:
+        with progress_bar(
+            len(rows), enabled=progress, description="preprocess", unit="patients"
+        ) as advance:
             for future in as_completed(futures):
                 try:
                     results.append(future.result())
@@ -516,36 +521,12 @@ def _run_dask(rows, settings, out_dir, workers, scheduler, progress) -> list[dic
                     results.append(
                         _failed(patient_of[future.key], "worker", f"{type(exc).__name__}: {exc}")
                     )
-                bar.advance()
+                advance()
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
     return results
-
-
-class _Progress:
-    """A rich progress bar (or nothing)."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled, self._bar, self._task = total, enabled, None, None
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.progress import Progress
-
-            self._bar = Progress(transient=False)
-            self._bar.start()
-            self._task = self._bar.add_task("preprocess", total=self.total)
-        return self
-
-    def advance(self) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task)
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 def _resolve_settings(manifest_path: Path, settings: PreprocessSettings | None):
