@@ -17,6 +17,7 @@ accuracy on the synthetic cohort (validation/suite_registration.py).
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,18 @@ class RegistrationSettings:
     (never upsampled), then registered over a pyramid (`shrink_factors`,
     Gaussian `smoothing_sigmas` in voxels) with Mattes MI (`histogram_bins`)
     on a random `sampling_percentage` of voxels (seeded, so runs repeat).
+
+    The registration itself runs on one thread, whatever SimpleITK's global thread
+    count: ITK 5.4's Mattes MI sums the per-thread partial histograms in an order that
+    varies from run to run, so with two or more threads the same call on the same
+    images gives parameters ~1e-14 apart (measured: four identical calls, four
+    different results with 2 threads, identical with 1). That noise reached the float32
+    crops and, through the network, the signature's 6th digit: two runs of one study
+    differed. The method's own SetNumberOfThreads does not reach the metric, so SimpleITK's
+    global default is 1 while it runs (and restored after; not safe against registrations
+    in other threads of the same process, which sigkit never runs: its Dask workers are
+    processes). One thread costs a registration up to its threads-fold time (~1 s per
+    patient here); the Dask workers run patients in parallel instead.
     """
 
     working_spacing_mm: float = 3.0
@@ -43,6 +56,17 @@ class RegistrationSettings:
     iterations: int = 60
     relaxation: float = 0.6
     seed: int = 1
+
+
+@contextmanager
+def _one_thread():
+    """SimpleITK's global default thread count set to 1 for the block, then restored."""
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
 
 
 def bin_factors(image: sitk.Image, working_spacing_mm: float) -> list[int]:
@@ -106,7 +130,8 @@ def register_rigid(
     method.SetSmoothingSigmasPerLevel(list(settings.smoothing_sigmas))
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     method.SetInitialTransform(initial, inPlace=False)
-    final = method.Execute(fixed, moving)
+    with _one_thread():  # reproducible: see RegistrationSettings
+        final = method.Execute(fixed, moving)
     euler = sitk.Euler3DTransform(sitk.CompositeTransform(final).GetBackTransform())
     return Registration(
         parameters=np.asarray(euler.GetParameters()),
