@@ -26,6 +26,7 @@ import numpy as np
 
 from toolkit._jax import jax
 from toolkit._progress import progress_bar
+from toolkit.contracts import feature_names
 from toolkit.deep._densenet import N_FEATURES, DenseNet121
 from toolkit.deep.weights import LoadedWeights, load
 
@@ -316,7 +317,7 @@ def read_crops_dir(crops_dir: str | os.PathLike[str]) -> CropsDirectory:
 
 
 def feature_columns(phase: str) -> list[str]:
-    return [f"{phase}_{i:04d}" for i in range(N_FEATURES)]
+    return feature_names(phase, N_FEATURES)
 
 
 def extract_crops_dir(

@@ -8,40 +8,21 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit.contracts import Term
 from toolkit.report import formatting as fmt
 from toolkit.report.study import MODEL_LABELS, MODELS, SET_LABELS, SETS, StudyResults, missing
 
-_COLUMNS = {
-    "term": ("term", "variable", "predictor", "covariate", "name"),
-    "hr": ("hr", "HR", "hazard_ratio", "exp(coef)", "exp_coef"),
-    "lower": ("lower", "hr_lower", "lower_95", "ci_lower", "lower .95", "hr_lower_95"),
-    "upper": ("upper", "hr_upper", "upper_95", "ci_upper", "upper .95", "hr_upper_95"),
-    "p": ("p", "p_value", "pvalue", "Pr(>|z|)", "p.value"),
-    "coef": ("coef", "coefficient", "beta", "weight"),
-}
-
-
-def column(frame: pd.DataFrame, role: str) -> str | None:
-    """The frame's column playing `role` (hr, lower, upper, p, term, coef), if any."""
-    for name in _COLUMNS[role]:
-        if name in frame.columns:
-            return name
-    return None
-
 
 def _terms(frame: pd.DataFrame) -> list[str]:
-    name = column(frame, "term")
-    return [str(v) for v in (frame[name] if name else frame.index)]
-
-
-_LEVEL = re.compile(r"^(?P<var>[^\[=]+?)\s*(\[(?:T\.)?(?P<lvl>[^\]]+)\]|=(?P<lvl2>.+))$")
+    """The ``term`` column (Term.format) of a univariate_ or multivariable_ table."""
+    return [str(v) for v in frame["term"]]
 
 
 def term_label(results: StudyResults, term: str) -> str:
     """A readable row label: ``bclc[C]`` → "BCLC stage: C (vs A)", ``alt`` → "ALT (U/L)"."""
-    match = _LEVEL.match(term)
-    if match:
-        name, level = match.group("var"), match.group("lvl") or match.group("lvl2")
+    parsed = Term.parse(term)
+    if parsed.level is not None:
+        name, level = parsed.variable, parsed.level
         reference = _reference_level(results, name)
         suffix = f" (vs {reference})" if reference else ""
         unit = _unit(results, name)
@@ -76,21 +57,9 @@ def _reference_level(results: StudyResults, name: str) -> str | None:
 
 
 def _hr_cells(frame: pd.DataFrame, row: int) -> tuple[str, str]:
-    hr, lower, upper, p = (column(frame, r) for r in ("hr", "lower", "upper", "p"))
-    if hr is None and column(frame, "coef") is not None:
-        import math
-
-        estimate = math.exp(float(frame[column(frame, "coef")].iloc[row]))
-        return fmt.ratio(estimate), fmt.pvalue(frame[p].iloc[row] if p else None)
     record = frame.iloc[row]
-    text = fmt.with_ci(
-        record[hr] if hr else None,
-        record[lower] if lower else None,
-        record[upper] if upper else None,
-        digits=2,
-        hazard_ratio=True,
-    )
-    return text, fmt.pvalue(record[p] if p else None)
+    text = fmt.with_ci(record["hr"], record["lower"], record["upper"], digits=2, hazard_ratio=True)
+    return text, fmt.pvalue(record["p"])
 
 
 def multivariable_table(results: StudyResults) -> str:
@@ -114,37 +83,27 @@ def multivariable_table(results: StudyResults) -> str:
     return fmt.html_table(header, rows)
 
 
-def univariate_table(results: StudyResults, alpha: float = 0.05) -> str:
+def univariate_table(results: StudyResults) -> str:
     """Table S3: the univariate Cox screen of every candidate (HR, 95% CI, P, selected).
 
-    A variable is selected by its likelihood-ratio test (``p_lr``, one per variable,
-    all levels together) when the table has it, else by the Wald P of its row.
+    A variable is selected by its likelihood-ratio test (``p_lr``, one per variable, all
+    levels together), shown with ``selected`` on the variable's first row.
     """
     frame = results.table("univariate")
     if frame is None:
         return missing("results/tables/univariate.parquet")
     frame = frame.reset_index(drop=True)
-    p_col = column(frame, "p")
-    has_lr = "p_lr" in frame.columns
     rows, previous = [], None
     for index, term in enumerate(_terms(frame)):
         record = frame.iloc[index]
         hr, p = _hr_cells(frame, index)
-        variable = record.get("variable", term)
-        first = variable != previous
-        previous = variable
-        if "selected" in frame.columns:
-            selected = bool(record["selected"])
-        else:
-            selected = p_col is not None and float(record[p_col]) < alpha
+        first = record["variable"] != previous
+        previous = record["variable"]
         row = [term_label(results, term), hr, p]
-        if has_lr:
-            row.append(fmt.pvalue(record["p_lr"]) if first else "")
-        row.append(("yes" if selected else "no") if first else "")
+        row.append(fmt.pvalue(record["p_lr"]) if first else "")
+        row.append(("yes" if bool(record["selected"]) else "no") if first else "")
         rows.append(row)
-    header = ["Variable", "HR (95% CI)", "Wald P"]
-    header += ["Likelihood-ratio P"] if has_lr else []
-    header += ["Selected"]
+    header = ["Variable", "HR (95% CI)", "Wald P", "Likelihood-ratio P", "Selected"]
     return fmt.html_table(header, rows)
 
 
@@ -200,20 +159,13 @@ def baseline_table(results: StudyResults) -> str:
 def signature_table(results: StudyResults) -> str:
     """Table S2: the signature's features, phases, weights and reproducibility (ICC)."""
     frame = results.table("signature_features")
-    features = results.signature.get("features", [])
-    weights = results.signature.get("coefficients", [])
-    if frame is None and not features:
-        return missing("results/signature.json")
     if frame is None:
-        frame = pd.DataFrame({"feature": features, "coefficient": weights})
+        return missing("results/tables/signature_features.parquet")
     rows = []
     for record in frame.reset_index(drop=True).to_dict("records"):
-        feature = str(record.get("feature", record.get("name", "")))
-        phase = record.get("phase", feature.split("_")[0] if "_" in feature else "")
-        weight = record.get("coefficient", record.get("coef", record.get("weight")))
-        icc = record.get("icc", record.get("icc_min"))
-        rank = record.get("mrmr_rank")
-        rows.append([feature, phase, fmt.number(weight, 4), fmt.number(icc, 3), fmt.cell(rank)])
+        feature, phase = record["feature"], record["phase"]
+        weight, icc = fmt.number(record["coefficient"], 4), fmt.number(record["icc"], 3)
+        rows.append([feature, phase, weight, icc, fmt.cell(record["mrmr_rank"])])
     return fmt.html_table(["Feature", "Phase", "Weight", "ICC", "mRMR rank"], rows)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.artifacts import read_json, save_figure
+from toolkit.contracts import FeatureName
 
 
 def _save(ctx, fig, name: str) -> None:
@@ -82,17 +83,19 @@ def all_figures(ctx, sets, models, calibration_table, decision, td_auc, groups, 
 
 def _cam_weights(signature: dict[str, Any], phase: str) -> np.ndarray:
     """Per-feature weights of one phase on the raw feature scale (coef / SD)."""
-    w = np.zeros(1024)
+    from toolkit.deep._densenet import N_FEATURES
+
+    w = np.zeros(N_FEATURES)
     scales = signature["standardisation"]["scales"]
     for f, c, sd in zip(signature["features"], signature["coefficients"], scales, strict=True):
-        p, _, index = f.rpartition("_")
-        if p == phase:
-            w[int(index)] = c / sd
+        name = FeatureName.parse(f)
+        if name.phase == phase:
+            w[name.index] = c / sd
     return w
 
 
 def _phase_contribution(primary: pd.DataFrame, patient: str, phase: str, w: np.ndarray) -> float:
-    columns = [f"{phase}_{i:04d}" for i in np.flatnonzero(w)]
+    columns = [FeatureName(phase, int(i)).format() for i in np.flatnonzero(w)]
     values = primary.loc[patient, columns].to_numpy(dtype=float)
     return float(np.abs(values * w[np.flatnonzero(w)]).sum())
 

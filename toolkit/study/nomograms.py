@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.config import StudyConfig
+from toolkit.contracts import Term
 from toolkit.stats import cox
 from toolkit.stats._rows import row_products
 from toolkit.stats.cox import CoxFit
@@ -152,7 +153,7 @@ def design_matrix(
             )
         for level in levels[var][1:]:
             columns.append((values == level).to_numpy(dtype=float))
-            names.append(f"{var}[{level}]")
+            names.append(Term(var, level).format())
     return np.column_stack(columns) if columns else np.empty((len(frame), 0)), names
 
 
@@ -185,9 +186,12 @@ def univariate(train: pd.DataFrame, candidates: list[str], levels: dict, alpha: 
 
     data = _model_frame(train, candidates, levels)
     table = univariate_screen(data, "time", "event", candidates, alpha=alpha)
-    terms = []
-    for var, contrast in zip(table["variable"], table["contrast"], strict=True):
-        terms.append(f"{var}[{contrast[len(var) :]}]" if var in levels else var)
+    # a categorical variable's rows are its contrasts against the first level, in level order
+    position = table.groupby("variable", sort=False).cumcount()
+    terms = [
+        Term(var, levels[var][1 + j] if var in levels else None).format()
+        for var, j in zip(table["variable"], position, strict=True)
+    ]
     table.insert(0, "term", terms)
     return table
 
@@ -271,7 +275,7 @@ def nomogram_for(model: FittedModel, train: pd.DataFrame, config: StudyConfig) -
         label = "DL signature" if var == "signature" else (config.variable(var).label or var)
         if var in model.levels:
             lv = model.levels[var]
-            coefs = (0.0, *(coef[f"{var}[{x}]"] for x in lv[1:]))
+            coefs = (0.0, *(coef[Term(var, x).format()] for x in lv[1:]))
             specs.append(PredictorSpec(var, "categorical", label, levels=tuple(lv), coefs=coefs))
         else:
             values = tuple(train[var].to_numpy(dtype=float))

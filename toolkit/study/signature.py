@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.config import StudyConfig
+from toolkit.contracts import FeatureName
 from toolkit.stats._checks import drop_redundant
 from toolkit.stats._rows import row_products
 
@@ -116,7 +117,12 @@ class SignatureBuild:
 
 
 def feature_names(table: pd.DataFrame, phases: list[str]) -> list[str]:
-    return [c for c in table.columns if any(c.startswith(f"{p}_") for p in phases)]
+    wanted = set(phases)
+    return [
+        c
+        for c in table.columns
+        if FeatureName.is_feature(c) and FeatureName.parse(c).phase in wanted
+    ]
 
 
 def reader_array(
@@ -260,7 +266,7 @@ def feature_table(build_result: SignatureBuild) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "feature": list(sig.features),
-            "phase": [f.split("_")[0] for f in sig.features],
+            "phase": [FeatureName.parse(f).phase for f in sig.features],
             "coefficient": sig.coefficients,
             "icc": [float(build_result.icc[names.index(f)]) for f in sig.features],
             "mrmr_rank": [int(ranks[f]) for f in sig.features],
