@@ -89,6 +89,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit._jax import jax
+from toolkit.stats._checks import drop_redundant, listed
 from toolkit.stats._rows import row_products
 
 jnp = jax.numpy
@@ -193,12 +194,6 @@ def _row_labels(obj: Any, n: int) -> np.ndarray:
     return np.asarray(index) if index is not None and len(index) == n else np.arange(n)
 
 
-def _listed(values: Any, limit: int = 10) -> str:
-    values = [str(v) for v in values]
-    more = f", ... ({len(values) - limit} more)" if len(values) > limit else ""
-    return ", ".join(values[:limit]) + more
-
-
 def _check_matrix(X: Any) -> tuple[np.ndarray, tuple[str, ...]]:
     x = np.asarray(X, dtype=float)
     if x.ndim != 2:
@@ -209,8 +204,8 @@ def _check_matrix(X: Any) -> tuple[np.ndarray, tuple[str, ...]]:
         rows = _row_labels(X, x.shape[0])[bad.any(axis=1)]
         cols = np.asarray(names)[bad.any(axis=0)]
         raise ValueError(
-            f"X has {int(bad.sum())} missing or infinite values in rows {_listed(rows)} "
-            f"and columns {_listed(cols)}; impute or remove them first"
+            f"X has {int(bad.sum())} missing or infinite values in rows {listed(rows)} "
+            f"and columns {listed(cols)}; impute or remove them first"
         )
     return x, names
 
@@ -227,10 +222,10 @@ def _check_outcome(time: Any, event: Any, n: int) -> tuple[np.ndarray, np.ndarra
         bad = ~np.isfinite(t) | ~(t > 0)
         raise ValueError(
             f"time must be positive and finite (glmnet's Cox model refuses others): "
-            f"rows {_listed(labels[bad])}"
+            f"rows {listed(labels[bad])}"
         )
     if not np.isin(d, (0.0, 1.0)).all():
-        raise ValueError(f"event must be 0/1: rows {_listed(labels[~np.isin(d, (0.0, 1.0))])}")
+        raise ValueError(f"event must be 0/1: rows {listed(labels[~np.isin(d, (0.0, 1.0))])}")
     if d.sum() < 2:
         raise ValueError(f"the elastic-net Cox model needs at least 2 events, got {int(d.sum())}")
     return t, d
@@ -258,35 +253,23 @@ def _check_penalty_factor(penalty_factor: Any, p: int) -> np.ndarray:
 
 def _redundant_columns(x: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     """Boolean mask of constant and duplicated columns, warning with their names."""
-    constant = np.all(x == x[:1], axis=0)
-    seen: dict[bytes, int] = {}
-    duplicate = np.zeros(x.shape[1], dtype=bool)
-    duplicate_of: list[str] = []
-    # only columns that share their first rows with another can be copies
-    candidates = np.flatnonzero(~constant)
-    head = x[: min(4, x.shape[0])][:, candidates].T
-    _, group, counts = np.unique(head, axis=0, return_inverse=True, return_counts=True)
-    for j in candidates[counts[group.ravel()] > 1]:
-        key = np.ascontiguousarray(x[:, j]).tobytes()
-        if key in seen:
-            duplicate[j] = True
-            duplicate_of.append(f"{names[j]} (= {names[seen[key]]})")
-        else:
-            seen[key] = j
+    found = drop_redundant(x)
+    constant = found.constant
+    duplicate_of = [f"{names[j]} (= {names[i]})" for j, i in found.copy_of.items()]
     if constant.any():
         warnings.warn(
             f"dropped {int(constant.sum())} constant column(s): "
-            f"{_listed(np.asarray(names)[constant])}",
+            f"{listed(np.asarray(names)[constant])}",
             CoxnetWarning,
             stacklevel=3,
         )
-    if duplicate.any():
+    if duplicate_of:
         warnings.warn(
-            f"dropped {int(duplicate.sum())} duplicated column(s): {_listed(duplicate_of)}",
+            f"dropped {len(duplicate_of)} duplicated column(s): {listed(duplicate_of)}",
             CoxnetWarning,
             stacklevel=3,
         )
-    return constant | duplicate
+    return found.dropped
 
 
 @dataclass(frozen=True)
@@ -1697,7 +1680,7 @@ def _fold_labels(fold_id: Any, n_folds: int, event: np.ndarray, seed: int) -> np
         raise ValueError(f"fold_id must hold one integer fold label per row ({n})")
     labels = np.unique(folds)
     if labels[0] < 1 or not np.array_equal(labels, np.arange(1, labels[-1] + 1)):
-        raise ValueError(f"fold_id must use every label 1..K, got {_listed(labels)}")
+        raise ValueError(f"fold_id must use every label 1..K, got {listed(labels)}")
     if labels.size < 3:
         raise ValueError(f"cross-validation needs at least 3 folds, fold_id has {labels.size}")
     return folds
@@ -1709,12 +1692,12 @@ def _check_fold_events(folds: np.ndarray, death: np.ndarray) -> None:
     empty = labels[events == 0]
     if empty.size:
         raise ValueError(
-            f"fold(s) {_listed(empty)} have no events: the partial-likelihood deviance of "
+            f"fold(s) {listed(empty)} have no events: the partial-likelihood deviance of "
             f"a fold without events is undefined; use other fold_id or fewer folds"
         )
     short = labels[death.sum() - events < 2]
     if short.size:
-        raise ValueError(f"training rows of fold(s) {_listed(short)} have fewer than 2 events")
+        raise ValueError(f"training rows of fold(s) {listed(short)} have fewer than 2 events")
 
 
 def _fold_inputs(data, folds, alpha, penalties, n_penalties, min_ratio, standardize):
