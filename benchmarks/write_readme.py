@@ -30,14 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the README is stale")
     args = parser.parse_args(argv)
     readme = HERE / "README.md"
-    text = readme.read_text()
+    text = readme.read_text(encoding="utf-8")
     new = expected(text, HERE / "results")
     if args.check:
         if new != text:
             print(f"{readme} is stale: run python benchmarks/write_readme.py", file=sys.stderr)
             return 1
         return 0
-    readme.write_text(new)
+    readme.write_text(new, encoding="utf-8")
     return 0
 
 

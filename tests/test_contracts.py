@@ -23,14 +23,14 @@ def _records() -> dict[str, type]:
 
 
 def _doc_section(name: str) -> str:
-    text = DOC.read_text()
+    text = DOC.read_text(encoding="utf-8")
     start = text.index(f"### `{name}`")
     end = text.find("\n#", start + 1)
     return text[start : end if end != -1 else len(text)]
 
 
 def test_every_record_and_field_is_documented():
-    text = DOC.read_text()
+    text = DOC.read_text(encoding="utf-8")
     for name, record in _records().items():
         assert f"### `{name}`" in text, f"docs/contracts.md has no section for {name}"
         section = _doc_section(name)
@@ -40,7 +40,7 @@ def test_every_record_and_field_is_documented():
 
 def test_every_documented_record_exists_with_exactly_its_fields():
     records = _records()
-    documented = re.findall(r"^### `(\w+)`", DOC.read_text(), flags=re.MULTILINE)
+    documented = re.findall(r"^### `(\w+)`", DOC.read_text(encoding="utf-8"), flags=re.MULTILINE)
     assert documented, "docs/contracts.md documents no record"
     for name in documented:
         assert name in records, f"docs/contracts.md documents {name}, not in toolkit/contracts.py"

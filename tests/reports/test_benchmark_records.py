@@ -69,7 +69,7 @@ def _write_readme():
 
 def test_readme_tables_are_those_of_the_committed_json():
     writer = _write_readme()
-    readme = (ROOT / "benchmarks" / "README.md").read_text()
+    readme = (ROOT / "benchmarks" / "README.md").read_text(encoding="utf-8")
     assert list((ROOT / "benchmarks" / "results").glob("*.json")), "no benchmark JSON committed"
     assert writer.expected(readme, ROOT / "benchmarks" / "results") == readme, (
         "benchmarks/README.md differs from benchmarks/results/*.json: "

@@ -99,7 +99,7 @@ def _machine(info: dict[str, Any]) -> str:
 def read_run(path: str | Path) -> Run | None:
     """One pytest-benchmark JSON file; None (with a warning) when it is not one."""
     path = Path(path)
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     records = data.get("benchmarks") if isinstance(data, dict) else None
     if not isinstance(records, list) or not all(
         isinstance(r, dict) and "stats" in r for r in records
