@@ -1,9 +1,9 @@
 """Time-dependent AUC (cumulative cases / dynamic controls) with IPCW, as ``riskRegression::Score``.
 
 At horizon :math:`t`, cases are subjects with an event by :math:`t`
-(:math:`T_i \\le t, \\delta_i = 1`), weighted :math:`1 / \\hat G(T_i-)`; controls are
-subjects still event-free after :math:`t` (:math:`T_j > t`), weighted
-:math:`1 / \\hat G(t)`; subjects censored before :math:`t` get weight 0.
+(:math:`T_i \\le t, \\delta_i = 1`), weighted :math:`w_i = 1 / \\hat G(T_i-)`; controls
+are subjects still event-free after :math:`t` (:math:`T_j > t`), weighted
+:math:`w_j = 1 / \\hat G(t)`; subjects censored before :math:`t` get weight 0.
 :math:`\\hat G` is the Kaplan-Meier estimate of the censoring distribution
 (censoring treated as the event; ``prodlim(..., reverse = TRUE)``, which
 ``Score(..., cens.model = "km")`` uses: a death at the same time as a censoring
@@ -13,17 +13,34 @@ leaves the risk set first, so the censoring hazard at :math:`s` is
 
 .. math::
 
-    \\mathrm{AUC}(t) = \\frac{\\sum_i \\sum_j w_i w_j \\{1(r_i > r_j) + \\tfrac12 1(r_i = r_j)\\}}
-                            {\\sum_i w_i \\sum_j w_j}
+    \\mathrm{AUC}(t) = \\frac{\\nu}{\\mu}, \\quad
+    \\nu = \\frac1{n^2} \\sum_i \\sum_j w_i w_j h_{ij}, \\quad
+    \\mu = \\frac1{n^2} \\sum_i w_i \\sum_j w_j, \\quad
+    h_{ij} = 1(r_i > r_j) + \\tfrac12 1(r_i = r_j)
 
-for risk scores :math:`r` (higher = worse). ``Score`` computes the same number as
-the trapezoidal area under the weighted ROC curve (``AireTrap`` over distinct
-risks, ties contributing half), which is this double sum (Blanche, Dartigues
-and Jacqmin-Gadda 2013). Any risk score monotone in the predicted risk at
-:math:`t` gives the same AUC (for a Cox model, the linear predictor).
+over cases :math:`i` and controls :math:`j`, for risk scores :math:`r` (higher =
+worse). ``Score`` computes the same number as the trapezoidal area under the
+weighted ROC curve (``AireTrap`` over distinct risks, ties contributing half),
+which is this double sum (Blanche, Dartigues and Jacqmin-Gadda 2013). Any risk
+score monotone in the predicted risk at :math:`t` gives the same AUC (for a Cox
+model, the linear predictor).
 
-The standard error is not computed (``Score``'s influence-function SE is not
-part of the contract).
+The standard error is ``Score``'s (``se.fit = TRUE``, ``conservative = FALSE``):
+the standard deviation of the influence function over :math:`\\sqrt n`,
+
+.. math::
+
+    \\mathrm{IF}_k = \\frac{\\mathrm{IF}_k(\\nu) - \\mathrm{AUC}\\,\\mathrm{IF}_k(\\mu)}{\\mu},
+
+where :math:`\\mathrm{IF}_k(\\nu)` has the V-statistic's own term
+:math:`\\frac{w_k}{n} \\sum_j w_j h_{kj}` for a case, :math:`\\frac{w_k}{n} \\sum_i
+w_i h_{ik}` for a control, plus the censoring term of the estimated weights,
+:math:`\\frac1{n^2} \\sum_i w_i \\big(\\sum_j w_j h_{ij}\\big)
+\\mathrm{IF}_\\Lambda(T_i-; k) + \\nu\\, \\mathrm{IF}_\\Lambda(t; k)` (``toolkit.stats._ipcw``;
+:math:`\\mathrm{IF}_k(\\mu)` the same with :math:`h = 1`). The 95 % interval is the
+Wald interval clipped to [0, 1], as ``Score``'s. Two scores on the same patients
+are compared by the difference of their influence functions (``Score``'s
+``contrasts = TRUE``).
 """
 
 from __future__ import annotations
@@ -33,38 +50,65 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from toolkit.stats._checks import check_survival
+from toolkit.stats._ipcw import CensoringInfluence, censoring_influence, censoring_survival, g_at
 
 
 @dataclass(frozen=True)
 class TimeAUC:
-    """AUC(t) at each horizon, with the number of cases and controls used."""
+    """AUC(t) at each horizon, with the number of cases and controls used, its SE and CI.
+
+    ``se``, ``lower`` and ``upper`` are NaN where the AUC is (no case or no control).
+    """
 
     times: np.ndarray
     auc: np.ndarray
     n_cases: np.ndarray
     n_controls: np.ndarray
+    se: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
 
 
-def censoring_survival(time: np.ndarray, event: np.ndarray):
-    """Reverse Kaplan-Meier G as prodlim: distinct times and G there (right-continuous)."""
-    order = np.argsort(time, kind="stable")
-    t, censored = time[order], 1.0 - event[order]
-    distinct, first = np.unique(t, return_index=True)
-    n_at_risk = len(t) - first
-    n_censored = np.add.reduceat(censored, first)
-    n_events = np.add.reduceat(1.0 - censored, first)
-    at_risk = n_at_risk - n_events
-    hazard = np.divide(n_censored, at_risk, out=np.zeros_like(n_censored), where=at_risk > 0)
-    return distinct, np.cumprod(1.0 - hazard)
+@dataclass(frozen=True)
+class AUCComparison:
+    """Two risk scores' AUC(t) on the same patients: ``diff = auc_a - auc_b``, SE, CI, P."""
+
+    times: np.ndarray
+    auc_a: np.ndarray
+    auc_b: np.ndarray
+    diff: np.ndarray
+    se: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    p: np.ndarray
 
 
-def _g_at(distinct: np.ndarray, g: np.ndarray, query: np.ndarray, *, left: bool) -> np.ndarray:
-    """G(query) (right-continuous) or G(query-) (left limit)."""
-    side = "left" if left else "right"
-    idx = np.searchsorted(distinct, query, side=side) - 1
-    return np.where(idx >= 0, g[np.maximum(idx, 0)], 1.0)
+@dataclass(frozen=True)
+class _Horizon:
+    """Cases, controls and their weights at one horizon."""
+
+    horizon: float
+    case: np.ndarray
+    control: np.ndarray
+    w_case: np.ndarray
+    w_control: np.ndarray
+
+    @property
+    def defined(self) -> bool:
+        return bool(self.case.any() and self.control.any() and self.w_control.any())
+
+
+def _weighted_sums(risk: np.ndarray, w_case: np.ndarray, w_control: np.ndarray):
+    """Per subject: sum_j w_j h(r_i, r_j) over controls, sum_i w_i h(r_i, r_j) over cases."""
+    values, inverse = np.unique(risk, return_inverse=True)
+    cases = np.bincount(inverse, weights=w_case, minlength=len(values))
+    controls = np.bincount(inverse, weights=w_control, minlength=len(values))
+    below = np.cumsum(controls) - controls
+    above = cases.sum() - np.cumsum(cases)
+    return (below + 0.5 * controls)[inverse], (above + 0.5 * cases)[inverse]
 
 
 def _weighted_auc(risk: np.ndarray, w_case: np.ndarray, w_control: np.ndarray) -> float:
@@ -77,8 +121,64 @@ def _weighted_auc(risk: np.ndarray, w_case: np.ndarray, w_control: np.ndarray) -
     return float(numerator / (cases.sum() * controls.sum()))
 
 
-def time_auc(time: Any, event: Any, risk: Any, times: Sequence[float]) -> TimeAUC:
-    """Cumulative/dynamic AUC(t) with KM-IPCW, equal to ``Score(..., metrics = "auc")``.
+def _influence(h: _Horizon, risk: np.ndarray, auc: float, ic: CensoringInfluence) -> np.ndarray:
+    """Influence function of AUC(t), censoring term included (module docstring)."""
+    n = len(risk)
+    above_controls, below_cases = _weighted_sums(risk, h.w_case, h.w_control)
+    sum_case, sum_control = h.w_case.sum(), h.w_control.sum()
+    pairs = h.w_case * above_controls  # zero outside the cases
+    nu = pairs.sum() / n**2
+    mu = sum_case * sum_control / n**2
+    at_horizon = ic.at(h.horizon)
+    if_nu = (pairs + h.w_control * below_cases) / n
+    if_nu += ic.before_own_times(pairs) / n**2 + nu * at_horizon
+    if_mu = (h.w_case * sum_control + h.w_control * sum_case) / n
+    if_mu += ic.before_own_times(h.w_case) * sum_control / n**2 + mu * at_horizon
+    return (if_nu - auc * if_mu) / mu
+
+
+def _horizons(time: Any, event: Any, times: Sequence[float], risks: Sequence[Any], names):
+    """Validated arrays, the horizons, and cases/controls with their weights at each."""
+    horizons = np.atleast_1d(np.asarray(times, dtype=float))
+    t, e, *rs = check_survival(time, event, *risks, names=["time", "event", *names])
+    for r, name in zip(rs, names, strict=True):
+        if r.ndim != 1 and r.shape != (len(t), len(horizons)):
+            raise ValueError(f"{name} has shape {r.shape}; expected ({len(t)}, {len(horizons)})")
+    distinct, g = censoring_survival(t, e)
+    g_case = g_at(distinct, g, t, left=True)
+    out = []
+    for horizon in horizons:
+        case = (t <= horizon) & (e == 1)
+        control = t > horizon
+        g_t = g_at(distinct, g, np.array([horizon]), left=False)[0]
+        w_case = np.where(case, 1.0 / np.where(case, g_case, 1.0), 0.0)
+        w_control = np.where(control, 1.0 / g_t if g_t > 0 else 0.0, 0.0)
+        out.append(_Horizon(float(horizon), case, control, w_case, w_control))
+    return horizons, censoring_influence(t, e), out, rs
+
+
+def _column(risk: np.ndarray, k: int) -> np.ndarray:
+    return risk if risk.ndim == 1 else risk[:, k]
+
+
+def _auc_and_influence(h: _Horizon, risk: np.ndarray, ic: CensoringInfluence):
+    """AUC(t) and its influence function; NaN (and no influence) without cases or controls."""
+    if not h.defined:
+        return float("nan"), None
+    auc = _weighted_auc(risk, h.w_case, h.w_control)
+    return auc, _influence(h, risk, auc, ic)
+
+
+def _se(influence: np.ndarray | None) -> float:
+    if influence is None:
+        return float("nan")
+    return float(influence.std(ddof=1) / np.sqrt(len(influence)))
+
+
+def time_auc(
+    time: Any, event: Any, risk: Any, times: Sequence[float], conf_level: float = 0.95
+) -> TimeAUC:
+    """Cumulative/dynamic AUC(t) with KM-IPCW and its SE, equal to ``Score(..., metrics = "auc")``.
 
     Parameters
     ----------
@@ -86,27 +186,56 @@ def time_auc(time: Any, event: Any, risk: Any, times: Sequence[float]) -> TimeAU
     risk : one risk score per subject, higher = worse; or an (n, len(times))
         array of predicted risks, one column per horizon (as ``Score`` takes).
     times : the horizons.
+    conf_level : level of the Wald interval (``Score``'s ``conf.int``).
 
-    Returns ``TimeAUC``; an AUC is NaN where a horizon has no case or no control.
+    Returns ``TimeAUC`` (``AUC``, ``se``, ``lower``, ``upper`` of ``Score``'s
+    ``$AUC$score``, ``se.fit = TRUE``); the AUC and its SE are NaN where a
+    horizon has no case or no control.
     """
-    horizons = np.atleast_1d(np.asarray(times, dtype=float))
-    t, e, r = check_survival(time, event, risk, names=["time", "event", "risk"])
-    if r.ndim != 1 and r.shape != (len(t), len(horizons)):
-        raise ValueError(f"risk has shape {r.shape}; expected ({len(t)}, {len(horizons)})")
-    distinct, g = censoring_survival(t, e)
-    g_case = _g_at(distinct, g, t, left=True)
-    aucs, n_cases, n_controls = [], [], []
-    for k, horizon in enumerate(horizons):
-        case = (t <= horizon) & (e == 1)
-        control = t > horizon
-        g_t = _g_at(distinct, g, np.array([horizon]), left=False)[0]
-        w_case = np.where(case, 1.0 / np.where(case, g_case, 1.0), 0.0)
-        w_control = np.where(control, 1.0 / g_t if g_t > 0 else 0.0, 0.0)
-        n_cases.append(int(case.sum()))
-        n_controls.append(int(control.sum()))
-        if not case.any() or not control.any():
-            aucs.append(float("nan"))
-            continue
-        score = r if r.ndim == 1 else r[:, k]
-        aucs.append(_weighted_auc(score, w_case, w_control))
-    return TimeAUC(horizons, np.array(aucs), np.array(n_cases), np.array(n_controls))
+    horizons, ic, at, (r,) = _horizons(time, event, times, [risk], ["risk"])
+    fits = [_auc_and_influence(h, _column(r, k), ic) for k, h in enumerate(at)]
+    auc = np.array([a for a, _ in fits])
+    se = np.array([_se(influence) for _, influence in fits])
+    z = stats.norm.ppf(0.5 + conf_level / 2)
+    return TimeAUC(
+        times=horizons,
+        auc=auc,
+        n_cases=np.array([int(h.case.sum()) for h in at]),
+        n_controls=np.array([int(h.control.sum()) for h in at]),
+        se=se,
+        lower=np.maximum(0.0, auc - z * se),
+        upper=np.minimum(1.0, auc + z * se),
+    )
+
+
+def compare(
+    time: Any,
+    event: Any,
+    risk_a: Any,
+    risk_b: Any,
+    times: Sequence[float],
+    conf_level: float = 0.95,
+) -> AUCComparison:
+    """Difference of two risk scores' AUC(t) on the same patients, with SE and P.
+
+    ``diff = auc_a - auc_b``; its SE is the standard deviation of the difference
+    of the two influence functions over :math:`\\sqrt n`, ``p`` two-sided normal,
+    the interval Wald's. Equal to ``Score(list(a, b), ..., metrics = "auc",
+    se.fit = TRUE, contrasts = TRUE)``'s ``$AUC$contrasts`` row "b vs a" with the
+    sign of ``delta.AUC`` (b - a) reversed. Parameters as :func:`time_auc`;
+    NaN at a horizon without cases or controls.
+    """
+    horizons, ic, at, (ra, rb) = _horizons(
+        time, event, times, [risk_a, risk_b], ["risk_a", "risk_b"]
+    )
+    rows = []
+    for k, h in enumerate(at):
+        auc_a, if_a = _auc_and_influence(h, _column(ra, k), ic)
+        auc_b, if_b = _auc_and_influence(h, _column(rb, k), ic)
+        se = _se(None if if_a is None or if_b is None else if_a - if_b)
+        rows.append((auc_a, auc_b, auc_a - auc_b, se))
+    auc_a, auc_b, diff, se = (np.array(column) for column in zip(*rows, strict=True))
+    z = stats.norm.ppf(0.5 + conf_level / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(se > 0, 2 * stats.norm.sf(np.abs(diff) / se), np.nan)
+    return AUCComparison(horizons, auc_a, auc_b, diff, se, diff - z * se, diff + z * se, p)
