@@ -49,9 +49,10 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from toolkit.stats._checks import check_survival, listed
+from toolkit.stats._checks import check_survival
 from toolkit.stats._ipcw import CensoringInfluence, censoring_influence, censoring_survival, g_at
 from toolkit.stats._km import km_at
+from toolkit.stats._predicted import check_horizons, check_survival_matrix, row_names
 
 
 @dataclass(frozen=True)
@@ -112,51 +113,16 @@ class _Weights:
     influence: CensoringInfluence
 
 
-def _row_names(values: Any, n: int) -> np.ndarray:
-    index = getattr(values, "index", None)
-    return np.asarray(index) if index is not None and len(index) == n else np.arange(n)
-
-
-def _check_horizons(times: Sequence[float], time: np.ndarray) -> np.ndarray:
-    horizons = np.atleast_1d(np.asarray(times, dtype=float))
-    if horizons.ndim != 1 or not len(horizons) or not np.isfinite(horizons).all():
-        raise ValueError(f"times must be finite horizons, got {times!r}")
-    if np.any(np.diff(horizons) <= 0):
-        raise ValueError(f"times must be strictly increasing, got {listed(horizons)}")
-    beyond = horizons[horizons > time.max()]
-    if len(beyond):
-        raise ValueError(
-            f"horizon {listed(f'{h:g}' for h in beyond)} is beyond the last follow-up "
-            f"({time.max():g}): no Brier score there"
-        )
-    return horizons
-
-
-def _check_survival_matrix(survival: np.ndarray, names: np.ndarray, name: str, k: int) -> None:
-    if survival.shape != (len(names), k):
-        raise ValueError(f"{name} has shape {survival.shape}; expected ({len(names)}, {k})")
-    outside = ((survival < 0) | (survival > 1)).any(axis=1)
-    if outside.any():
-        raise ValueError(
-            f"{name} has predicted survival outside [0, 1] in rows {listed(names[outside])}"
-        )
-    rising = (np.diff(survival, axis=1) > 0).any(axis=1)
-    if rising.any():
-        raise ValueError(
-            f"{name} increases with time (predicted survival must be non-increasing "
-            f"across the horizons) in rows {listed(names[rising])}"
-        )
-
-
 def _prepared(
     time: Any, event: Any, survivals: Sequence[Any], names: Sequence[str], times: Sequence[float]
 ) -> tuple[_Weights, list[np.ndarray]]:
     """Validate the inputs once; the censoring weights at each subject's time and horizon."""
-    t, e, *matrices = check_survival(time, event, *survivals, names=["time", "event", *names])
-    horizons = _check_horizons(times, t)
-    matrices = [m[:, None] if m.ndim == 1 else m for m in matrices]
-    for values, matrix, name in zip(survivals, matrices, names, strict=True):
-        _check_survival_matrix(matrix, _row_names(values, len(t)), name, len(horizons))
+    t, e, *arrays = check_survival(time, event, *survivals, names=["time", "event", *names])
+    horizons = check_horizons(times, t, "Brier score")
+    matrices = [
+        check_survival_matrix(a, row_names(values, len(t)), name, len(horizons))
+        for values, a, name in zip(survivals, arrays, names, strict=True)
+    ]
     distinct, g = censoring_survival(t, e)
     weights = _Weights(
         time=t,
