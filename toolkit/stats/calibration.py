@@ -1,4 +1,4 @@
-"""Calibration of predicted survival at a time horizon: grouped RMSE and ICI/E50/E90.
+"""Calibration of predicted survival: grouped RMSE, ICI/E50/E90, slope, calibration-in-the-large.
 
 **Grouped calibration and RMSE** (the paper's "RMSE between observed and
 predicted survival", Figure 4C; the grouping of ``rms::calibrate(cmethod =
@@ -30,6 +30,24 @@ risk :math:`\\hat F_i = 1 - \\hat S_i(t)`, ICI is the mean of
 spline is dropped and the smoother is linear in :math:`c` (``rcspline.eval`` would
 stop or warn there).
 
+**Calibration slope** (Cox 1958; van Houwelingen 2000): the coefficient
+:math:`\\hat\\beta` of the model's linear predictor :math:`\\eta` in a Cox model
+refitted on the set, ``coxph(Surv(time, event) ~ lp)`` (Efron ties), with its
+Wald interval :math:`\\hat\\beta \\pm z\\, \\mathrm{se}` (``confint``). 1 on the
+set the model was fitted on; below 1, predictions are too extreme (overfitting).
+Any shift of :math:`\\eta` (centring) leaves it unchanged.
+
+**Calibration-in-the-large** at each horizon: the ratio of the observed risk,
+one minus the Kaplan-Meier estimate :math:`O(t) = 1 - \\hat S_{KM}(t)`, to the
+expected risk, the mean predicted risk :math:`E(t) = \\frac1n \\sum_i (1 - \\hat
+S_i(t))`: :math:`O/E < 1` means the model over-predicts risk. The point estimate
+is McLernon et al.'s (Ann Intern Med 2023;176:105) O/E; its interval here is the
+Kaplan-Meier's own (Greenwood, log scale: ``survfit``'s default ``conf.type =
+"log"``) carried to the risk scale, :math:`[1 - U(t), 1 - L(t)] / E(t)`, with
+:math:`E(t)` held fixed (theirs is :math:`O/E \\cdot \\exp(\\pm z / \\sqrt{d})` with
+:math:`d` events, a Poisson approximation): the same interval that the
+calibration figure draws on each group's observed value.
+
 **Optimism correction** (Harrell's bootstrap, as ``rms::validate``): for each of
 ``n_bootstrap`` resamples of the training set, the model is refitted on the
 resample (the same variables: selection is not repeated), and the metric is
@@ -48,6 +66,7 @@ import pandas as pd
 
 from toolkit.stats._checks import check_survival
 from toolkit.stats._km import km_at
+from toolkit.stats._predicted import check_horizons, check_survival_matrix, row_names
 
 
 @dataclass(frozen=True)
@@ -167,6 +186,118 @@ def calibrate(
         e50=float(np.median(error)),
         e90=float(np.quantile(error, 0.9)),
         smoothed_observed=observed,
+    )
+
+
+@dataclass(frozen=True)
+class CalibrationSlope:
+    """The calibration slope with its SE and Wald interval (module docstring)."""
+
+    slope: float
+    se: float
+    lower: float
+    upper: float
+    conf_level: float
+    n: int
+    n_events: int
+
+
+def calibration_slope(
+    time: Any, event: Any, linear_predictor: Any, conf_level: float = 0.95
+) -> CalibrationSlope:
+    """Coefficient of the linear predictor in ``coxph(Surv(time, event) ~ lp)``, with its CI.
+
+    Equal to ``coef``, ``sqrt(vcov)`` and ``confint(fit, level = conf_level)`` of
+    that fit (survival 3.5-3, Efron ties), through :func:`toolkit.stats.cox.fit`.
+
+    Parameters
+    ----------
+    time, event : follow-up and event indicator of the set being assessed.
+    linear_predictor : the model's linear predictor for each patient of the set.
+    conf_level : level of the Wald interval.
+    """
+    from toolkit.stats import cox
+    from toolkit.stats.wald import quantile
+
+    t, e, lp = check_survival(
+        time, event, linear_predictor, names=["time", "event", "linear_predictor"]
+    )
+    if lp.ndim != 1:
+        raise ValueError(f"linear_predictor must be one value per patient, got shape {lp.shape}")
+    fit = cox.fit(lp[:, None], t, e, names=["linear_predictor"])
+    slope, se = float(fit.coef[0]), float(fit.se[0])
+    z = quantile(conf_level)
+    return CalibrationSlope(
+        slope, se, slope - z * se, slope + z * se, conf_level, fit.n, fit.n_events
+    )
+
+
+@dataclass(frozen=True)
+class CalibrationInTheLarge:
+    """Observed over expected risk at each horizon, with the Kaplan-Meier interval.
+
+    ``observed`` is :math:`1 - \\hat S_{KM}(t)` with ``observed_lower``/``observed_upper``
+    its interval, ``expected`` the mean predicted risk, ``ratio`` = observed / expected
+    with ``lower``/``upper`` (module docstring); ``n_events`` the events by each horizon.
+    """
+
+    times: np.ndarray
+    observed: np.ndarray
+    observed_lower: np.ndarray
+    observed_upper: np.ndarray
+    expected: np.ndarray
+    ratio: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    n_events: np.ndarray
+    conf_level: float
+
+
+def _over(numerator: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """numerator / expected; NaN where no risk is expected (every prediction 1)."""
+    return np.divide(numerator, expected, out=np.full_like(expected, np.nan), where=expected > 0)
+
+
+def calibration_in_the_large(
+    time: Any, event: Any, survival: Any, times: Sequence[float], conf_level: float = 0.95
+) -> CalibrationInTheLarge:
+    """Observed (Kaplan-Meier) over expected (mean predicted) risk at each horizon.
+
+    Equal to ``summary(survfit(Surv(time, event) ~ 1, conf.int = conf_level),
+    times)``'s ``1 - surv``, ``1 - upper``, ``1 - lower`` over ``mean(1 - S)``.
+
+    Parameters
+    ----------
+    time, event : follow-up and event indicator of the set being assessed.
+    survival : predicted survival, (n, len(times)) (a vector for one horizon), in
+        [0, 1] and non-increasing along each row.
+    times : strictly increasing horizons, none beyond the last follow-up.
+    conf_level : level of the Kaplan-Meier interval.
+    """
+    from toolkit.stats.survival import kaplan_meier
+
+    t, e, s = check_survival(time, event, survival, names=["time", "event", "survival"])
+    horizons = check_horizons(times, t, "calibration-in-the-large")
+    s = check_survival_matrix(s, row_names(survival, len(t)), "survival", len(horizons))
+    km = kaplan_meier(t, e, conf_level)
+    at = np.searchsorted(km.time, horizons, side="right") - 1
+    started = at >= 0
+    pick = np.maximum(at, 0)
+    observed = 1.0 - np.where(started, km.survival[pick], 1.0)
+    observed_lower = 1.0 - np.where(started, km.upper[pick], 1.0)
+    observed_upper = 1.0 - np.where(started, km.lower[pick], 1.0)
+    expected = (1.0 - s).mean(axis=0)
+    return CalibrationInTheLarge(
+        times=horizons,
+        observed=observed,
+        observed_lower=observed_lower,
+        observed_upper=observed_upper,
+        expected=expected,
+        ratio=_over(observed, expected),
+        lower=_over(observed_lower, expected),
+        upper=_over(observed_upper, expected),
+        n_events=np.array([int(e[t <= h].sum()) for h in horizons]),
+        conf_level=conf_level,
     )
 
 
