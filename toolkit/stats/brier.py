@@ -53,6 +53,7 @@ from toolkit.stats._checks import check_survival
 from toolkit.stats._ipcw import CensoringInfluence, censoring_influence, censoring_survival, g_at
 from toolkit.stats._km import km_at
 from toolkit.stats._predicted import check_horizons, check_survival_matrix, row_names
+from toolkit.stats.wald import quantile
 
 
 @dataclass(frozen=True)
@@ -200,8 +201,8 @@ def brier_score(
     brier, influence = _scores(w, s)
     null_brier, null_influence = _scores(w, _null_survival(w))
     se = _se(influence)
-    z = stats.norm.ppf(0.5 + conf_level / 2)
-    ipa = np.divide(brier, null_brier, out=np.full_like(brier, np.nan), where=null_brier > 0)
+    z = quantile(conf_level)
+    ratio = np.divide(brier, null_brier, out=np.full_like(brier, np.nan), where=null_brier > 0)
     cases = np.array([np.sum((w.time <= h) & (w.event == 1)) for h in w.horizons])
     controls = np.array([np.sum(w.time > h) for h in w.horizons])
     return BrierScore(
@@ -212,7 +213,7 @@ def brier_score(
         upper=np.minimum(1.0, brier + z * se),
         null_brier=null_brier,
         null_se=_se(null_influence),
-        ipa=1.0 - ipa,
+        ipa=1.0 - ratio,
         n_cases=cases,
         n_controls=controls,
         n_censored=len(w.time) - cases - controls,
@@ -275,6 +276,6 @@ def compare(
     brier_b, influence_b = _scores(w, sb)
     diff = brier_a - brier_b
     se = _se(influence_a - influence_b)
-    z = stats.norm.ppf(0.5 + conf_level / 2)
+    z = quantile(conf_level)
     p = np.where(se > 0, 2 * stats.norm.sf(np.abs(diff) / np.where(se > 0, se, 1.0)), np.nan)
     return BrierComparison(w.horizons, brier_a, brier_b, diff, se, diff - z * se, diff + z * se, p)

@@ -54,6 +54,7 @@ from scipy import stats
 
 from toolkit.stats._checks import check_survival
 from toolkit.stats._ipcw import CensoringInfluence, censoring_influence, censoring_survival, g_at
+from toolkit.stats.wald import quantile
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ def time_auc(
     fits = [_auc_and_influence(h, _column(r, k), ic) for k, h in enumerate(at)]
     auc = np.array([a for a, _ in fits])
     se = np.array([_se(influence) for _, influence in fits])
-    z = stats.norm.ppf(0.5 + conf_level / 2)
+    z = quantile(conf_level)
     return TimeAUC(
         times=horizons,
         auc=auc,
@@ -235,7 +236,7 @@ def compare(
         se = _se(None if if_a is None or if_b is None else if_a - if_b)
         rows.append((auc_a, auc_b, auc_a - auc_b, se))
     auc_a, auc_b, diff, se = (np.array(column) for column in zip(*rows, strict=True))
-    z = stats.norm.ppf(0.5 + conf_level / 2)
+    z = quantile(conf_level)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(se > 0, 2 * stats.norm.sf(np.abs(diff) / se), np.nan)
     return AUCComparison(horizons, auc_a, auc_b, diff, se, diff - z * se, diff + z * se, p)
