@@ -43,6 +43,10 @@ function(time, status, a, b, times, metric) {
 """
 
 
+# our name -> the model column of Score's tables
+_MODELS = {"null": "Null model", "a": "a", "b": "b"}
+
+
 @functools.cache
 def _score():
     return r_function(_SCORE, ["riskRegression", "prodlim", "survival"])
@@ -89,6 +93,3 @@ def score(
             k: np.asarray(v)[both] for k, v in contrasts.items() if k not in ("model", "reference")
         }
     return result
-
-
-_MODELS = {"null": "Null model", "a": "a", "b": "b"}
