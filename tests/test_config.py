@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from toolkit.config import (
+    PHASES,
     StudyConfigError,
     StudyInputError,
     check_inputs,
     load_study,
     prepare_clinical,
     read_clinical,
-    read_manifest,
+    study_manifest,
 )
 from toolkit.synth.cohort import STUDY_TOML
 
@@ -59,7 +62,7 @@ def _cohort(tmp_path, n_train=30, n_valid=20, toml=STUDY_TOML, edit=None):
 
 def _prepare(folder):
     config = load_study(folder)
-    return prepare_clinical(config, read_clinical(config, folder, read_manifest(config, folder)))
+    return prepare_clinical(config, read_clinical(config, folder, study_manifest(config, folder)))
 
 
 def test_synthetic_study_toml_is_valid_and_categorises_at_cutoffs(tmp_path):
@@ -196,7 +199,7 @@ def test_every_problem_of_the_clinical_table_is_reported_at_once(tmp_path):
     message = str(caught.value)
     assert message.startswith("5 problems in the study's inputs:\n  - manifest.csv: set 'test'")
     with pytest.raises(StudyInputError) as again:
-        read_manifest(config, folder)
+        study_manifest(config, folder)
     assert again.value.problems == caught.value.problems[:1]
 
 
@@ -258,4 +261,60 @@ def test_a_misspelt_column_is_suggested(tmp_path):
     assert caught.value.problems == [
         "clinical.csv: no column 'tumour_size_cm' (named by variables in study.toml); "
         "did you mean 'tumor_size_cm'?"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("crop_size = 256", "imaging.crop_size: crop_size must be 224: the network's features"),
+        ('phases = ["portal"]', "imaging.phases: phases must be ['arterial', 'portal']"),
+        ('phases = ["arterial", "delayed"]', "imaging.phases: phases must be ['arterial', "),
+        ('mask_phase = "delayed"', "imaging.mask_phase: mask_phase must be one of arterial"),
+        ("spacing_mm = 0", "imaging.spacing_mm: Input should be greater than 0"),
+    ],
+)
+def test_imaging_settings_the_code_cannot_honour_are_refused(tmp_path, setting, message):
+    toml = STUDY_TOML.replace("crop_size = 224\n", "").replace(
+        'phases = ["arterial", "portal"]\n', ""
+    )
+    toml = toml.replace("[imaging]\n", f"[imaging]\n{setting}\n")
+    with pytest.raises(StudyInputError) as caught:
+        load_study(_cohort(tmp_path, toml=toml))
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"study.toml: {message}"), problem
+
+
+def test_phases_in_any_order_are_the_supported_phases(tmp_path):
+    toml = STUDY_TOML.replace('phases = ["arterial", "portal"]', 'phases = ["portal", "arterial"]')
+    assert load_study(_cohort(tmp_path, toml=toml)).imaging.phases == list(PHASES)
+
+
+def test_the_config_keeps_study_toml_as_written_for_provenance(tmp_path):
+    toml = STUDY_TOML.replace(
+        'readers = ["reader1_a", "reader1_b", "reader2"]',
+        'readers = ["reader2", "reader1_b", "reader1_a"]',
+    )
+    config = load_study(_cohort(tmp_path, toml=toml))
+    assert config.as_written() == tomllib.loads(toml)
+    assert list(config.as_written()) == list(tomllib.loads(toml))
+    assert config.as_written()["imaging"]["readers"] == ["reader2", "reader1_b", "reader1_a"]
+    assert config.imaging.readers == ["reader1_a", "reader1_b", "reader2"]
+    config.as_written()["imaging"]["readers"].clear()  # a copy: the config cannot change
+    assert config.as_written() == tomllib.loads(toml)
+
+
+def test_an_empty_patient_id_or_set_in_the_manifest_is_named(tmp_path):
+    def edit(clinical, manifest):
+        manifest.loc[3, "patient"] = ""
+        manifest.loc[5, "set"] = ""
+
+    folder = _cohort(tmp_path, edit=edit)
+    with pytest.raises(StudyInputError) as caught:
+        check_inputs(load_study(folder), folder)
+    assert caught.value.problems == [
+        "manifest.csv: no patient id on row 5",
+        "manifest.csv: set is empty in 1 patient (P006)",
+        "clinical.csv: 1 patient not in manifest.csv (P004); add their images to the "
+        "manifest or remove their rows",
     ]

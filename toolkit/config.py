@@ -1,6 +1,12 @@
 """study.toml schema and the checks of a cohort's manifest and clinical table.
 
-The schema is the contract in docs/contracts.md. Every problem is reported
+The schema is the contract in docs/contracts.md, and this module is sigkit's one
+reader of study.toml: the stages, ``sigkit preprocess`` and the report receive
+the validated :class:`StudyConfig`, and provenance records the file as written
+(:meth:`StudyConfig.as_written`). A setting the code cannot honour is refused
+here (``crop_size``, ``phases``), not ignored downstream. The manifest is read by
+:mod:`toolkit.imaging.manifest`, with the study's readers (:func:`study_manifest`).
+Every problem is reported
 with the file, the setting or column, and the patients concerned, so a user
 can fix the input, and all the problems found are reported together (one
 ``StudyInputError`` with a ``problems`` list; ``check_inputs`` is the study's
@@ -12,22 +18,40 @@ records that the study writes to ``results/tables/exclusions.parquet``.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import itertools
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from toolkit.stats._checks import event_coding, negative_times
+from toolkit.stats._checks import event_coding, listed, negative_times
+
+if TYPE_CHECKING:
+    from toolkit.imaging.manifest import Manifest
 
 TIME_UNITS = ("days", "weeks", "months", "years")
-_MAX_LISTED = 10
+PHASES = ("arterial", "portal")
+"""The CT phases sigkit reads, in the order of its features (``arterial_0000`` ...
+``portal_1023``): preprocessing registers the arterial phase onto the portal phase,
+and the network takes a crop of each."""
+CROP_SIZE = 224
+"""The side of the square crops, in pixels: the network's features are extracted
+from 224 x 224 crops (DenseNet-121's ImageNet input size)."""
 
 
 class StudyConfigError(ValueError):
@@ -103,13 +127,71 @@ class Outcome(_Strict):
 
 
 class Imaging(_Strict):
-    phases: list[str] = Field(default_factory=lambda: ["arterial", "portal"], min_length=1)
+    """study.toml's ``[imaging]``: the phases, the readers and the crop settings.
+
+    ``readers`` is stored primary-first (the primary reader, then the others sorted
+    by name) whatever order study.toml lists them in, so no stage can depend on the
+    written order: the signature is ranked and fitted on ``readers[0]``, the ICC's
+    ratings and the crops' readers come in this order. ``phases`` and ``crop_size``
+    accept only what the code supports (:data:`PHASES`, :data:`CROP_SIZE`).
+    ``spacing_mm`` resamples the portal grid in-plane before cropping (None keeps
+    it); ``mask_phase`` is the phase the masks were drawn on (masks drawn on the
+    arterial phase follow the registration).
+    """
+
+    phases: list[str] = Field(default_factory=lambda: list(PHASES), min_length=1)
     readers: list[str] = Field(min_length=1)
     primary_reader: str
-    crop_size: int = 224
+    crop_size: int = CROP_SIZE
     zscore: Literal["crop", "roi"] = "crop"
     # "register" would shadow a pydantic BaseModel attribute; the TOML key stays "register"
     register_phases: bool = Field(True, alias="register")
+    spacing_mm: float | None = Field(None, gt=0)
+    mask_phase: str = "arterial"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _primary_first(cls, data: Any) -> Any:
+        """``readers`` as the primary reader, then the others by name (repeats kept, for
+        the check below to name them); anything malformed is left to the field checks."""
+        if not isinstance(data, dict):
+            return data
+        readers, primary = data.get("readers"), data.get("primary_reader")
+        if not isinstance(readers, list) or not all(isinstance(r, str) for r in readers):
+            return data
+        if primary not in readers:
+            return data
+        others = list(readers)
+        others.remove(primary)
+        return {**data, "readers": [primary, *sorted(others)]}
+
+    @field_validator("phases")
+    @classmethod
+    def _supported_phases(cls, value: list[str]) -> list[str]:
+        if sorted(value) != sorted(PHASES):
+            raise ValueError(
+                f"phases must be {list(PHASES)} (each once): sigkit registers the arterial "
+                f"phase onto the portal phase and takes the network's features from both; "
+                f"got {value}"
+            )
+        return list(PHASES)
+
+    @field_validator("crop_size")
+    @classmethod
+    def _supported_crop(cls, value: int) -> int:
+        if value != CROP_SIZE:
+            raise ValueError(
+                f"crop_size must be {CROP_SIZE}: the network's features are extracted from "
+                f"{CROP_SIZE} x {CROP_SIZE} crops; got {value}"
+            )
+        return value
+
+    @field_validator("mask_phase")
+    @classmethod
+    def _mask_phase(cls, value: str) -> str:
+        if value not in PHASES:
+            raise ValueError(f"mask_phase must be one of {', '.join(PHASES)}; got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _primary(self) -> Imaging:
@@ -122,12 +204,8 @@ class Imaging(_Strict):
 
     @property
     def reader_order(self) -> tuple[str, ...]:
-        """The readers as every stage uses them: the primary reader first, then the
-        others sorted by name, so the order written in study.toml changes nothing
-        (the signature is ranked and fitted on the primary reader, and the ICC's
-        ratings come in this order)."""
-        others = sorted(r for r in self.readers if r != self.primary_reader)
-        return (self.primary_reader, *others)
+        """The readers as a tuple: ``readers``, which is already primary-first."""
+        return tuple(self.readers)
 
 
 class Variable(_Strict):
@@ -187,12 +265,31 @@ class Validation(_Strict):
 
 
 class StudyConfig(_Strict):
+    """The validated study.toml. :meth:`as_written` gives the mapping it was validated
+    from, for provenance; the stages read the validated fields."""
+
     study: StudySection
     outcome: Outcome
     imaging: Imaging
     variables: list[Variable] = Field(default_factory=list)
     signature: Signature = Field(default_factory=Signature)
     validation: Validation = Field(default_factory=Validation)
+    _written: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_written(cls, data: Any, handler: Any) -> StudyConfig:
+        written = copy.deepcopy(data) if isinstance(data, dict) else None
+        config = handler(data)
+        if written is not None:
+            config._written = written
+        return config
+
+    def as_written(self) -> dict[str, Any]:
+        """study.toml as written (a copy): its keys, values and orders, the readers'
+        written order included. Artifacts record it as their ``study_toml``, so a
+        result names the file it came from, byte for byte in its JSON."""
+        return copy.deepcopy(self._written)
 
     @model_validator(mode="after")
     def _unique(self) -> StudyConfig:
@@ -212,18 +309,34 @@ class StudyConfig(_Strict):
 
 
 def load_study(path: str | Path) -> StudyConfig:
-    """Read and validate study.toml; every error names the file and the setting."""
+    """Read and validate study.toml (or the study.toml in folder ``path``); every
+    error names the file and the setting."""
     path = Path(path)
     if path.is_dir():
         path = path / "study.toml"
     if not path.is_file():
         raise StudyInputError([f"{path}: not found"])
     try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise StudyInputError([f"{path}: not valid TOML: {exc}"]) from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StudyInputError([f"{path}: not UTF-8 text, as TOML must be: {exc}"]) from None
+    return loads_study(text, path)
+
+
+def loads_study(text: str, source: str | Path = "study.toml") -> StudyConfig:
+    """Validate the text of a study.toml; errors name ``source`` and the setting."""
     try:
-        return StudyConfig.model_validate(raw)
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyInputError([f"{source}: not valid TOML: {exc}"]) from None
+    return study_from_mapping(raw, Path(source).name)
+
+
+def study_from_mapping(raw: Mapping[str, Any], name: str = "study.toml") -> StudyConfig:
+    """Validate a study.toml already parsed (as an artifact's provenance recorded it);
+    errors name ``name`` and the setting."""
+    try:
+        return StudyConfig.model_validate(dict(raw))
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -231,7 +344,7 @@ def load_study(path: str | Path) -> StudyConfig:
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = "unknown setting"
-            problems.append(f"{path.name}: {where}: {message}")
+            problems.append(f"{name}: {where}: {message}")
         raise StudyInputError(problems) from None
 
 
@@ -255,7 +368,7 @@ class ClinicalData:
 def check_inputs(config: StudyConfig, study_dir: Path) -> None:
     """The pre-flight check: the manifest and the clinical table, before any stage runs.
 
-    Runs every check of :func:`read_manifest`, :func:`read_clinical` and
+    Runs every check of :func:`study_manifest`, :func:`read_clinical` and
     :func:`prepare_clinical` on the whole cohort and raises one
     :class:`StudyInputError` listing every problem found, so that a user fixes
     them all at once instead of one per run. Imaging can only remove patients,
@@ -279,27 +392,22 @@ def _n_patients(n: int) -> str:
     return f"{n} patient" if n == 1 else f"{n} patients"
 
 
-def _listed(names: Sequence[Any]) -> str:
-    """The first patients of a list, "P003, P007, ... (12 more)"."""
-    names = [str(p) for p in names]
-    more = f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else ""
-    return ", ".join(names[:_MAX_LISTED]) + more
-
-
 def _listed_values(values: pd.Series, mask: np.ndarray) -> str:
     """The first offending patients with their values, "P004: 'n/a', P011: '>1000'"."""
-    return _listed([f"{p}: {str(v)!r}" for p, v in values[mask].items()])
+    return listed([f"{p}: {str(v)!r}" for p, v in values[mask].items()])
 
 
-def _duplicates(name: str, patients: pd.Series) -> list[str]:
+def duplicate_patients(name: str, patients: pd.Series) -> list[str]:
+    """The problem of file ``name`` listing patients more than once (none: [])."""
     twice = list(dict.fromkeys(patients[patients.duplicated()].astype(str)))
     if not twice:
         return []
-    return [f"{name}: {_n_patients(len(twice))} listed more than once ({_listed(twice)})"]
+    return [f"{name}: {_n_patients(len(twice))} listed more than once ({listed(twice)})"]
 
 
-def _absent_columns(name: str, present: Sequence[str], needed: dict[str, str]) -> list[str]:
-    """One problem per needed column that the file lacks (suggesting its unused columns)."""
+def absent_columns(name: str, present: Sequence[str], needed: dict[str, str]) -> list[str]:
+    """One problem per needed column (mapped to why it is needed) that file ``name``
+    lacks, suggesting the closest of its unused columns."""
     spare = [c for c in present if c not in needed]
     return [_absent_column(name, c, why, spare) for c, why in needed.items() if c not in present]
 
@@ -312,37 +420,44 @@ def _absent_column(name: str, column: str, why: str, spare: Sequence[str]) -> st
     return f"{name}: no column {column!r} ({why}){hint}"
 
 
-def read_manifest(config: StudyConfig, study_dir: Path) -> pd.DataFrame:
-    """manifest.csv with the contract's columns, unique patients and known sets checked."""
+def study_manifest(config: StudyConfig, study_dir: Path) -> Manifest:
+    """The study's manifest (``study.manifest``), read by
+    :func:`toolkit.imaging.manifest.read_manifest` with the study's readers, every row
+    named and every set a training or validation set of the study.
+
+    Raises :class:`StudyInputError` listing every problem found.
+    """
     problems: list[str] = []
     manifest = _manifest(config, study_dir, problems)
     _raise_any(problems)
     return manifest
 
 
-def _manifest_columns(config: StudyConfig) -> list[tuple[str, str]]:
-    needed = "every manifest needs it"
-    columns = [("patient", needed), ("centre", needed), ("set", needed)]
-    columns += [(phase, "imaging.phases in study.toml") for phase in config.imaging.phases]
-    columns += [(f"mask_{r}", "imaging.readers in study.toml") for r in config.imaging.readers]
-    return columns
-
-
-def _manifest(config: StudyConfig, study_dir: Path, problems: list[str]) -> pd.DataFrame | None:
+def _manifest(config: StudyConfig, study_dir: Path, problems: list[str]) -> Manifest | None:
     """The manifest's problems appended to ``problems``; None when it has no patients and sets."""
+    # imaging.manifest imports PHASES and the checks above from this module
+    from toolkit.imaging.manifest import check_manifest
+
     name = config.study.manifest
     path = study_dir / name
     if not path.is_file():
         problems.append(f"{name}: not found in {study_dir} (study.manifest in study.toml)")
         return None
-    manifest = pd.read_csv(path, dtype={"patient": str, "set": str, "centre": str})
-    needed = dict(_manifest_columns(config))
-    problems += _absent_columns(name, manifest.columns, needed)
-    if not {"patient", "set"} <= set(manifest.columns):
+    manifest, found = check_manifest(path, config.imaging.readers, name=name)
+    problems += found
+    if manifest is None or "set" not in manifest.frame.columns:
         return None
-    problems += _duplicates(name, manifest["patient"])
-    problems += _stray_sets(config, manifest)
-    return manifest.drop_duplicates("patient")
+    unnamed = manifest.frame.loc[manifest.frame["patient"] == "", "row"]
+    if len(unnamed):
+        rows = "row" if len(unnamed) == 1 else "rows"
+        problems.append(f"{name}: no patient id on {rows} {listed(list(unnamed))}")
+    problems += _stray_sets(config, _named(manifest))
+    return manifest
+
+
+def _named(manifest: Manifest) -> pd.DataFrame:
+    """The manifest's rows that name a patient."""
+    return manifest.frame[manifest.frame["patient"] != ""]
 
 
 def _stray_sets(config: StudyConfig, manifest: pd.DataFrame) -> list[str]:
@@ -350,21 +465,23 @@ def _stray_sets(config: StudyConfig, manifest: pd.DataFrame) -> list[str]:
     name, study = config.study.manifest, config.study
     sets = manifest["set"]
     problems = []
-    if sets.isna().any():
-        empty = manifest.loc[sets.isna(), "patient"]
-        problems.append(f"{name}: set is empty in {_n_patients(len(empty))} ({_listed(empty)})")
-    for value in sorted(set(sets.dropna()) - set(study.train_sets) - set(study.validation_sets)):
-        who = manifest.loc[sets == value, "patient"]
+    if (sets == "").any():
+        empty = list(manifest.loc[sets == "", "patient"])
+        problems.append(f"{name}: set is empty in {_n_patients(len(empty))} ({listed(empty)})")
+    known = {"", *study.train_sets, *study.validation_sets}
+    for value in sorted(set(sets) - known):
+        who = list(manifest.loc[sets == value, "patient"])
         problems.append(
             f"{name}: set {value!r} is in neither study.train_sets {study.train_sets} nor "
             f"study.validation_sets {study.validation_sets} ({_n_patients(len(who))}: "
-            f"{_listed(who)})"
+            f"{listed(who)})"
         )
     return problems
 
 
-def read_clinical(config: StudyConfig, study_dir: Path, manifest: pd.DataFrame) -> pd.DataFrame:
-    """clinical.csv indexed by patient, restricted to and aligned with the manifest."""
+def read_clinical(config: StudyConfig, study_dir: Path, manifest: Manifest) -> pd.DataFrame:
+    """clinical.csv indexed by patient, restricted to and aligned with the manifest
+    (:func:`study_manifest`)."""
     problems: list[str] = []
     table = _clinical(config, study_dir, manifest, problems)
     _raise_any(problems)
@@ -382,7 +499,7 @@ def _clinical_columns(config: StudyConfig) -> list[tuple[str, str]]:
 
 
 def _clinical(
-    config: StudyConfig, study_dir: Path, manifest: pd.DataFrame | None, problems: list[str]
+    config: StudyConfig, study_dir: Path, manifest: Manifest | None, problems: list[str]
 ) -> pd.DataFrame | None:
     """The clinical table aligned with the manifest (its patients, in its order, with their
     ``set``); its problems appended to ``problems``. None when it has no patient column."""
@@ -391,18 +508,19 @@ def _clinical(
     if not path.is_file():
         problems.append(f"{name}: not found in {study_dir} (study.clinical in study.toml)")
         return None
-    table = pd.read_csv(path, dtype={"patient": str})
+    table = pd.read_csv(path, dtype={"patient": str}, encoding="utf-8")
     if "patient" not in table.columns:
         problems.append(f"{name}: no column 'patient'")
         return None
-    problems += _duplicates(name, table["patient"])
+    problems += duplicate_patients(name, table["patient"])
     table = table.drop_duplicates("patient").set_index("patient")
     needed = dict(_clinical_columns(config))
-    problems += _absent_columns(name, table.columns, needed)
+    problems += absent_columns(name, table.columns, needed)
     columns = [c for c in needed if c in table.columns]
     if manifest is None:
         return table[columns].assign(set="").loc[:, ["set", *columns]]
-    sets = manifest.set_index(manifest["patient"].astype(str))["set"].astype(str)
+    named = _named(manifest)
+    sets = named.set_index("patient")["set"]
     problems += _unmatched(config, sets.index, table.index)
     out = table.loc[[p for p in sets.index if p in table.index], columns].copy()
     out.insert(0, "set", sets.loc[out.index])
@@ -418,11 +536,11 @@ def _unmatched(config: StudyConfig, manifest: pd.Index, clinical: pd.Index) -> l
     problems = []
     if absent:
         problems.append(
-            f"{names[0]}: no row for {_n_patients(len(absent))} of {names[1]} ({_listed(absent)})"
+            f"{names[0]}: no row for {_n_patients(len(absent))} of {names[1]} ({listed(absent)})"
         )
     if extra:
         problems.append(
-            f"{names[0]}: {_n_patients(len(extra))} not in {names[1]} ({_listed(extra)}); "
+            f"{names[0]}: {_n_patients(len(extra))} not in {names[1]} ({listed(extra)}); "
             "add their images to the manifest or remove their rows"
         )
     return problems
@@ -485,7 +603,7 @@ def _outcomes(config: StudyConfig, table: pd.DataFrame, problems: list[str]) -> 
         if empty.any():
             problems.append(
                 f"{name}: {column} is missing in {_n_patients(int(empty.sum()))} "
-                f"({_listed(table.index[empty])}); outcomes are never imputed"
+                f"({listed(table.index[empty])}); outcomes are never imputed"
             )
         if target.endswith("time"):
             problem = negative_times(values.to_numpy(), labels, column, "patients")
@@ -537,7 +655,7 @@ def _levels(variable: Variable, values: pd.Series, name: str, problems: list[str
     odd = (~text.isna() & ~text.isin(variable.levels)).to_numpy()
     if odd.any():
         found = sorted({str(v) for v in text[odd]})
-        who = _listed_values(text, odd) if len(found) > 1 else _listed(text.index[odd])
+        who = _listed_values(text, odd) if len(found) > 1 else listed(text.index[odd])
         problems.append(
             f"{name}: {variable.name} holds {', '.join(map(repr, found))}, not among its "
             f"levels {variable.levels} in study.toml, in {_n_patients(int(odd.sum()))} ({who})"
@@ -567,7 +685,7 @@ def _missing_refused(config: StudyConfig, missing: pd.DataFrame) -> list[str]:
     ]
     return [
         f"{config.study.clinical}: {_n_patients(int(rows.sum()))} have missing clinical values "
-        f"({'; '.join(detail[:_MAX_LISTED])}); set validation.missing = "
+        f"({listed(detail, sep='; ')}); set validation.missing = "
         '"complete-case" or "impute-median-mode"'
     ]
 

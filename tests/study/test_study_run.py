@@ -134,14 +134,14 @@ def test_signature_scores_reproduce_signature_json(study_run):
 
 
 def test_nomogram_json_reproduces_the_models_survival(study_run):
-    from toolkit.config import load_study, prepare_clinical, read_clinical, read_manifest
+    from toolkit.config import load_study, prepare_clinical, read_clinical, study_manifest
     from toolkit.stats.nomogram import Nomogram
     from toolkit.study.nomograms import FittedModel
 
     study, _, _ = study_run
     results = study / "results"
     config = load_study(study / "cohort")
-    table = read_clinical(config, study / "cohort", read_manifest(config, study / "cohort"))
+    table = read_clinical(config, study / "cohort", study_manifest(config, study / "cohort"))
     frame = prepare_clinical(config, table).frame
     scores = pd.read_parquet(results / "tables" / "scores.parquet")
     frame["signature"] = scores.loc[frame.index, "signature"]

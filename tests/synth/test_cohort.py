@@ -63,10 +63,10 @@ def test_cohort_folder_matches_the_contract(tiny_cohort):
 
 
 def test_study_toml_is_accepted_by_the_study_schema(tiny_cohort):
-    from toolkit.config import load_study, read_clinical, read_manifest
+    from toolkit.config import load_study, read_clinical, study_manifest
 
     config = load_study(tiny_cohort / "study.toml")
-    manifest = read_manifest(config, tiny_cohort)
+    manifest = study_manifest(config, tiny_cohort)
     table = read_clinical(config, tiny_cohort, manifest)
     assert len(table) == 8
 

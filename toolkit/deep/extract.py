@@ -26,12 +26,12 @@ import numpy as np
 
 from toolkit._jax import jax
 from toolkit._progress import progress_bar
+from toolkit.config import CROP_SIZE, PHASES
 from toolkit.contracts import feature_names
 from toolkit.deep._densenet import N_FEATURES, DenseNet121
 from toolkit.deep.weights import LoadedWeights, load
+from toolkit.stats._checks import listed
 
-CROP_SIZE = 224
-PHASES = ("arterial", "portal")
 NORMALIZATIONS = ("zscore", "imagenet")
 DTYPES = ("float32", "bfloat16")
 # ImageNet statistics used by torchvision and by Keras's DenseNet preprocessing ("torch" mode).
@@ -69,7 +69,7 @@ def check_crops(crops: np.ndarray, patients: Sequence[str] | None = None) -> np.
         raise CropError(f"crops have dtype {crops.dtype}; expected numbers")
     bad = np.flatnonzero(~np.isfinite(crops).all(axis=(1, 2)))
     if bad.size:
-        named = ", ".join(labels[i] for i in bad[:10])
+        named = listed([labels[i] for i in bad])
         raise CropError(f"{bad.size} crop(s) contain NaN or infinite values: {named}")
     return crops.astype(np.float32, copy=False)
 

@@ -37,7 +37,7 @@ from toolkit.config import (
     load_study,
     prepare_clinical,
     read_clinical,
-    read_manifest,
+    study_manifest,
 )
 from toolkit.study._stages import StageLog, StudyInUseError, study_lock
 
@@ -121,7 +121,7 @@ class Context:
 def _image_fingerprint(ctx: Context) -> str:
     """Manifest hash plus every image's size and mtime (hashing gigabytes each run is slow)."""
     manifest_path = ctx.paths.cohort / ctx.config.study.manifest
-    manifest = read_manifest(ctx.config, ctx.paths.cohort)
+    manifest = study_manifest(ctx.config, ctx.paths.cohort).frame
     columns = [*ctx.config.imaging.phases, *(f"mask_{r}" for r in ctx.config.imaging.reader_order)]
     parts = [file_hash(manifest_path)]
     for column in columns:
@@ -199,7 +199,7 @@ def load_features(ctx: Context) -> pd.DataFrame:
 
 def clinical_data(ctx: Context, features: pd.DataFrame):
     """The clinical frame restricted to patients with features; exclusions listed."""
-    manifest = read_manifest(ctx.config, ctx.paths.cohort)
+    manifest = study_manifest(ctx.config, ctx.paths.cohort)
     table = read_clinical(ctx.config, ctx.paths.cohort, manifest)
     with_features = set(features["patient"])
     lost = [p for p in table.index if p not in with_features]
