@@ -16,17 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit.config import StudyConfig
+from toolkit.config import StudyConfig, loads_study
 from toolkit.synth.cohort import STUDY_TOML
 
 READERS = ["reader1_a", "reader1_b", "reader2"]
 
 
 def _config() -> StudyConfig:
-    import tomllib
-
-    raw = tomllib.loads(STUDY_TOML)
-    return StudyConfig.model_validate(raw)
+    return loads_study(STUDY_TOML)
 
 
 def synthetic_study(n: int, seed: int = 0):

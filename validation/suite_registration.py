@@ -22,6 +22,7 @@ _DATASET = "synthetic-201 (seed 0)"
 
 @check("registration", fast=False)
 def registration_on_synthetic_cohort():
+    from toolkit.config import load_study
     from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort
     from toolkit.synth import generate_cohort
     from toolkit.synth.truth import registration_errors
@@ -34,7 +35,7 @@ def registration_on_synthetic_cohort():
             Path(tmp) / "crops",
             workers=2,
             progress=False,
-            settings=PreprocessSettings.from_study_toml(cohort / "study.toml", qc=False),
+            settings=PreprocessSettings.from_config(load_study(cohort / "study.toml"), qc=False),
         )
         errors = registration_errors(cohort, Path(tmp) / "crops")
     shift = errors["translation_error_mm"].to_numpy()

@@ -8,6 +8,7 @@ import SimpleITK as sitk
 from typer.testing import CliRunner
 
 from toolkit.cli import app
+from toolkit.config import load_study
 from toolkit.imaging.manifest import ManifestError
 from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort
 
@@ -81,9 +82,11 @@ def test_slice_is_the_largest_roi_on_the_portal_grid(tiny_cohort, tmp_path):
         assert npz["mask"][0].sum() == mask[npz["slice_index"][0]].sum()
 
 
-def test_defaults_come_from_study_toml_and_roi_zscore_option(tiny_cohort, tmp_path):
+def test_settings_come_from_the_study_config_and_roi_zscore_option(tiny_cohort, tmp_path):
     manifest = _cohort(tiny_cohort, tmp_path, ("P001",))
-    preprocess_cohort(manifest, tmp_path / "a", workers="sync", progress=False)
+    settings = PreprocessSettings.from_config(load_study(tmp_path / "study.toml"))
+    assert settings.readers == ("reader1_a", "reader1_b", "reader2")
+    preprocess_cohort(manifest, tmp_path / "a", workers="sync", progress=False, settings=settings)
     with np.load(tmp_path / "a" / "P001.npz") as npz:
         assert npz["arterial"].shape == (3, 224, 224)
     _run(manifest, tmp_path / "b", PreprocessSettings(crop_size=64, zscore="roi", spacing_mm=1.0))
@@ -379,3 +382,15 @@ def test_an_existing_scheduler_is_used(tiny_cohort, tmp_path):
             settings=SMALL,
         )
     assert summary.n_ok == 1 and (tmp_path / "crops" / "P007.npz").is_file()
+
+
+def test_spacing_and_mask_phase_are_study_settings():
+    from toolkit.config import loads_study
+    from toolkit.synth.cohort import STUDY_TOML
+
+    toml = STUDY_TOML.replace(
+        "register = true", 'register = false\nspacing_mm = 1.5\nmask_phase = "portal"'
+    )
+    settings = PreprocessSettings.from_config(loads_study(toml), qc=False)
+    assert (settings.spacing_mm, settings.mask_phase) == (1.5, "portal")
+    assert (settings.register, settings.qc, settings.crop_size) == (False, False, 224)

@@ -1,7 +1,10 @@
 """`sigkit preprocess`: run :func:`toolkit.imaging.preprocess.preprocess_cohort` and report.
 
-Exit status: 0 every patient done, 3 partial (some patients failed; they are
-listed in crops/failures.csv), 2 the manifest or the settings are unusable.
+The settings are the [imaging] of study.toml (``--study``, default: the study.toml
+beside the manifest, if there is one; else the defaults), validated by
+:func:`toolkit.config.load_study`. Exit status: 0 every patient done, 3 partial (some
+patients failed; they are listed in crops/failures.csv), 2 the manifest or the
+settings are unusable.
 """
 
 from __future__ import annotations
@@ -23,15 +26,20 @@ def preprocess(
     scheduler: str = typer.Option(
         None, "--scheduler", help="Existing Dask scheduler tcp://HOST:PORT."
     ),
-    study: Path = typer.Option(None, "--study", help="study.toml (default: beside the manifest)."),
+    study: Path = typer.Option(
+        None, "--study", help="study.toml (default: the one beside the manifest, if any)."
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Register, crop and z-score every patient; exit 3 when some patients failed."""
+    from toolkit.config import load_study
     from toolkit.imaging.manifest import ManifestError
     from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort
 
+    if study is None and (manifest.parent / "study.toml").is_file():
+        study = manifest.parent / "study.toml"
     try:
-        settings = PreprocessSettings.from_study_toml(study) if study else None
+        settings = PreprocessSettings.from_config(load_study(study)) if study else None
         summary = preprocess_cohort(
             manifest,
             out,

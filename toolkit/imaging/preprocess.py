@@ -24,10 +24,9 @@ import io
 import json
 import os
 import time
-import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,8 +34,12 @@ import pandas as pd
 from toolkit._progress import progress_bar
 from toolkit._version import __version__
 from toolkit.artifacts import atomic_path, file_hash, settings_hash, write_json
+from toolkit.config import PHASES
 from toolkit.imaging.manifest import Manifest, read_manifest
 from toolkit.imaging.register import RegistrationSettings
+
+if TYPE_CHECKING:
+    from toolkit.config import StudyConfig
 
 FAILURE_COLUMNS = ["patient", "stage", "reason"]
 
@@ -44,6 +47,9 @@ FAILURE_COLUMNS = ["patient", "stage", "reason"]
 @dataclass(frozen=True)
 class PreprocessSettings:
     """What the crops depend on (all of it goes into the settings hash).
+
+    A study's settings come from its validated [imaging] (:meth:`from_config`), which
+    admits only the crop size the network reads; other sizes serve tests and benchmarks.
 
     readers: reader names, primary first (default: the manifest's mask columns).
     crop_size: side of the square crop (pixels).
@@ -66,38 +72,31 @@ class PreprocessSettings:
     def __post_init__(self) -> None:
         if self.zscore not in ("crop", "roi"):
             raise ValueError(f"zscore must be 'crop' or 'roi', not {self.zscore!r}")
-        if self.mask_phase not in ("arterial", "portal"):
-            raise ValueError(f"mask_phase must be 'arterial' or 'portal', not {self.mask_phase!r}")
+        if self.mask_phase not in PHASES:
+            raise ValueError(
+                f"mask_phase must be one of {', '.join(PHASES)}, not {self.mask_phase!r}"
+            )
         if self.crop_size < 8:
             raise ValueError(f"crop_size must be at least 8 pixels, not {self.crop_size}")
         if self.spacing_mm is not None and self.spacing_mm <= 0:
             raise ValueError(f"spacing_mm must be positive, not {self.spacing_mm}")
 
     @classmethod
-    def from_imaging(cls, imaging: dict[str, Any], **overrides: Any) -> PreprocessSettings:
-        """From study.toml's [imaging] table: the readers in ``Imaging.reader_order``
-        (primary first, the others by name), so that the crops, and the network's
-        batches over them, do not depend on the order written in study.toml."""
-        listed = list(imaging.get("readers") or [])
-        primary = imaging.get("primary_reader")
-        first = [primary] if primary in listed else []
-        readers = first + sorted(r for r in listed if r not in first)
+    def from_config(cls, config: StudyConfig, **overrides: Any) -> PreprocessSettings:
+        """A study's settings (its validated [imaging]), with ``overrides``: the readers
+        primary-first, as :class:`toolkit.config.Imaging` stores them, so that the
+        crops, and the network's batches over them, do not depend on the order written
+        in study.toml."""
+        imaging = config.imaging
         values: dict[str, Any] = {
-            "readers": tuple(readers) or None,
-            "crop_size": int(imaging.get("crop_size", 224)),
-            "zscore": imaging.get("zscore", "crop"),
-            "register": bool(imaging.get("register", imaging.get("register_phases", True))),
+            "readers": tuple(imaging.readers),
+            "crop_size": imaging.crop_size,
+            "zscore": imaging.zscore,
+            "register": imaging.register_phases,
+            "spacing_mm": imaging.spacing_mm,
+            "mask_phase": imaging.mask_phase,
         }
-        for key in ("spacing_mm", "mask_phase"):
-            if key in imaging:
-                values[key] = imaging[key]
-        values.update(overrides)
-        return cls(**values)
-
-    @classmethod
-    def from_study_toml(cls, path: str | os.PathLike[str], **overrides: Any) -> PreprocessSettings:
-        with open(path, "rb") as handle:
-            return cls.from_imaging(tomllib.load(handle).get("imaging", {}), **overrides)
+        return cls(**(values | overrides))
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -529,15 +528,6 @@ def _run_dask(rows, settings, out_dir, workers, scheduler, progress) -> list[dic
     return results
 
 
-def _resolve_settings(manifest_path: Path, settings: PreprocessSettings | None):
-    if settings is None:
-        study = manifest_path.parent / "study.toml"
-        settings = (
-            PreprocessSettings.from_study_toml(study) if study.is_file() else PreprocessSettings()
-        )
-    return settings
-
-
 def preprocess_cohort(
     manifest_path: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -555,15 +545,16 @@ def preprocess_cohort(
     workers: Dask worker processes of a LocalCluster; 0 or "sync" runs in this process.
     scheduler: address of an existing Dask scheduler ("tcp://host:port"); overrides workers.
     progress: show a progress bar.
-    settings: crop settings; default: [imaging] of the study.toml beside the manifest,
-        else :class:`PreprocessSettings` defaults.
+    settings: crop settings (a study's: :meth:`PreprocessSettings.from_config`);
+        default: :class:`PreprocessSettings` defaults, the manifest's readers in order.
 
     Raises :class:`toolkit.imaging.manifest.ManifestError` when the manifest is
-    unusable as a whole; single patients fail into failures.csv instead.
+    unusable as a whole (a column absent, a patient listed twice); single patients
+    (an empty path, an unreadable image) fail into failures.csv instead.
     """
     start = time.perf_counter()
     manifest_path, out_dir = Path(manifest_path), Path(out_dir)
-    settings = _resolve_settings(manifest_path, settings)
+    settings = settings if settings is not None else PreprocessSettings()
     manifest = read_manifest(manifest_path, settings.readers)
     settings = replace(settings, readers=manifest.readers)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -587,7 +578,7 @@ def _summarise(manifest: Manifest, settings, out_dir: Path, results, seconds) ->
         columns=FAILURE_COLUMNS,
     )
     with atomic_path(out_dir / "failures.csv") as tmp:
-        failures.to_csv(tmp, index=False)
+        failures.to_csv(tmp, index=False, encoding="utf-8")
     warnings = pd.DataFrame(
         [{"patient": r["patient"], "warning": w} for r in results for w in r.get("warnings", [])],
         columns=["patient", "warning"],

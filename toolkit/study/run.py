@@ -15,7 +15,6 @@ mismatch is raised (``RCheckFailed``) only after every output has been written.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,14 +134,20 @@ def _image_fingerprint(ctx: Context) -> str:
 
 
 def stage_preprocess(ctx: Context) -> None:
-    from toolkit.imaging.preprocess import preprocess_cohort
+    from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort
 
     manifest_path = ctx.paths.cohort / ctx.config.study.manifest
     settings = ctx.config.imaging.model_dump(by_alias=True)
 
     def work(key: str) -> None:
         workers = ctx.workers if ctx.workers is not None else 2
-        summary = preprocess_cohort(manifest_path, ctx.paths.crops, workers=workers, progress=False)
+        summary = preprocess_cohort(
+            manifest_path,
+            ctx.paths.crops,
+            workers=workers,
+            progress=False,
+            settings=PreprocessSettings.from_config(ctx.config),
+        )
         ctx.echo(f"    {summary}")
 
     ctx.log.run(
@@ -528,9 +533,8 @@ def run_study(
     with study_lock(paths.study_dir, wait=wait, echo=echo):
         config = load_study(paths.cohort)
         check_inputs(config, paths.cohort)
-        raw = tomllib.loads((paths.cohort / "study.toml").read_text())
         log = StageLog(paths.study_dir, echo=echo)
-        ctx = Context(paths, config, raw, weights, workers, batch_size, echo, log)
+        ctx = Context(paths, config, config.as_written(), weights, workers, batch_size, echo, log)
         echo(f"sigkit study: {config.study.name} ({paths.study_dir})")
         if config.study.synthetic:
             echo("  SYNTHETIC cohort: every output is labelled so")
