@@ -11,12 +11,13 @@ import base64
 import html
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from toolkit.config import load_study, study_from_mapping
 
 # the study's sets and models, named once (by the stage that computes them)
 from toolkit.study.validate import MODELS as MODELS
@@ -32,7 +33,8 @@ SET_LABELS = {"train": "Training", "validation": "Validation"}
 
 @dataclass
 class StudyResults:
-    """The contents of STUDY_DIR/results and the study's settings (study.toml)."""
+    """The contents of STUDY_DIR/results and the study's settings: study.toml as
+    written, validated by :func:`toolkit.config.load_study`."""
 
     study_dir: Path
     results: Path
@@ -71,16 +73,20 @@ class StudyResults:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def _settings(study_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
-    """study.toml from STUDY_DIR or STUDY_DIR/cohort, else as metrics.json recorded it."""
+    """study.toml from STUDY_DIR or STUDY_DIR/cohort, else the copy metrics.json recorded
+    (``provenance.settings.study_toml``); either validated as the study validates it."""
     for toml in (study_dir / "study.toml", study_dir / "cohort" / "study.toml"):
         if toml.is_file():
-            return tomllib.loads(toml.read_text())
+            return load_study(toml).as_written()
     recorded = metrics.get("provenance", {}).get("settings", {})
-    return recorded.get("study_toml", recorded) if isinstance(recorded, dict) else {}
+    written = recorded.get("study_toml") if isinstance(recorded, dict) else None
+    if not isinstance(written, dict):
+        return {}
+    return study_from_mapping(written, "metrics.json's study_toml").as_written()
 
 
 def load(study_dir: str | Path | None = None) -> StudyResults:
