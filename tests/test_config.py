@@ -16,8 +16,8 @@ from toolkit.config import (
     load_study,
     prepare_clinical,
     read_clinical,
-    study_manifest,
 )
+from toolkit.imaging.manifest import study_manifest
 from toolkit.synth.cohort import STUDY_TOML
 
 

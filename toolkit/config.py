@@ -4,8 +4,8 @@ The schema is the contract in docs/contracts.md, and this module is sigkit's one
 reader of study.toml: the stages, ``sigkit preprocess`` and the report receive
 the validated :class:`StudyConfig`, and provenance records the file as written
 (:meth:`StudyConfig.as_written`). A setting the code cannot honour is refused
-here (``crop_size``, ``phases``), not ignored downstream. The manifest is read by
-:mod:`toolkit.imaging.manifest`, with the study's readers (:func:`study_manifest`).
+here (``crop_size``, ``phases``), not ignored downstream. The manifest is read,
+and checked against the study, by :mod:`toolkit.imaging.manifest`.
 Every problem is reported
 with the file, the setting or column, and the patients concerned, so a user
 can fix the input, and all the problems found are reported together (one
@@ -368,15 +368,19 @@ class ClinicalData:
 def check_inputs(config: StudyConfig, study_dir: Path) -> None:
     """The pre-flight check: the manifest and the clinical table, before any stage runs.
 
-    Runs every check of :func:`study_manifest`, :func:`read_clinical` and
+    Runs every check of :func:`toolkit.imaging.manifest.study_manifest`,
+    :func:`read_clinical` and
     :func:`prepare_clinical` on the whole cohort and raises one
     :class:`StudyInputError` listing every problem found, so that a user fixes
     them all at once instead of one per run. Imaging can only remove patients,
     so a table that passes here fails later only if the patients left after
     imaging have too few events or too short a follow-up.
     """
+    # imaging.manifest imports PHASES and the checks below from this module
+    from toolkit.imaging.manifest import check_study_manifest
+
     problems: list[str] = []
-    manifest = _manifest(config, study_dir, problems)
+    manifest = check_study_manifest(config, study_dir, problems)
     table = _clinical(config, study_dir, manifest, problems)
     if table is not None:
         _prepare(config, table, problems)
@@ -388,7 +392,8 @@ def _raise_any(problems: list[str]) -> None:
         raise StudyInputError(problems)
 
 
-def _n_patients(n: int) -> str:
+def n_patients(n: int) -> str:
+    """A count of patients for a message: "1 patient", "3 patients"."""
     return f"{n} patient" if n == 1 else f"{n} patients"
 
 
@@ -402,7 +407,7 @@ def duplicate_patients(name: str, patients: pd.Series) -> list[str]:
     twice = list(dict.fromkeys(patients[patients.duplicated()].astype(str)))
     if not twice:
         return []
-    return [f"{name}: {_n_patients(len(twice))} listed more than once ({listed(twice)})"]
+    return [f"{name}: {n_patients(len(twice))} listed more than once ({listed(twice)})"]
 
 
 def absent_columns(name: str, present: Sequence[str], needed: dict[str, str]) -> list[str]:
@@ -420,68 +425,9 @@ def _absent_column(name: str, column: str, why: str, spare: Sequence[str]) -> st
     return f"{name}: no column {column!r} ({why}){hint}"
 
 
-def study_manifest(config: StudyConfig, study_dir: Path) -> Manifest:
-    """The study's manifest (``study.manifest``), read by
-    :func:`toolkit.imaging.manifest.read_manifest` with the study's readers, every row
-    named and every set a training or validation set of the study.
-
-    Raises :class:`StudyInputError` listing every problem found.
-    """
-    problems: list[str] = []
-    manifest = _manifest(config, study_dir, problems)
-    _raise_any(problems)
-    return manifest
-
-
-def _manifest(config: StudyConfig, study_dir: Path, problems: list[str]) -> Manifest | None:
-    """The manifest's problems appended to ``problems``; None when it has no patients and sets."""
-    # imaging.manifest imports PHASES and the checks above from this module
-    from toolkit.imaging.manifest import check_manifest
-
-    name = config.study.manifest
-    path = study_dir / name
-    if not path.is_file():
-        problems.append(f"{name}: not found in {study_dir} (study.manifest in study.toml)")
-        return None
-    manifest, found = check_manifest(path, config.imaging.readers, name=name)
-    problems += found
-    if manifest is None or "set" not in manifest.frame.columns:
-        return None
-    unnamed = manifest.frame.loc[manifest.frame["patient"] == "", "row"]
-    if len(unnamed):
-        rows = "row" if len(unnamed) == 1 else "rows"
-        problems.append(f"{name}: no patient id on {rows} {listed(list(unnamed))}")
-    problems += _stray_sets(config, _named(manifest))
-    return manifest
-
-
-def _named(manifest: Manifest) -> pd.DataFrame:
-    """The manifest's rows that name a patient."""
-    return manifest.frame[manifest.frame["patient"] != ""]
-
-
-def _stray_sets(config: StudyConfig, manifest: pd.DataFrame) -> list[str]:
-    """Patients whose set is neither a training nor a validation set, one problem per set."""
-    name, study = config.study.manifest, config.study
-    sets = manifest["set"]
-    problems = []
-    if (sets == "").any():
-        empty = list(manifest.loc[sets == "", "patient"])
-        problems.append(f"{name}: set is empty in {_n_patients(len(empty))} ({listed(empty)})")
-    known = {"", *study.train_sets, *study.validation_sets}
-    for value in sorted(set(sets) - known):
-        who = list(manifest.loc[sets == value, "patient"])
-        problems.append(
-            f"{name}: set {value!r} is in neither study.train_sets {study.train_sets} nor "
-            f"study.validation_sets {study.validation_sets} ({_n_patients(len(who))}: "
-            f"{listed(who)})"
-        )
-    return problems
-
-
 def read_clinical(config: StudyConfig, study_dir: Path, manifest: Manifest) -> pd.DataFrame:
     """clinical.csv indexed by patient, restricted to and aligned with the manifest
-    (:func:`study_manifest`)."""
+    (:func:`toolkit.imaging.manifest.study_manifest`)."""
     problems: list[str] = []
     table = _clinical(config, study_dir, manifest, problems)
     _raise_any(problems)
@@ -519,8 +465,7 @@ def _clinical(
     columns = [c for c in needed if c in table.columns]
     if manifest is None:
         return table[columns].assign(set="").loc[:, ["set", *columns]]
-    named = _named(manifest)
-    sets = named.set_index("patient")["set"]
+    sets = manifest.sets()
     problems += _unmatched(config, sets.index, table.index)
     out = table.loc[[p for p in sets.index if p in table.index], columns].copy()
     out.insert(0, "set", sets.loc[out.index])
@@ -536,11 +481,11 @@ def _unmatched(config: StudyConfig, manifest: pd.Index, clinical: pd.Index) -> l
     problems = []
     if absent:
         problems.append(
-            f"{names[0]}: no row for {_n_patients(len(absent))} of {names[1]} ({listed(absent)})"
+            f"{names[0]}: no row for {n_patients(len(absent))} of {names[1]} ({listed(absent)})"
         )
     if extra:
         problems.append(
-            f"{names[0]}: {_n_patients(len(extra))} not in {names[1]} ({listed(extra)}); "
+            f"{names[0]}: {n_patients(len(extra))} not in {names[1]} ({listed(extra)}); "
             "add their images to the manifest or remove their rows"
         )
     return problems
@@ -602,7 +547,7 @@ def _outcomes(config: StudyConfig, table: pd.DataFrame, problems: list[str]) -> 
         empty = table[column].isna().to_numpy()
         if empty.any():
             problems.append(
-                f"{name}: {column} is missing in {_n_patients(int(empty.sum()))} "
+                f"{name}: {column} is missing in {n_patients(int(empty.sum()))} "
                 f"({listed(table.index[empty])}); outcomes are never imputed"
             )
         if target.endswith("time"):
@@ -628,7 +573,7 @@ def _numbers(values: pd.Series, name: str, column: str, problems: list[str]) -> 
     text = (numbers.isna() & values.notna()).to_numpy()
     if text.any():
         problems.append(
-            f"{name}: {column} is numeric but holds text in {_n_patients(int(text.sum()))} "
+            f"{name}: {column} is numeric but holds text in {n_patients(int(text.sum()))} "
             f"({_listed_values(values, text)})"
         )
     return numbers
@@ -658,7 +603,7 @@ def _levels(variable: Variable, values: pd.Series, name: str, problems: list[str
         who = _listed_values(text, odd) if len(found) > 1 else listed(text.index[odd])
         problems.append(
             f"{name}: {variable.name} holds {', '.join(map(repr, found))}, not among its "
-            f"levels {variable.levels} in study.toml, in {_n_patients(int(odd.sum()))} ({who})"
+            f"levels {variable.levels} in study.toml, in {n_patients(int(odd.sum()))} ({who})"
         )
     return pd.Series(pd.Categorical(text, categories=variable.levels), index=values.index)
 
@@ -684,7 +629,7 @@ def _missing_refused(config: StudyConfig, missing: pd.DataFrame) -> list[str]:
         for p in missing.index[rows]
     ]
     return [
-        f"{config.study.clinical}: {_n_patients(int(rows.sum()))} have missing clinical values "
+        f"{config.study.clinical}: {n_patients(int(rows.sum()))} have missing clinical values "
         f"({listed(detail, sep='; ')}); set validation.missing = "
         '"complete-case" or "impute-median-mode"'
     ]
@@ -737,7 +682,7 @@ def _set_problems(config: StudyConfig, frame: pd.DataFrame) -> list[str]:
         if events < config.validation.min_events:
             problems.append(
                 f"{config.study.clinical}: too few events in the {role} set ({sets}): {events} "
-                f"events among {_n_patients(int(rows.sum()))}; at least "
+                f"events among {n_patients(int(rows.sum()))}; at least "
                 f"{config.validation.min_events} are needed (validation.min_events)"
             )
     return problems

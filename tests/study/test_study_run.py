@@ -134,7 +134,8 @@ def test_signature_scores_reproduce_signature_json(study_run):
 
 
 def test_nomogram_json_reproduces_the_models_survival(study_run):
-    from toolkit.config import load_study, prepare_clinical, read_clinical, study_manifest
+    from toolkit.config import load_study, prepare_clinical, read_clinical
+    from toolkit.imaging.manifest import study_manifest
     from toolkit.stats.nomogram import Nomogram
     from toolkit.study.nomograms import FittedModel
 

@@ -63,7 +63,8 @@ def test_cohort_folder_matches_the_contract(tiny_cohort):
 
 
 def test_study_toml_is_accepted_by_the_study_schema(tiny_cohort):
-    from toolkit.config import load_study, read_clinical, study_manifest
+    from toolkit.config import load_study, read_clinical
+    from toolkit.imaging.manifest import study_manifest
 
     config = load_study(tiny_cohort / "study.toml")
     manifest = study_manifest(config, tiny_cohort)

@@ -3,8 +3,8 @@
 Columns: ``patient, centre, set``, one column per phase (:data:`toolkit.config.PHASES`:
 ``arterial, portal``) and one ``mask_<reader>`` column per reader; paths are relative
 to the manifest's folder (absolute paths are kept). This is sigkit's one reader of
-the manifest, with one rule for every caller (``sigkit preprocess`` and the study's
-pre-flight check, :func:`toolkit.config.study_manifest`): the manifest as a whole is
+the manifest, with one rule for every caller (``sigkit preprocess``, and the study
+through :func:`study_manifest`, which adds the study's checks): the manifest as a whole is
 unusable, and every such problem is reported at once (:class:`ManifestError`), when
 it cannot be read, lacks a column or lists a patient more than once (which of the
 rows is meant cannot be guessed). Problems of single rows (an empty patient id, an
@@ -17,10 +17,21 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from toolkit.config import PHASES, absent_columns, duplicate_patients
+from toolkit.config import (
+    PHASES,
+    StudyInputError,
+    absent_columns,
+    duplicate_patients,
+    n_patients,
+)
+from toolkit.stats._checks import listed
+
+if TYPE_CHECKING:
+    from toolkit.config import StudyConfig
 
 COLUMNS = ("patient", "centre", "set")
 
@@ -65,6 +76,10 @@ class Manifest:
             record | {c: _resolve(folder, record[c]) for c in images} | {"folder": str(folder)}
             for record in self.frame[keep].to_dict("records")
         ]
+
+    def sets(self) -> pd.Series:
+        """Each named patient's set (patient -> set), in the manifest's order."""
+        return self.frame[self.frame["patient"] != ""].set_index("patient")["set"]
 
 
 def _image_columns(readers: Sequence[str]) -> list[str]:
@@ -164,4 +179,58 @@ def _row_problems(frame: pd.DataFrame, readers: tuple[str, ...]) -> dict[str, st
         empty = [c for c in images if not record[c]]
         if empty:
             problems[record["patient"]] = f"no path given for {', '.join(empty)}"
+    return problems
+
+
+def study_manifest(config: StudyConfig, study_dir: Path) -> Manifest:
+    """The study's manifest (``study.manifest`` in `study_dir`), read with the study's
+    readers, every row named and every set a training or validation set of the study.
+
+    Raises :class:`toolkit.config.StudyInputError` listing every problem found.
+    """
+    problems: list[str] = []
+    manifest = check_study_manifest(config, study_dir, problems)
+    if problems or manifest is None:
+        raise StudyInputError(problems)
+    return manifest
+
+
+def check_study_manifest(
+    config: StudyConfig, study_dir: Path, problems: list[str]
+) -> Manifest | None:
+    """The checks of :func:`study_manifest`, appending to ``problems`` (the study's
+    pre-flight check gathers them with the clinical table's); None when the manifest
+    has no patients and sets to check the clinical table against."""
+    name = config.study.manifest
+    path = study_dir / name
+    if not path.is_file():
+        problems.append(f"{name}: not found in {study_dir} (study.manifest in study.toml)")
+        return None
+    manifest, found = check_manifest(path, config.imaging.readers, name=name)
+    problems += found
+    if manifest is None or "set" not in manifest.frame.columns:
+        return None
+    unnamed = manifest.frame.loc[manifest.frame["patient"] == "", "row"]
+    if len(unnamed):
+        rows = "row" if len(unnamed) == 1 else "rows"
+        problems.append(f"{name}: no patient id on {rows} {listed(list(unnamed))}")
+    problems += _stray_sets(config, manifest.sets())
+    return manifest
+
+
+def _stray_sets(config: StudyConfig, sets: pd.Series) -> list[str]:
+    """Patients whose set is empty, or neither a training nor a validation set."""
+    name, study = config.study.manifest, config.study
+    problems = []
+    if (sets == "").any():
+        empty = list(sets.index[sets == ""])
+        problems.append(f"{name}: set is empty in {n_patients(len(empty))} ({listed(empty)})")
+    known = {"", *study.train_sets, *study.validation_sets}
+    for value in sorted(set(sets) - known):
+        who = list(sets.index[sets == value])
+        problems.append(
+            f"{name}: set {value!r} is in neither study.train_sets {study.train_sets} nor "
+            f"study.validation_sets {study.validation_sets} ({n_patients(len(who))}: "
+            f"{listed(who)})"
+        )
     return problems

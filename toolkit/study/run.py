@@ -36,8 +36,8 @@ from toolkit.config import (
     load_study,
     prepare_clinical,
     read_clinical,
-    study_manifest,
 )
+from toolkit.imaging.manifest import study_manifest
 from toolkit.study._stages import StageLog, StudyInUseError, study_lock
 
 
