@@ -1,4 +1,4 @@
-"""study.toml schema and the checks of a cohort's manifest and clinical table.
+"""study.toml schema, the checks of a cohort's clinical table, the study's pre-flight check.
 
 The schema is the contract in docs/contracts.md, and this module is sigkit's one
 reader of study.toml: the stages, ``sigkit preprocess`` and the report receive
@@ -6,13 +6,13 @@ the validated :class:`StudyConfig`, and provenance records the file as written
 (:meth:`StudyConfig.as_written`). A setting the code cannot honour is refused
 here (``crop_size``, ``phases``), not ignored downstream. The manifest is read,
 and checked against the study, by :mod:`toolkit.imaging.manifest`.
-Every problem is reported
-with the file, the setting or column, and the patients concerned, so a user
-can fix the input, and all the problems found are reported together (one
-``StudyInputError`` with a ``problems`` list; ``check_inputs`` is the study's
-pre-flight check of the whole cohort). Nothing is dropped silently: patients left out by the
-``missing = "complete-case"`` setting, and values filled in by
-``missing = "impute-median-mode"``, are returned as exclusion/imputation
+
+Every problem is reported with the file, the setting or column, and the patients
+concerned, so a user can fix the input, and all the problems found are reported
+together (one ``StudyInputError`` with a ``problems`` list; ``check_inputs`` is the
+study's pre-flight check of the whole cohort). Nothing is dropped silently:
+patients left out by the ``missing = "complete-case"`` setting, and values filled
+in by ``missing = "impute-median-mode"``, are returned as exclusion/imputation
 records that the study writes to ``results/tables/exclusions.parquet``.
 """
 
@@ -157,7 +157,7 @@ class Imaging(_Strict):
         if not isinstance(data, dict):
             return data
         readers, primary = data.get("readers"), data.get("primary_reader")
-        if not isinstance(readers, list) or not all(isinstance(r, str) for r in readers):
+        if not isinstance(readers, list | tuple) or not all(isinstance(r, str) for r in readers):
             return data
         if primary not in readers:
             return data
@@ -369,9 +369,8 @@ def check_inputs(config: StudyConfig, study_dir: Path) -> None:
     """The pre-flight check: the manifest and the clinical table, before any stage runs.
 
     Runs every check of :func:`toolkit.imaging.manifest.study_manifest`,
-    :func:`read_clinical` and
-    :func:`prepare_clinical` on the whole cohort and raises one
-    :class:`StudyInputError` listing every problem found, so that a user fixes
+    :func:`read_clinical` and :func:`prepare_clinical` on the whole cohort and raises
+    one :class:`StudyInputError` listing every problem found, so that a user fixes
     them all at once instead of one per run. Imaging can only remove patients,
     so a table that passes here fails later only if the patients left after
     imaging have too few events or too short a follow-up.

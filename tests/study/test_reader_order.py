@@ -107,9 +107,12 @@ def test_readers_written_primary_last_give_the_primary_first_signature():
     assert build(features, clinical, on_reader2).signature.to_json() != built
 
 
-def test_the_config_refuses_a_reader_listed_twice():
+def test_readers_given_in_code_are_primary_first_too_and_a_repeat_is_refused():
     from toolkit.config import Imaging
 
+    imaging = Imaging(readers=("reader2", "reader1_b", "reader1_a"), primary_reader="reader1_a")
+    assert imaging.readers == ["reader1_a", "reader1_b", "reader2"]
+    assert imaging.reader_order == ("reader1_a", "reader1_b", "reader2")
     with pytest.raises(ValueError, match=r"readers lists \['reader2'\] more than once"):
         Imaging(readers=["reader2", "reader1_a", "reader2"], primary_reader="reader1_a")
     with pytest.raises(ValueError, match=r"readers lists \['reader1_a'\] more than once"):
