@@ -163,12 +163,12 @@ def univariate_screen(
     paper's Supplementary Table S3.
     """
     design = _Design(df, time, event, candidates)
-    z = stats.norm.ppf((1 + level) / 2)
     rows = []
     for name in design.columns:
         fit = design.fit([name])
         lr = 2 * (fit.loglik - fit.loglik_null)
         p_lr = float(stats.chi2.sf(lr, df=len(fit.coef)))
+        ratios = fit.hazard_ratio(level)
         for j, contrast in enumerate(fit.names):
             rows.append(
                 {
@@ -176,9 +176,9 @@ def univariate_screen(
                     "contrast": contrast,
                     "coef": fit.coef[j],
                     "se": fit.se[j],
-                    "hr": np.exp(fit.coef[j]),
-                    "lower": np.exp(fit.coef[j] - z * fit.se[j]),
-                    "upper": np.exp(fit.coef[j] + z * fit.se[j]),
+                    "hr": ratios["hazard_ratio"].iloc[j],
+                    "lower": ratios["lower"].iloc[j],
+                    "upper": ratios["upper"].iloc[j],
                     "p": fit.p[j],
                     "p_lr": p_lr,
                     "selected": p_lr < alpha,

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from toolkit.stats._checks import check_survival
+from toolkit.stats.wald import quantile
 
 # print.survfit treats survival within sqrt(machine epsilon) of 0.5 as equal to it.
 _MEDIAN_TOLERANCE = float(np.sqrt(np.finfo(float).eps))
@@ -112,7 +113,7 @@ def kaplan_meier(time: Any, event: Any, conf_level: float = 0.95) -> KaplanMeier
     with np.errstate(divide="ignore", invalid="ignore"):
         increment = np.where(n_event > 0, n_event / (n_risk * (n_risk - n_event)), 0.0)
     std_err = np.sqrt(np.cumsum(increment))
-    z = stats.norm.ppf(0.5 + conf_level / 2)
+    z = quantile(conf_level)
     positive = survival > 0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         log_s = np.log(np.where(positive, survival, 1.0))
