@@ -304,7 +304,7 @@ def read_crops_dir(crops_dir: str | os.PathLike[str]) -> CropsDirectory:
         hashes[path.stem] = file_hash(path)
         flags.add(synthetic)
     if not patients:
-        reasons = "; ".join(f"{e['patient']}: {e['reason']}" for e in excluded[:5])
+        reasons = listed([f"{e['patient']}: {e['reason']}" for e in excluded], sep="; ", limit=5)
         raise CropError(f"no usable crops in {crops_dir}: {reasons}")
     return CropsDirectory(
         patients=patients,

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from toolkit.stats._checks import check_survival
+from toolkit.stats._checks import check_survival, listed
 
 __all__ = [
     "Comparison",
@@ -200,7 +200,7 @@ def _validated(
             raise ValueError(f"weights must be one weight per row, got shape {w.shape}")
         bad = ~(w > 0)
         if bad.any():
-            rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:10])
+            rows = listed(np.flatnonzero(bad))
             raise ValueError(f"weights must be positive, one per row; not so at rows {rows}")
     return t, e, risk_arrays, w
 

@@ -48,7 +48,7 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from toolkit.stats._checks import check_survival
+from toolkit.stats._checks import check_survival, listed
 from toolkit.stats._rows import row_products
 from toolkit.stats.wald import quantile
 
@@ -432,9 +432,7 @@ def _strata_codes(strata: Any, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         raise ValueError(f"strata has {len(values)} labels for {n} rows")
     missing = values.isna().to_numpy()
     if missing.any():
-        raise ValueError(
-            f"strata has missing labels (rows {np.flatnonzero(missing)[:10].tolist()})"
-        )
+        raise ValueError(f"strata has missing labels (rows {listed(np.flatnonzero(missing))})")
     codes, levels = pd.factorize(values, sort=True)
     return codes.astype(np.int64), np.asarray(levels).astype(str)
 
@@ -448,7 +446,7 @@ def _weights(weights: Any, n: int) -> np.ndarray:
     bad = ~np.isfinite(w) | (w <= 0)
     if bad.any():
         raise ValueError(
-            f"weights must be finite and positive (rows {np.flatnonzero(bad)[:10].tolist()})"
+            f"weights must be finite and positive (rows {listed(np.flatnonzero(bad))})"
         )
     return w
 

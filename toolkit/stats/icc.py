@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from toolkit.stats._checks import listed
+
 KINDS = ("ICC1", "ICC2", "ICC3", "ICC1k", "ICC2k", "ICC3k")
 
 
@@ -34,7 +36,7 @@ def _check(ratings: np.ndarray, subjects: np.ndarray) -> None:
         )
     bad = ~np.isfinite(ratings.reshape(ratings.shape[0], -1)).all(axis=1)
     if bad.any():
-        shown = ", ".join(str(s) for s in subjects[bad][:10])
+        shown = listed(subjects[bad])
         raise ValueError(
             f"ratings have missing or infinite values for {int(bad.sum())} subjects ({shown})"
         )

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from toolkit.stats._checks import listed
 from toolkit.stats._fisher import fisher_exact
 
 COLUMNS = ("variable", "level", "p", "test")
@@ -31,7 +32,7 @@ def _groups(df: pd.DataFrame, group: str) -> pd.Categorical:
     labels = pd.Categorical(labels).remove_unused_categories()
     missing = pd.isna(labels)
     if missing.any():
-        rows = ", ".join(str(v) for v in df.index[missing][:10])
+        rows = listed(df.index[missing])
         raise ValueError(
             f"group column {group!r} is missing for {int(missing.sum())} rows ({rows})"
         )
@@ -49,7 +50,7 @@ def _numeric_rows(x: pd.Series, labels: pd.Categorical, name: str, digits: int) 
         raise ValueError(f"numeric variable {name!r} has non-numeric values")
     values = x.to_numpy(dtype=float)
     if np.isinf(values).any():
-        rows = ", ".join(str(v) for v in x.index[np.isinf(values)][:10])
+        rows = listed(x.index[np.isinf(values)])
         raise ValueError(f"numeric variable {name!r} has infinite values (rows {rows})")
     samples = [values[(labels == g) & ~np.isnan(values)] for g in labels.categories]
     row: dict = {"variable": name, "level": "median (IQR)"}
