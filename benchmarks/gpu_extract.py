@@ -376,7 +376,7 @@ def main(argv=None) -> int:
     print_table(report["rows"], peak)
     path = output_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {path} in {report['total_s']:.0f} s")
     return 0
 

@@ -60,7 +60,7 @@ def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Path:
     """Write `data` as indented JSON, atomically. NaN is written as null."""
     text = json.dumps(_nan_to_none(data), indent=2, default=_default, allow_nan=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(text + "\n")
+        tmp.write_text(text + "\n", encoding="utf-8")
     return Path(path)
 
 
@@ -79,7 +79,7 @@ def _nan_to_none(obj: Any) -> Any:
 
 
 def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def write_parquet(path: str | os.PathLike[str], frame: Any, provenance: Mapping | None = None):

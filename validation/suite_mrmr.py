@@ -85,7 +85,7 @@ def _silent_file_descriptor_1():
     sys.stdout.flush()
     saved = os.dup(1)
     try:
-        with open(os.devnull, "w") as sink:
+        with open(os.devnull, "w", encoding="utf-8") as sink:
             os.dup2(sink.fileno(), 1)
             yield
     finally:

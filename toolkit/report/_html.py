@@ -275,4 +275,4 @@ def read_css(document: Document) -> str:
     options = (fmt.get("html") or {}) if isinstance(fmt, dict) else {}
     sheets = options.get("css") or []
     sheets = [sheets] if isinstance(sheets, str) else sheets
-    return "\n".join(Path(document.path.parent, s).read_text() for s in sheets)
+    return "\n".join(Path(document.path.parent, s).read_text(encoding="utf-8") for s in sheets)

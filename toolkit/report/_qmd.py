@@ -105,7 +105,7 @@ def read_lines(path: Path, _seen: tuple[Path, ...] = ()) -> list[tuple[str, str]
     if not path.is_file():
         raise QmdError(f"{path}: file not found")
     out: list[tuple[str, str]] = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         match = _INCLUDE.match(line)
         if match:
             out.extend(read_lines(path.parent / match.group(1), (*_seen, path)))

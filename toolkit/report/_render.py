@@ -82,7 +82,7 @@ def load_document(qmd: Path) -> _qmd.Document:
     document = _qmd.parse(qmd)
     project = qmd.parent / "_quarto.yml"
     if project.is_file():
-        shared = yaml.safe_load(project.read_text()) or {}
+        shared = yaml.safe_load(project.read_text(encoding="utf-8")) or {}
         shared.pop("project", None)
         document.meta = _deep_merge(shared, document.meta)
     return document
@@ -102,7 +102,7 @@ def render_with_jupyter(qmd: Path, out: Path, env: Mapping[str, str]) -> Path:
     body, headings = _html.render_body(document, outputs)
     text = _html.page(document, body, headings, generator=generator, css=_html.read_css(document))
     with atomic_path(out) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
     return out
 
 

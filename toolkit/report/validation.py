@@ -45,7 +45,7 @@ def load_suites(results_dir: str | Path | None = None) -> list[Suite]:
     )
     suites = []
     for path in sorted(folder.glob("*.json")):
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
         if "comparisons" not in data:
             continue
         suites.append(

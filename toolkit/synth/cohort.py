@@ -272,7 +272,7 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue())
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
 
 
 def generate_cohort(
@@ -323,7 +323,9 @@ def generate_cohort(
     _write_truth(out, grid, seed, patients, centres, sets, phen, truth, outcome)
     write_study_toml(out / "study.toml")
     with atomic_path(out / "SYNTHETIC.txt") as tmp:
-        tmp.write_text(SYNTHETIC_NOTE.format(version=__version__, seed=seed, n=n_patients))
+        tmp.write_text(
+            SYNTHETIC_NOTE.format(version=__version__, seed=seed, n=n_patients), encoding="utf-8"
+        )
     return SynthSummary(out, n_patients, time.perf_counter() - start, counts)
 
 
@@ -416,7 +418,7 @@ def _write_truth(out, grid, seed, patients, centres, sets, phen, truth, outcome)
 def write_study_toml(path: Path) -> None:
     """The study settings of the synthetic cohort (docs/contracts.md schema)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(STUDY_TOML)
+        tmp.write_text(STUDY_TOML, encoding="utf-8")
 
 
 STUDY_TOML = """\
