@@ -17,7 +17,7 @@ fitters (coxnet, mRMR, stepwise AIC) and the signature drop before fitting;
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,17 +73,22 @@ def _finite(array: np.ndarray, labels: np.ndarray, name: str) -> None:
         )
 
 
+def _vector(values: Any, name: str, rows: Any, problem: Callable[..., str]) -> np.ndarray:
+    """``values`` as 1-D float64, finite and free of ``problem`` (negative_times, event_coding)."""
+    a = _as_float(values, name)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {a.shape}")
+    labels = _labels(values, len(a), rows)
+    _finite(a, labels, name)
+    message = problem(a, labels, name)
+    if message:
+        raise ValueError(message)
+    return a
+
+
 def check_time(time: Any, name: str = "time", rows: Any = None) -> np.ndarray:
     """Validate a vector of follow-up times: 1-D, finite, non-negative."""
-    t = _as_float(time, name)
-    if t.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {t.shape}")
-    labels = _labels(time, len(t), rows)
-    _finite(t, labels, name)
-    problem = negative_times(t, labels, name)
-    if problem:
-        raise ValueError(problem)
-    return t
+    return _vector(time, name, rows, negative_times)
 
 
 def negative_times(time: np.ndarray, labels: np.ndarray, name: str, noun: str = "rows") -> str:
@@ -119,14 +124,7 @@ def check_event(
     event: Any, name: str = "event", *, require_events: bool = True, rows: Any = None
 ) -> np.ndarray:
     """Validate an event indicator: 1-D, coded 0 (censored) / 1 (event), float64 out."""
-    e = _as_float(event, name)
-    if e.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {e.shape}")
-    labels = _labels(event, len(e), rows)
-    _finite(e, labels, name)
-    problem = event_coding(e, labels, name)
-    if problem:
-        raise ValueError(problem)
+    e = _vector(event, name, rows, event_coding)
     if require_events and not e.any():
         raise ValueError(f"{name} has no events (all {len(e)} observations censored)")
     return e
