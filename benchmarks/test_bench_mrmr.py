@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from validation import datasets
+
 N, P, K = 200, 2048, 50
 
 
@@ -59,18 +61,14 @@ def test_mrmr_selection_regression(benchmark, features):
     assert len(chosen) == K
 
 
-LUNG = ["age", "sex", "ph.ecog", "ph.karno", "pat.karno", "meal.cal", "wt.loss"]
+LUNG, PBC = datasets.STEPWISE_LUNG, datasets.STEPWISE_PBC
 
 
 @pytest.fixture(scope="module")
 def lung_cc():
     from toolkit import rbridge
 
-    d = rbridge.dataset("lung")[[*LUNG, "time", "status"]].dropna().reset_index(drop=True)
-    d["event"] = (d["status"] == 2).astype(float)
-    d["sex"] = pd.Categorical(d["sex"].map({1.0: "male", 2.0: "female"}), ["male", "female"])
-    d["ph.ecog"] = pd.Categorical(d["ph.ecog"].map(lambda v: f"{v:g}"))
-    return d
+    return datasets.stepwise_lung(rbridge.dataset("lung"))
 
 
 @pytest.mark.benchmark(group="stepwise AIC both, lung (7 terms)")
@@ -96,21 +94,11 @@ def test_mass_stepaic(benchmark, lung_cc):
     assert res["variables"]
 
 
-PBC = [
-    "age", "sex", "edema", "bili", "albumin", "copper", "ast", "protime", "stage",
-    "chol", "trig", "platelet", "alk.phos", "hepato", "spiders", "ascites",
-]  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def pbc_cc():
     from toolkit import rbridge
 
-    d = rbridge.dataset("pbc")[[*PBC, "time", "status"]].dropna().reset_index(drop=True)
-    d["event"] = (d["status"] == 2).astype(float)
-    for name in ("edema", "stage"):
-        d[name] = pd.Categorical(d[name].map(lambda v: f"{v:g}"))
-    return d
+    return datasets.stepwise_pbc(rbridge.dataset("pbc"))
 
 
 @pytest.mark.benchmark(group="stepwise AIC both, pbc (16 terms)")

@@ -10,40 +10,22 @@ import sys
 import numpy as np
 import pandas as pd
 
-from validation import check, compare
+from validation import check, compare, datasets
 
 _MRMRE = "mRMRe 2.1.2 mRMR.classic rules, re-implemented as R loops (mRMRe not installable)"
-_PBC = [
-    "age", "bili", "chol", "albumin", "copper", "alk.phos", "ast", "trig",
-    "platelet", "protime", "edema", "stage", "ascites", "hepato", "spiders",
-]  # fmt: skip
-_COLON = [
-    "age",
-    "nodes",
-    "differ",
-    "extent",
-    "surg",
-    "adhere",
-    "obstruct",
-    "perfor",
-    "sex",
-    "node4",
-]
+_PBC = datasets.MRMR_PBC
 
 
 def _pbc():
     from toolkit import rbridge
 
-    d = rbridge.dataset("pbc")[[*_PBC, "time", "status"]].dropna()
-    return d[_PBC], d["time"].to_numpy(), (d["status"] == 2).to_numpy(float)
+    return datasets.mrmr_pbc(rbridge.dataset("pbc"))
 
 
 def _colon():
     from toolkit import rbridge
 
-    colon = rbridge.dataset("colon")
-    d = colon[colon["etype"] == 2][[*_COLON, "time", "status"]].dropna()
-    return d[_COLON], d["time"].to_numpy(), d["status"].to_numpy(float)
+    return datasets.mrmr_colon(rbridge.dataset("colon"))
 
 
 def _classic(name: str, X: pd.DataFrame, time: np.ndarray, event: np.ndarray, k: int):

@@ -5,39 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from validation import check, compare
+from validation import check, compare, datasets
 
 _STEP = "MASS::stepAIC 7.3-58 on survival::coxph 3.5-3"
-_PBC = [
-    "age", "sex", "edema", "bili", "albumin", "copper", "ast", "protime", "stage",
-    "chol", "trig", "platelet", "alk.phos", "hepato", "spiders", "ascites",
-]  # fmt: skip
-_LUNG = ["age", "sex", "ph.ecog", "ph.karno", "pat.karno", "meal.cal", "wt.loss"]
-
-
-def _factor(values: pd.Series) -> pd.Categorical:
-    levels = sorted(values.unique())
-    return pd.Categorical([f"{v:g}" for v in values], categories=[f"{v:g}" for v in levels])
+_PBC, _LUNG = datasets.STEPWISE_PBC, datasets.STEPWISE_LUNG
 
 
 def _pbc() -> pd.DataFrame:
     from toolkit import rbridge
 
-    d = rbridge.dataset("pbc")[[*_PBC, "time", "status"]].dropna().reset_index(drop=True)
-    d["event"] = (d["status"] == 2).astype(float)
-    d["edema"] = _factor(d["edema"])
-    d["stage"] = _factor(d["stage"])
-    return d
+    return datasets.stepwise_pbc(rbridge.dataset("pbc"))
 
 
 def _lung() -> pd.DataFrame:
     from toolkit import rbridge
 
-    d = rbridge.dataset("lung")[[*_LUNG, "time", "status"]].dropna().reset_index(drop=True)
-    d["event"] = (d["status"] == 2).astype(float)
-    d["sex"] = pd.Categorical(d["sex"].map({1.0: "male", 2.0: "female"}), ["male", "female"])
-    d["ph.ecog"] = _factor(d["ph.ecog"])
-    return d
+    return datasets.stepwise_lung(rbridge.dataset("lung"))
 
 
 def _stepwise(name: str, d: pd.DataFrame, candidates: list[str], direction: str):

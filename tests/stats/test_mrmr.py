@@ -8,37 +8,19 @@ import pandas as pd
 import pytest
 
 from toolkit.stats import mrmr
+from validation import datasets
 
-PBC_FEATURES = [
-    "age", "bili", "chol", "albumin", "copper", "alk.phos", "ast", "trig",
-    "platelet", "protime", "edema", "stage", "ascites", "hepato", "spiders",
-]  # fmt: skip
-COLON_FEATURES = [
-    "age",
-    "nodes",
-    "differ",
-    "extent",
-    "surg",
-    "adhere",
-    "obstruct",
-    "perfor",
-    "sex",
-    "node4",
-]
+PBC_FEATURES = datasets.MRMR_PBC
 
 
 @pytest.fixture(scope="module")
 def pbc_complete(pbc):
-    d = pbc[[*PBC_FEATURES, "time", "status"]].dropna().reset_index(drop=True)
-    return d[PBC_FEATURES], d["time"].to_numpy(), (d["status"] == 2).to_numpy(float)
+    return datasets.mrmr_pbc(pbc)
 
 
 @pytest.fixture(scope="module")
 def colon_deaths(r):
-    colon = r.dataset("colon")
-    d = colon[colon["etype"] == 2][[*COLON_FEATURES, "time", "status"]].dropna()
-    d = d.reset_index(drop=True)
-    return d[COLON_FEATURES], d["time"].to_numpy(), d["status"].to_numpy(float)
+    return datasets.mrmr_colon(r.dataset("colon"))
 
 
 def test_somers_d_follows_mrmre_pair_rules_by_hand():

@@ -3,39 +3,22 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from toolkit.stats import stepwise
+from validation import datasets
 
-PBC = [
-    "age", "sex", "edema", "bili", "albumin", "copper", "ast", "protime", "stage",
-    "chol", "trig", "platelet", "alk.phos", "hepato", "spiders", "ascites",
-]  # fmt: skip
-LUNG = ["age", "sex", "ph.ecog", "ph.karno", "pat.karno", "meal.cal", "wt.loss"]
-
-
-def _factor(values: pd.Series) -> pd.Categorical:
-    levels = sorted(values.unique())
-    return pd.Categorical([f"{v:g}" for v in values], categories=[f"{v:g}" for v in levels])
+PBC, LUNG = datasets.STEPWISE_PBC, datasets.STEPWISE_LUNG
 
 
 @pytest.fixture(scope="module")
 def pbc_cc(pbc):
-    d = pbc[[*PBC, "time", "status"]].dropna().reset_index(drop=True)
-    d["event"] = (d["status"] == 2).astype(float)
-    d["edema"] = _factor(d["edema"])
-    d["stage"] = _factor(d["stage"])
-    return d
+    return datasets.stepwise_pbc(pbc)
 
 
 @pytest.fixture(scope="module")
 def lung_cc(lung):
-    d = lung[[*LUNG, "time", "status"]].dropna().reset_index(drop=True)
-    d["event"] = (d["status"] == 2).astype(float)
-    d["sex"] = pd.Categorical(d["sex"].map({1.0: "male", 2.0: "female"}), ["male", "female"])
-    d["ph.ecog"] = _factor(d["ph.ecog"])
-    return d
+    return datasets.stepwise_lung(lung)
 
 
 def _assert_same_as_stepaic(ours, ref):
