@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from toolkit import contracts
+from toolkit.artifacts import write_json
 from toolkit.contracts import ContractError, FeatureName, Term, feature_names
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "contracts.md"
@@ -129,3 +130,163 @@ def test_term_refuses_bad_text(text):
 def test_term_refuses_bad_fields(variable, level, message):
     with pytest.raises(ContractError, match=message):
         Term(variable, level)
+
+
+# ------------------------------------------------------------------ records of results/*.json
+
+_PROVENANCE = {"sigkit_version": "0.1.0", "weights": "random", "synthetic": True}
+_ICC = {
+    "n_features": 2048,
+    "n_kept": 1963,
+    "n_degenerate_removed": 23,
+    "threshold": 0.75,
+    "type": "ICC2",
+}
+_SIGNATURE = {
+    "features": ["arterial_0702", "portal_0366"],
+    "coefficients": [-0.012571410464146901, 0.1],
+    "l1_ratio": 0.1,
+    "penalty": "min",
+    "penalty_value": 1.0626257880237053,
+    "formula": "signature = -0.0125714 * (arterial_0702 - 0.0002902) / 0.00113543 ...",
+    "standardisation": {"means": [0.0002902001098846085, 0.0], "scales": [1e-3, 1.0]},
+    "note": "",
+    "icc": _ICC,
+    "provenance": _PROVENANCE,
+}
+_MODEL = {
+    "name": "clinical",
+    "variables": ["bclc", "alt"],
+    "terms": ["bclc[B]", "bclc[C]", "alt"],
+    "coef": [1.1788326636287478, 1.5976957984281768, 0.01],
+    "se": [0.5235241379473142, 0.4897670357762602, 0.002],
+    "p": [0.024339622684689526, 0.0011056881688538186, 1e-06],
+    "means": [0.30833333333333335, 0.5166666666666667, 45.5],
+    "lp_centre": 2.3597842258017745,
+    "baseline_survival": {"12": 0.8044886719917436, "24": 0.5691015538453381},
+    "loglik": -320.20895937535346,
+    "aic": 648.4179187507069,
+    "levels": {"bclc": ["A", "B", "C"]},
+    "note": "",
+}
+_NOMOGRAM = {
+    "model": "clinical",
+    "time_unit": "months",
+    "points_per_lp": 62.18491862099498,
+    "lp_centre": 2.1807390065522263,
+    "lp_at_zero_points": -1.250749852256272,
+    "baseline_survival": {"12": 0.8074766434973091},
+    "predictors": [
+        {
+            "name": "bclc",
+            "label": "BCLC stage",
+            "kind": "categorical",
+            "levels": [{"value": "A", "lp": 0.0, "points": 0.0}],
+        },
+    ],
+    "provenance": _PROVENANCE,
+}
+_METRICS = {
+    "provenance": _PROVENANCE,
+    "cohort": {"train": {"n": 120, "events": 87}},
+    "icc": _ICC,
+    "cindex": {"train": {"signature": {"c": 0.6525897852373218, "n_bootstrap": 1000}}},
+    "comparisons": {"train": {"integrated_vs_clinical": {"diff": 0.02, "p": 0.038}}},
+    "calibration": {"train": {"clinical": {"12": {"rmse": 0.0823203457983035}}}},
+    "risk_groups": {"cutoff": 2.5, "train": {"n_high": 60, "n_low": 60, "p": 3e-09}},
+    "td_auc": {"train": {"signature": {"12": 0.6796363837641054}}},
+    "median_survival": {"train": {"os": {"median": None, "lower": 19.49}}},
+    "selection_notes": ["bclc: one level only"],
+    "stages": [{"name": "preprocess", "seconds": 177.09030430499843, "skipped": False}],
+    "r_check_passed": True,
+}
+_R_CHECK = {
+    "passed": False,
+    "checks": [
+        {
+            "name": "coxph coefficients, signature model",
+            "ours": 5.703231235167424,
+            "r": 5.7032312351674195,
+            "diff": 4.440892098500626e-15,
+            "tolerance": 1e-07,
+            "passed": True,
+            "n_values": 1,
+        },
+        {
+            "name": "td_auc: R computation failed",
+            "ours": None,
+            "r": None,
+            "diff": None,
+            "tolerance": None,
+            "passed": False,
+            "message": "RComputationError: singular",
+            "notes": ["R demo: first"],
+        },
+    ],
+    "provenance": _PROVENANCE,
+}
+_FILES = [
+    (contracts.SignatureSpec, _SIGNATURE),
+    (
+        contracts.StudyModels,
+        {"models": {"clinical": _MODEL}, "selection_notes": [], "provenance": _PROVENANCE},
+    ),
+    (contracts.NomogramSpec, _NOMOGRAM),
+    (contracts.Metrics, _METRICS),
+    (contracts.RCheck, _R_CHECK),
+]
+
+
+@pytest.mark.parametrize(("record", "data"), _FILES, ids=lambda x: getattr(x, "__name__", ""))
+def test_a_record_writes_its_file_byte_for_byte_as_read(record, data, tmp_path):
+    written = write_json(tmp_path / "written.json", data)
+    again = record.read(written).write(tmp_path / "again.json")
+    assert again.read_bytes() == written.read_bytes()
+    assert record.from_json(data).to_json() == data
+
+
+def test_records_are_typed():
+    signature = contracts.SignatureSpec.from_json(_SIGNATURE)
+    assert signature.features == (FeatureName("arterial", 702), FeatureName("portal", 366))
+    assert signature.icc == contracts.IccSummary(2048, 1963, 23, 0.75, "ICC2")
+    model = contracts.CoxModel.from_json(_MODEL)
+    assert model.terms == (Term("bclc", "B"), Term("bclc", "C"), Term("alt"))
+    assert model.levels == {"bclc": ("A", "B", "C")}
+    metrics = contracts.Metrics.from_json(_METRICS)
+    assert metrics.stages == (contracts.Stage("preprocess", 177.09030430499843, False),)
+    r_check = contracts.RCheck.from_json(_R_CHECK)
+    assert [c.name for c in r_check.failed] == ["td_auc: R computation failed"]
+    assert r_check.checks[1].notes == ("R demo: first",)
+
+
+def test_absent_fields_are_not_written():
+    partial = {k: v for k, v in _METRICS.items() if k not in ("stages", "r_check_passed")}
+    metrics = contracts.Metrics.from_json(partial)
+    assert metrics.stages is None and metrics.r_check_passed is None
+    assert list(metrics.to_json()) == list(partial)
+    bare = {k: v for k, v in _SIGNATURE.items() if k not in ("icc", "provenance")}
+    assert contracts.SignatureSpec.from_json(bare).to_json() == bare
+
+
+def test_a_file_lacking_a_key_is_refused_naming_file_and_key(tmp_path):
+    data = {k: v for k, v in _MODEL.items() if k != "lp_centre"}
+    path = write_json(tmp_path / "models.json", {"models": {"clinical": data}})
+    with pytest.raises(ContractError, match=r"models\.json: model 'clinical': no 'lp_centre'"):
+        contracts.StudyModels.read(path)
+    (tmp_path / "bad.json").write_text("{", encoding="utf-8")
+    with pytest.raises(ContractError, match=r"bad\.json: cannot be read as JSON"):
+        contracts.RCheck.read(tmp_path / "bad.json")
+
+
+def test_a_bad_name_in_a_file_is_refused_quoting_it():
+    with pytest.raises(ContractError, match="'arterial_12'"):
+        contracts.SignatureSpec.from_json({**_SIGNATURE, "features": ["arterial_12", "p_0001"]})
+    with pytest.raises(ContractError, match=re.escape("'bclc[C'")):
+        contracts.CoxModel.from_json({**_MODEL, "terms": ["bclc[B]", "bclc[C", "alt"]})
+
+
+def test_records_refuse_columns_of_different_lengths():
+    with pytest.raises(ContractError, match="3 terms but 2 coefficients"):
+        contracts.CoxModel.from_json({**_MODEL, "coef": [1.0, 2.0]})
+    with pytest.raises(ContractError, match="2 features, 1 coefficients"):
+        contracts.SignatureSpec.from_json({**_SIGNATURE, "coefficients": [1.0]})

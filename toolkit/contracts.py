@@ -10,8 +10,13 @@ in step).
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 _PHASE = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _FEATURE = re.compile(r"(?P<phase>[A-Za-z][A-Za-z0-9]*)_(?P<index>[0-9]{4})")
@@ -116,3 +121,459 @@ class Term:
             return cls(match["variable"], match["level"])
         except ContractError as error:
             raise ContractError(f"model term {text!r}: {error}") from None
+
+
+# ------------------------------------------------------------------ records of results/*.json
+#
+# Each record reads and writes one file of results/ (docs/contracts.md, "Results"). ``to_json``
+# gives the mapping ``artifacts.write_json`` writes, key for key in the order the stages have
+# always written them, so ``read(path).write(path)`` leaves the file byte for byte as it was;
+# ``from_json`` refuses a mapping that lacks a key, naming it. Sections the report only shows
+# (provenance, the nested metrics blocks) stay mappings, as written.
+
+JsonMap = Mapping[str, Any]
+
+
+def _field(data: JsonMap, key: str, where: str) -> Any:
+    if not isinstance(data, Mapping) or key not in data:
+        raise ContractError(f"{where}: no {key!r}")
+    return data[key]
+
+
+def _floats(values: Any) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)
+
+
+def _optional(key: str, value: Any) -> dict[str, Any]:
+    """``{key: value}``, or nothing when the value is absent (None)."""
+    return {} if value is None else {key: value}
+
+
+class _JsonFile:
+    """``read``/``write`` of a record with ``to_json``/``from_json``."""
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write the record to ``path`` as ``artifacts.write_json`` does (atomically)."""
+        from toolkit.artifacts import write_json
+
+        return write_json(path, self.to_json())  # type: ignore[attr-defined]
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str], **options: Any):
+        """The record of the JSON file at ``path`` (``options`` go to ``from_json``)."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ContractError(f"{path}: cannot be read as JSON ({error})") from None
+        try:
+            return cls.from_json(data, **options)  # type: ignore[attr-defined]
+        except ContractError as error:
+            raise ContractError(f"{path}: {error}") from None
+
+
+@dataclass(frozen=True)
+class IccSummary:
+    """The ICC filter's counts (signature.json's and metrics.json's ``icc``)."""
+
+    n_features: int
+    n_kept: int
+    n_degenerate_removed: int
+    threshold: float
+    type: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n_features": self.n_features,
+            "n_kept": self.n_kept,
+            "n_degenerate_removed": self.n_degenerate_removed,
+            "threshold": self.threshold,
+            "type": self.type,
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonMap) -> IccSummary:
+        def get(key: str) -> Any:
+            return _field(data, key, "icc")
+
+        return cls(
+            n_features=int(get("n_features")),
+            n_kept=int(get("n_kept")),
+            n_degenerate_removed=int(get("n_degenerate_removed")),
+            threshold=float(get("threshold")),
+            type=str(get("type")),
+        )
+
+
+@dataclass(frozen=True)
+class SignatureSpec(_JsonFile):
+    """results/signature.json: the deep-learning signature as the signature stage fitted it.
+
+    The signature is ``sum_k coefficients[k] * (x_k - means[k]) / scales[k]`` over the
+    ``features`` (primary reader's values; ``scales`` are the training SDs, ``ddof = 0``).
+    """
+
+    features: tuple[FeatureName, ...]
+    coefficients: tuple[float, ...]
+    l1_ratio: float
+    penalty: str
+    penalty_value: float
+    formula: str
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+    note: str = ""
+    icc: IccSummary | None = None
+    provenance: JsonMap | None = None
+
+    def __post_init__(self) -> None:
+        sizes = {len(self.features), len(self.coefficients), len(self.means), len(self.scales)}
+        if len(sizes) != 1:
+            raise ContractError(
+                f"signature: {len(self.features)} features, {len(self.coefficients)} "
+                f"coefficients, {len(self.means)} means and {len(self.scales)} scales"
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "features": [f.format() for f in self.features],
+            "coefficients": list(self.coefficients),
+            "l1_ratio": self.l1_ratio,
+            "penalty": self.penalty,
+            "penalty_value": self.penalty_value,
+            "formula": self.formula,
+            "standardisation": {"means": list(self.means), "scales": list(self.scales)},
+            "note": self.note,
+            **_optional("icc", self.icc.to_json() if self.icc is not None else None),
+            **_optional("provenance", self.provenance),
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonMap) -> SignatureSpec:
+        def get(key: str) -> Any:
+            return _field(data, key, "signature")
+
+        standardisation = get("standardisation")
+        icc = data.get("icc")
+        return cls(
+            features=tuple(FeatureName.parse(f) for f in get("features")),
+            coefficients=_floats(get("coefficients")),
+            l1_ratio=float(get("l1_ratio")),
+            penalty=str(get("penalty")),
+            penalty_value=float(get("penalty_value")),
+            formula=str(get("formula")),
+            means=_floats(_field(standardisation, "means", "signature standardisation")),
+            scales=_floats(_field(standardisation, "scales", "signature standardisation")),
+            note=str(data.get("note", "")),
+            icc=IccSummary.from_json(icc) if icc is not None else None,
+            provenance=data.get("provenance"),
+        )
+
+
+@dataclass(frozen=True)
+class CoxModel:
+    """One final Cox model of models.json: what prediction, the nomogram and R's refit need.
+
+    The linear predictor is ``sum_j coef[j] * x_j`` over the treatment-coded ``terms`` of the
+    ``variables`` (categorical ones coded against the first of their training ``levels``);
+    the predicted survival at time t is ``baseline_survival[t] ** exp(lp - lp_centre)``
+    (survfit.coxph's centring: ``lp_centre = sum_j coef[j] * means[j]``).
+    """
+
+    name: str
+    variables: tuple[str, ...]
+    terms: tuple[Term, ...]
+    coef: tuple[float, ...]
+    se: tuple[float, ...]
+    p: tuple[float, ...]
+    means: tuple[float, ...]
+    lp_centre: float
+    baseline_survival: Mapping[str, float]
+    loglik: float
+    aic: float
+    levels: Mapping[str, tuple[str, ...]]
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        sizes = {len(self.terms), len(self.coef), len(self.se), len(self.p), len(self.means)}
+        if len(sizes) != 1:
+            raise ContractError(
+                f"model {self.name!r}: {len(self.terms)} terms but {len(self.coef)} "
+                f"coefficients, {len(self.se)} SEs, {len(self.p)} P values, "
+                f"{len(self.means)} means"
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "variables": list(self.variables),
+            "terms": [t.format() for t in self.terms],
+            "coef": list(self.coef),
+            "se": list(self.se),
+            "p": list(self.p),
+            "means": list(self.means),
+            "lp_centre": self.lp_centre,
+            "baseline_survival": dict(self.baseline_survival),
+            "loglik": self.loglik,
+            "aic": self.aic,
+            "levels": {k: list(v) for k, v in self.levels.items()},
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonMap):
+        where = f"model {data.get('name')!r}" if isinstance(data, Mapping) else "model"
+
+        def get(key: str) -> Any:
+            return _field(data, key, where)
+
+        return cls(
+            name=str(get("name")),
+            variables=tuple(str(v) for v in get("variables")),
+            terms=tuple(Term.parse(t) for t in get("terms")),
+            coef=_floats(get("coef")),
+            se=_floats(get("se")),
+            p=_floats(get("p")),
+            means=_floats(get("means")),
+            lp_centre=float(get("lp_centre")),
+            baseline_survival={str(k): float(v) for k, v in get("baseline_survival").items()},
+            loglik=float(get("loglik")),
+            aic=float(get("aic")),
+            levels={str(k): tuple(str(x) for x in v) for k, v in get("levels").items()},
+            note=str(data.get("note", "")),
+        )
+
+
+@dataclass(frozen=True)
+class StudyModels(_JsonFile):
+    """results/models.json: the final Cox models by name, and the notes of their selection."""
+
+    models: Mapping[str, CoxModel]
+    selection_notes: tuple[str, ...] = ()
+    provenance: JsonMap | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "models": {k: m.to_json() for k, m in self.models.items()},
+            "selection_notes": list(self.selection_notes),
+            **_optional("provenance", self.provenance),
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonMap, model: type[CoxModel] = CoxModel) -> StudyModels:
+        """``model`` is the record type of each model (a subclass adds methods, no fields)."""
+        models = _field(data, "models", "models.json")
+        return cls(
+            models={str(k): model.from_json(v) for k, v in models.items()},
+            selection_notes=tuple(str(n) for n in data.get("selection_notes") or ()),
+            provenance=data.get("provenance"),
+        )
+
+
+@dataclass(frozen=True)
+class NomogramSpec(_JsonFile):
+    """results/nomogram_<model>.json: a model's points scales (the calculator reads it).
+
+    ``predictors`` are as docs/contracts.md shows them ("Nomogram JSON"): a categorical
+    one with its ``levels`` (value, lp, points), a numeric one with ``coef``, ``min``,
+    ``max``, ``points_at_min``, ``points_per_unit`` and ``ticks`` (value, points).
+    """
+
+    model: str
+    time_unit: str
+    points_per_lp: float
+    lp_centre: float
+    lp_at_zero_points: float
+    baseline_survival: Mapping[str, float]
+    predictors: tuple[JsonMap, ...]
+    provenance: JsonMap | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "time_unit": self.time_unit,
+            "points_per_lp": self.points_per_lp,
+            "lp_centre": self.lp_centre,
+            "lp_at_zero_points": self.lp_at_zero_points,
+            "baseline_survival": dict(self.baseline_survival),
+            "predictors": [dict(p) for p in self.predictors],
+            **_optional("provenance", self.provenance),
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonMap) -> NomogramSpec:
+        where = f"nomogram {data.get('model')!r}" if isinstance(data, Mapping) else "nomogram"
+
+        def get(key: str) -> Any:
+            return _field(data, key, where)
+
+        return cls(
+            model=str(get("model")),
+            time_unit=str(get("time_unit")),
+            points_per_lp=float(get("points_per_lp")),
+            lp_centre=float(get("lp_centre")),
+            lp_at_zero_points=float(get("lp_at_zero_points")),
+            baseline_survival={str(k): float(v) for k, v in get("baseline_survival").items()},
+            predictors=tuple(get("predictors")),
+            provenance=data.get("provenance"),
+        )
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a run (metrics.json's ``stages``): its name, seconds, and whether it was
+    skipped because its inputs and settings were unchanged."""
+
+    name: str
+    seconds: float
+    skipped: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "seconds": self.seconds, "skipped": self.skipped}
+
+    @classmethod
+    def from_json(cls, data: JsonMap) -> Stage:
+        def get(key: str) -> Any:
+            return _field(data, key, "stage")
+
+        return cls(str(get("name")), float(get("seconds")), bool(get("skipped")))
+
+
+_METRICS_SECTIONS = (
+    "cohort",
+    "cindex",
+    "comparisons",
+    "calibration",
+    "risk_groups",
+    "td_auc",
+    "median_survival",
+)
+
+
+@dataclass(frozen=True)
+class Metrics(_JsonFile):
+    """results/metrics.json: the validation stage's numbers, one section per kind.
+
+    The nested sections are mappings as written (set -> model -> ...; docs/contracts.md
+    shows each); ``stages`` and ``r_check_passed`` are added at the end of a run, and are
+    None in a metrics.json written by the validation stage alone.
+    """
+
+    provenance: JsonMap
+    cohort: JsonMap
+    icc: IccSummary | None
+    cindex: JsonMap
+    comparisons: JsonMap
+    calibration: JsonMap
+    risk_groups: JsonMap
+    td_auc: JsonMap
+    median_survival: JsonMap
+    selection_notes: tuple[str, ...] = ()
+    stages: tuple[Stage, ...] | None = None
+    r_check_passed: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        sections = {name: getattr(self, name) for name in _METRICS_SECTIONS}
+        stages = None if self.stages is None else [s.to_json() for s in self.stages]
+        return {
+            "provenance": self.provenance,
+            "cohort": sections.pop("cohort"),
+            "icc": self.icc.to_json() if self.icc is not None else {},
+            **sections,
+            "selection_notes": list(self.selection_notes),
+            **_optional("stages", stages),
+            **_optional("r_check_passed", self.r_check_passed),
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonMap) -> Metrics:
+        sections = {name: _field(data, name, "metrics") for name in _METRICS_SECTIONS}
+        icc = _field(data, "icc", "metrics")
+        stages = data.get("stages")
+        passed = data.get("r_check_passed")
+        return cls(
+            provenance=_field(data, "provenance", "metrics"),
+            icc=IccSummary.from_json(icc) if icc else None,
+            selection_notes=tuple(str(n) for n in data.get("selection_notes") or ()),
+            stages=None if stages is None else tuple(Stage.from_json(s) for s in stages),
+            r_check_passed=None if passed is None else bool(passed),
+            **sections,
+        )
+
+
+@dataclass(frozen=True)
+class RCheckEntry:
+    """One statistic of r_check.json: ours and R's values at the worst element, their
+    absolute difference and the tolerance (None where R failed or a side is missing)."""
+
+    name: str
+    ours: float | None
+    r: float | None
+    diff: float | None
+    tolerance: float | None
+    passed: bool
+    n_values: int | None = None
+    message: str = ""
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ours": self.ours,
+            "r": self.r,
+            "diff": self.diff,
+            "tolerance": self.tolerance,
+            "passed": self.passed,
+            **_optional("n_values", self.n_values),
+            **_optional("message", self.message or None),
+            **_optional("notes", list(self.notes) or None),
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonMap) -> RCheckEntry:
+        where = f"check {data.get('name')!r}" if isinstance(data, Mapping) else "check"
+
+        def number(key: str) -> float | None:
+            value = _field(data, key, where)
+            return None if value is None else float(value)
+
+        n_values = data.get("n_values")
+        return cls(
+            name=str(_field(data, "name", where)),
+            ours=number("ours"),
+            r=number("r"),
+            diff=number("diff"),
+            tolerance=number("tolerance"),
+            passed=bool(_field(data, "passed", where)),
+            n_values=None if n_values is None else int(n_values),
+            message=str(data.get("message", "")),
+            notes=tuple(str(n) for n in data.get("notes", ())),
+        )
+
+
+@dataclass(frozen=True)
+class RCheck(_JsonFile):
+    """results/r_check.json: every R cross-check of the run; ``passed`` when all pass."""
+
+    passed: bool
+    checks: tuple[RCheckEntry, ...]
+    provenance: JsonMap | None = None
+
+    @property
+    def failed(self) -> tuple[RCheckEntry, ...]:
+        return tuple(c for c in self.checks if not c.passed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "checks": [c.to_json() for c in self.checks],
+            **_optional("provenance", self.provenance),
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonMap) -> RCheck:
+        checks = _field(data, "checks", "r_check.json")
+        return cls(
+            passed=bool(_field(data, "passed", "r_check.json")),
+            checks=tuple(RCheckEntry.from_json(c) for c in checks),
+            provenance=data.get("provenance"),
+        )

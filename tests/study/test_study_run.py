@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from toolkit import contracts
 from toolkit.artifacts import read_json, read_parquet_provenance
 
 FIGURES = [
@@ -116,6 +117,26 @@ def test_every_artifact_records_provenance(study_run):
     for name in ("td_auc", "nomogram_integrated", "km_risk_validation"):
         svg = (results / "figures" / f"{name}.svg").read_text()
         assert "SYNTHETIC COHORT" in svg and "RANDOM NETWORK WEIGHTS" in svg, name
+
+
+RECORDS = {
+    "signature.json": contracts.SignatureSpec,
+    "models.json": contracts.StudyModels,
+    "nomogram_clinical.json": contracts.NomogramSpec,
+    "nomogram_integrated.json": contracts.NomogramSpec,
+    "metrics.json": contracts.Metrics,
+    "r_check.json": contracts.RCheck,
+}
+
+
+@pytest.mark.parametrize("name", list(RECORDS))
+def test_results_json_read_through_its_record_is_written_back_byte_for_byte(
+    study_run, name, tmp_path
+):
+    study, _, _ = study_run
+    written = study / "results" / name
+    again = RECORDS[name].read(written).write(tmp_path / name)
+    assert again.read_bytes() == written.read_bytes()
 
 
 def test_signature_scores_reproduce_signature_json(study_run):
