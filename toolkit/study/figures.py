@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
-from toolkit.artifacts import read_json, save_figure
-from toolkit.contracts import FeatureName
+from toolkit.artifacts import save_figure
+from toolkit.contracts import FeatureName, SignatureSpec
 
 
 def _save(ctx, fig, name: str) -> None:
@@ -81,14 +79,14 @@ def all_figures(ctx, sets, models, calibration_table, decision, td_auc, groups, 
     _save(ctx, td_auc_figure(td_auc, time_unit=unit, stamp=stamp), "td_auc")
 
 
-def _cam_weights(signature: dict[str, Any], phase: str) -> np.ndarray:
+def _cam_weights(signature: SignatureSpec, phase: str) -> np.ndarray:
     """Per-feature weights of one phase on the raw feature scale (coef / SD)."""
     from toolkit.deep._densenet import N_FEATURES
 
     w = np.zeros(N_FEATURES)
-    scales = signature["standardisation"]["scales"]
-    for f, c, sd in zip(signature["features"], signature["coefficients"], scales, strict=True):
-        name = FeatureName.parse(f)
+    for name, c, sd in zip(
+        signature.features, signature.coefficients, signature.scales, strict=True
+    ):
         if name.phase == phase:
             w[name.index] = c / sd
     return w
@@ -106,7 +104,7 @@ def cam_figures(ctx, clinical, n_patients: int) -> list[str]:
     from toolkit.deep.cam import overlay_figure, risk_map
     from toolkit.deep.weights import load
 
-    signature = read_json(ctx.paths.results / "signature.json")
+    signature = SignatureSpec.read(ctx.paths.results / "signature.json")
     scores = pd.read_parquet(ctx.paths.tables / "scores.parquet")
     valid = scores[scores["set"].isin(ctx.config.study.validation_sets)]
     order = valid["signature"].sort_values(ascending=False).index.tolist()

@@ -23,15 +23,15 @@ of study.toml's ``levels`` as reference), and ``signature`` for the signature.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from toolkit.config import StudyConfig
-from toolkit.contracts import Term
+from toolkit.contracts import CoxModel, Term
 from toolkit.stats import cox
+from toolkit.stats._checks import listed
 from toolkit.stats._rows import row_products
 from toolkit.stats.cox import CoxFit
 from toolkit.stats.nomogram import Nomogram, PredictorSpec, build
@@ -41,33 +41,19 @@ class ModelError(ValueError):
     """A model cannot be fitted or applied (unknown level, no candidate...)."""
 
 
-@dataclass
-class FittedModel:
-    """A final Cox model with what prediction and the nomogram need.
+@dataclass(frozen=True)
+class FittedModel(CoxModel):
+    """A final Cox model: models.json's ``contracts.CoxModel`` with the study's prediction.
 
-    What models.json keeps of the model's ``cox.CoxFit`` (``from_fit``), with its
-    variables, training levels and baseline survival at the validation times.
+    Made from the model's ``cox.CoxFit`` (``from_fit``) or read back from models.json
+    (``CoxModel.from_json``); its hazard ratios are the fit's (``coefficient_table``).
     """
 
-    name: str
-    variables: list[str]
-    terms: list[str]
-    coef: np.ndarray
-    se: np.ndarray
-    p: np.ndarray
-    means: np.ndarray
-    lp_centre: float
-    baseline_survival: dict[str, float]
-    loglik: float
-    aic: float
-    levels: dict[str, list[str]] = field(default_factory=dict)
-    note: str = ""
-
     def design(self, frame: pd.DataFrame) -> np.ndarray:
-        return design_matrix(frame, self.variables, self.levels)[0]
+        return design_matrix(frame, list(self.variables), self.levels)[0]
 
     def linear_predictor(self, frame: pd.DataFrame) -> np.ndarray:
-        return row_products(self.design(frame), self.coef)
+        return row_products(self.design(frame), np.asarray(self.coef, dtype=float))
 
     def survival(self, frame: pd.DataFrame, times) -> np.ndarray:
         """(rows, times) predicted survival, survfit.coxph's centring."""
@@ -75,57 +61,24 @@ class FittedModel:
         base = np.array([self.baseline_survival[_key(t)] for t in times])
         return base[None, :] ** np.exp(lp - self.lp_centre)[:, None]
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "variables": self.variables,
-            "terms": self.terms,
-            "coef": self.coef,
-            "se": self.se,
-            "p": self.p,
-            "means": self.means,
-            "lp_centre": self.lp_centre,
-            "baseline_survival": self.baseline_survival,
-            "loglik": self.loglik,
-            "aic": self.aic,
-            "levels": self.levels,
-            "note": self.note,
-        }
-
     @classmethod
     def from_fit(cls, name: str, fit: CoxFit, variables, levels, times, note="") -> FittedModel:
         """The study's model of a ``cox.fit`` on its design (columns = ``fit.names``)."""
         base = fit.predict_survival(fit.means[None, :], list(times))[0]
         return cls(
             name=name,
-            variables=list(variables),
-            terms=list(fit.names),
-            coef=np.asarray(fit.coef, dtype=float),
-            se=np.asarray(fit.se, dtype=float),
-            p=np.asarray(fit.p, dtype=float),
-            means=np.asarray(fit.means, dtype=float),
+            variables=tuple(variables),
+            terms=tuple(Term.parse(n) for n in fit.names),
+            coef=tuple(float(c) for c in fit.coef),
+            se=tuple(float(v) for v in fit.se),
+            p=tuple(float(v) for v in fit.p),
+            means=tuple(float(m) for m in fit.means),
             lp_centre=float(fit.means @ fit.coef),
             baseline_survival={_key(t): float(s) for t, s in zip(times, base, strict=True)},
             loglik=float(fit.loglik),
             aic=float(fit.aic),
-            levels=levels,
+            levels={k: tuple(v) for k, v in levels.items()},
             note=note,
-        )
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> FittedModel:
-        arrays = {k: np.asarray(data[k], dtype=float) for k in ("coef", "se", "p", "means")}
-        return cls(
-            name=data["name"],
-            variables=list(data["variables"]),
-            terms=list(data["terms"]),
-            lp_centre=float(data["lp_centre"]),
-            baseline_survival={k: float(v) for k, v in data["baseline_survival"].items()},
-            loglik=float(data["loglik"]),
-            aic=float(data["aic"]),
-            levels={k: list(v) for k, v in data["levels"].items()},
-            note=str(data.get("note", "")),
-            **arrays,
         )
 
 
@@ -146,7 +99,7 @@ def design_matrix(
         values = frame[var].astype(object)
         odd = ~values.isin(levels[var])
         if odd.any():
-            who = ", ".join(str(p) for p in frame.index[odd.to_numpy()][:10])
+            who = listed(frame.index[odd.to_numpy()])
             raise ModelError(
                 f"{var}: level(s) {sorted(set(values[odd].astype(str)))} were not seen in "
                 f"the training set (patients {who})"
@@ -275,11 +228,11 @@ def nomogram_for(model: FittedModel, train: pd.DataFrame, config: StudyConfig) -
         label = "DL signature" if var == "signature" else (config.variable(var).label or var)
         if var in model.levels:
             lv = model.levels[var]
-            coefs = (0.0, *(coef[Term(var, x).format()] for x in lv[1:]))
+            coefs = (0.0, *(coef[Term(var, x)] for x in lv[1:]))
             specs.append(PredictorSpec(var, "categorical", label, levels=tuple(lv), coefs=coefs))
         else:
             values = tuple(train[var].to_numpy(dtype=float))
-            specs.append(PredictorSpec(var, "numeric", label, coef=coef[var], values=values))
+            specs.append(PredictorSpec(var, "numeric", label, coef=coef[Term(var)], values=values))
     baseline = {float(k): v for k, v in model.baseline_survival.items()}
     return build(
         specs,
@@ -296,10 +249,11 @@ def coefficient_table(model: FittedModel, level: float = 0.95) -> pd.DataFrame:
     The hazard ratios and their Wald intervals are ``cox.hazard_ratios``'s
     (``CoxFit.hazard_ratio``).
     """
-    ratios = cox.hazard_ratios(model.coef, model.se, model.terms, level)
+    terms = [t.format() for t in model.terms]
+    ratios = cox.hazard_ratios(model.coef, model.se, terms, level)
     return pd.DataFrame(
         {
-            "term": model.terms,
+            "term": terms,
             "coef": model.coef,
             "se": model.se,
             "hr": ratios["hazard_ratio"].to_numpy(),

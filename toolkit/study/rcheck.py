@@ -17,29 +17,31 @@ the group's checks as ``notes``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from toolkit.contracts import Metrics, RCheck, RCheckEntry
 from toolkit.rbridge.compare import compare
 from toolkit.study.nomograms import FittedModel
 from toolkit.study.validate import COMPARISONS, MODELS
 
 
-def _check(name: str, ours: Any, theirs: Any, tolerance: float) -> dict[str, Any]:
+def _check(name: str, ours: Any, theirs: Any, tolerance: float) -> RCheckEntry:
     """One r_check.json entry: the worst element's values and absolute difference."""
     d = compare(ours, theirs, tolerance)
-    entry = {
-        "name": name,
-        "ours": d.ours,
-        "r": d.r,
-        "diff": d.diff if np.isfinite(d.diff) else None,
-        "tolerance": tolerance,
-        "passed": d.passed,
-        "n_values": d.n_values,
-    }
-    return {**entry, "message": d.message} if d.message else entry
+    return RCheckEntry(
+        name=name,
+        ours=d.ours,
+        r=d.r,
+        diff=d.diff if np.isfinite(d.diff) else None,
+        tolerance=tolerance,
+        passed=d.passed,
+        n_values=d.n_values,
+        message=d.message,
+    )
 
 
 def r_frame(model: FittedModel, rows: pd.DataFrame) -> pd.DataFrame:
@@ -53,7 +55,7 @@ def r_frame(model: FittedModel, rows: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _model_checks(models, nomograms, sets, times) -> list[dict[str, Any]]:
+def _model_checks(models, nomograms, sets, times) -> list[RCheckEntry]:
     from toolkit.rbridge import study as rstudy
 
     train, valid = sets["train"], sets["validation"]
@@ -93,7 +95,7 @@ def _model_checks(models, nomograms, sets, times) -> list[dict[str, Any]]:
     return checks
 
 
-def _concordance_checks(models, metrics, sets) -> list[dict[str, Any]]:
+def _concordance_checks(models, metrics, sets) -> list[RCheckEntry]:
     from toolkit.rbridge import study as rstudy
 
     checks = []
@@ -103,9 +105,10 @@ def _concordance_checks(models, metrics, sets) -> list[dict[str, Any]]:
             ref = rstudy.concordance_pair(
                 t, e, models[a].linear_predictor(rows), models[b].linear_predictor(rows)
             )
-            ours_c = [metrics["cindex"][name][a]["c"], metrics["cindex"][name][b]["c"]]
-            ours_se = [metrics["cindex"][name][a]["se"], metrics["cindex"][name][b]["se"]]
-            cmp = metrics["comparisons"][name][f"{a}_vs_{b}"]
+            cindex = metrics.cindex[name]
+            ours_c = [cindex[a]["c"], cindex[b]["c"]]
+            ours_se = [cindex[a]["se"], cindex[b]["se"]]
+            cmp = metrics.comparisons[name][f"{a}_vs_{b}"]
             label = f"{name}, {a} and {b}"
             checks.append(_check(f"concordance C-index, {label}", ours_c, ref["c"], 1e-7))
             checks.append(_check(f"concordance SE, {label}", ours_se, ref["se"], 1e-7))
@@ -123,7 +126,7 @@ def _concordance_checks(models, metrics, sets) -> list[dict[str, Any]]:
     return checks
 
 
-def _auc_checks(models, metrics, sets, times) -> list[dict[str, Any]]:
+def _auc_checks(models, metrics, sets, times) -> list[RCheckEntry]:
     from toolkit.rbridge import study as rstudy
 
     checks = []
@@ -131,13 +134,13 @@ def _auc_checks(models, metrics, sets, times) -> list[dict[str, Any]]:
         t, e = rows["time"].to_numpy(float), rows["event"].to_numpy(float)
         for m in MODELS:
             risk = 1 - models[m].survival(rows, times)
-            ours = [metrics["td_auc"][name][m][f"{h:g}"] for h in times]
+            ours = [metrics.td_auc[name][m][f"{h:g}"] for h in times]
             ref = rstudy.score_auc(t, e, risk, times)
             checks.append(_check(f"riskRegression::Score AUC, {name}, {m}", ours, ref, 1e-6))
     return checks
 
 
-def _noted(label: str, work) -> list[dict[str, Any]]:
+def _noted(label: str, work) -> list[RCheckEntry]:
     """The group's checks, each with R's warnings during the group as ``notes``.
 
     An R error becomes one failed check named for the group, carrying R's message.
@@ -148,17 +151,38 @@ def _noted(label: str, work) -> list[dict[str, Any]]:
         try:
             checks = work()
         except Exception as exc:  # an R failure is a failed check, reported by name
-            failure = {
-                "name": f"{label}: R computation failed",
-                "ours": None,
-                "r": None,
-                "diff": None,
-                "tolerance": None,
-                "passed": False,
-                "message": f"{type(exc).__name__}: {exc}",
-            }
+            failure = RCheckEntry(
+                name=f"{label}: R computation failed",
+                ours=None,
+                r=None,
+                diff=None,
+                tolerance=None,
+                passed=False,
+                message=f"{type(exc).__name__}: {exc}",
+            )
             checks = [failure]
-    return [{**c, "notes": list(notes)} if notes else c for c in checks]
+    return [replace(c, notes=tuple(notes)) for c in checks]
+
+
+def r_check(
+    models: Mapping[str, FittedModel],
+    nomograms: Mapping[str, Any],
+    metrics: Metrics,
+    sets: Mapping[str, pd.DataFrame],
+    times: list[float],
+    provenance: Mapping[str, Any] | None = None,
+) -> RCheck:
+    """Every check (r_check.json's record); ``passed`` only if all pass. R errors become
+    failed checks."""
+    checks: list[RCheckEntry] = []
+    groups = (
+        ("models", lambda: _model_checks(models, nomograms, sets, times)),
+        ("concordance", lambda: _concordance_checks(models, metrics, sets)),
+        ("td_auc", lambda: _auc_checks(models, metrics, sets, times)),
+    )
+    for label, work in groups:
+        checks.extend(_noted(label, work))
+    return RCheck(all(c.passed for c in checks), tuple(checks), provenance)
 
 
 def run_checks(
@@ -168,13 +192,6 @@ def run_checks(
     sets: Mapping[str, pd.DataFrame],
     times: list[float],
 ) -> dict[str, Any]:
-    """Every check; ``passed`` is True only if all pass. R errors become failed checks."""
-    checks: list[dict[str, Any]] = []
-    groups = (
-        ("models", lambda: _model_checks(models, nomograms, sets, times)),
-        ("concordance", lambda: _concordance_checks(models, metrics, sets)),
-        ("td_auc", lambda: _auc_checks(models, metrics, sets, times)),
-    )
-    for label, work in groups:
-        checks.extend(_noted(label, work))
-    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+    """``r_check`` over metrics.json's mapping, as a mapping without provenance (the form
+    study/run.py's r_check stage writes today)."""
+    return r_check(models, nomograms, Metrics.from_json(metrics), sets, times).to_json()

@@ -18,15 +18,16 @@ The signature is ``sum_k coef_k * (x_k - mean_k) / sd_k``: higher = worse.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from toolkit.config import StudyConfig
-from toolkit.contracts import FeatureName
-from toolkit.stats._checks import drop_redundant
+from toolkit.contracts import FeatureName, IccSummary, SignatureSpec
+from toolkit.stats._checks import drop_redundant, listed
 from toolkit.stats._rows import row_products
 
 
@@ -36,7 +37,10 @@ class SignatureError(ValueError):
 
 @dataclass(frozen=True)
 class Signature:
-    features: tuple[str, ...]
+    """The fitted signature, to score features tables; signature.json holds its
+    ``SignatureSpec`` (``spec``, ``from_spec``)."""
+
+    features: tuple[FeatureName, ...]
     coefficients: np.ndarray
     means: np.ndarray
     scales: np.ndarray
@@ -44,65 +48,67 @@ class Signature:
     penalty: str
     penalty_value: float
     note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        """The features' column names in a features table."""
+        return [f.format() for f in self.features]
 
     def score(self, table: pd.DataFrame) -> np.ndarray:
         """The signature of each row of a features table (columns named as the features)."""
-        missing = [f for f in self.features if f not in table.columns]
+        missing = [c for c in self.columns if c not in table.columns]
         if missing:
-            raise SignatureError(f"features table lacks signature features {missing}")
-        x = table[list(self.features)].to_numpy(dtype=float)
+            raise SignatureError(f"features table lacks signature features {listed(missing)}")
+        x = table[self.columns].to_numpy(dtype=float)
         return row_products((x - self.means) / self.scales, self.coefficients)
 
     def formula(self) -> str:
         terms = [
             f"{c:+.6g} * ({f} - {m:.6g}) / {s:.6g}"
             for f, c, m, s in zip(
-                self.features, self.coefficients, self.means, self.scales, strict=True
+                self.columns, self.coefficients, self.means, self.scales, strict=True
             )
         ]
         return "signature = " + " ".join(terms)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "features": list(self.features),
-            "coefficients": [float(c) for c in self.coefficients],
-            "l1_ratio": self.l1_ratio,
-            "penalty": self.penalty,
-            "penalty_value": self.penalty_value,
-            "formula": self.formula(),
-            "standardisation": {
-                "means": [float(m) for m in self.means],
-                "scales": [float(s) for s in self.scales],
-            },
-            "note": self.note,
-            **self.extra,
-        }
+    def spec(
+        self, icc: IccSummary | None = None, provenance: Mapping[str, Any] | None = None
+    ) -> SignatureSpec:
+        """signature.json's record, with the ICC filter's counts and the provenance."""
+        return SignatureSpec(
+            features=self.features,
+            coefficients=tuple(float(c) for c in self.coefficients),
+            l1_ratio=self.l1_ratio,
+            penalty=self.penalty,
+            penalty_value=self.penalty_value,
+            formula=self.formula(),
+            means=tuple(float(m) for m in self.means),
+            scales=tuple(float(s) for s in self.scales),
+            note=self.note,
+            icc=icc,
+            provenance=provenance,
+        )
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Signature:
-        known = {
-            "features",
-            "coefficients",
-            "l1_ratio",
-            "penalty",
-            "penalty_value",
-            "formula",
-            "standardisation",
-            "note",
-            "provenance",
-        }
+    def from_spec(cls, spec: SignatureSpec) -> Signature:
         return cls(
-            features=tuple(data["features"]),
-            coefficients=np.asarray(data["coefficients"], dtype=float),
-            means=np.asarray(data["standardisation"]["means"], dtype=float),
-            scales=np.asarray(data["standardisation"]["scales"], dtype=float),
-            l1_ratio=float(data["l1_ratio"]),
-            penalty=str(data["penalty"]),
-            penalty_value=float(data["penalty_value"]),
-            note=str(data.get("note", "")),
-            extra={k: v for k, v in data.items() if k not in known},
+            features=spec.features,
+            coefficients=np.asarray(spec.coefficients, dtype=float),
+            means=np.asarray(spec.means, dtype=float),
+            scales=np.asarray(spec.scales, dtype=float),
+            l1_ratio=spec.l1_ratio,
+            penalty=spec.penalty,
+            penalty_value=spec.penalty_value,
+            note=spec.note,
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """signature.json's mapping without the ICC counts and provenance."""
+        return self.spec().to_json()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Signature:
+        return cls.from_spec(SignatureSpec.from_json(data))
 
 
 @dataclass(frozen=True)
@@ -133,7 +139,7 @@ def reader_array(
     wanted = pd.MultiIndex.from_product([patients, readers], names=["patient", "reader"])
     absent = wanted.difference(indexed.index)
     if len(absent):
-        shown = ", ".join(f"{p}/{r}" for p, r in list(absent)[:10])
+        shown = listed([f"{p}/{r}" for p, r in absent])
         raise SignatureError(f"features table lacks {len(absent)} patient/reader rows: {shown}")
     values = indexed.loc[wanted, names].to_numpy(dtype=float)
     return values.reshape(len(patients), len(readers), len(names))
@@ -223,7 +229,7 @@ def build(features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig) -
     coef = np.asarray(fits[ratio].path.coef[index], dtype=float)
     chosen = np.flatnonzero(coef != 0)
     signature = Signature(
-        features=tuple(top[i] for i in chosen),
+        features=tuple(FeatureName.parse(top[i]) for i in chosen),
         coefficients=coef[chosen],
         means=means[chosen],
         scales=scales[chosen],
@@ -265,10 +271,10 @@ def feature_table(build_result: SignatureBuild) -> pd.DataFrame:
     ranks = dict(zip(build_result.ranking["feature"], build_result.ranking["rank"], strict=True))
     return pd.DataFrame(
         {
-            "feature": list(sig.features),
-            "phase": [FeatureName.parse(f).phase for f in sig.features],
+            "feature": sig.columns,
+            "phase": [f.phase for f in sig.features],
             "coefficient": sig.coefficients,
-            "icc": [float(build_result.icc[names.index(f)]) for f in sig.features],
-            "mrmr_rank": [int(ranks[f]) for f in sig.features],
+            "icc": [float(build_result.icc[names.index(f)]) for f in sig.columns],
+            "mrmr_rank": [int(ranks[f]) for f in sig.columns],
         }
     )
