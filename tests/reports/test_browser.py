@@ -90,6 +90,7 @@ def test_calculator_handles_negative_coefficients_and_extrapolation(browser, tmp
     """A numeric predictor with a negative coefficient, and a value beyond its axis."""
     from selenium.webdriver.common.by import By
 
+    from toolkit.contracts import NomogramSpec
     from toolkit.report.calculator import calculator_html
     from toolkit.stats.nomogram import PredictorSpec, build
 
@@ -109,9 +110,11 @@ def test_calculator_handles_negative_coefficients_and_extrapolation(browser, tmp
         model="integrated",
     )
     data = nomogram.to_json()
+    spec = NomogramSpec.from_json(data)
     page = tmp_path / "calculator.html"
     page.write_text(
-        f"<!DOCTYPE html><html><body>{calculator_html({'integrated': data})}</body></html>"
+        f"<!DOCTYPE html><html><body>{calculator_html({'integrated': spec})}</body></html>",
+        encoding="utf-8",
     )
     browser.get(page.as_uri())
     warning = browser.find_element(By.ID, "calc-warning")

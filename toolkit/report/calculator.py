@@ -16,7 +16,9 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
+
+from toolkit.contracts import NomogramSpec
 
 _SCRIPT = r"""
 (function () {
@@ -132,25 +134,20 @@ _SCRIPT = r"""
 """
 
 
-def _strip(nomogram: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("model", "time_unit", "points_per_lp", "lp_centre", "lp_at_zero_points")
-    out = {k: nomogram[k] for k in keys}
-    out["baseline_survival"] = dict(nomogram["baseline_survival"])
-    out["predictors"] = list(nomogram["predictors"])
-    return out
-
-
-def calculator_html(nomograms: Mapping[str, Mapping[str, Any]], default: str = "integrated") -> str:
+def calculator_html(nomograms: Mapping[str, NomogramSpec], default: str = "integrated") -> str:
     """The calculator's HTML: the nomograms' JSON, a model chooser, inputs and outputs.
 
     Parameters
     ----------
-    nomograms : model name -> nomogram JSON (docs/contracts.md).
+    nomograms : model name -> its results/nomogram_<model>.json record.
     default : the model shown first.
     """
     if not nomograms:
         return '<p class="missing">Not produced by this run: results/nomogram_*.json.</p>'
-    payload = json.dumps({name: _strip(n) for name, n in nomograms.items()})
+    # the calculator's data is the nomogram JSON without its provenance
+    payload = json.dumps(
+        {name: replace(n, provenance=None).to_json() for name, n in nomograms.items()}
+    )
     payload = payload.replace("</", "<\\/")
     first = default if default in nomograms else next(iter(nomograms))
     options = "".join(

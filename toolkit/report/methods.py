@@ -107,9 +107,10 @@ def predictors(results: StudyResults) -> str:
 
 
 def sample_size(results: StudyResults) -> str:
-    cohort = results.metrics.get("cohort", {})
+    cohort = results.metrics.cohort
     events = cohort.get("train", {}).get("events")
-    n_features = results.metrics.get("icc", {}).get("n_features")
+    icc = results.metrics.icc
+    n_features = icc.n_features if icc is not None else None
     text = "**Sample size.** No formal sample-size calculation; all available patients were used."
     if events is not None:
         text += f" The training set had {events} events"
@@ -131,8 +132,8 @@ def missing_data(results: StudyResults) -> str:
 
 def model_building(results: StudyResults) -> str:
     sig = results.settings.get("signature", {})
-    icc = results.metrics.get("icc", {})
-    kept = f" ({icc['n_kept']} of {icc['n_features']} kept)" if "n_kept" in icc else ""
+    icc = results.metrics.icc
+    kept = f" ({icc.n_kept} of {icc.n_features} kept)" if icc is not None else ""
     l1 = ", ".join(f"{x:g}" for x in sig.get("l1_ratios", []))
     return (
         f"**Model building.** Features reproducible across readers "

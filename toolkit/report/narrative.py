@@ -38,7 +38,7 @@ def _median(entry: dict[str, Any] | None, unit: str) -> str:
 
 def participants(results: StudyResults) -> str:
     """Median survival per outcome and set, and where Table 1 and Figure 2 show them."""
-    median = results.metrics.get("median_survival", {})
+    median = results.metrics.median_survival
     unit = results.time_unit
     keys = list(dict.fromkeys(k for s in SETS for k in median.get(s, {})))
     sentences = []
@@ -55,13 +55,13 @@ def participants(results: StudyResults) -> str:
 
 
 def signature(results: StudyResults) -> str:
-    n = len(results.signature.get("features", []))
+    features = results.signature.features if results.signature is not None else ()
+    n = len(features)
     phases: dict[str, int] = {}
-    for feature in results.signature.get("features", []):
-        phase = str(feature).split("_")[0]
-        phases[phase] = phases.get(phase, 0) + 1
+    for feature in features:
+        phases[feature.phase] = phases.get(feature.phase, 0) + 1
     by_phase = " and ".join(f"{v} {k}" for k, v in phases.items()) + " phase"
-    cindex = results.metrics.get("cindex", {})
+    cindex = results.metrics.cindex
     text = f"The deep-learning signature combines {n} features ({by_phase}; @suptbl-signature)."
     text += (
         f" Its C-index was {_ci(cindex.get('train', {}).get('signature'))} in the training set "
@@ -77,8 +77,8 @@ def signature(results: StudyResults) -> str:
 
 
 def nomograms(results: StudyResults) -> str:
-    cindex = results.metrics.get("cindex", {})
-    comparisons = results.metrics.get("comparisons", {})
+    cindex = results.metrics.cindex
+    comparisons = results.metrics.comparisons
     parts = []
     for s in SETS:
         integrated = cindex.get(s, {}).get("integrated")
@@ -89,7 +89,7 @@ def nomograms(results: StudyResults) -> str:
                 f"in the {SET_LABELS[s].lower()} set {_ci(integrated)} against "
                 f"{_ci(clinical)}, {_p(test.get('p'))}"
             )
-    notes = results.metrics.get("selection_notes") or []
+    notes = results.metrics.selection_notes
     text = (
         "@tbl-multivariable gives the two multivariable models and @fig-nomogram their "
         "nomograms with calibration curves. The integrated nomogram's C-index, against the "
@@ -103,7 +103,7 @@ def nomograms(results: StudyResults) -> str:
 
 
 def risk_groups(results: StudyResults) -> str:
-    groups = results.metrics.get("risk_groups", {})
+    groups = results.metrics.risk_groups
     cutoff = groups.get("cutoff")
     parts = [f"{SET_LABELS[s].lower()} set {_p(groups[s].get('p'))}" for s in SETS if s in groups]
     if not parts:
@@ -117,13 +117,13 @@ def risk_groups(results: StudyResults) -> str:
 
 
 def r_check(results: StudyResults) -> str:
-    checks = results.r_check.get("checks", [])
-    if not checks:
+    if results.r_check is None or not results.r_check.checks:
         return "This run wrote no R cross-check (results/r_check.json is missing)."
-    failed = [c.get("name") for c in checks if not c.get("passed")]
+    failed = [c.name for c in results.r_check.failed]
     verdict = (
         "all agree with R within their tolerances"
         if not failed
-        else f"**{len(failed)} disagree with R**: {', '.join(map(str, failed))}"
+        else f"**{len(failed)} disagree with R**: {', '.join(failed)}"
     )
-    return f"{len(checks)} statistics of this run were recomputed in R; {verdict} (@tbl-rcheck)."
+    n = len(results.r_check.checks)
+    return f"{n} statistics of this run were recomputed in R; {verdict} (@tbl-rcheck)."

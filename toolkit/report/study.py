@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from toolkit.config import load_study, study_from_mapping
+from toolkit.contracts import Metrics, NomogramSpec, RCheck, SignatureSpec
 
 # the study's sets and models, named once (by the stage that computes them)
 from toolkit.study.validate import MODELS as MODELS
@@ -30,19 +30,23 @@ MODEL_LABELS = {
 }
 SET_LABELS = {"train": "Training", "validation": "Validation"}
 
+_Record = TypeVar("_Record", RCheck, SignatureSpec)
+
 
 @dataclass
 class StudyResults:
-    """The contents of STUDY_DIR/results and the study's settings: study.toml as
-    written, validated by :func:`toolkit.config.load_study`."""
+    """The contents of STUDY_DIR/results, read through toolkit.contracts, and the study's
+    settings: study.toml as written, validated by :func:`toolkit.config.load_study`.
+    ``r_check`` and ``signature`` are None when the run did not write them; ``nomograms``
+    has the models whose nomogram_<model>.json exists."""
 
     study_dir: Path
     results: Path
-    metrics: dict[str, Any]
+    metrics: Metrics
     settings: dict[str, Any]
-    r_check: dict[str, Any] = field(default_factory=dict)
-    signature: dict[str, Any] = field(default_factory=dict)
-    nomograms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    r_check: RCheck | None = None
+    signature: SignatureSpec | None = None
+    nomograms: dict[str, NomogramSpec] = field(default_factory=dict)
 
     def table(self, name: str) -> pd.DataFrame | None:
         path = self.results / "tables" / f"{name}.parquet"
@@ -59,21 +63,17 @@ class StudyResults:
     @property
     def synthetic(self) -> bool:
         declared = self.settings.get("study", {}).get("synthetic")
-        return bool(self.metrics.get("provenance", {}).get("synthetic", declared))
+        return bool(self.metrics.provenance.get("synthetic", declared))
 
     @property
     def weights(self) -> str:
-        return str(self.metrics.get("provenance", {}).get("weights", "unknown"))
+        return str(self.metrics.provenance.get("weights", "unknown"))
 
     def variable_label(self, name: str) -> str:
         for variable in self.settings.get("variables", []):
             if variable.get("name") == name:
                 return str(variable.get("label", name))
         return "DL signature" if name == "signature" else name
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def _settings(study_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -100,22 +100,27 @@ def load(study_dir: str | Path | None = None) -> StudyResults:
             )
     study_dir = Path(study_dir)
     results = Path(os.environ.get("SIGKIT_RESULTS", study_dir / "results"))
-    metrics = _read_json(results / "metrics.json")
-    if not metrics:
-        raise FileNotFoundError(f"{results / 'metrics.json'} is missing or empty")
+    if not (results / "metrics.json").is_file():
+        raise FileNotFoundError(f"{results / 'metrics.json'} is missing")
+    metrics = Metrics.read(results / "metrics.json")
     return StudyResults(
         study_dir=study_dir,
         results=results,
         metrics=metrics,
-        settings=_settings(study_dir, metrics),
-        r_check=_read_json(results / "r_check.json"),
-        signature=_read_json(results / "signature.json"),
+        settings=_settings(study_dir, metrics.to_json()),
+        r_check=_read(RCheck, results / "r_check.json"),
+        signature=_read(SignatureSpec, results / "signature.json"),
         nomograms={
-            model: _read_json(results / f"nomogram_{model}.json")
+            model: NomogramSpec.read(results / f"nomogram_{model}.json")
             for model in ("clinical", "integrated")
             if (results / f"nomogram_{model}.json").is_file()
         },
     )
+
+
+def _read(record: type[_Record], path: Path) -> _Record | None:
+    """The record of ``path``, or None when this run did not write it."""
+    return record.read(path) if path.is_file() else None
 
 
 def missing(what: str) -> str:
@@ -171,7 +176,7 @@ def provenance_banner(results: StudyResults) -> str:
 
 
 def cohort_sentence(results: StudyResults) -> str:
-    cohort = results.metrics.get("cohort", {})
+    cohort = results.metrics.cohort
     parts = [
         f"{SET_LABELS[s].lower()} n = {cohort[s]['n']} ({cohort[s]['events']} events)"
         for s in SETS

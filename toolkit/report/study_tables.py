@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -13,28 +12,27 @@ from toolkit.report import formatting as fmt
 from toolkit.report.study import MODEL_LABELS, MODELS, SET_LABELS, SETS, StudyResults, missing
 
 
-def _terms(frame: pd.DataFrame) -> list[str]:
-    """The ``term`` column (Term.format) of a univariate_ or multivariable_ table."""
-    return [str(v) for v in frame["term"]]
+def _terms(frame: pd.DataFrame) -> list[Term]:
+    """The ``term`` column (``Term.format``) of a univariate_ or multivariable_ table."""
+    return [Term.parse(v) for v in frame["term"]]
 
 
-def term_label(results: StudyResults, term: str) -> str:
+def term_label(results: StudyResults, term: Term) -> str:
     """A readable row label: ``bclc[C]`` → "BCLC stage: C (vs A)", ``alt`` → "ALT (U/L)"."""
-    parsed = Term.parse(term)
-    if parsed.level is not None:
-        name, level = parsed.variable, parsed.level
+    name = term.variable
+    if term.level is not None:
         reference = _reference_level(results, name)
         suffix = f" (vs {reference})" if reference else ""
         unit = _unit(results, name)
-        level = level.replace(">=", "≥").replace("<=", "≤")
+        level = term.level.replace(">=", "≥").replace("<=", "≤")
         return f"{results.variable_label(name)}{unit}: {level}{suffix}"
     for variable in results.settings.get("variables", []):
-        if variable.get("name") == term:
+        if variable.get("name") == name:
             unit = variable.get("unit")
             return (
-                f"{variable.get('label', term)} ({unit})" if unit else variable.get("label", term)
+                f"{variable.get('label', name)} ({unit})" if unit else variable.get("label", name)
             )
-    return results.variable_label(term)
+    return results.variable_label(name)
 
 
 def _unit(results: StudyResults, name: str) -> str:
@@ -67,7 +65,7 @@ def multivariable_table(results: StudyResults) -> str:
     frames = {m: results.table(f"multivariable_{m}") for m in ("clinical", "integrated")}
     if all(f is None for f in frames.values()):
         return missing("results/tables/multivariable_clinical.parquet")
-    order: list[str] = []
+    order: list[Term] = []
     for frame in frames.values():
         for term in _terms(frame) if frame is not None else []:
             if term not in order:
@@ -122,7 +120,7 @@ def _tidy(value: Any) -> str:
 def _characteristic(results: StudyResults, variable: str, level: str) -> tuple[str, str]:
     if variable == "n":
         return "Patients, n", ""
-    label = term_label(results, variable)
+    label = term_label(results, Term(variable))
     if level in _SUMMARY_LEVELS:
         return f"{label}, {level}", ""
     return label, level
@@ -136,7 +134,7 @@ def baseline_table(results: StudyResults) -> str:
     frame = frame.reset_index(drop=frame.index.name is None)
     if "variable" not in frame.columns:
         return fmt.html_table([str(c) for c in frame.columns], frame.values.tolist())
-    cohort = results.metrics.get("cohort", {})
+    cohort = results.metrics.cohort
     sets = [s for s in SETS if s in frame.columns]
     header = ["Characteristic", ""]
     for s in sets:
@@ -171,7 +169,7 @@ def signature_table(results: StudyResults) -> str:
 
 def cindex_table(results: StudyResults) -> str:
     """The C-index of each model in each set, with its 95% CIs and the comparison tests."""
-    cindex = results.metrics.get("cindex", {})
+    cindex = results.metrics.cindex
     rows: list[list[Any]] = []
     for model in MODELS:
         row: list[Any] = [MODEL_LABELS[model]]
@@ -182,7 +180,7 @@ def cindex_table(results: StudyResults) -> str:
         rows.append(row)
     groups = [len(rows)]
     rows.append(["Comparisons: ΔC-index (P)", "", "", "", ""])
-    comparisons = results.metrics.get("comparisons", {})
+    comparisons = results.metrics.comparisons
     names = sorted({k for s in SETS for k in comparisons.get(s, {})})
     for name in names:
         row = [_comparison_label(name)]
@@ -221,7 +219,7 @@ def _p_phrase(p: Any) -> str:
 
 def calibration_table(results: StudyResults) -> str:
     """Calibration of the nomograms: RMSE, ICI, E50, E90 (and optimism-corrected RMSE)."""
-    calibration = results.metrics.get("calibration", {})
+    calibration = results.metrics.calibration
     entries = [
         (s, model, time, entry)
         for s in SETS
@@ -249,7 +247,7 @@ def calibration_table(results: StudyResults) -> str:
 
 def td_auc_table(results: StudyResults) -> str:
     """Time-dependent AUC of each model at each time point, per set."""
-    auc = results.metrics.get("td_auc", {})
+    auc = results.metrics.td_auc
     times = sorted({float(t) for s in auc.values() for m in s.values() for t in m}, key=float)
     rows = []
     for s in SETS:
@@ -268,7 +266,7 @@ def td_auc_table(results: StudyResults) -> str:
 
 def risk_group_table(results: StudyResults) -> str:
     """Median-split risk groups of the integrated nomogram: sizes and log-rank test."""
-    groups = results.metrics.get("risk_groups", {})
+    groups = results.metrics.risk_groups
     rows = []
     for s in SETS:
         entry = groups.get(s)
@@ -289,22 +287,19 @@ def risk_group_table(results: StudyResults) -> str:
 
 def r_check_table(results: StudyResults) -> str:
     """Every number of this study recomputed in R: ours, R's, the difference and tolerance."""
-    checks: Sequence[dict[str, Any]] = results.r_check.get("checks", [])
-    if not checks:
+    if results.r_check is None or not results.r_check.checks:
         return missing("results/r_check.json")
     rows = [
         [
-            c.get("name") + (f" ({c['message']})" if c.get("message") else ""),
-            _sig(c.get("ours")),
-            _sig(c.get("r")),
-            _sci(c.get("diff")),
-            _sci(c.get("tolerance")),
-            c.get("n_values", 1),
-            '<span class="pass">pass</span>'
-            if c.get("passed")
-            else '<span class="fail">FAIL</span>',
+            c.name + (f" ({c.message})" if c.message else ""),
+            _sig(c.ours),
+            _sig(c.r),
+            _sci(c.diff),
+            _sci(c.tolerance),
+            1 if c.n_values is None else c.n_values,
+            '<span class="pass">pass</span>' if c.passed else '<span class="fail">FAIL</span>',
         ]
-        for c in checks
+        for c in results.r_check.checks
     ]
     header = ["Statistic", "sigkit", "R", "|Difference|", "Tolerance", "Values", "Result"]
     return fmt.html_table(header, rows, raw_columns=(6,))

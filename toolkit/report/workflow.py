@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import Any
+
+from toolkit.contracts import Stage
 
 DESCRIPTIONS = {
     "synth": "Synthetic cohort: CT phantoms, masks, outcomes",
@@ -29,17 +30,16 @@ DESCRIPTIONS = {
 _BOX_W, _BOX_H, _GAP, _MARGIN = 460, 58, 22, 10
 
 
-def _box(index: int, stage: dict[str, Any]) -> str:
+def _box(index: int, name: str, description: str, stage: Stage | None = None) -> str:
+    """Box ``index``: a stage's name, what it does and its time (none for the cohort box)."""
     y = _MARGIN + index * (_BOX_H + _GAP)
-    name = str(stage.get("name", f"stage {index + 1}"))
-    seconds = stage.get("seconds")
+    skipped = stage is not None and stage.skipped
     status = (
         "skipped: up to date"
-        if stage.get("skipped")
-        else (f"{float(seconds):.1f} s" if seconds is not None else "")
+        if skipped
+        else (f"{stage.seconds:.1f} s" if stage is not None else "")
     )
-    fill = "#eef2f7" if stage.get("skipped") else "#dbe9f6"
-    description = stage.get("description") or DESCRIPTIONS.get(name, "")
+    fill = "#eef2f7" if skipped else "#dbe9f6"
     parts = [
         f'<rect x="{_MARGIN}" y="{y}" width="{_BOX_W}" height="{_BOX_H}" rx="6" '
         f'fill="{fill}" stroke="#2c5d8a" stroke-width="1.2"/>',
@@ -63,19 +63,20 @@ def _arrow(index: int) -> str:
     )
 
 
-def workflow_svg(stages: Sequence[dict[str, Any]], cohort: str = "") -> str:
+def workflow_svg(stages: Sequence[Stage] | None, cohort: str = "") -> str:
     """The stages as a vertical flow chart (SVG markup, no external resources).
 
     `cohort`, when given, describes the input in a first box (no time).
     """
     if not stages:
         return '<p class="missing">metrics.json records no stages.</p>'
+    boxes = [(s.name, DESCRIPTIONS.get(s.name, ""), s) for s in stages]
     if cohort:
-        stages = [{"name": "cohort", "description": cohort}, *stages]
-    height = 2 * _MARGIN + len(stages) * _BOX_H + (len(stages) - 1) * _GAP
+        boxes.insert(0, ("cohort", cohort, None))
+    height = 2 * _MARGIN + len(boxes) * _BOX_H + (len(boxes) - 1) * _GAP
     width = _BOX_W + 2 * _MARGIN
-    body = [_box(i, s) for i, s in enumerate(stages)]
-    body += [_arrow(i) for i in range(len(stages) - 1)]
+    body = [_box(i, *box) for i, box in enumerate(boxes)]
+    body += [_arrow(i) for i in range(len(boxes) - 1)]
     return (
         f'<svg class="workflow" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" '
