@@ -71,7 +71,9 @@ def _drive(driver, model: str, values: dict) -> dict[str, float]:
 
 @pytest.mark.parametrize(("model", "pick"), [("integrated", "low"), ("clinical", "high")])
 def test_calculator_equals_python_nomogram(opened_study, study_dir, model, pick):
-    data = json.loads((study_dir / "results" / f"nomogram_{model}.json").read_text())
+    data = json.loads(
+        (study_dir / "results" / f"nomogram_{model}.json").read_text(encoding="utf-8")
+    )
     nomogram = Nomogram.from_json(data)
     values = _inputs(data, pick)
     shown = _drive(opened_study, model, values)

@@ -115,7 +115,7 @@ def test_every_artifact_records_provenance(study_run):
     prov = read_parquet_provenance(results / "tables" / "cindex.parquet")
     assert prov["weights"] == "random" and prov["synthetic"] is True
     for name in ("td_auc", "nomogram_integrated", "km_risk_validation"):
-        svg = (results / "figures" / f"{name}.svg").read_text()
+        svg = (results / "figures" / f"{name}.svg").read_text(encoding="utf-8")
         assert "SYNTHETIC COHORT" in svg and "RANDOM NETWORK WEIGHTS" in svg, name
 
 
@@ -167,8 +167,10 @@ def test_nomogram_json_reproduces_the_models_survival(study_run):
     frame = prepare_clinical(config, table).frame
     scores = pd.read_parquet(results / "tables" / "scores.parquet")
     frame["signature"] = scores.loc[frame.index, "signature"]
+    models = contracts.StudyModels.read(results / "models.json", model=FittedModel)
+    assert all(isinstance(m, FittedModel) for m in models.models.values())
     for name in ("clinical", "integrated"):
-        model = FittedModel.from_json(read_json(results / "models.json")["models"][name])
+        model = models.models[name]
         nomo = Nomogram.from_json(read_json(results / f"nomogram_{name}.json"))
         widest = max(
             max(p["points"] for p in (s.get("levels") or s["ticks"])) for s in nomo.predictors
@@ -186,11 +188,11 @@ def test_second_run_skips_every_stage(study_run):
     from toolkit.study.run import run_study
 
     study, first, _ = study_run
-    before = (study / "results" / "metrics.json").read_text()
+    before = (study / "results" / "metrics.json").read_text(encoding="utf-8")
     lines: list[str] = []
     outcome = run_study(study, weights="random", workers=0, report=False, echo=lines.append)
     assert all(stage["skipped"] for stage in outcome["metrics"]["stages"])
-    after = json.loads((study / "results" / "metrics.json").read_text())
+    after = json.loads((study / "results" / "metrics.json").read_text(encoding="utf-8"))
     assert after["cindex"] == json.loads(before)["cindex"]
     del first
 
@@ -200,9 +202,11 @@ def test_failed_stage_leaves_earlier_results(study_copy, monkeypatch):
     from toolkit.study.run import run_study
 
     toml = study_copy / "cohort" / "study.toml"
-    text = toml.read_text()
+    text = toml.read_text(encoding="utf-8")
     assert "[validation]\n" in text
-    toml.write_text(text.replace("[validation]\n", "[validation]\nunivariate_alpha = 0.1\n"))
+    toml.write_text(
+        text.replace("[validation]\n", "[validation]\nunivariate_alpha = 0.1\n"), encoding="utf-8"
+    )
     results = study_copy / "results"
     kept = {name: (results / name).read_bytes() for name in ("signature.json", "metrics.json")}
     stamp = study_copy / ".sigkit" / "stages" / "models.json"

@@ -81,7 +81,7 @@ def all_figures(ctx, sets, models, calibration_table, decision, td_auc, groups, 
 
 def _cam_weights(signature: SignatureSpec, phase: str) -> np.ndarray:
     """Per-feature weights of one phase on the raw feature scale (coef / SD)."""
-    from toolkit.deep._densenet import N_FEATURES
+    from toolkit.deep import N_FEATURES
 
     w = np.zeros(N_FEATURES)
     for name, c, sd in zip(
