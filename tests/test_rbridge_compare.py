@@ -51,7 +51,7 @@ def test_validation_and_r_check_show_the_same_worst_element():
     c = comparison("coef", "pbc", ours, theirs, 1e-6)
     entry = _check("coef", ours, theirs, 1e-6)
     assert (c.ours, c.r, c.diff, c.passed) == (2.5, 2.0, 0.5, False)
-    assert entry == {
+    assert entry.to_json() == {
         "name": "coef",
         "ours": 2.5,
         "r": 2.0,
@@ -61,4 +61,4 @@ def test_validation_and_r_check_show_the_same_worst_element():
         "n_values": 3,
     }
     mismatch = _check("coef", [1.0, 2.0], [1.0], 1e-6)
-    assert mismatch["diff"] is None and mismatch["message"] == "shape (2,) vs R (1,)"
+    assert mismatch.diff is None and mismatch.message == "shape (2,) vs R (1,)"

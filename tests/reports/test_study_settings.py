@@ -9,6 +9,7 @@ import tomllib
 import pytest
 
 from toolkit.config import StudyInputError
+from toolkit.contracts import Metrics
 from toolkit.report.study import load
 from toolkit.synth.cohort import STUDY_TOML
 
@@ -19,12 +20,15 @@ PRIMARY_LAST = STUDY_TOML.replace(
 
 
 def _results(study_dir, recorded=None):
-    metrics = {"cohort": {}, "provenance": {"synthetic": True}}
+    provenance = {"synthetic": True}
     if recorded is not None:
-        metrics["provenance"]["settings"] = {"stage_key": "k", "study_toml": recorded}
+        provenance["settings"] = {"stage_key": "k", "study_toml": recorded}
+    sections = ("cohort", "cindex", "comparisons", "calibration", "risk_groups", "td_auc")
+    empty = {section: {} for section in sections}
     (study_dir / "results").mkdir(parents=True)
-    text = json.dumps(metrics)
-    (study_dir / "results" / "metrics.json").write_text(text, encoding="utf-8")
+    Metrics(provenance=provenance, icc=None, median_survival={}, **empty).write(
+        study_dir / "results" / "metrics.json"
+    )
     return study_dir
 
 
