@@ -56,10 +56,10 @@ def fold_id():
 
 def _cold(function):
     def run(*args, **kwargs):
-        from toolkit.stats import coxnet
+        from toolkit.stats.coxnet._solvers._buffers import BUFFERS
 
         jax.clear_caches()
-        coxnet._BUFFERS.clear()
+        BUFFERS.clear()  # the active-set solver's memo of buffer sizes, as in a new process
         return function(*args, **kwargs)
 
     return run

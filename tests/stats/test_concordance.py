@@ -275,3 +275,22 @@ def test_pandas_labels_name_patients():
     time = pd.Series([1.0, 2.0, -3.0], index=["P001", "P002", "P003"])
     with pytest.raises(ValueError, match="P003"):
         harrell(time, [1, 0, 1], [0.3, 0.2, 0.1])
+
+
+def test_harrell_columns_are_harrell_bit_for_bit_and_nan_without_comparable_pairs(pbc):
+    """One C per risk column, as :func:`harrell` (weighted or not); NaN, not an error,
+    where no pair is comparable; a zero weight leaves its row out of every pair."""
+    time, event, d = _outcome(pbc, "pbc", ["bili", "albumin", "edema"])
+    risks = d[["bili", "albumin", "edema"]].to_numpy() * [1.0, -1.0, 1.0]
+    weights = 1.0 + np.arange(len(time)) % 3
+    for w in (None, weights):
+        got = concordance.harrell_columns(time, event, risks, w)
+        expected = [harrell(time, event, column, w).c for column in risks.T]
+        assert got.tolist() == expected
+    zero = weights.copy()
+    zero[:40] = 0.0
+    kept = concordance.harrell_columns(time[40:], event[40:], risks[40:], weights[40:])
+    np.testing.assert_array_equal(concordance.harrell_columns(time, event, risks, zero), kept)
+    # the only event is the last time: nothing after it to compare with
+    alone = concordance.harrell_columns([1.0, 2.0, 3.0], [0.0, 0.0, 1.0], np.eye(3))
+    assert np.isnan(alone).all()

@@ -10,18 +10,74 @@ glmnet's ``thresh=1e-12`` its own iterates stop up to 5e-6 from its optimum
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from toolkit._jax import jax
 from toolkit.rbridge import RWarning
 from toolkit.stats import coxnet
+from toolkit.stats.coxnet import _data, _likelihood, _solvers
+from toolkit.stats.coxnet._solvers import _buffers, _steering
+from toolkit.stats.coxnet._solvers import eta as eta_solver
+
+jnp = jax.numpy
 
 THRESH = 1e-20
 # glmnet's own words when coordinate descent exhausts maxit and returns the path so far
 OUT_OF_ITERATIONS = (
     r"^R glmnet::(cv\.)?glmnet \(.*\): .*Convergence for \d+th lambda value not reached"
 )
+
+
+def _patch_solvers(monkeypatch, change):
+    """Patch the solvers coxnet tries, in order: the one seam, ``_solvers.SOLVERS``.
+
+    ``change`` maps each :class:`~toolkit.stats.coxnet._solvers.Solver` to its
+    replacement, or to None to leave it out (the last, the active-set solver,
+    must stay: it refits what the others fail on).
+    """
+    changed = (change(solver) for solver in _solvers.SOLVERS)
+    monkeypatch.setattr(_solvers, "SOLVERS", tuple(s for s in changed if s is not None))
+
+
+def _without(*names):
+    """Leave out the solvers so named (``"eta"``, ``"dense"``)."""
+    return lambda solver: None if solver.name in names else solver
+
+
+def _giving_up(name):
+    """The solver so named, allowed one step per penalty: none converges, the path fails."""
+
+    def change(solver):
+        if solver.name != name:
+            return solver
+        return replace(
+            solver,
+            path=partial(solver.path, max_steps=1),
+            folds=partial(solver.folds, max_steps=1),
+        )
+
+    return change
+
+
+def _spying(record, label=lambda solver, kind: solver.name):
+    """Each solver, appending ``label(solver, "path" | "folds")`` to ``record`` when it runs."""
+
+    def change(solver):
+        def spy(fit, kind):
+            def run(*args, **kwargs):
+                record.append(label(solver, kind))
+                return fit(*args, **kwargs)
+
+            return run
+
+        return replace(solver, path=spy(solver.path, "path"), folds=spy(solver.folds, "folds"))
+
+    return change
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +140,7 @@ def test_path_equals_glmnet_on_pbc(rc, pbc_data, monkeypatch, solver):
     x, time, event = pbc_data
     ref = rc.glmnet_path(x.to_numpy(), time, event, 0.5, thresh=THRESH)
     if solver == "active-set":  # n > p goes to the dense solver unless p > 4096
-        monkeypatch.setattr(coxnet, "_DENSE_MAX_COLS", 0)
+        _patch_solvers(monkeypatch, _without("dense"))
     ours = coxnet.path(x, time, event, l1_ratio=0.5)
     # glmnet stops this default path early (deviance ratio flat): the same length here
     assert ours.stopped_early
@@ -101,7 +157,7 @@ def test_path_equals_glmnet_on_pbc(rc, pbc_data, monkeypatch, solver):
 def test_path_equals_glmnet_on_veteran_lasso(rc, veteran_data, monkeypatch, dense, solver):
     x, time, event = veteran_data
     if solver == "active-set":
-        monkeypatch.setattr(coxnet, "_DENSE_MAX_COLS", 0)
+        _patch_solvers(monkeypatch, _without("dense"))
     ref = rc.glmnet_path(x.to_numpy(), time, event, 1.0, thresh=THRESH)
     ours = coxnet.path(x, time, event, l1_ratio=1.0)
     assert dense == [solver]
@@ -143,7 +199,7 @@ def test_wide_path_with_weights_ties_and_penalty_factors_equals_glmnet(rc, wide_
     factor = rng.uniform(0.5, 2.0, x.shape[1])
     kwargs = {"weights": weights, "penalty_factor": factor}
     penalties = coxnet.penalty_sequence(x, time, event, 0.3, **kwargs)[:20]
-    assert coxnet._eta_eligible(x.shape, 0.3, factor, penalties)
+    assert eta_solver.applies(x.shape, 0.3, factor, penalties)
     ref = rc.glmnet_path(x, time, event, 0.3, penalties=penalties, thresh=THRESH, **kwargs)
     ours = coxnet.path(x, time, event, 0.3, penalties=penalties, **kwargs)
     assert ours.n_nonzero[-1] > 20
@@ -156,11 +212,10 @@ def test_wide_path_refits_with_the_active_set_solver_when_newton_stalls(monkeypa
     penalties = coxnet.penalty_sequence(x, time, event, 0.5)[:12]
     newton = coxnet.path(x, time, event, 0.5, penalties=penalties)
     calls = []
-    run = coxnet._run
-    monkeypatch.setattr(coxnet, "_run", lambda *a, **k: calls.append(a[0]) or run(*a, **k))
-    monkeypatch.setattr(coxnet, "_ETA_MAX_STEPS", 1)  # no penalty can converge in one step
+    _patch_solvers(monkeypatch, _giving_up("eta"))  # no penalty can converge in one step
+    _patch_solvers(monkeypatch, _spying(calls, lambda solver, kind: f"{solver.name} {kind}"))
     refit = coxnet.path(x, time, event, 0.5, penalties=penalties)
-    assert calls == [coxnet._fit_path]
+    assert calls == ["eta path", "active-set path"]
     assert newton.n_nonzero[-1] > 20
     np.testing.assert_allclose(refit.coef, newton.coef, rtol=0, atol=1e-9)
 
@@ -181,11 +236,11 @@ def test_wide_path_on_near_copies_near_the_lasso(rc, monkeypatch):
     censor = rng.exponential(2, 100)
     time, event = np.minimum(true_time, censor), (true_time <= censor).astype(float)
     penalties = coxnet.penalty_sequence(x, time, event, 0.95)[:40]
-    data = coxnet._prepare(x, time, event, None, None)
+    data = _data.prepare(x, time, event, None, None)
     q = data.weights / data.weights.sum()
-    scale = coxnet._scales(data.x, q, True)
+    scale = _data.column_scales(data.x, q, True)
     args = (data.x, data.death, data.start, data.end, data.penalty_factor, 0.95, q, scale)
-    counts = coxnet._eta_fit_path(*args, np.ones(400, bool), penalties, False, 60)[4]
+    counts = eta_solver.fit_path(*args, np.ones(400, bool), penalties, False)[4]
     assert counts[2] > 0  # float64 factorisations
     ours = coxnet.path(x, time, event, 0.95, penalties=penalties)
     assert ours.n_nonzero[-1] > 50
@@ -196,7 +251,7 @@ def test_wide_path_on_near_copies_near_the_lasso(rc, monkeypatch):
     assert k >= 8 and ours.n_nonzero[k - 1] >= 10
     np.testing.assert_allclose(ours.coef[:k], ref["beta"].T, rtol=0, atol=1e-6)
 
-    monkeypatch.setattr(coxnet, "_ETA_MAX_ROWS", 0)  # the active-set solver
+    _patch_solvers(monkeypatch, _without("eta"))  # the active-set solver
     other = coxnet.path(x, time, event, 0.95, penalties=penalties)
     np.testing.assert_allclose(ours.coef, other.coef, rtol=0, atol=1e-7)
 
@@ -228,13 +283,26 @@ def test_wide_cv_equals_cv_glmnet(rc, wide_data):
 def test_cv_equals_cv_glmnet_on_pbc(rc, pbc_data, monkeypatch, solver):
     x, time, event = pbc_data
     if solver == "active-set":
-        monkeypatch.setattr(coxnet, "_DENSE_MAX_COLS", 0)
+        _patch_solvers(monkeypatch, _without("dense"))
     folds = np.random.default_rng(1).permutation(np.resize(np.arange(1, 6), len(time)))
     ref = rc.cv_glmnet(x.to_numpy(), time, event, 0.5, folds, thresh=THRESH)
     ours = coxnet.cv(x, time, event, 0.5, fold_id=folds)
     np.testing.assert_allclose(ours.penalties, ref["lambda"], rtol=1e-8)
     np.testing.assert_allclose(ours.cv_mean, ref["cvm"], rtol=1e-4)
     np.testing.assert_allclose(ours.cv_se, ref["cvsd"], rtol=1e-4)
+    assert ours.index_min == int(np.argmin(np.abs(ref["lambda"] - ref["lambda_min"][0])))
+    assert ours.index_1se == int(np.argmin(np.abs(ref["lambda"] - ref["lambda_1se"][0])))
+
+
+def test_cv_by_c_index_equals_cv_glmnet(rc, pbc_data):
+    """type.measure="C": Harrell's C of each fold's held-out rows, weighted by the fold's weight."""
+    x, time, event = pbc_data
+    folds = np.random.default_rng(1).permutation(np.resize(np.arange(1, 6), len(time)))
+    ref = rc.cv_glmnet(x.to_numpy(), time, event, 0.5, folds, thresh=THRESH, measure="cindex")
+    ours = coxnet.cv(x, time, event, 0.5, fold_id=folds, measure="cindex")
+    np.testing.assert_allclose(ours.cv_mean, ref["cvm"], rtol=1e-10)
+    np.testing.assert_allclose(ours.cv_se, ref["cvsd"], rtol=1e-8)
+    np.testing.assert_allclose(ours.penalties, ref["lambda"], rtol=1e-8)
     assert ours.index_min == int(np.argmin(np.abs(ref["lambda"] - ref["lambda_min"][0])))
     assert ours.index_1se == int(np.argmin(np.abs(ref["lambda"] - ref["lambda_1se"][0])))
 
@@ -301,8 +369,8 @@ def test_hessian_in_the_linear_predictor_equals_the_risk_set_sum(spread):
     eta = -spread * (time - time.min()) / np.ptp(time) + rng.normal(0, 0.3, n)
     start = np.searchsorted(time, time, side="left")
     end = np.searchsorted(time, time, side="right") - 1
-    _, _, e, b, _ = coxnet._risk(eta, q, death, start, end)
-    ours = np.asarray(coxnet._eta_hessian(e, b, death * q, start))
+    _, _, e, b, _ = _likelihood.breslow(eta, q, death, start, end)
+    ours = np.asarray(_likelihood.eta_hessian(e, b, death * q, start))
     expected = np.zeros((n, n))
     for s in np.unique(start[death == 1]):
         pi = np.zeros(n)
@@ -315,19 +383,20 @@ def test_hessian_in_the_linear_predictor_equals_the_risk_set_sum(spread):
 
 def test_a_non_finite_fit_cuts_the_path_with_a_warning(monkeypatch, pbc_data):
     x, time, event = pbc_data
-    run = coxnet._run
 
-    def broken(*args, **kwargs):
-        coef, dev, stopped, overflow = run(*args, **kwargs)
-        return (
-            np.asarray(coef).copy() * np.where(np.arange(len(dev)) == 7, np.nan, 1.0)[:, None],
-            dev,
-            stopped,
-            overflow,
-        )
+    def broken(run):
+        def fit(*args, **kwargs):
+            coef, dev, stopped, failed = run(*args, **kwargs)
+            nan_at_8 = np.where(np.arange(len(dev)) == 7, np.nan, 1.0)[:, None]
+            return np.asarray(coef).copy() * nan_at_8, dev, stopped, failed
 
-    monkeypatch.setattr(coxnet, "_run", broken)
-    monkeypatch.setattr(coxnet, "_DENSE_MAX_COLS", 0)  # the active-set solver
+        return fit
+
+    def change(solver):
+        return replace(solver, path=broken(solver.path)) if solver.name == "active-set" else solver
+
+    _patch_solvers(monkeypatch, _without("dense"))  # the active-set solver
+    _patch_solvers(monkeypatch, change)
     with pytest.warns(coxnet.CoxnetWarning, match=r"penalty .* \(number 8\) is not finite"):
         fit = coxnet.path(x, time, event, 0.5)
     assert len(fit.penalties) == 7 and np.isfinite(fit.coef).all()
@@ -389,7 +458,7 @@ def test_bad_outcome_is_refused():
     x = np.random.default_rng(0).standard_normal((10, 3))
     with pytest.raises(ValueError, match="time must be positive"):
         coxnet.path(x, np.r_[0.0, np.ones(9)], np.ones(10))
-    with pytest.raises(ValueError, match="event must be 0/1"):
+    with pytest.raises(ValueError, match="event must be coded 0"):
         coxnet.path(x, np.ones(10), np.r_[2.0, np.ones(9)])
 
 
@@ -411,20 +480,9 @@ def test_default_folds_spread_events_over_a_40_patient_cohort():
 
 @pytest.fixture
 def dense(monkeypatch):
-    """Records the solvers that ran: "dense" (path or CV folds), "active-set"."""
+    """Records the solvers that ran (path or CV folds): "eta", "dense", "active-set"."""
     ran: list[str] = []
-    for name, label in (
-        ("_dense_fit_path", "dense"),
-        ("_dense_fit_folds", "dense"),
-        ("_run", "active-set"),
-    ):
-        original = getattr(coxnet, name)
-
-        def spy(*a, _original=original, _label=label, **k):
-            ran.append(_label)
-            return _original(*a, **k)
-
-        monkeypatch.setattr(coxnet, name, spy)
+    _patch_solvers(monkeypatch, _spying(ran))
     return ran
 
 
@@ -508,7 +566,7 @@ def test_dense_cv_equals_cv_glmnet(rc, tall_data, dense):
 def test_dense_solver_falls_back_to_the_active_set_solver(monkeypatch, tall_data, dense):
     x, time, event = tall_data
     expected = coxnet.path(x, time, event, 0.5)
-    monkeypatch.setattr(coxnet, "_DENSE_MAX_STEPS", 1)  # no penalty converges in one step
+    _patch_solvers(monkeypatch, _giving_up("dense"))  # no penalty converges in one step
     dense.clear()
     refit = coxnet.path(x, time, event, 0.5)
     assert dense == ["dense", "active-set"]
@@ -527,15 +585,15 @@ def test_block_solve_equals_a_direct_solve(k):
     active = np.zeros(p, dtype=bool)
     active[rng.permutation(p)[:k]] = True
     rhs = rng.standard_normal(p)
-    sizes = coxnet._bucket_sizes(p // 2)
-    cache = (coxnet.jnp.zeros((sizes[-1], sizes[-1])), coxnet.jnp.zeros(p, bool), False)
+    sizes = _buffers.bucket_sizes(p // 2)
+    cache = (jnp.zeros((sizes[-1], sizes[-1])), jnp.zeros(p, bool), False)
     expected = np.zeros(p)
-    shift = coxnet._DENSE_JITTER * hess.diagonal().max()  # keeps a lasso's blocks definite
+    shift = _steering.DENSE_JITTER * hess.diagonal().max()  # keeps a lasso's blocks definite
     block = (hess + np.diag(mu2 + shift))[np.ix_(active, active)]
     expected[active] = np.linalg.solve(block, rhs[active]) if k else []
-    args = [coxnet.jnp.asarray(v) for v in (hess, inv, active, rhs, mu2)]
-    x, cache = coxnet._block_solve(*args, sizes, cache)
-    again, _ = coxnet._block_solve(*args, sizes, cache)  # the factorisation reused
+    args = [jnp.asarray(v) for v in (hess, inv, active, rhs, mu2)]
+    x, cache = _steering.block_solve(*args, sizes, cache)
+    again, _ = _steering.block_solve(*args, sizes, cache)  # the factorisation reused
     assert bool(cache[2]) and np.array_equal(np.asarray(cache[1]), active)
     # the Schur way inverts a float32 inverse: float32 accuracy, relative to the solution
     tol = 1e-12 if k <= p // 2 else 1e-4
@@ -548,7 +606,7 @@ def test_block_solve_equals_a_direct_solve(k):
 def test_blocked_reverse_cumulative_sum_equals_the_plain_one():
     a = np.random.default_rng(5).standard_normal((1000, 7))  # not a multiple of the block
     expected = np.cumsum(a[::-1], axis=0)[::-1]
-    got = np.asarray(coxnet._revcumsum_blocked(coxnet.jnp.asarray(a), block=64))
+    got = np.asarray(_likelihood.revcumsum_blocked(jnp.asarray(a), block=64))
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
 
 
@@ -561,7 +619,7 @@ def test_dense_cv_does_not_stall_where_coordinates_keep_crossing_zero(monkeypatc
     folds = np.random.default_rng(5).permutation(np.resize(np.arange(1, 6), 200))
     ours = coxnet.cv(x, time, event, 0.5, fold_id=folds)
     assert dense == ["dense", "dense"]
-    monkeypatch.setattr(coxnet, "_DENSE_MAX_COLS", 0)  # the active-set solver
+    _patch_solvers(monkeypatch, _without("dense"))  # the active-set solver
     ref = coxnet.cv(x, time, event, 0.5, fold_id=folds)
     np.testing.assert_allclose(ours.path.coef, ref.path.coef, rtol=0, atol=1e-8)
     np.testing.assert_allclose(ours.cv_mean, ref.cv_mean, rtol=1e-8)
@@ -573,14 +631,13 @@ def test_block_solve_refactorises_for_a_new_active_set_or_a_cleared_cache():
     p = 12
     a = rng.standard_normal((40, p))
     hess = a.T @ a / 40
-    sizes = coxnet._bucket_sizes(p // 2)
-    jnp = coxnet.jnp
-    shift = coxnet._DENSE_JITTER * hess.diagonal().max()
+    sizes = _buffers.bucket_sizes(p // 2)
+    shift = _steering.DENSE_JITTER * hess.diagonal().max()
 
     def solve(active, mu2, cache):
         inv = np.linalg.inv(hess + np.diag(mu2)).astype(np.float32)
         args = [jnp.asarray(v) for v in (hess, inv, active, np.ones(p), mu2)]
-        x, cache = coxnet._block_solve(*args, sizes, cache)
+        x, cache = _steering.block_solve(*args, sizes, cache)
         block = (hess + np.diag(mu2 + shift))[np.ix_(active, active)]
         np.testing.assert_allclose(
             np.asarray(x)[active], np.linalg.solve(block, np.ones(active.sum())), rtol=1e-10
@@ -599,18 +656,18 @@ def test_float32_hessian_stays_finite_near_a_saturated_fit(monkeypatch):
     """Linear predictor spans of 10-200: late risk-set sums underflow in float32."""
     rng = np.random.default_rng(0)
     n, p = 400, 20
-    x = coxnet.jnp.asarray(rng.standard_normal((n, p)))
+    x = jnp.asarray(rng.standard_normal((n, p)))
     time = np.sort(rng.exponential(1, n))
     death = (rng.uniform(size=n) < 0.7).astype(float)
-    start, end = coxnet._first_tied(time), coxnet._last_tied(time)
+    start, end = _data.first_tied(time), _data.last_tied(time)
     for span in (10.0, 90.0, 200.0):
-        pieces = coxnet._risk(
-            coxnet.jnp.asarray(-np.linspace(0, span, n)), np.full(n, 1 / n), death, start, end
+        pieces = _likelihood.breslow(
+            jnp.asarray(-np.linspace(0, span, n)), np.full(n, 1 / n), death, start, end
         )[2:]
-        monkeypatch.setattr(coxnet, "_SINGLE_HESSIAN_WORK", 1e30)
-        h64 = np.asarray(coxnet._hessian(x, *pieces, start))
-        monkeypatch.setattr(coxnet, "_SINGLE_HESSIAN_WORK", 0)
-        h32 = np.asarray(coxnet._hessian(x, *pieces, start))
+        monkeypatch.setattr(_likelihood, "_SINGLE_HESSIAN_WORK", 1e30)
+        h64 = np.asarray(_likelihood.coef_hessian(x, *pieces, start))
+        monkeypatch.setattr(_likelihood, "_SINGLE_HESSIAN_WORK", 0)
+        h32 = np.asarray(_likelihood.coef_hessian(x, *pieces, start))
         assert np.isfinite(h32).all()
         np.testing.assert_allclose(h32, h64, rtol=0, atol=1e-5 * np.abs(h64).max())
 

@@ -45,6 +45,7 @@ __all__ = [
     "bootstrap_ci",
     "compare",
     "harrell",
+    "harrell_columns",
     "timefix",
     "uno",
 ]
@@ -195,15 +196,18 @@ def _time_ties(sums: Sums, pair_weight: np.ndarray, w: np.ndarray) -> tuple[floa
     return tied_time - tied_both, tied_both
 
 
-def _concordance(
+def _pairs(
     sweep: Sweep, risk: np.ndarray, w: np.ndarray | None, time_weight: np.ndarray | None
-) -> _Fit:
-    """Counts, C, IJ variance and influence. ``w=None``: unit case weights;
-    ``time_weight`` (per unique time): None for Harrell's 1."""
+) -> tuple[Sums, np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """Dominance sums, pair weights, case weights and R's native pair counts of one risk score.
+
+    The counts are R's native (concordant, discordant, tied on risk), before
+    ``reverse=TRUE`` swaps the first two. ``w=None``: unit case weights;
+    ``time_weight`` (per unique time): None for Harrell's 1.
+    """
     rank = _dense_rank(risk)
-    n = rank.size
     unit_weights = w is None
-    w = np.ones(n) if w is None else w
+    w = np.ones(rank.size) if w is None else w
     if time_weight is None:
         pair_weight = sweep.event.astype(float)
     else:
@@ -213,16 +217,27 @@ def _concordance(
     else:
         sums = dominance(sweep, rank, w[None, :], (pair_weight * w)[None, :])
     g_t, e_t, t_t = sums.earlier_higher[0], sums.earlier_equal[0], sums.earlier_total[0]
+    aw = pair_weight * w
+    counts = (float(aw @ g_t), float(aw @ (t_t - g_t - e_t)), float(aw @ e_t))
+    return sums, pair_weight, w, counts
+
+
+def _concordance(
+    sweep: Sweep, risk: np.ndarray, w: np.ndarray | None, time_weight: np.ndarray | None
+) -> _Fit:
+    """Counts, C, IJ variance and influence. ``w=None``: unit case weights;
+    ``time_weight`` (per unique time): None for Harrell's 1."""
+    sums, pair_weight, w, counts = _pairs(sweep, risk, w, time_weight)
+    n = w.size
+    g_t, e_t, t_t = sums.earlier_higher[0], sums.earlier_equal[0], sums.earlier_total[0]
     g_d, e_d, t_d = sums.later_higher[0], sums.later_equal[0], sums.later_total[0]
     l_t = t_t - g_t - e_t
     # per row, in R's native orientation (a larger x with longer survival is concordant)
     row_concordant = pair_weight * g_t + (t_d - g_d - e_d)
     row_discordant = pair_weight * l_t + g_d
     row_tied = pair_weight * e_t + e_d
-    aw = pair_weight * w
     # R's native counts; reverse=TRUE swaps concordant and discordant
-    native_concordant, native_discordant = float(aw @ g_t), float(aw @ l_t)
-    tied_risk = float(aw @ e_t)
+    native_concordant, native_discordant, tied_risk = counts
     npair = native_concordant + native_discordant + tied_risk
     if npair <= 0:
         raise ValueError(
@@ -288,6 +303,51 @@ def harrell(time: Any, event: Any, risk: Any, weights: Any = None) -> Concordanc
     """
     t, e, (x,), w = _validated(time, event, [risk], ["risk"], weights)
     return _concordance(_sweep(t, e), x, w, None).result
+
+
+def harrell_columns(time: Any, event: Any, risks: Any, weights: Any = None) -> np.ndarray:
+    """Harrell's C of each column of ``risks`` (higher = worse), NaN where no pair is comparable.
+
+    The ``c`` of :func:`harrell` (``survival::concordance(..., reverse = TRUE)``,
+    nearly equal times merged as there) for k risk scores of the same rows,
+    without their variance: for scoring a whole penalty path on one
+    cross-validation fold, as glmnet's ``Cindex`` does for
+    ``cv.glmnet(type.measure = "C")``. Unlike :func:`harrell`, rows with no
+    comparable pair (no events, say) give NaN instead of an error, and a case
+    weight may be 0 (its row is then in no pair). Where :func:`harrell` is
+    defined, column j gives its ``c`` of ``risks[:, j]`` bit for bit.
+
+    Parameters
+    ----------
+    time, event
+        Follow-up time (>= 0) and event indicator (1 event, 0 censored).
+    risks
+        ``(n, k)``: one risk score per column.
+    weights
+        Optional non-negative case weights (a pair counts ``w_i * w_j``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(k,)``: ``(concordant + tied_risk / 2) / (concordant + discordant + tied_risk)``.
+    """
+    arrays = [risks] if weights is None else [risks, weights]
+    names = ["time", "event", "risks"] + ([] if weights is None else ["weights"])
+    checked = check_survival(time, event, *arrays, names=names, require_events=False)
+    t, e, x = checked[:3]
+    if x.ndim != 2:
+        raise ValueError(f"risks must be n x k (one risk score per column), got shape {x.shape}")
+    w = None if weights is None else checked[3]
+    if w is not None and (w.ndim != 1 or (w < 0).any()):
+        raise ValueError("weights must be one non-negative weight per row")
+    sweep = _sweep(t, e)
+    c = np.full(x.shape[1], np.nan)
+    for j in range(x.shape[1]):
+        native_concordant, native_discordant, tied_risk = _pairs(sweep, x[:, j], w, None)[3]
+        npair = native_concordant + native_discordant + tied_risk
+        if npair > 0:
+            c[j] = (native_discordant + tied_risk / 2) / npair
+    return c
 
 
 def compare(time: Any, event: Any, risk_a: Any, risk_b: Any) -> Comparison:
