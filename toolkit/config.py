@@ -75,6 +75,12 @@ class StudyInputError(StudyConfigError):
         return type(self), (self.problems,)
 
 
+def _one_of(setting: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{setting} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -91,9 +97,7 @@ class StudySection(_Strict):
     @field_validator("time_unit")
     @classmethod
     def _unit(cls, value: str) -> str:
-        if value not in TIME_UNITS:
-            raise ValueError(f"time_unit must be one of {', '.join(TIME_UNITS)}; got {value!r}")
-        return value
+        return _one_of("time_unit", value, TIME_UNITS)
 
     @field_validator("validation_sets")
     @classmethod
@@ -189,9 +193,7 @@ class Imaging(_Strict):
     @field_validator("mask_phase")
     @classmethod
     def _mask_phase(cls, value: str) -> str:
-        if value not in PHASES:
-            raise ValueError(f"mask_phase must be one of {', '.join(PHASES)}; got {value!r}")
-        return value
+        return _one_of("mask_phase", value, PHASES)
 
     @model_validator(mode="after")
     def _primary(self) -> Imaging:

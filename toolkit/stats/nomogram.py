@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.contracts import NomogramSpec
+
 _ROUNDING_EPS = 1e-10
 _HIGH_U_BIAS = 1.5
 
@@ -129,29 +131,38 @@ class Nomogram:
     predictors: list[dict[str, Any]] = field(default_factory=list)
     maxscale: float = 100.0
 
+    def spec(self, provenance: Mapping[str, Any] | None = None) -> NomogramSpec:
+        """The contract's record of the nomogram (results/nomogram_<model>.json)."""
+        return NomogramSpec(
+            model=self.model,
+            time_unit=self.time_unit,
+            points_per_lp=float(self.points_per_lp),
+            lp_centre=float(self.lp_centre),
+            lp_at_zero_points=float(self.lp_at_zero_points),
+            baseline_survival=dict(self.baseline_survival),
+            predictors=tuple(self.predictors),
+            provenance=provenance,
+        )
+
+    @classmethod
+    def from_spec(cls, spec: NomogramSpec) -> Nomogram:
+        return cls(
+            model=spec.model,
+            time_unit=spec.time_unit,
+            points_per_lp=spec.points_per_lp,
+            lp_centre=spec.lp_centre,
+            lp_at_zero_points=spec.lp_at_zero_points,
+            baseline_survival=dict(spec.baseline_survival),
+            predictors=[dict(p) for p in spec.predictors],
+        )
+
     def to_json(self) -> dict[str, Any]:
-        """The contract's nomogram JSON (docs/contracts.md)."""
-        return {
-            "model": self.model,
-            "time_unit": self.time_unit,
-            "points_per_lp": self.points_per_lp,
-            "lp_centre": self.lp_centre,
-            "lp_at_zero_points": self.lp_at_zero_points,
-            "baseline_survival": dict(self.baseline_survival),
-            "predictors": self.predictors,
-        }
+        """The contract's nomogram JSON (docs/contracts.md), without provenance."""
+        return self.spec().to_json()
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Nomogram:
-        return cls(
-            model=data["model"],
-            time_unit=data["time_unit"],
-            points_per_lp=float(data["points_per_lp"]),
-            lp_centre=float(data["lp_centre"]),
-            lp_at_zero_points=float(data["lp_at_zero_points"]),
-            baseline_survival={str(k): float(v) for k, v in data["baseline_survival"].items()},
-            predictors=list(data["predictors"]),
-        )
+        return cls.from_spec(NomogramSpec.from_json(data))
 
     def predictor_points(self, name: str, values: Sequence[Any]) -> np.ndarray:
         """Points of predictor ``name`` at ``values`` (levels or numbers).

@@ -94,3 +94,44 @@ def fit_on_fold_rows(
         early_stop,
         max_steps,
     )
+
+
+def entry_points(path_function, max_steps: int):
+    """A fast solver's ``fit_path`` and ``fit_folds`` around its path function.
+
+    ``fit_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties,
+    early_stop, max_steps=max_steps)`` runs ``path_function`` jitted and returns
+    its ``coef, deviance_ratio, stopped, failed, counts``; ``fit_folds(data,
+    folds, alpha, q, scale, allowed, penalties, early_stop, max_steps=max_steps)``
+    runs it on every fold's training rows in one program (:func:`on_fold_rows`),
+    outputs stacked per fold.
+    """
+    path_program = jax.jit(path_function)
+    folds_program = on_fold_rows(path_function)
+
+    def fit_path(
+        x,
+        death,
+        start,
+        end,
+        vp,
+        alpha,
+        q,
+        scale,
+        allowed,
+        penalties,
+        early_stop,
+        max_steps=max_steps,
+    ):
+        return path_program(
+            x, death, start, end, vp, alpha, q, scale, allowed, penalties, early_stop, max_steps
+        )
+
+    def fit_folds(
+        data: Data, folds, alpha, q, scale, allowed, penalties, early_stop, max_steps=max_steps
+    ):
+        return fit_on_fold_rows(
+            folds_program, data, folds, alpha, q, scale, allowed, penalties, early_stop, max_steps
+        )
+
+    return fit_path, fit_folds

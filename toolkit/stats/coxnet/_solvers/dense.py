@@ -25,7 +25,6 @@ from functools import partial
 import numpy as np
 
 from toolkit._jax import jax
-from toolkit.stats.coxnet._data import Data
 from toolkit.stats.coxnet._likelihood import (
     breslow,
     elastic_net_penalty,
@@ -35,7 +34,7 @@ from toolkit.stats.coxnet._likelihood import (
     saturated_loglik,
 )
 from toolkit.stats.coxnet._solvers._buffers import bucket_sizes
-from toolkit.stats.coxnet._solvers._fold_rows import fit_on_fold_rows, on_fold_rows
+from toolkit.stats.coxnet._solvers._fold_rows import entry_points
 from toolkit.stats.coxnet._solvers._steering import block_solve, stale_cache, steering
 from toolkit.stats.coxnet._solvers._stop import MNLAM, deviance_stop
 
@@ -291,34 +290,6 @@ def _dense_path(
     return coef, dev, stopped, carry[7], counts
 
 
-_path_program = jax.jit(_dense_path)
-_folds_program = on_fold_rows(_dense_path)
-
-
-def fit_path(
-    x,
-    death,
-    start,
-    end,
-    vp,
-    alpha,
-    q,
-    scale,
-    allowed,
-    penalties,
-    early_stop,
-    max_steps=_DENSE_MAX_STEPS,
-):
-    """One path (see :func:`_dense_path`): ``coef, deviance_ratio, stopped, failed, counts``."""
-    return _path_program(
-        x, death, start, end, vp, alpha, q, scale, allowed, penalties, early_stop, max_steps
-    )
-
-
-def fit_folds(
-    data: Data, folds, alpha, q, scale, allowed, penalties, early_stop, max_steps=_DENSE_MAX_STEPS
-):
-    """Every fold's path on its training rows, in one program; outputs stacked per fold."""
-    return fit_on_fold_rows(
-        _folds_program, data, folds, alpha, q, scale, allowed, penalties, early_stop, max_steps
-    )
+# One path (see :func:`_dense_path`): ``coef, deviance_ratio, stopped, failed, counts``; every
+# fold's path on its training rows, in one program, outputs stacked per fold.
+fit_path, fit_folds = entry_points(_dense_path, _DENSE_MAX_STEPS)

@@ -21,14 +21,13 @@ from __future__ import annotations
 import numpy as np
 
 from toolkit._jax import jax
-from toolkit.stats.coxnet._data import Data
 from toolkit.stats.coxnet._likelihood import (
     breslow,
     eta_hessian,
     log_likelihood,
     saturated_loglik,
 )
-from toolkit.stats.coxnet._solvers._fold_rows import fit_on_fold_rows, on_fold_rows
+from toolkit.stats.coxnet._solvers._fold_rows import entry_points
 from toolkit.stats.coxnet._solvers._stop import MNLAM, deviance_stop
 
 jnp = jax.numpy
@@ -212,34 +211,6 @@ def _eta_path(x, death, start, end, vp, alpha, q, scale, allowed, penalties, ear
     return coef, dev, stopped, carry[5], carry[6]
 
 
-path_program = jax.jit(_eta_path)
-_folds_program = on_fold_rows(_eta_path)
-
-
-def fit_path(
-    x,
-    death,
-    start,
-    end,
-    vp,
-    alpha,
-    q,
-    scale,
-    allowed,
-    penalties,
-    early_stop,
-    max_steps=_ETA_MAX_STEPS,
-):
-    """One path (see :func:`_eta_path`): ``coef, deviance_ratio, stopped, failed, counts``."""
-    return path_program(
-        x, death, start, end, vp, alpha, q, scale, allowed, penalties, early_stop, max_steps
-    )
-
-
-def fit_folds(
-    data: Data, folds, alpha, q, scale, allowed, penalties, early_stop, max_steps=_ETA_MAX_STEPS
-):
-    """Every fold's path on its training rows, in one program; outputs stacked per fold."""
-    return fit_on_fold_rows(
-        _folds_program, data, folds, alpha, q, scale, allowed, penalties, early_stop, max_steps
-    )
+# One path (see :func:`_eta_path`): ``coef, deviance_ratio, stopped, failed, counts``; every
+# fold's path on its training rows, in one program, outputs stacked per fold.
+fit_path, fit_folds = entry_points(_eta_path, _ETA_MAX_STEPS)
