@@ -6,6 +6,8 @@ the outputs; the next run skips the stage when the key is the same and every
 output still exists. Outputs carry the same key in their provenance
 (``settings_hash``), so a stale file can be recognised by itself too. A stage
 that fails records nothing, and the outputs of earlier stages stay as they were.
+A stage hands its results on through :meth:`StageLog.hand_on`: computed when it
+runs, read back from its files when it is skipped (a :class:`Cached`).
 
 One run at a time: :func:`study_lock` holds ``STUDY_DIR/.sigkit/lock`` for the
 whole run, so a second run on the same folder stops at once (or waits) instead
@@ -88,6 +90,28 @@ def _holder(fd: int) -> str:
         return "pid unknown"
 
 
+@dataclass(frozen=True)
+class Cached:
+    """A stage's work as the stage log runs it, or skips it when it is up to date.
+
+    Attributes
+    ----------
+    inputs : input name -> hash (a file's content hash, another stage's key): with
+        ``settings``, what the stage's key is made of.
+    settings : the settings the outputs depend on.
+    files : the files ``compute`` writes; the stage is up to date only while all exist.
+    compute : ``compute(key)`` writes ``files`` (their provenance carries ``key``) and
+        returns the results the stage hands on.
+    load : the same results read back from ``files``, for a skipped stage.
+    """
+
+    inputs: Mapping[str, str]
+    settings: Mapping[str, Any]
+    files: tuple[Path, ...]
+    compute: Callable[[str], Mapping[str, Any]]
+    load: Callable[[], Mapping[str, Any]]
+
+
 @dataclass
 class StageRecord:
     name: str
@@ -136,6 +160,22 @@ class StageLog:
         self.records.append(StageRecord(name, seconds, False, key))
         self.echo(f"  {name:<12} done in {seconds:.1f} s")
         return False
+
+    def hand_on(self, name: str, cached: Cached) -> Mapping[str, Any]:
+        """Run stage ``name`` as :meth:`run` does; its results, computed or read back."""
+        computed: dict[str, Any] = {}
+
+        def work(key: str) -> None:
+            computed.update(cached.compute(key))
+
+        skipped = self.run(
+            name,
+            inputs=cached.inputs,
+            settings=cached.settings,
+            outputs=cached.files,
+            work=work,
+        )
+        return cached.load() if skipped else computed
 
     def key_of(self, name: str) -> str:
         """The key a stage last ran with ("" if it never completed)."""

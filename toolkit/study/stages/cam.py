@@ -1,0 +1,44 @@
+"""cam: class-activation overlays of the highest- and lowest-signature validation patients.
+
+``study.figures.cam_figures`` chooses the patients and draws each in the phase
+whose signature features move that patient's score most; it reads the
+signature, the scores, the features and the crops from their files, so the
+stage takes them as inputs for its place in the pipeline, and is keyed on
+signature.json and the crops' manifest. ``results/.cam_done.json`` lists the
+figures written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from toolkit.artifacts import file_hash, read_json, write_json
+from toolkit.study._stages import Cached
+from toolkit.study.context import Context
+
+N_PATIENTS = 2
+
+
+def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
+    """Hands on ``cam``: the names of the figures written (results/figures/cam_<patient>)."""
+    from toolkit.study.figures import cam_figures
+
+    path = ctx.paths.results / ".cam_done.json"
+    inputs = {
+        "signature": file_hash(ctx.paths.results / "signature.json"),
+        "crops": file_hash(given["crops"] / "manifest.json"),
+    }
+
+    def compute(key: str) -> dict[str, Any]:
+        written = cam_figures(ctx, given["clinical"], N_PATIENTS)
+        write_json(path, {"figures": written, "provenance": ctx.prov(key, inputs)})
+        return {"cam": written}
+
+    return Cached(
+        inputs=inputs,
+        settings={"n": N_PATIENTS, "weights": ctx.weights_origin},
+        files=(path,),
+        compute=compute,
+        load=lambda: {"cam": read_json(path)["figures"]},
+    )

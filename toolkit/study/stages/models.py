@@ -1,0 +1,140 @@
+"""models: clinical + signature scores -> the signature, clinical and integrated Cox models.
+
+``study.nomograms`` does the work: the univariate screen and stepwise AIC
+(``select``), the final Efron fits (``fit_model``) on the training set, and
+each nomogram's points (``nomogram_for``). Writes ``results/models.json``,
+``results/nomogram_{clinical,integrated}.json``, the tables ``univariate`` and
+``multivariable_{clinical,integrated}``, and the nomogram and forest figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from toolkit.artifacts import file_hash, read_json, save_figure, write_json, write_parquet
+from toolkit.study._stages import Cached
+from toolkit.study.context import Context
+
+NOMOGRAMS = ("clinical", "integrated")
+
+
+def model_frame(clinical, scores: pd.DataFrame) -> pd.DataFrame:
+    """The clinical frame with each patient's ``signature`` score: what the models take."""
+    frame = clinical.frame.copy()
+    frame["signature"] = scores.loc[frame.index, "signature"].to_numpy(float)
+    return frame
+
+
+def _nomogram_figure(ctx: Context, nomo, name: str) -> None:
+    from toolkit.plots._stamp import close
+    from toolkit.plots.nomogram import nomogram_figure
+
+    title = f"{name.capitalize()} nomogram"
+    fig = nomogram_figure(nomo, title=title, stamp=ctx.stamp(network=name != "clinical"))
+    save_figure(fig, ctx.paths.figures / f"nomogram_{name}")
+    close(fig)
+
+
+def _forest(ctx: Context, models) -> None:
+    from toolkit.plots._stamp import close
+    from toolkit.plots.forest import forest_figure
+    from toolkit.study.nomograms import coefficient_table
+
+    tables = {
+        "Clinical model": coefficient_table(models["clinical"]),
+        "Integrated model": coefficient_table(models["integrated"]),
+    }
+    labels = {"signature": "DL signature"}
+    for v in ctx.config.variables:
+        labels[v.name] = v.label or v.name
+        for level in v.category_labels():
+            labels[f"{v.name}[{level}]"] = f"{v.label or v.name}: {level}"
+    fig = forest_figure(tables, labels=labels, stamp=ctx.stamp())
+    save_figure(fig, ctx.paths.figures / "forest")
+    close(fig)
+
+
+def load_models(ctx: Context) -> dict[str, Any]:
+    """The stage's results read back from models.json and the nomogram files."""
+    from toolkit.stats.nomogram import Nomogram
+    from toolkit.study.nomograms import FittedModel
+
+    data = read_json(ctx.paths.results / "models.json")
+    return {
+        "models": {k: FittedModel.from_json(v) for k, v in data["models"].items()},
+        "nomograms": {
+            m: Nomogram.from_json(read_json(ctx.paths.results / f"nomogram_{m}.json"))
+            for m in NOMOGRAMS
+        },
+        "selection_notes": data.get("selection_notes"),
+    }
+
+
+def _fit(ctx: Context, clinical, scores: pd.DataFrame, prov: dict[str, Any]) -> dict[str, Any]:
+    from toolkit.study import nomograms as nm
+
+    frame = model_frame(clinical, scores)
+    train = frame[frame["set"].isin(ctx.config.study.train_sets)]
+    chosen = nm.select(frame, ctx.config)
+    times = ctx.config.validation.times
+    levels = chosen.levels
+    models = {
+        "signature": nm.fit_model("signature", train, ["signature"], levels, times),
+        "clinical": nm.fit_model("clinical", train, chosen.clinical, levels, times),
+        "integrated": nm.fit_model("integrated", train, chosen.integrated, levels, times),
+    }
+    write_parquet(ctx.paths.tables / "univariate.parquet", chosen.univariate, prov)
+    nomograms = {}
+    for name in NOMOGRAMS:
+        table = nm.coefficient_table(models[name])
+        write_parquet(ctx.paths.tables / f"multivariable_{name}.parquet", table, prov)
+        nomograms[name] = nm.nomogram_for(models[name], train, ctx.config)
+        write_json(
+            ctx.paths.results / f"nomogram_{name}.json",
+            {**nomograms[name].to_json(), "provenance": prov},
+        )
+        _nomogram_figure(ctx, nomograms[name], name)
+    return {"models": models, "nomograms": nomograms, "selection_notes": chosen.notes}
+
+
+def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
+    """Hands on ``models`` (name -> ``FittedModel``), ``nomograms`` (name -> ``Nomogram``)
+    and ``selection_notes`` (what the screen and stepwise AIC reported)."""
+    clinical, scores = given["clinical"], given["scores"]
+    files = (
+        ctx.paths.results / "models.json",
+        *(ctx.paths.results / f"nomogram_{m}.json" for m in NOMOGRAMS),
+    )
+    inputs = {
+        "scores": file_hash(ctx.paths.tables / "scores.parquet"),
+        "clinical": ctx.clinical_hash(),
+    }
+
+    def compute(key: str) -> dict[str, Any]:
+        prov = ctx.prov(key, inputs)
+        fitted = _fit(ctx, clinical, scores, prov)
+        models = fitted["models"]
+        write_json(
+            files[0],
+            {
+                "models": {k: m.to_json() for k, m in models.items()},
+                "selection_notes": fitted["selection_notes"],
+                "provenance": prov,
+            },
+        )
+        _forest(ctx, models)
+        return fitted
+
+    return Cached(
+        inputs=inputs,
+        settings={
+            "validation": ctx.config.validation.model_dump(),
+            "variables": [v.model_dump() for v in ctx.config.variables],
+        },
+        files=files,
+        compute=compute,
+        load=lambda: load_models(ctx),
+    )

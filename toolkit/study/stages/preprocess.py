@@ -1,0 +1,58 @@
+"""preprocess: the cohort's images -> one crop file per patient in ``STUDY_DIR/crops``.
+
+``imaging.preprocess.preprocess_cohort`` registers, selects the largest-ROI
+slice, crops and z-scores (see there). The stage is keyed on the manifest and
+every image's size and modification time, and hands on the crops folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from toolkit.artifacts import file_hash, settings_hash
+from toolkit.imaging.manifest import study_manifest
+from toolkit.study._stages import Cached
+from toolkit.study.context import Context
+
+
+def image_fingerprint(ctx: Context) -> str:
+    """Manifest hash plus every image's size and mtime (hashing gigabytes each run is slow)."""
+    manifest_path = ctx.paths.cohort / ctx.config.study.manifest
+    manifest = study_manifest(ctx.config, ctx.paths.cohort).frame
+    columns = [*ctx.config.imaging.phases, *(f"mask_{r}" for r in ctx.config.imaging.reader_order)]
+    parts = [file_hash(manifest_path)]
+    for column in columns:
+        for rel in manifest[column].astype(str):
+            path = manifest_path.parent / rel
+            stat = path.stat() if path.exists() else None
+            parts.append(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"{rel}:absent")
+    return settings_hash({"files": parts})
+
+
+def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
+    """Crop every patient; hands on ``crops``, the folder (its manifest.json lists the crops)."""
+    from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort
+
+    manifest_path = ctx.paths.cohort / ctx.config.study.manifest
+
+    def compute(key: str) -> dict[str, Path]:
+        workers = ctx.workers if ctx.workers is not None else 2
+        summary = preprocess_cohort(
+            manifest_path,
+            ctx.paths.crops,
+            workers=workers,
+            progress=False,
+            settings=PreprocessSettings.from_config(ctx.config),
+        )
+        ctx.echo(f"    {summary}")
+        return {"crops": ctx.paths.crops}
+
+    return Cached(
+        inputs={"images": image_fingerprint(ctx)},
+        settings=ctx.config.imaging.model_dump(by_alias=True),
+        files=(ctx.paths.crops / "manifest.json",),
+        compute=compute,
+        load=lambda: {"crops": ctx.paths.crops},
+    )

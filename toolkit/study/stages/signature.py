@@ -1,0 +1,72 @@
+"""signature: features + clinical -> the deep-learning signature and every patient's score.
+
+``study.signature.build`` does the work (ICC filter, mRMR, elastic-net Cox with
+CV, see there) on the training patients. Writes ``results/signature.json`` and
+the tables ``signature_features``, ``signature_cv``, ``mrmr_ranking``, ``icc``
+and ``scores`` (the primary reader's signature per patient, with its set).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from toolkit.artifacts import file_hash, read_json, write_json, write_parquet
+from toolkit.study._stages import Cached
+from toolkit.study.context import Context
+
+
+def _write_tables(ctx: Context, built, prov: dict[str, Any]) -> None:
+    from toolkit.study import signature as sig
+
+    tables = ctx.paths.tables
+    write_parquet(tables / "signature_features.parquet", sig.feature_table(built), prov)
+    write_parquet(tables / "signature_cv.parquet", built.cv, prov)
+    write_parquet(tables / "mrmr_ranking.parquet", built.ranking, prov)
+    icc_table = pd.DataFrame({"feature": built.feature_names, "icc": built.icc})
+    write_parquet(tables / "icc.parquet", icc_table, prov)
+
+
+def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
+    """Hands on ``signature`` (signature.json's document) and ``scores`` (scores.parquet)."""
+    from toolkit.study import signature as sig
+
+    features, clinical = given["features"], given["clinical"]
+    signature_path = ctx.paths.results / "signature.json"
+    scores_path = ctx.paths.tables / "scores.parquet"
+    inputs = {"features": file_hash(ctx.paths.features), "clinical": ctx.clinical_hash()}
+
+    def compute(key: str) -> dict[str, Any]:
+        built = sig.build(features, clinical.frame, ctx.config)
+        prov = ctx.prov(key, inputs)
+        icc_block = {
+            "n_features": len(built.feature_names),
+            "n_kept": len(built.kept) + built.n_copies,
+            "n_degenerate_removed": built.n_copies,
+            "threshold": ctx.config.signature.icc_threshold,
+            "type": ctx.config.signature.icc_type,
+        }
+        _write_tables(ctx, built, prov)
+        primary = features[features["reader"] == ctx.config.imaging.primary_reader]
+        primary = primary.set_index("patient").loc[clinical.frame.index]
+        scores = pd.DataFrame(
+            {"set": clinical.frame["set"], "signature": built.signature.score(primary)},
+            index=clinical.frame.index.rename("patient"),
+        )
+        write_parquet(scores_path, scores, prov)
+        document = {**built.signature.to_json(), "icc": icc_block, "provenance": prov}
+        write_json(signature_path, document)
+        return {"signature": document, "scores": scores}
+
+    def load() -> dict[str, Any]:
+        return {"signature": read_json(signature_path), "scores": pd.read_parquet(scores_path)}
+
+    return Cached(
+        inputs=inputs,
+        settings=ctx.config.signature.model_dump(),
+        files=(signature_path, scores_path),
+        compute=compute,
+        load=load,
+    )

@@ -1,0 +1,117 @@
+"""validate: the models on the training and validation sets -> ``results/metrics.json``.
+
+``study.validate`` computes each block (C-index and comparisons, calibration,
+time-dependent AUC, decision curves, risk groups, median survival, see there)
+and ``study.figures.all_figures`` draws them. Writes metrics.json, the tables
+``calibration``, ``td_auc``, ``decision``, ``cindex``, ``exclusions``,
+``imputations`` and ``baseline`` (Table 1), and the validation figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from toolkit.artifacts import file_hash, read_json, write_json, write_parquet
+from toolkit.study._stages import Cached
+from toolkit.study.context import Context
+from toolkit.study.stages.models import model_frame
+
+
+def _cindex_table(cindex: dict[str, Any]) -> pd.DataFrame:
+    rows = [
+        {"set": s, "model": m, **entry}
+        for s, models in cindex.items()
+        for m, entry in models.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def _exclusions(exclusions: pd.DataFrame) -> pd.DataFrame:
+    if exclusions.empty:
+        return pd.DataFrame({"patient": [], "stage": [], "reason": []}, dtype=str)
+    return exclusions.astype(str)
+
+
+def _baseline(ctx: Context, clinical, prov) -> None:
+    """Table 1 (training vs validation: Mann-Whitney / Fisher) via stats.tables."""
+    from toolkit.stats import tables
+
+    raw = clinical.raw.copy()
+    raw["set"] = clinical.frame["set"].map(
+        lambda s: "train" if s in ctx.config.study.train_sets else "validation"
+    )
+    numeric = [v.name for v in ctx.config.variables if v.kind == "numeric"]
+    categorical = [v.name for v in ctx.config.variables if v.kind == "categorical"]
+    for name in numeric:
+        raw[name] = pd.to_numeric(raw[name], errors="coerce")
+    for name in categorical:
+        raw[name] = pd.Categorical(
+            raw[name].map(lambda v: v if pd.isna(v) else str(v)),
+            categories=ctx.config.variable(name).levels,
+        )
+    table = tables.baseline(raw, "set", numeric, categorical)
+    write_parquet(ctx.paths.tables / "baseline.parquet", table, prov)
+
+
+def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> dict[str, Any]:
+    """Every block of metrics.json; writes the tables and figures on the way."""
+    from toolkit.study import figures
+    from toolkit.study import validate as val
+
+    models, clinical = given["models"], given["clinical"]
+    sets = val.set_rows(model_frame(clinical, given["scores"]), ctx.config)
+    cindex, comparisons = val.cindex(sets, models, ctx.config)
+    calibration, calibration_table = val.calibration(sets, models, ctx.config)
+    td_auc, auc_table = val.td_auc(sets, models, ctx.config)
+    decision = val.decision(sets, models, ctx.config)
+    groups, high = val.risk_groups(sets, models)
+    metrics = {
+        "provenance": prov,
+        "cohort": val.cohort_counts(sets),
+        "icc": given["signature"].get("icc", {}),
+        "cindex": cindex,
+        "comparisons": comparisons,
+        "calibration": calibration,
+        "risk_groups": groups,
+        "td_auc": td_auc,
+        "median_survival": val.median_survival(sets, ctx.config),
+        "selection_notes": given["selection_notes"],
+    }
+    write_parquet(ctx.paths.tables / "calibration.parquet", calibration_table, prov)
+    write_parquet(ctx.paths.tables / "td_auc.parquet", auc_table, prov)
+    decision_all = pd.concat([d.assign(set=s) for s, d in decision.items()], ignore_index=True)
+    write_parquet(ctx.paths.tables / "decision.parquet", decision_all, prov)
+    write_parquet(ctx.paths.tables / "cindex.parquet", _cindex_table(cindex), prov)
+    exclusions = _exclusions(given["exclusions"])
+    write_parquet(ctx.paths.tables / "exclusions.parquet", exclusions, prov)
+    imputed = clinical.imputations.astype(str)
+    write_parquet(ctx.paths.tables / "imputations.parquet", imputed, prov)
+    _baseline(ctx, clinical, prov)
+    figures.all_figures(ctx, sets, models, calibration_table, decision, td_auc, groups, high)
+    return metrics
+
+
+def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
+    """Hands on ``metrics`` (metrics.json's document, before the run adds its stage timings)."""
+    path = ctx.paths.results / "metrics.json"
+    inputs = {
+        "models": file_hash(ctx.paths.results / "models.json"),
+        "scores": file_hash(ctx.paths.tables / "scores.parquet"),
+        "clinical": ctx.clinical_hash(),
+    }
+
+    def compute(key: str) -> dict[str, Any]:
+        metrics = _metrics(ctx, given, ctx.prov(key, inputs))
+        write_json(path, metrics)
+        return {"metrics": metrics}
+
+    return Cached(
+        inputs=inputs,
+        settings={"validation": ctx.config.validation.model_dump()},
+        files=(path,),
+        compute=compute,
+        load=lambda: {"metrics": read_json(path)},
+    )
