@@ -193,6 +193,6 @@ def test_signature_and_models_hand_on_what_their_files_hold(study_copy):
     computed, loaded = fitted.compute("test"), fitted.load()
     assert computed["selection_notes"] == loaded["selection_notes"]
     for name, model in computed["models"].items():
-        assert _json_text(vars(model)) == _json_text(vars(loaded["models"][name])), name
+        assert _json_text(model.to_json()) == _json_text(loaded["models"][name].to_json()), name
     for name, nomogram in computed["nomograms"].items():
         assert _json_text(nomogram.to_json()) == _json_text(loaded["nomograms"][name].to_json())
