@@ -290,3 +290,13 @@ def test_records_refuse_columns_of_different_lengths():
         contracts.CoxModel.from_json({**_MODEL, "coef": [1.0, 2.0]})
     with pytest.raises(ContractError, match="2 features, 1 coefficients"):
         contracts.SignatureSpec.from_json({**_SIGNATURE, "coefficients": [1.0]})
+
+
+def test_every_handed_on_result_is_documented_with_the_stage_that_makes_it():
+    from toolkit.study.pipeline import PIPELINE
+
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index("## What the stages hand on") : text.index("## Result records")]
+    rows = re.findall(r"^\| `(\w+)` \| (\w+) \|", section, flags=re.MULTILINE)
+    declared = [(name, stage.name) for stage in PIPELINE for name in stage.outputs]
+    assert rows == declared

@@ -187,7 +187,7 @@ def test_signature_and_models_hand_on_what_their_files_hold(study_copy):
     built = signature.run(ctx, given)
     computed, loaded = built.compute("test"), built.load()
     pd.testing.assert_frame_equal(computed["scores"], loaded["scores"], check_exact=True)
-    assert _json_text(computed["signature"]) == _json_text(loaded["signature"])
+    assert computed["signature"] == loaded["signature"]  # SignatureSpec records
 
     fitted = models.run(ctx, {**given, "scores": computed["scores"]})
     computed, loaded = fitted.compute("test"), fitted.load()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -191,10 +192,11 @@ def test_second_run_skips_every_stage(study_run):
     before = (study / "results" / "metrics.json").read_text(encoding="utf-8")
     lines: list[str] = []
     outcome = run_study(study, weights="random", workers=0, report=False, echo=lines.append)
-    assert all(stage["skipped"] for stage in outcome["metrics"]["stages"])
+    assert outcome.metrics.stages and all(stage.skipped for stage in outcome.metrics.stages)
     after = json.loads((study / "results" / "metrics.json").read_text(encoding="utf-8"))
     assert after["cindex"] == json.loads(before)["cindex"]
-    del first
+    assert outcome.metrics.cindex == first.metrics.cindex
+    assert outcome.r_check == first.r_check
 
 
 def test_failed_stage_leaves_earlier_results(study_copy, monkeypatch):
@@ -229,15 +231,14 @@ def test_r_mismatch_fails_the_run_loudly_after_writing_everything(study_copy, mo
     from toolkit.cli import app
     from toolkit.study import rcheck
 
-    real = rcheck.run_checks
+    real = rcheck.r_check
 
     def tampered(*args, **kwargs):
         result = real(*args, **kwargs)
-        result["checks"][0].update(passed=False, diff=1.0)
-        result["passed"] = False
-        return result
+        first = replace(result.checks[0], passed=False, diff=1.0)
+        return replace(result, passed=False, checks=(first, *result.checks[1:]))
 
-    monkeypatch.setattr(rcheck, "run_checks", tampered)
+    monkeypatch.setattr(rcheck, "r_check", tampered)
     (study_copy / ".sigkit" / "stages" / "r_check.json").unlink()
     out = CliRunner().invoke(
         app,

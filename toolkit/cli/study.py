@@ -16,19 +16,18 @@ def _execute(
     study_dir: Path, weights: str | None, workers: int | None, report: bool, wait: bool = False
 ) -> None:
     from toolkit.config import StudyConfigError
-    from toolkit.study.run import RCheckFailed, StudyInUseError, run_study, summary_text
+    from toolkit.study.run import (
+        RCheckFailed,
+        StudyInUseError,
+        StudyOutcome,
+        run_study,
+        summary_text,
+    )
 
     try:
         outcome = run_study(study_dir, weights=weights, workers=workers, report=report, wait=wait)
     except RCheckFailed as exc:
-        from toolkit.artifacts import read_json
-
-        results = Path(study_dir) / "results"
-        outcome = {
-            "metrics": read_json(results / "metrics.json"),
-            "r_check": read_json(results / "r_check.json"),
-        }
-        typer.echo(summary_text(outcome))
+        typer.echo(summary_text(StudyOutcome.read(Path(study_dir) / "results")))
         typer.echo(f"\nERROR: {exc}", err=True)
         raise typer.Exit(2) from None
     except (StudyConfigError, StudyInUseError, FileNotFoundError, ValueError) as exc:
@@ -36,8 +35,8 @@ def _execute(
     typer.echo(summary_text(outcome))
     results = Path(study_dir) / "results"
     typer.echo(f"\nresults: {results}")
-    if outcome.get("report"):
-        typer.echo(f"report:  {outcome['report']}")
+    if outcome.report:
+        typer.echo(f"report:  {outcome.report}")
     elif report:
         typer.echo("report:  pending (the report module could not render it)")
 

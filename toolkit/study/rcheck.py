@@ -183,15 +183,3 @@ def r_check(
     for label, work in groups:
         checks.extend(_noted(label, work))
     return RCheck(all(c.passed for c in checks), tuple(checks), provenance)
-
-
-def run_checks(
-    models: Mapping[str, FittedModel],
-    nomograms: Mapping[str, Any],
-    metrics: Mapping[str, Any],
-    sets: Mapping[str, pd.DataFrame],
-    times: list[float],
-) -> dict[str, Any]:
-    """``r_check`` over metrics.json's mapping, as a mapping without provenance (the form
-    study/run.py's r_check stage writes today)."""
-    return r_check(models, nomograms, Metrics.from_json(metrics), sets, times).to_json()

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from toolkit.artifacts import read_json, write_json
 from toolkit.config import StudyConfig, check_inputs, load_study
+from toolkit.contracts import Metrics, RCheck, Stage
 from toolkit.study._stages import StageLog, StudyInUseError, study_lock
 from toolkit.study.context import Context, StudyPaths, resolve
 from toolkit.study.pipeline import run_pipeline
@@ -29,6 +29,21 @@ from toolkit.study.pipeline import run_pipeline
 
 class RCheckFailed(RuntimeError):
     """The R cross-check found a number that differs from R beyond its tolerance."""
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What a run leaves: metrics.json and r_check.json as written, and the report's path
+    (None when it was not asked for or could not be rendered)."""
+
+    metrics: Metrics
+    r_check: RCheck
+    report: Path | None = None
+
+    @classmethod
+    def read(cls, results: Path) -> StudyOutcome:
+        """The outcome recorded in a results folder (no report)."""
+        return cls(Metrics.read(results / "metrics.json"), RCheck.read(results / "r_check.json"))
 
 
 def study_context(
@@ -54,8 +69,8 @@ def run_study(
     report: bool = True,
     wait: bool = False,
     echo: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Run every stage; returns {"metrics", "r_check", "report"}. Raises RCheckFailed last.
+) -> StudyOutcome:
+    """Run every stage; returns the ``StudyOutcome``. Raises RCheckFailed last.
 
     One run at a time per study folder: while another run holds the folder this
     raises ``StudyInUseError`` at once, or with ``wait`` waits for it to finish.
@@ -72,14 +87,10 @@ def run_study(
         echo(f"sigkit study: {config.study.name} ({paths.study_dir})")
         if config.study.synthetic:
             echo("  SYNTHETIC cohort: every output is labelled so")
-        r_check = _run_stages(ctx)
-        outcome = {
-            "metrics": read_json(paths.results / "metrics.json"),
-            "r_check": r_check,
-            "report": _report(ctx) if report else None,
-        }
-    if not r_check.get("passed"):
-        failed = [c["name"] for c in r_check["checks"] if not c["passed"]]
+        metrics, r_check = _run_stages(ctx)
+        outcome = StudyOutcome(metrics, r_check, _report(ctx) if report else None)
+    if not r_check.passed:
+        failed = [c.name for c in r_check.failed]
         raise RCheckFailed(
             f"R cross-check FAILED for {len(failed)} statistic(s): {'; '.join(failed[:10])} "
             f"(see {paths.results / 'r_check.json'})"
@@ -87,17 +98,15 @@ def run_study(
     return outcome
 
 
-def _run_stages(ctx: Context) -> dict[str, Any]:
-    """Every stage of the pipeline; metrics.json gains the stage timings. Returns the R check."""
+def _run_stages(ctx: Context) -> tuple[Metrics, RCheck]:
+    """Every stage of the pipeline; metrics.json gains the stage timings and the R check's
+    verdict."""
     results = run_pipeline(ctx)
-    r_check = results["r_check"]
-    metrics = {
-        **results["metrics"],
-        "stages": ctx.log.as_json(),
-        "r_check_passed": bool(r_check.get("passed")),
-    }
-    write_json(ctx.paths.results / "metrics.json", metrics)
-    return r_check
+    r_check: RCheck = results["r_check"]
+    stages = tuple(Stage.from_json(stage) for stage in ctx.log.as_json())
+    metrics = replace(results["metrics"], stages=stages, r_check_passed=r_check.passed)
+    metrics.write(ctx.paths.results / "metrics.json")
+    return metrics, r_check
 
 
 def _report(ctx: Context) -> Path | None:
@@ -114,10 +123,10 @@ def _report(ctx: Context) -> Path | None:
     return path
 
 
-def summary_text(outcome: dict[str, Any]) -> str:
+def summary_text(outcome: StudyOutcome) -> str:
     """A readable summary: C-index table, comparisons, calibration RMSE, R check status."""
-    metrics, r_check = outcome["metrics"], outcome["r_check"]
-    prov = metrics.get("provenance", {})
+    metrics, r_check = outcome.metrics, outcome.r_check
+    prov = metrics.provenance
     lines = ["", "Results" + (" (SYNTHETIC cohort)" if prov.get("synthetic") else "")]
     if prov.get("weights") == "random":
         lines.append("DenseNet-121 weights: RANDOM (no ImageNet weights installed)")
@@ -125,31 +134,30 @@ def summary_text(outcome: dict[str, Any]) -> str:
     for model in ("signature", "clinical", "integrated"):
         cells = []
         for s in ("train", "validation"):
-            e = metrics["cindex"][s][model]
+            e = metrics.cindex[s][model]
             cells.append(f"{e['c']:.3f} ({e['lower']:.3f}-{e['upper']:.3f})")
         lines.append(f"{model:<22}{cells[0]:>24}{cells[1]:>24}")
     for name in ("integrated_vs_clinical", "signature_vs_clinical"):
         cells = []
         for s in ("train", "validation"):
-            e = metrics["comparisons"][s][name]
+            e = metrics.comparisons[s][name]
             cells.append(f"{e['diff']:+.3f}, P={e['p']:.3g}")
         lines.append(f"{name.replace('_', ' '):<22}{cells[0]:>24}{cells[1]:>24}")
     lines.append("Calibration RMSE (clinical / integrated):")
     for s in ("train", "validation"):
-        cal = metrics["calibration"][s]
+        cal = metrics.calibration[s]
         times = list(cal["integrated"])
         text = ", ".join(
             f"{t}: {cal['clinical'][t]['rmse']:.3f} / {cal['integrated'][t]['rmse']:.3f}"
             for t in times
         )
         lines.append(f"  {s:<11} {text}")
-    groups = metrics.get("risk_groups", {})
+    groups = metrics.risk_groups
     for s in ("train", "validation"):
         if s in groups:
             lines.append(f"Risk groups, {s}: log-rank P = {groups[s]['p']:.3g}")
-    n_checks = len(r_check.get("checks", []))
-    failed = sum(not c["passed"] for c in r_check.get("checks", []))
-    status = "PASSED" if r_check.get("passed") else f"FAILED ({failed} of {n_checks})"
+    n_checks, failed = len(r_check.checks), len(r_check.failed)
+    status = "PASSED" if r_check.passed else f"FAILED ({failed} of {n_checks})"
     lines.append(f"R cross-check: {status} ({n_checks} checks)")
     return "\n".join(lines)
 
@@ -158,6 +166,7 @@ __all__ = [
     "Context",
     "RCheckFailed",
     "StudyInUseError",
+    "StudyOutcome",
     "StudyPaths",
     "resolve",
     "run_study",

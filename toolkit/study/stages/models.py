@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.artifacts import file_hash, read_json, save_figure, write_json, write_parquet
+from toolkit.artifacts import file_hash, save_figure, write_parquet
+from toolkit.contracts import NomogramSpec, StudyModels
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
 
@@ -62,15 +63,18 @@ def load_models(ctx: Context) -> dict[str, Any]:
     from toolkit.stats.nomogram import Nomogram
     from toolkit.study.nomograms import FittedModel
 
-    data = read_json(ctx.paths.results / "models.json")
+    saved = StudyModels.read(ctx.paths.results / "models.json", model=FittedModel)
     return {
-        "models": {k: FittedModel.from_json(v) for k, v in data["models"].items()},
+        "models": dict(saved.models),
         "nomograms": {
-            m: Nomogram.from_json(read_json(ctx.paths.results / f"nomogram_{m}.json"))
-            for m in NOMOGRAMS
+            m: Nomogram.from_spec(NomogramSpec.read(_nomogram_path(ctx, m))) for m in NOMOGRAMS
         },
-        "selection_notes": data.get("selection_notes"),
+        "selection_notes": list(saved.selection_notes),
     }
+
+
+def _nomogram_path(ctx: Context, name: str):
+    return ctx.paths.results / f"nomogram_{name}.json"
 
 
 def _fit(ctx: Context, clinical, scores: pd.DataFrame, prov: dict[str, Any]) -> dict[str, Any]:
@@ -92,10 +96,7 @@ def _fit(ctx: Context, clinical, scores: pd.DataFrame, prov: dict[str, Any]) -> 
         table = nm.coefficient_table(models[name])
         write_parquet(ctx.paths.tables / f"multivariable_{name}.parquet", table, prov)
         nomograms[name] = nm.nomogram_for(models[name], train, ctx.config)
-        write_json(
-            ctx.paths.results / f"nomogram_{name}.json",
-            {**nomograms[name].to_json(), "provenance": prov},
-        )
+        nomograms[name].spec(provenance=prov).write(_nomogram_path(ctx, name))
         _nomogram_figure(ctx, nomograms[name], name)
     return {"models": models, "nomograms": nomograms, "selection_notes": chosen.notes}
 
@@ -106,7 +107,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
     clinical, scores = given["clinical"], given["scores"]
     files = (
         ctx.paths.results / "models.json",
-        *(ctx.paths.results / f"nomogram_{m}.json" for m in NOMOGRAMS),
+        *(_nomogram_path(ctx, m) for m in NOMOGRAMS),
     )
     inputs = {
         "scores": file_hash(ctx.paths.tables / "scores.parquet"),
@@ -117,14 +118,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
         prov = ctx.prov(key, inputs)
         fitted = _fit(ctx, clinical, scores, prov)
         models = fitted["models"]
-        write_json(
-            files[0],
-            {
-                "models": {k: m.to_json() for k, m in models.items()},
-                "selection_notes": fitted["selection_notes"],
-                "provenance": prov,
-            },
-        )
+        StudyModels(models, tuple(fitted["selection_notes"]), prov).write(files[0])
         _forest(ctx, models)
         return fitted
 

@@ -1,6 +1,6 @@
 """r_check: every statistic of the models and of metrics.json recomputed in R.
 
-``study.rcheck.run_checks`` compares ours with R's (survival, rms,
+``study.rcheck.r_check`` compares ours with R's (survival, rms,
 riskRegression) within each statistic's tolerance; the stage writes
 ``results/r_check.json``. A mismatch does not stop the run here: ``run_study``
 raises ``RCheckFailed`` after every output has been written.
@@ -11,16 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from toolkit.artifacts import file_hash, read_json, write_json
+from toolkit.artifacts import file_hash
+from toolkit.contracts import RCheck
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
 from toolkit.study.stages.models import model_frame
 
 
 def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
-    """Hands on ``r_check``: r_check.json as its file holds it (as ``run_study`` returns it)."""
+    """Hands on ``r_check``: r_check.json's ``RCheck`` (as ``run_study`` returns it)."""
     from toolkit.study import validate as val
-    from toolkit.study.rcheck import run_checks
+    from toolkit.study.rcheck import r_check
 
     path = ctx.paths.results / "r_check.json"
     # metrics.json gains the stage timings at the end of every run: key on the validate stage
@@ -31,16 +32,16 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
 
     def compute(key: str) -> dict[str, Any]:
         sets = val.set_rows(model_frame(given["clinical"], given["scores"]), ctx.config)
-        result = run_checks(
-            given["models"], given["nomograms"], given["metrics"], sets, ctx.config.validation.times
-        )
-        write_json(path, {**result, "provenance": ctx.prov(key, inputs)})
-        return {"r_check": read_json(path)}
+        models, nomograms = given["models"], given["nomograms"]
+        times, prov = ctx.config.validation.times, ctx.prov(key, inputs)
+        result = r_check(models, nomograms, given["metrics"], sets, times, provenance=prov)
+        result.write(path)
+        return {"r_check": result}
 
     return Cached(
         inputs=inputs,
         settings={},
         files=(path,),
         compute=compute,
-        load=lambda: {"r_check": read_json(path)},
+        load=lambda: {"r_check": RCheck.read(path)},
     )

@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.artifacts import file_hash, read_json, write_json, write_parquet
+from toolkit.artifacts import file_hash, write_parquet
+from toolkit.contracts import IccSummary, SignatureSpec
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
 
@@ -30,7 +31,8 @@ def _write_tables(ctx: Context, built, prov: dict[str, Any]) -> None:
 
 
 def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
-    """Hands on ``signature`` (signature.json's document) and ``scores`` (scores.parquet)."""
+    """Hands on ``signature`` (signature.json's ``SignatureSpec``) and ``scores``
+    (scores.parquet)."""
     from toolkit.study import signature as sig
 
     features, clinical = given["features"], given["clinical"]
@@ -41,13 +43,13 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
     def compute(key: str) -> dict[str, Any]:
         built = sig.build(features, clinical.frame, ctx.config)
         prov = ctx.prov(key, inputs)
-        icc_block = {
-            "n_features": len(built.feature_names),
-            "n_kept": len(built.kept) + built.n_copies,
-            "n_degenerate_removed": built.n_copies,
-            "threshold": ctx.config.signature.icc_threshold,
-            "type": ctx.config.signature.icc_type,
-        }
+        icc = IccSummary(
+            n_features=len(built.feature_names),
+            n_kept=len(built.kept) + built.n_copies,
+            n_degenerate_removed=built.n_copies,
+            threshold=ctx.config.signature.icc_threshold,
+            type=ctx.config.signature.icc_type,
+        )
         _write_tables(ctx, built, prov)
         primary = features[features["reader"] == ctx.config.imaging.primary_reader]
         primary = primary.set_index("patient").loc[clinical.frame.index]
@@ -56,12 +58,13 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
             index=clinical.frame.index.rename("patient"),
         )
         write_parquet(scores_path, scores, prov)
-        document = {**built.signature.to_json(), "icc": icc_block, "provenance": prov}
-        write_json(signature_path, document)
-        return {"signature": document, "scores": scores}
+        spec = built.signature.spec(icc=icc, provenance=prov)
+        spec.write(signature_path)
+        return {"signature": spec, "scores": scores}
 
     def load() -> dict[str, Any]:
-        return {"signature": read_json(signature_path), "scores": pd.read_parquet(scores_path)}
+        scores = pd.read_parquet(scores_path)
+        return {"signature": SignatureSpec.read(signature_path), "scores": scores}
 
     return Cached(
         inputs=inputs,

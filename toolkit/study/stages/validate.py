@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.artifacts import file_hash, read_json, write_json, write_parquet
+from toolkit.artifacts import file_hash, write_parquet
+from toolkit.contracts import Metrics
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
 from toolkit.study.stages.models import model_frame
@@ -56,7 +57,7 @@ def _baseline(ctx: Context, clinical, prov) -> None:
     write_parquet(ctx.paths.tables / "baseline.parquet", table, prov)
 
 
-def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> dict[str, Any]:
+def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> Metrics:
     """Every block of metrics.json; writes the tables and figures on the way."""
     from toolkit.study import figures
     from toolkit.study import validate as val
@@ -68,18 +69,18 @@ def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> di
     td_auc, auc_table = val.td_auc(sets, models, ctx.config)
     decision = val.decision(sets, models, ctx.config)
     groups, high = val.risk_groups(sets, models)
-    metrics = {
-        "provenance": prov,
-        "cohort": val.cohort_counts(sets),
-        "icc": given["signature"].get("icc", {}),
-        "cindex": cindex,
-        "comparisons": comparisons,
-        "calibration": calibration,
-        "risk_groups": groups,
-        "td_auc": td_auc,
-        "median_survival": val.median_survival(sets, ctx.config),
-        "selection_notes": given["selection_notes"],
-    }
+    metrics = Metrics(
+        provenance=prov,
+        cohort=val.cohort_counts(sets),
+        icc=given["signature"].icc,
+        cindex=cindex,
+        comparisons=comparisons,
+        calibration=calibration,
+        risk_groups=groups,
+        td_auc=td_auc,
+        median_survival=val.median_survival(sets, ctx.config),
+        selection_notes=tuple(given["selection_notes"]),
+    )
     write_parquet(ctx.paths.tables / "calibration.parquet", calibration_table, prov)
     write_parquet(ctx.paths.tables / "td_auc.parquet", auc_table, prov)
     decision_all = pd.concat([d.assign(set=s) for s, d in decision.items()], ignore_index=True)
@@ -95,7 +96,8 @@ def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> di
 
 
 def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
-    """Hands on ``metrics`` (metrics.json's document, before the run adds its stage timings)."""
+    """Hands on ``metrics`` (metrics.json's ``Metrics``, before the run adds its stage
+    timings)."""
     path = ctx.paths.results / "metrics.json"
     inputs = {
         "models": file_hash(ctx.paths.results / "models.json"),
@@ -105,7 +107,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
 
     def compute(key: str) -> dict[str, Any]:
         metrics = _metrics(ctx, given, ctx.prov(key, inputs))
-        write_json(path, metrics)
+        metrics.write(path)
         return {"metrics": metrics}
 
     return Cached(
@@ -113,5 +115,5 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
         settings={"validation": ctx.config.validation.model_dump()},
         files=(path,),
         compute=compute,
-        load=lambda: {"metrics": read_json(path)},
+        load=lambda: {"metrics": Metrics.read(path)},
     )
