@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.artifacts import read_json, settings_hash, write_json
+from toolkit.contracts import Stage
 
 
 class StudyInUseError(RuntimeError):
@@ -182,5 +183,6 @@ class StageLog:
         stamp = self._stamp(name)
         return str(read_json(stamp).get("key", "")) if stamp.is_file() else ""
 
-    def as_json(self) -> list[dict[str, Any]]:
-        return [{"name": r.name, "seconds": r.seconds, "skipped": r.skipped} for r in self.records]
+    def timings(self) -> tuple[Stage, ...]:
+        """metrics.json's ``stages``: each stage of this run, its seconds and whether skipped."""
+        return tuple(Stage(r.name, r.seconds, r.skipped) for r in self.records)

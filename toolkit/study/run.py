@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from toolkit.config import StudyConfig, check_inputs, load_study
-from toolkit.contracts import Metrics, RCheck, Stage
+from toolkit.contracts import Metrics, RCheck
 from toolkit.study._stages import StageLog, StudyInUseError, study_lock
 from toolkit.study.context import Context, StudyPaths, resolve
 from toolkit.study.pipeline import run_pipeline
@@ -103,8 +103,7 @@ def _run_stages(ctx: Context) -> tuple[Metrics, RCheck]:
     verdict."""
     results = run_pipeline(ctx)
     r_check: RCheck = results["r_check"]
-    stages = tuple(Stage.from_json(stage) for stage in ctx.log.as_json())
-    metrics = replace(results["metrics"], stages=stages, r_check_passed=r_check.passed)
+    metrics = replace(results["metrics"], stages=ctx.log.timings(), r_check_passed=r_check.passed)
     metrics.write(ctx.paths.results / "metrics.json")
     return metrics, r_check
 
