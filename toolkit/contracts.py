@@ -468,6 +468,7 @@ class Metrics(_JsonFile):
     td_auc: JsonMap
     median_survival: JsonMap
     selection_notes: tuple[str, ...] = ()
+    accuracy: JsonMap | None = None
     stages: tuple[Stage, ...] | None = None
     r_check_passed: bool | None = None
 
@@ -480,6 +481,7 @@ class Metrics(_JsonFile):
             "icc": self.icc.to_json() if self.icc is not None else {},
             **sections,
             "selection_notes": list(self.selection_notes),
+            **_optional("accuracy", self.accuracy),
             **_optional("stages", stages),
             **_optional("r_check_passed", self.r_check_passed),
         }
@@ -494,6 +496,7 @@ class Metrics(_JsonFile):
             provenance=_field(data, "provenance", "metrics"),
             icc=IccSummary.from_json(icc) if icc else None,
             selection_notes=tuple(str(n) for n in data.get("selection_notes") or ()),
+            accuracy=data.get("accuracy"),
             stages=None if stages is None else tuple(Stage.from_json(s) for s in stages),
             r_check_passed=None if passed is None else bool(passed),
             **sections,

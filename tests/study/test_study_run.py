@@ -73,6 +73,10 @@ def test_r_cross_check_passes_and_covers_every_statistic(study_run):
         "concordance C-index, validation",
         "concordance comparison P",
         "riskRegression::Score AUC",
+        "Score Brier, validation, integrated",
+        "Score IPA, train, clinical",
+        "Score AUC SE, validation, signature",
+        "coxph calibration slope and SE, validation, integrated",
     ):
         assert needle in names, needle
     for c in check["checks"]:
@@ -104,6 +108,28 @@ def test_metrics_follow_the_contract_and_say_synthetic_random(study_run):
                     assert "rmse_corrected" in entry
     names = [stage["name"] for stage in metrics["stages"]]
     assert names == ["preprocess", "extract", "signature", "models", "validate", "r_check", "cam"]
+
+
+def test_accuracy_block_brier_ipa_auc_ci_and_calibration_slope(study_run):
+    study, _, _ = study_run
+    accuracy = read_json(study / "results" / "metrics.json")["accuracy"]
+    for s in ("train", "validation"):
+        assert accuracy[s]["beyond_follow_up"] == []
+        for m in ("signature", "clinical", "integrated"):
+            entry = accuracy[s][m]
+            assert set(entry["brier"]) == set(entry["auc"]) == {"12", "24", "36"}
+            for b in entry["brier"].values():
+                assert 0 <= b["lower"] <= b["brier"] <= b["upper"] <= 1
+                assert b["ipa"] == pytest.approx(1 - b["brier"] / b["null_brier"], abs=1e-12)
+            for a in entry["auc"].values():
+                assert a["lower"] <= a["auc"] <= a["upper"] and a["se"] > 0
+            slope = entry["calibration_slope"]
+            assert slope["lower"] < slope["slope"] < slope["upper"]
+            if s == "train":  # each model is the Cox MLE on the training set: slope 1 there
+                assert slope["slope"] == pytest.approx(1.0, abs=1e-6)
+            for large in entry["calibration_in_the_large"].values():
+                assert large["oe"] == pytest.approx(large["observed"] / large["expected"])
+                assert large["lower"] <= large["oe"] <= large["upper"]
 
 
 def test_every_artifact_records_provenance(study_run):

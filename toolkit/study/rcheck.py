@@ -6,7 +6,11 @@
 * nomogram points with ``rms::nomogram(cph(...))`` (1e-6);
 * C-indexes and the comparison tests with ``survival::concordance`` (1e-7 on
   C, its SE, the difference and its SE; 1e-6 on P);
-* time-dependent AUC with ``riskRegression::Score`` (1e-6).
+* time-dependent AUC with ``riskRegression::Score`` (1e-6);
+* metrics.json's ``accuracy``: the Brier score, the null model's and IPA
+  (1e-8) and their SEs (1e-6), the AUC's SE (1e-6), all with
+  ``riskRegression::Score(se.fit = TRUE)``; the calibration slope and its SE
+  with ``coxph(Surv ~ lp)`` (1e-8).
 
 A check passes when the largest absolute difference is within its tolerance
 (``toolkit.rbridge.compare``; the entry shows the values at that element).
@@ -140,6 +144,53 @@ def _auc_checks(models, metrics, sets, times) -> list[RCheckEntry]:
     return checks
 
 
+def _accuracy_checks(models, metrics, sets) -> list[RCheckEntry]:
+    """metrics.json's ``accuracy`` block against ``Score`` and ``coxph(Surv ~ lp)``."""
+    from toolkit.rbridge.calibration import slope_and_large
+    from toolkit.rbridge.score import score
+
+    checks = []
+    for name, rows in sets.items():
+        block = (metrics.accuracy or {}).get(name, {})
+        t, e = rows["time"].to_numpy(float), rows["event"].to_numpy(float)
+        for m in MODELS:
+            ours = block.get(m)
+            if not ours:
+                continue
+            horizons = [float(h) for h in ours["brier"]]
+            survival = models[m].survival(rows, horizons)
+
+            def column(section: str, key: str, ours=ours) -> list[float]:
+                return [v[key] for v in ours[section].values()]
+
+            brier = score(t, e, 1 - survival, None, horizons, "brier")
+            auc = score(t, e, 1 - survival, None, horizons, "auc")
+            cal = slope_and_large(t, e, models[m].linear_predictor(rows), survival, horizons)
+            slope = ours["calibration_slope"]
+            label = f"{name}, {m}"
+            checks += [
+                _check(
+                    f"Score Brier, {label}", column("brier", "brier"), brier["a"]["Brier"], 1e-8
+                ),
+                _check(f"Score Brier SE, {label}", column("brier", "se"), brier["a"]["se"], 1e-6),
+                _check(
+                    f"Score null-model Brier, {label}",
+                    column("brier", "null_brier"),
+                    brier["null"]["Brier"],
+                    1e-8,
+                ),
+                _check(f"Score IPA, {label}", column("brier", "ipa"), brier["a"]["IPA"], 1e-8),
+                _check(f"Score AUC SE, {label}", column("auc", "se"), auc["a"]["se"], 1e-6),
+                _check(
+                    f"coxph calibration slope and SE, {label}",
+                    [slope["slope"], slope["se"]],
+                    [cal["slope"], cal["se"]],
+                    1e-8,
+                ),
+            ]
+    return checks
+
+
 def _noted(label: str, work) -> list[RCheckEntry]:
     """The group's checks, each with R's warnings during the group as ``notes``.
 
@@ -179,6 +230,7 @@ def r_check(
         ("models", lambda: _model_checks(models, nomograms, sets, times)),
         ("concordance", lambda: _concordance_checks(models, metrics, sets)),
         ("td_auc", lambda: _auc_checks(models, metrics, sets, times)),
+        ("accuracy", lambda: _accuracy_checks(models, metrics, sets)),
     )
     for label, work in groups:
         checks.extend(_noted(label, work))

@@ -12,6 +12,13 @@ Per set and model (``signature``: a Cox model on the signature alone;
   ICI/E50/E90), with bootstrap optimism-corrected values on the training set
   (``calibration_bootstrap`` refits of the model's variables);
 * time-dependent AUC (``stats.timeauc``, = ``riskRegression::Score``);
+* accuracy (``accuracy``): per set, model and horizon the IPCW Brier score with
+  its SE and Wald CI, the null (Kaplan-Meier) model's Brier score and IPA
+  (``stats.brier``), the time-dependent AUC's SE and CI (``stats.timeauc``,
+  both = ``riskRegression::Score(se.fit = TRUE)``), the calibration slope with
+  its CI and calibration-in-the-large O/E with its CI (``stats.calibration``).
+  A horizon beyond a set's last follow-up has no value there: it is listed
+  under ``beyond_follow_up`` instead;
 * decision curves at the decision times (``stats.decision``);
 * risk groups: split at the training median of the integrated model's linear
   predictor (high = above the median, as the paper), KM and log-rank per set;
@@ -163,6 +170,90 @@ def td_auc(sets, models, config: StudyConfig):
                     {"set": name, "model": m, "time": h, "auc": a, "n_cases": nc, "n_controls": nn}
                 )
     return out, pd.DataFrame(rows)
+
+
+def _within(rows: pd.DataFrame, times) -> tuple[list[float], list[float]]:
+    """The horizons at or before the set's last follow-up, and those beyond it."""
+    last = float(rows["time"].max())
+    return [h for h in times if h <= last], [h for h in times if h > last]
+
+
+def _per_horizon(horizons, **columns) -> dict[str, dict[str, float]]:
+    return {f"{h:g}": {k: float(v[j]) for k, v in columns.items()} for j, h in enumerate(horizons)}
+
+
+def _model_accuracy(rows: pd.DataFrame, model: FittedModel, horizons) -> dict[str, Any]:
+    from toolkit.stats.brier import brier_score
+    from toolkit.stats.calibration import calibration_in_the_large, calibration_slope
+    from toolkit.stats.timeauc import time_auc
+
+    t, e = rows["time"].to_numpy(float), rows["event"].to_numpy(float)
+    survival = model.survival(rows, horizons)
+    brier = brier_score(t, e, survival, horizons)
+    auc = time_auc(t, e, 1 - survival, horizons)
+    slope = calibration_slope(t, e, model.linear_predictor(rows))
+    large = calibration_in_the_large(t, e, survival, horizons)
+    return {
+        "brier": _per_horizon(
+            horizons,
+            brier=brier.brier,
+            se=brier.se,
+            lower=brier.lower,
+            upper=brier.upper,
+            null_brier=brier.null_brier,
+            ipa=brier.ipa,
+        ),
+        "auc": _per_horizon(horizons, auc=auc.auc, se=auc.se, lower=auc.lower, upper=auc.upper),
+        "calibration_slope": {
+            "slope": slope.slope,
+            "se": slope.se,
+            "lower": slope.lower,
+            "upper": slope.upper,
+        },
+        "calibration_in_the_large": _per_horizon(
+            horizons,
+            observed=large.observed,
+            expected=large.expected,
+            oe=large.ratio,
+            lower=large.lower,
+            upper=large.upper,
+        ),
+    }
+
+
+def accuracy(sets, models, config: StudyConfig) -> tuple[dict[str, Any], pd.DataFrame]:
+    """metrics.json's ``accuracy`` block and its table (long: set, model, horizon, measure)."""
+    out: dict[str, Any] = {}
+    rows = []
+    for name, data in sets.items():
+        horizons, beyond = _within(data, config.validation.times)
+        out[name] = {"beyond_follow_up": beyond}
+        for m in MODELS:
+            entry = _model_accuracy(data, models[m], horizons) if horizons else {}
+            out[name][m] = entry
+            for block in ("brier", "auc", "calibration_in_the_large"):
+                for h, values in entry.get(block, {}).items():
+                    rows += [
+                        {
+                            "set": name,
+                            "model": m,
+                            "horizon": float(h),
+                            "measure": f"{block}.{k}",
+                            "value": v,
+                        }
+                        for k, v in values.items()
+                    ]
+            for k, v in entry.get("calibration_slope", {}).items():
+                rows.append(
+                    {
+                        "set": name,
+                        "model": m,
+                        "horizon": np.nan,
+                        "measure": f"calibration_slope.{k}",
+                        "value": v,
+                    }
+                )
+    return out, pd.DataFrame(rows, columns=["set", "model", "horizon", "measure", "value"])
 
 
 def decision(sets, models, config: StudyConfig) -> dict[str, pd.DataFrame]:

@@ -3,7 +3,7 @@
 ``study.validate`` computes each block (C-index and comparisons, calibration,
 time-dependent AUC, decision curves, risk groups, median survival, see there)
 and ``study.figures.all_figures`` draws them. Writes metrics.json, the tables
-``calibration``, ``td_auc``, ``decision``, ``cindex``, ``exclusions``,
+``calibration``, ``td_auc``, ``accuracy``, ``decision``, ``cindex``, ``exclusions``,
 ``imputations`` and ``baseline`` (Table 1), and the validation figures.
 """
 
@@ -67,6 +67,7 @@ def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> Me
     cindex, comparisons = val.cindex(sets, models, ctx.config)
     calibration, calibration_table = val.calibration(sets, models, ctx.config)
     td_auc, auc_table = val.td_auc(sets, models, ctx.config)
+    accuracy, accuracy_table = val.accuracy(sets, models, ctx.config)
     decision = val.decision(sets, models, ctx.config)
     groups, high = val.risk_groups(sets, models)
     metrics = Metrics(
@@ -80,9 +81,11 @@ def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> Me
         td_auc=td_auc,
         median_survival=val.median_survival(sets, ctx.config),
         selection_notes=tuple(given["selection_notes"]),
+        accuracy=accuracy,
     )
     write_parquet(ctx.paths.tables / "calibration.parquet", calibration_table, prov)
     write_parquet(ctx.paths.tables / "td_auc.parquet", auc_table, prov)
+    write_parquet(ctx.paths.tables / "accuracy.parquet", accuracy_table, prov)
     decision_all = pd.concat([d.assign(set=s) for s, d in decision.items()], ignore_index=True)
     write_parquet(ctx.paths.tables / "decision.parquet", decision_all, prov)
     write_parquet(ctx.paths.tables / "cindex.parquet", _cindex_table(cindex), prov)
