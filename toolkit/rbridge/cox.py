@@ -1,4 +1,5 @@
-"""R references for Cox regression: ``survival::coxph``, ``basehaz``, ``survfit.coxph``."""
+"""R references for Cox regression: ``survival::coxph``, ``basehaz``, ``survfit.coxph`` (with
+its standard errors and confidence limits)."""
 
 from __future__ import annotations
 
@@ -100,4 +101,71 @@ def coxph(
         float(eps),
         int(iter_max),
         computation=f"survival::coxph (ties {ties!r})",
+    )
+
+
+_SURVFIT = """
+function(x, time, event, ties, weights, strata, newx, newstrata, times, conf_type, conf_int) {
+  suppressPackageStartupMessages(library(survival))  # strata() must be found by name
+  d <- data.frame(time = time, event = event)
+  d$x <- as.matrix(x)
+  fml <- survival::Surv(time, event) ~ x
+  if (!is.null(strata)) { d$s <- strata; fml <- survival::Surv(time, event) ~ x + strata(s) }
+  fit <- if (is.null(weights)) survival::coxph(fml, data = d, ties = ties)
+         else { d$w <- weights; survival::coxph(fml, data = d, ties = ties, weights = w) }
+  nd <- data.frame(row = seq_len(nrow(newx)))
+  nd$x <- as.matrix(newx)
+  if (!is.null(newstrata)) nd$s <- newstrata
+  sf <- survival::survfit(fit, newdata = nd, conf.type = conf_type, conf.int = conf_int)
+  # one curve per new row, each summarised at the times (rows x times)
+  curves <- lapply(seq_len(nrow(newx)), function(i) summary(sf[i], times = times, extend = TRUE))
+  pick <- function(name) do.call(rbind, lapply(curves, function(s) s[[name]]))
+  list(surv = pick("surv"), std_err = pick("std.err"), std_chaz = pick("std.chaz"),
+       lower = pick("lower"), upper = pick("upper"), cumhaz = pick("cumhaz"),
+       logse = sf$logse, chaz_is_std_err = identical(sf$std.chaz, sf$std.err))
+}
+"""
+
+
+@functools.cache
+def _survfit():
+    return r_function(_SURVFIT, ["survival"])
+
+
+def survfit_coxph(
+    x: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    newx: np.ndarray,
+    times: np.ndarray,
+    *,
+    ties: str = "efron",
+    weights: np.ndarray | None = None,
+    strata: Any = None,
+    newstrata: Any = None,
+    conf_type: str = "log",
+    conf_int: float = 0.95,
+) -> dict[str, Any]:
+    """``summary(survfit(coxph(...), newdata, conf.type, conf.int), times, extend=TRUE)``.
+
+    Each value is a (rows of ``newx``, times) matrix: surv, std_err (summary's:
+    on the survival scale, ``S * survfit$std.err``), std_chaz, lower, upper,
+    cumhaz; also survfit's ``logse`` (its std.err is that of the cumulative
+    hazard) and ``chaz_is_std_err`` (whether its std.chaz is the same numbers).
+    ``times`` must be sorted (summary.survfit sorts them).
+    """
+    return call(
+        _survfit(),
+        np.asarray(x, dtype=float),
+        np.asarray(time, dtype=float),
+        np.asarray(event, dtype=float),
+        ties,
+        None if weights is None else np.asarray(weights, dtype=float),
+        None if strata is None else np.asarray(strata).astype(str),
+        np.asarray(newx, dtype=float),
+        None if newstrata is None else np.asarray(newstrata).astype(str),
+        np.asarray(times, dtype=float),
+        conf_type,
+        float(conf_int),
+        computation=f"survival::survfit.coxph (ties {ties!r}, conf.type {conf_type!r})",
     )

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -49,6 +49,15 @@ from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from toolkit.stats._checks import check_survival, listed
+from toolkit.stats._coxsurv import (
+    ConfType,
+    PredictedSurvival,
+    check_level,
+    check_rows,
+    check_times,
+    predicted_survival,
+    stratum_index,
+)
 from toolkit.stats._rows import row_products
 from toolkit.stats.wald import quantile
 
@@ -66,6 +75,8 @@ class CoxFit:
     ``time``, ``hazard`` (and ``strata`` for a stratified fit), at every distinct
     observed time of each stratum, for a subject whose covariates are all zero.
     ``means`` are the (weighted) column means that ``coxph`` centres on.
+    ``risk_sets`` are the fit's data (centred, sorted), which the uncertainty of
+    predicted survival needs (``predict_survival_ci``), as survfit reads coxph's.
     """
 
     coef: np.ndarray
@@ -86,6 +97,7 @@ class CoxFit:
     means: np.ndarray
     ties: str
     baseline_cumulative_hazard: pd.DataFrame
+    risk_sets: RiskSets = field(repr=False)
 
     @property
     def stratified(self) -> bool:
@@ -105,7 +117,7 @@ class CoxFit:
         ``ties="efron"``, Breslow's for ``"breslow"``). ``H_0`` is a right-continuous
         step function; times before the first event give 1, after the last observed
         time the last value. ``strata`` (one label per row) is required for a
-        stratified fit.
+        stratified fit. ``predict_survival_ci`` adds the standard errors and limits.
         """
         lp = self.predict_linear(X)
         t = np.atleast_1d(np.asarray(times, dtype=float))
@@ -127,6 +139,31 @@ class CoxFit:
         if unknown.any():
             raise ValueError(f"unknown strata {sorted(set(labels[unknown]))}")
         return out
+
+    def predict_survival_ci(
+        self,
+        X: Any,
+        times: Any,
+        strata: Any = None,
+        conf_type: ConfType = "log",
+        conf_int: float = 0.95,
+    ) -> PredictedSurvival:
+        """``predict_survival`` with its standard error and confidence limits.
+
+        ``summary(survfit(fit, newdata, conf.type=, conf.int=), times, extend = TRUE)``
+        of survival 3.5-3 (see ``toolkit.stats._coxsurv`` for the variance, with the
+        coefficients' variance term and Efron's correction). ``conf_type`` is
+        ``"log"`` (R's default), ``"log-log"`` or ``"plain"``; ``times`` are any
+        times >= 0; ``strata`` as for ``predict_survival``. A row with a missing
+        covariate, a negative or missing time, or an unknown ``conf_type`` raises a
+        ``ValueError`` naming it.
+        """
+        check_level(conf_type, conf_int)
+        t = check_times(times)
+        x, _ = _design(X, self.names)
+        check_rows(x, X.index if isinstance(X, pd.DataFrame) else None)
+        stratum = stratum_index(self.baseline_cumulative_hazard, strata, len(x))
+        return predicted_survival(self, x, t, stratum, conf_type, conf_int)
 
     def hazard_ratio(self, level: float = 0.95) -> pd.DataFrame:
         """Hazard ratios with Wald confidence intervals (``summary(fit)$conf.int``)."""
@@ -581,6 +618,7 @@ def fit(
         means=means,
         ties=ties,
         baseline_cumulative_hazard=_baseline(risk, beta, float(means @ beta), levels),
+        risk_sets=risk,
     )
 
 
