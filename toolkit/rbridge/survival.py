@@ -23,11 +23,21 @@ function(time, event, conf_level) {
 """
 
 _SURVDIFF = """
-function(time, event, group) {
-  fit <- survival::survdiff(survival::Surv(time, event) ~ group)
-  list(chisq = fit$chisq, p = fit$pvalue, observed = fit$obs, expected = fit$exp,
+function(time, event, group, layer, rho) {
+  strata <- survival::strata  # survdiff finds the special by its bare name
+  fit <- if (is.null(layer)) {
+    survival::survdiff(survival::Surv(time, event) ~ group, rho = rho)
+  } else {
+    survival::survdiff(survival::Surv(time, event) ~ group + strata(layer), rho = rho)
+  }
+  observed <- as.matrix(fit$obs)
+  expected <- as.matrix(fit$exp)
+  total <- rowSums(expected)
+  list(chisq = fit$chisq, p = fit$pvalue, observed = rowSums(observed), expected = total,
+       observed_strata = observed, expected_strata = expected,
        variance = fit$var, n = as.numeric(fit$n),
-       df = sum(fit$exp > 0) - 1)
+       n_strata = if (is.null(fit$strata)) length(time) else as.numeric(fit$strata),
+       df = sum(total > 0) - 1)
 }
 """
 
@@ -53,15 +63,20 @@ def survfit_km(time: Any, event: Any, conf_level: float = 0.95) -> dict[str, Any
     )
 
 
-def survdiff(time: Any, event: Any, group: Any) -> dict[str, Any]:
-    """``survdiff(Surv(time, event) ~ group)``: chisq, p, observed, expected, variance, n, df.
+def survdiff(time: Any, event: Any, group: Any, strata: Any = None, rho: float = 0.0) -> dict:
+    """``survdiff(Surv(time, event) ~ group [+ strata(strata)], rho=)`` components.
 
-    `group` travels as an R factor (a pandas categorical keeps its level order).
+    chisq, p, observed and expected (summed over strata, as print.survdiff),
+    the group-by-stratum ``observed_strata``/``expected_strata`` matrices,
+    variance, n, n_strata and df. `group` and `strata` travel as R factors (a
+    pandas categorical keeps its level order).
     """
     return call(
         _survdiff(),
         np.asarray(time, dtype=float),
         np.asarray(event, dtype=float),
         pd.Categorical(group),
+        None if strata is None else pd.Categorical(strata),
+        float(rho),
         computation="survival::survdiff (log-rank)",
     )
