@@ -42,6 +42,29 @@ function(time, event, group, layer, rho) {
 """
 
 
+_SURVFIT_CURVE = """
+function(time, event, weights, stype, ctype, conf_type, conf_lower, conf_level, probs) {
+  fit <- survival::survfit(survival::Surv(time, event) ~ 1, weights = weights, stype = stype,
+                           ctype = ctype, conf.type = conf_type, conf.lower = conf_lower,
+                           conf.int = conf_level)
+  q <- quantile(fit, probs = probs, conf.int = conf_type != "none")
+  if (conf_type == "none") q <- list(quantile = q, lower = NULL, upper = NULL)
+  na <- function(x) if (is.null(x)) rep(NA_real_, length(fit$time)) else as.numeric(x)
+  list(time = fit$time, n_risk = fit$n.risk, n_event = fit$n.event, n_censor = fit$n.censor,
+       survival = fit$surv, std_err = fit$std.err, cumhaz = fit$cumhaz,
+       std_chaz = fit$std.chaz, lower = na(fit$lower), upper = na(fit$upper),
+       logse = fit$logse, quantile = as.numeric(q$quantile),
+       quantile_lower = if (is.null(q$lower)) NULL else as.numeric(q$lower),
+       quantile_upper = if (is.null(q$upper)) NULL else as.numeric(q$upper))
+}
+"""
+
+
+@functools.cache
+def _survfit_curve():
+    return r_function(_SURVFIT_CURVE, ["survival"])
+
+
 @functools.cache
 def _survfit():
     return r_function(_SURVFIT, ["survival"])
@@ -79,4 +102,34 @@ def survdiff(time: Any, event: Any, group: Any, strata: Any = None, rho: float =
         None if strata is None else pd.Categorical(strata),
         float(rho),
         computation="survival::survdiff (log-rank)",
+    )
+
+
+def survfit_curve(
+    time: Any,
+    event: Any,
+    weights: Any = None,
+    *,
+    stype: int = 1,
+    ctype: int = 1,
+    conf_type: str = "log",
+    conf_lower: str = "usual",
+    conf_level: float = 0.95,
+    probs: Any = (0.25, 0.5, 0.75),
+) -> dict[str, Any]:
+    """``survfit(Surv(time, event) ~ 1, weights, stype, ctype, conf.type, conf.lower)``
+    components (lower/upper NA for "none") and ``quantile(fit, probs)`` with its CI."""
+    n = len(np.asarray(time))
+    return call(
+        _survfit_curve(),
+        np.asarray(time, dtype=float),
+        np.asarray(event, dtype=float),
+        np.ones(n) if weights is None else np.asarray(weights, dtype=float),
+        int(stype),
+        int(ctype),
+        conf_type,
+        conf_lower,
+        float(conf_level),
+        np.atleast_1d(np.asarray(probs, dtype=float)),
+        computation="survival::survfit (weighted curve)",
     )
