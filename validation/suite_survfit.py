@@ -1,7 +1,8 @@
 """Survival curves beyond the plain Kaplan-Meier against survival::survfit 3.5-3 on lung,
 veteran, pbc and colon: case weights (integer, and non-integer with the robust variance),
 Nelson-Aalen and Fleming-Harrington hazards with std.chaz, stype=2, log-log and plain
-limits, conf.lower="modified", and quantile.survfit's quantiles with their CI."""
+limits, conf.lower="modified", the infinitesimal-jackknife influence and robust SE, and
+quantile.survfit's quantiles with their CI."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ _CASES = [
     ("pbc", "fraction", {"conf_type": "plain", "conf_level": 0.9}),
     ("colon", None, {"ctype": 2, "conf_type": "log-log", "conf_lower": "modified"}),
     ("colon", "fraction", {"conf_type": "plain", "conf_lower": "modified"}),
+    ("veteran", None, {"ctype": 2, "influence": True}),
+    ("lung", "fraction", {"stype": 2, "influence": True}),
+    ("pbc", "integer", {"robust": True, "conf_type": "log-log"}),
 ]
 
 
@@ -62,6 +66,11 @@ def _rows(name: str, weights: str | None, options: dict) -> list:
         ("quantile lower", q.lower, ref["quantile_lower"]),
         ("quantile upper", q.upper, ref["quantile_upper"]),
     ]
+    if options.get("influence"):
+        pairs += [
+            ("influence.surv", ours.influence_surv, ref["influence_surv"]),
+            ("influence.chaz", ours.influence_chaz, ref["influence_chaz"]),
+        ]
     return [
         compare(f"survfit {label}", where, _finite_or_nan(a), _finite_or_nan(b), _TOL,
                 reference=_REF)

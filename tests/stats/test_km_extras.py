@@ -85,6 +85,59 @@ def test_weighted_curve_equals_survfit(r, name, weights, options, request):
     assert ours.logse == (weights != "fraction")
 
 
+@pytest.mark.parametrize(("stype", "ctype"), list(itertools.product([1, 2], [1, 2])))
+@pytest.mark.parametrize(
+    ("name", "weights", "options"),
+    [
+        ("veteran", None, {"influence": True}),
+        ("lung", "fraction", {"conf_type": "log-log"}),
+        ("pbc", "integer", {"robust": True, "conf_lower": "modified"}),
+        ("colon", "fraction", {"influence": True, "conf_type": "plain"}),
+    ],
+)
+def test_robust_variance_and_influence_equal_survfit(r, name, weights, options, stype, ctype,
+                                                     request):  # fmt: skip
+    """The infinitesimal jackknife of every stype/ctype, R's logse choice included."""
+    from toolkit.rbridge.survival import survfit_curve
+
+    frame = request.getfixturevalue(name)
+    time, event = _outcome(frame, name)
+    w = _weights(frame, weights)
+    ours = survfit(time, event, w, stype=stype, ctype=ctype, **options)
+    ref = survfit_curve(time, event, w, stype=stype, ctype=ctype, probs=_PROBS, **options)
+    _assert_same(ours, ref)
+    assert ours.robust and ours.logse == (ctype == 2)
+    if options.get("influence"):
+        np.testing.assert_allclose(ours.influence_surv, ref["influence_surv"], atol=1e-10)
+        np.testing.assert_allclose(ours.influence_chaz, ref["influence_chaz"], atol=1e-10)
+    else:
+        assert ours.influence_surv is None and ours.influence_chaz is None
+
+
+def test_hand_worked_influence(r):
+    """Times 1, 2, 3+: the jackknife influences worked by hand.
+
+    t=1 (h = 1/3, S(t-) = 1): every row gets (1/3)/3 = 1/9, the death -1/3 more:
+    (-2/9, 1/9, 1/9). t=2 (h = 1/2, S(t-) = 2/3): halved, plus (2/3)(1/2)/2 = 1/6 for
+    rows 2 and 3, the death -(2/3)/2: (-1/9, -1/9, 2/9); both have variance 6/81,
+    Greenwood's here. Nelson-Aalen: (2/9, -1/9, -1/9), then -1/4 at risk and +1/2 for
+    the death: (2/9, 5/36, -13/36).
+    """
+    from toolkit.rbridge.survival import survfit_curve
+
+    time, event = [1.0, 2.0, 3.0], [1, 1, 0]
+    curve = survfit(time, event, influence=True)
+    surv = np.array([[-2, -1, -1], [1, -1, -1], [1, 2, 2]]) / 9
+    np.testing.assert_allclose(curve.influence_surv, surv, rtol=0, atol=1e-15)
+    chaz = np.array([[8, 8, 8], [-4, 5, 5], [-4, -13, -13]]) / 36
+    np.testing.assert_allclose(curve.influence_chaz, chaz, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(curve.std_err**2, 6 / 81, rtol=1e-14)
+    assert not curve.logse
+    ref = survfit_curve(time, event, influence=True, probs=_PROBS)
+    _assert_same(curve, ref)
+    np.testing.assert_allclose(curve.influence_surv, ref["influence_surv"], atol=1e-15)
+
+
 def test_default_curve_is_kaplan_meier(lung):
     """The defaults give kaplan_meier's curve, SE and log-scale limits."""
     from toolkit.stats.survival import kaplan_meier
@@ -173,5 +226,5 @@ def test_bad_input_is_named():
         survfit(time, event, conf_lower="dorey")
     with pytest.raises(ValueError, match="stype and ctype"):
         survfit(time, event, stype=3)
-    with pytest.raises(ValueError, match="non-integer weights need survfit's robust variance"):
-        survfit(time, event, [0.5, 1.0, 1.0], ctype=2)
+    with pytest.raises(ValueError, match="influence=True needs the robust variance"):
+        survfit(time, event, influence=True, robust=False)

@@ -43,10 +43,11 @@ function(time, event, group, layer, rho) {
 
 
 _SURVFIT_CURVE = """
-function(time, event, weights, stype, ctype, conf_type, conf_lower, conf_level, probs) {
+function(time, event, weights, stype, ctype, conf_type, conf_lower, conf_level, probs,
+         robust, influence) {
   fit <- survival::survfit(survival::Surv(time, event) ~ 1, weights = weights, stype = stype,
                            ctype = ctype, conf.type = conf_type, conf.lower = conf_lower,
-                           conf.int = conf_level)
+                           conf.int = conf_level, robust = robust, influence = influence)
   q <- quantile(fit, probs = probs, conf.int = conf_type != "none")
   if (conf_type == "none") q <- list(quantile = q, lower = NULL, upper = NULL)
   na <- function(x) if (is.null(x)) rep(NA_real_, length(fit$time)) else as.numeric(x)
@@ -55,7 +56,8 @@ function(time, event, weights, stype, ctype, conf_type, conf_lower, conf_level, 
        std_chaz = fit$std.chaz, lower = na(fit$lower), upper = na(fit$upper),
        logse = fit$logse, quantile = as.numeric(q$quantile),
        quantile_lower = if (is.null(q$lower)) NULL else as.numeric(q$lower),
-       quantile_upper = if (is.null(q$upper)) NULL else as.numeric(q$upper))
+       quantile_upper = if (is.null(q$upper)) NULL else as.numeric(q$upper),
+       influence_surv = unname(fit$influence.surv), influence_chaz = unname(fit$influence.chaz))
 }
 """
 
@@ -116,9 +118,12 @@ def survfit_curve(
     conf_lower: str = "usual",
     conf_level: float = 0.95,
     probs: Any = (0.25, 0.5, 0.75),
+    robust: bool | None = None,
+    influence: bool = False,
 ) -> dict[str, Any]:
-    """``survfit(Surv(time, event) ~ 1, weights, stype, ctype, conf.type, conf.lower)``
-    components (lower/upper NA for "none") and ``quantile(fit, probs)`` with its CI."""
+    """``survfit(Surv(time, event) ~ 1, weights, stype, ctype, conf.type, conf.lower,
+    robust, influence)`` components (lower/upper NA for "none", the influence matrices
+    NULL unless asked) and ``quantile(fit, probs)`` with its CI."""
     n = len(np.asarray(time))
     return call(
         _survfit_curve(),
@@ -131,5 +136,7 @@ def survfit_curve(
         conf_lower,
         float(conf_level),
         np.atleast_1d(np.asarray(probs, dtype=float)),
+        robust,
+        bool(influence),
         computation="survival::survfit (weighted curve)",
     )

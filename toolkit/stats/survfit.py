@@ -47,10 +47,11 @@ class SurvivalCurve:
     error. ``survival`` is the Kaplan-Meier product (``stype=1``) or
     :math:`\\exp(-\\Lambda)` (``stype=2``). ``std_err`` is survfit's ``std.err``:
     the standard error of :math:`-\\log S` when ``logse`` is true, else of
-    :math:`S` itself (the infinitesimal-jackknife variance survfit uses with
-    non-integer weights, for ``stype=1, ctype=1``). ``lower``/``upper`` are the
-    pointwise limits of ``conf_type`` (NaN throughout for "none"; NaN where R
-    gives NA).
+    :math:`S` itself (see :func:`survfit` for the robust variance, ``robust``).
+    ``lower``/``upper`` are the pointwise limits of ``conf_type`` (NaN throughout
+    for "none"; NaN where R gives NA). ``influence_surv``/``influence_chaz`` (with
+    ``influence=True``) are the rows-by-times infinitesimal-jackknife influence
+    matrices, rows in data order.
     """
 
     time: np.ndarray
@@ -70,6 +71,9 @@ class SurvivalCurve:
     conf_lower: str
     conf_level: float
     n: int
+    robust: bool
+    influence_surv: np.ndarray | None
+    influence_chaz: np.ndarray | None
 
     def quantile(self, probs: Any = (0.25, 0.5, 0.75)) -> SurvivalQuantiles:
         """Quantiles of the survival time with their CI, as ``quantile.survfit`` (3.5-3).
@@ -176,31 +180,52 @@ def _kaplan_meier(n_risk, d0, d1):
     return survival, greenwood
 
 
-def _jackknife(t, e, w, unique, n_risk, d0, d1):
-    """Infinitesimal-jackknife SEs of the KM and the Nelson-Aalen hazard (survfitkm.c, type 1).
+def _fh_terms(n: float, d0: float, d1: float) -> tuple[float, float, float]:
+    """survfitkm.c's Fleming-Harrington pieces at one time: the mean of the :math:`d_0`
+    reciprocal denominators :math:`b_k = 1/(n - d + (k/d_0) d)`, and the weighted sums
+    :math:`\\sum b_k^2 k/d_0` (a death's derivative) and :math:`\\sum b_k^2` (a survivor's),
+    both times :math:`d/d_0` with case weights."""
+    frac = np.arange(int(d0), 0, -1) / d0
+    b = 1 / (n - d1 + frac * d1)
+    death, alive = float(np.sum(b * b * frac)), float(np.sum(b * b))
+    if d1 != d0:
+        death, alive = death * d1 / d0, alive * d1 / d0
+    return float(np.sum(b)) / d0, death, alive
+
+
+def _hazard_step(at_risk, dying, n, d0, d1, ctype):
+    """The change of every row's influence on the cumulative hazard at one event time."""
+    if ctype == 1:
+        return dying / n - at_risk * (d1 / n) / n
+    mean, death, alive = _fh_terms(n, d0, d1)
+    return dying * (mean + alive - death) - at_risk * alive
+
+
+def _jackknife(t, e, w, counts, ctype):
+    """Infinitesimal-jackknife influence of each row on S and on the hazard (survfitkm.c).
 
     Each row is its own cluster. At an event time with hazard :math:`h = d/n`, every
-    row at risk moves the survival influence to :math:`U(1-h) + w S(t-) h/n` and the
-    hazard influence by :math:`-w h/n`; a row with an event there adds
-    :math:`-w S(t-)/n` and :math:`w/n`. The SE is the root sum of squares.
+    row's survival influence becomes :math:`U(1-h) + w S(t-) h/n` (:math:`w = 0` once
+    out of the risk set), less :math:`w S(t-)/n` for a row with an event there; the
+    Nelson-Aalen influence moves by :math:`-w h/n`, plus :math:`w/n` for an event
+    (Fleming-Harrington: the derivatives of its tied-death sum, :func:`_fh_terms`).
+    Returns the two n-by-times influence matrices (rows in data order).
     """
+    unique, n_risk, d0, d1 = counts
     surv_inf, haz_inf = np.zeros(len(t)), np.zeros(len(t))
+    surv_cols, haz_cols = np.zeros((len(t), len(unique))), np.zeros((len(t), len(unique)))
     km = 1.0
-    se_surv, se_haz = np.zeros(len(unique)), np.zeros(len(unique))
-    v1 = v2 = 0.0
     for i, time in enumerate(unique):
         if d0[i] > 0 and d1[i] > 0:
             at_risk = np.where(t >= time, w, 0.0)
+            dying = np.where((t == time) & (e == 1), w, 0.0)
             haz = d1[i] / n_risk[i]
             surv_inf = surv_inf * (1.0 - haz) + at_risk * km * haz / n_risk[i]
-            haz_inf = haz_inf - at_risk * haz / n_risk[i]
-            dying = (t == time) & (e == 1)
-            surv_inf = surv_inf - np.where(dying, km * w / n_risk[i], 0.0)
-            haz_inf = haz_inf + np.where(dying, w / n_risk[i], 0.0)
+            surv_inf = surv_inf - dying * km / n_risk[i]
+            haz_inf = haz_inf + _hazard_step(at_risk, dying, n_risk[i], d0[i], d1[i], ctype)
             km *= 1 - haz
-            v1, v2 = float(np.sum(surv_inf**2)), float(np.sum(haz_inf**2))
-        se_surv[i], se_haz[i] = np.sqrt(v1), np.sqrt(v2)
-    return se_surv, se_haz
+        surv_cols[:, i], haz_cols[:, i] = surv_inf, haz_inf
+    return surv_cols, haz_cols
 
 
 def _lag_at_risk(n_risk: np.ndarray, n_event: np.ndarray) -> np.ndarray:
@@ -278,8 +303,17 @@ def _check_options(stype: int, ctype: int, conf_type: str, conf_lower: str) -> N
         raise ValueError(f"conf_lower must be one of {', '.join(_CONF_LOWER)}, got {conf_lower!r}")
 
 
-def _estimates(t, e, w, stype, ctype):
-    """Counts, survival, its SE, the cumulative hazard and its SE, and whether SE is of log S."""
+def _robust(w: np.ndarray, robust: bool | None, influence: bool) -> bool:
+    """survfitKM's default: the robust variance with non-integer weights or an influence."""
+    if robust is None:
+        return influence or bool(np.any(w != np.floor(w)))
+    if influence and not robust:
+        raise ValueError("influence=True needs the robust variance (robust=True or None)")
+    return robust
+
+
+def _estimates(t, e, w, stype, ctype, robust):
+    """Counts; survival, its SE, the hazard, its SE; R's logse flag; the influence matrices."""
     unique, _, n_risk, d0, d1, censor = _counts(t, e, w)
     hazard_of = _nelson_aalen if ctype == 1 else _fleming_harrington
     cumhaz, var_chaz = hazard_of(n_risk, d0, d1)
@@ -289,16 +323,17 @@ def _estimates(t, e, w, stype, ctype):
         std_err = np.sqrt(greenwood)
     else:
         survival, std_err = np.exp(-cumhaz), std_chaz
-    logse = True
-    if np.any(w != np.floor(w)):  # survfit's robust variance for non-integer weights
-        if (stype, ctype) != (1, 1):
-            raise ValueError(
-                "non-integer weights need survfit's robust variance, which sigkit has only "
-                "for stype=1, ctype=1 (Kaplan-Meier with the Nelson-Aalen hazard)"
-            )
-        std_err, std_chaz = _jackknife(t, e, w, unique, n_risk, d0, d1)
-        logse = False
-    return (unique, n_risk, d1, censor), (survival, std_err, cumhaz, std_chaz), logse
+    influence = (None, None)
+    if robust:
+        surv_inf, haz_inf = _jackknife(t, e, w, (unique, n_risk, d0, d1), ctype)
+        if stype == 2:  # the survival influence follows from the hazard's
+            surv_inf = -haz_inf * survival
+        std_chaz = np.sqrt(np.sum(haz_inf**2, axis=0))
+        std_err = np.sqrt(np.sum(surv_inf**2, axis=0)) if stype == 1 else std_chaz
+        influence = (surv_inf, haz_inf)
+    logse = not robust or ctype == 2  # survfitKM 3.5-3: (ncluster == 0 || type 2 or 4)
+    curve = (survival, std_err, cumhaz, std_chaz)
+    return (unique, n_risk, d1, censor), curve, logse, influence
 
 
 def survfit(
@@ -311,6 +346,8 @@ def survfit(
     conf_type: str = "log",
     conf_lower: str = "usual",
     conf_level: float = 0.95,
+    robust: bool | None = None,
+    influence: bool = False,
 ) -> SurvivalCurve:
     """One survival curve as ``survfit(Surv(time, event) ~ 1, weights, stype, ctype, ...)``.
 
@@ -321,9 +358,17 @@ def survfit(
     (variance with the squared denominators). ``stype=1`` is the Kaplan-Meier
     product :math:`\\prod (n-d)/n` with Greenwood's SE of :math:`-\\log S`,
     :math:`\\sqrt{\\sum d/(n(n-d))}`; ``stype=2`` is :math:`\\exp(-\\Lambda)` with
-    the hazard's SE. With non-integer weights survfit switches to the
-    infinitesimal-jackknife (robust) SE, of :math:`S` itself; sigkit does so for
-    ``stype=1, ctype=1`` and refuses the other combinations with such weights.
+    the hazard's SE.
+
+    The robust variance (survfit's default with non-integer weights or
+    ``influence=TRUE``) is the infinitesimal jackknife, each row its own cluster:
+    the SE is the root sum of squares of the rows' influences (:func:`_jackknife`);
+    for ``stype=1`` ``std_err`` is then the SE of :math:`S` itself. As survfit 3.5-3
+    does (its ``logse = ncluster == 0 || type 2 or 4``), the limits treat the robust
+    ``std_err`` as that of :math:`\\log S` for ``ctype=2`` and as that of :math:`S`
+    for ``ctype=1``, also where that is not what it is (``stype=1, ctype=2`` and
+    ``stype=2, ctype=1``); ``logse`` says which, and we keep R's choice so that the
+    numbers agree.
 
     Confidence limits as survfit_confint: "log" :math:`S e^{\\mp z\\,se}` (upper
     capped at 1), "log-log" :math:`S^{\\exp(\\pm z\\,se/\\log S)}`, "plain"
@@ -344,10 +389,18 @@ def survfit(
         2 Fleming-Harrington) estimators, as survfit's.
     conf_type, conf_lower, conf_level
         The pointwise CI's scale, its lower-limit variant and level.
+    robust
+        The infinitesimal-jackknife variance; None: survfit's default (with
+        non-integer weights or ``influence``).
+    influence
+        Also return each row's influence on the survival and on the cumulative
+        hazard at every time (survfit's ``influence.surv``, ``influence.chaz``).
     """
     _check_options(stype, ctype, conf_type, conf_lower)
     t, e, w = _checked(time, event, weights)
-    (unique, n_risk, n_event, censor), curve, logse = _estimates(t, e, w, stype, ctype)
+    robust = _robust(w, robust, influence)
+    counts, curve, logse, influences = _estimates(t, e, w, stype, ctype, robust)
+    unique, n_risk, n_event, censor = counts
     survival, std_err, cumhaz, std_chaz = curve
     if conf_type == "none":
         lower = upper = np.full(len(unique), np.nan)
@@ -373,4 +426,7 @@ def survfit(
         conf_lower=conf_lower,
         conf_level=conf_level,
         n=len(t),
+        robust=robust,
+        influence_surv=influences[0] if influence else None,
+        influence_chaz=influences[1] if influence else None,
     )
