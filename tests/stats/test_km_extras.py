@@ -28,11 +28,14 @@ def _outcome(frame: pd.DataFrame, name: str):
 
 
 def _weights(frame: pd.DataFrame, kind: str | None):
-    """None, integer weights (replicates) or non-integer ones (survfit's robust variance)."""
+    """None, integer weights (replicates), some zero, or non-integer ones (survfit's robust
+    variance)."""
     if kind is None:
         return None
     if kind == "integer":
         return 1.0 + np.arange(len(frame)) % 3
+    if kind == "zero":
+        return np.where(np.arange(len(frame)) % 4 == 0, 0.0, 1.0)
     return frame["age"].fillna(60).to_numpy(float) / 60
 
 
@@ -72,6 +75,8 @@ def test_curve_equals_survfit_on_veteran(r, veteran, stype, ctype, conf_type, co
         ("colon", None, {"ctype": 2, "conf_type": "log-log", "conf_lower": "modified"}),
         ("colon", "fraction", {"conf_type": "plain", "conf_lower": "modified"}),
         ("colon", "integer", {"stype": 2, "conf_type": "log"}),
+        ("veteran", "zero", {"stype": 2, "ctype": 2}),
+        ("veteran", "zero", {"ctype": 2, "conf_type": "log-log"}),
     ],
 )
 def test_weighted_curve_equals_survfit(r, name, weights, options, request):

@@ -146,7 +146,7 @@ def _counts(t: np.ndarray, e: np.ndarray, w: np.ndarray):
     d0 = np.bincount(inverse, weights=e, minlength=m)
     d1 = np.bincount(inverse, weights=w * e, minlength=m)
     censor = np.bincount(inverse, weights=w * (1 - e), minlength=m)
-    return unique, inverse, n_risk, d0, d1, censor
+    return unique, n_risk, d0, d1, censor
 
 
 def _nelson_aalen(n_risk, d0, d1):
@@ -166,8 +166,10 @@ def _fleming_harrington(n_risk, d0, d1):
     j = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
     share = (d1 / np.maximum(d0, 1))[at]
     denominator = n_risk[at] - j * share
-    hazard = np.cumsum(np.bincount(at, weights=share / denominator, minlength=len(d0)))
-    variance = np.cumsum(np.bincount(at, weights=share / denominator**2, minlength=len(d0)))
+    with np.errstate(divide="ignore", invalid="ignore"):  # only rows of weight 0 at risk
+        terms = share / denominator, share / denominator**2
+    hazard = np.cumsum(np.bincount(at, weights=terms[0], minlength=len(d0)))
+    variance = np.cumsum(np.bincount(at, weights=terms[1], minlength=len(d0)))
     return hazard, variance
 
 
@@ -314,7 +316,7 @@ def _robust(w: np.ndarray, robust: bool | None, influence: bool) -> bool:
 
 def _estimates(t, e, w, stype, ctype, robust):
     """Counts; survival, its SE, the hazard, its SE; R's logse flag; the influence matrices."""
-    unique, _, n_risk, d0, d1, censor = _counts(t, e, w)
+    unique, n_risk, d0, d1, censor = _counts(t, e, w)
     hazard_of = _nelson_aalen if ctype == 1 else _fleming_harrington
     cumhaz, var_chaz = hazard_of(n_risk, d0, d1)
     std_chaz = np.sqrt(var_chaz)
