@@ -76,7 +76,8 @@ class CoxFit:
     observed time of each stratum, for a subject whose covariates are all zero.
     ``means`` are the (weighted) column means that ``coxph`` centres on.
     ``risk_sets`` are the fit's data (centred, sorted), which the uncertainty of
-    predicted survival needs (``predict_survival_ci``), as survfit reads coxph's.
+    predicted survival needs (``predict_survival_ci``), as survfit reads coxph's;
+    sorted row k is input row ``order[k]`` (residuals are given in input order).
     """
 
     coef: np.ndarray
@@ -98,6 +99,7 @@ class CoxFit:
     ties: str
     baseline_cumulative_hazard: pd.DataFrame
     risk_sets: RiskSets = field(repr=False)
+    order: np.ndarray = field(repr=False)
 
     @property
     def stratified(self) -> bool:
@@ -297,7 +299,7 @@ def risk_sets(x, time, event, weight, strata_codes, ties: str) -> tuple[RiskSets
     return risk, order
 
 
-def _range_sums(values: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+def range_sums(values: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Sums of `values` over rows [start, end) via one cumulative sum (axis 0)."""
     c = np.concatenate([np.zeros((1, *values.shape[1:])), np.cumsum(values, axis=0)])
     return c[end] - c[start]
@@ -312,7 +314,7 @@ def partial_likelihood(risk: RiskSets, beta: np.ndarray, *, derivatives: bool = 
     eta = risk.x @ beta
     shift = eta.max()
     we = risk.weight * np.exp(eta - shift)
-    s0 = _range_sums(we, risk.group_first, risk.group_end)
+    s0 = range_sums(we, risk.group_first, risk.group_end)
     dead_we = we[risk.death_rows]
     d0 = np.bincount(risk.group, weights=dead_we, minlength=len(s0))
     meanwt = (risk.group_weight / risk.group_size)[risk.group]
@@ -332,7 +334,7 @@ def partial_likelihood(risk: RiskSets, beta: np.ndarray, *, derivatives: bool = 
     row_weight[risk.death_rows] -= dead_we * h[risk.group]
     xd = risk.x_dead
     score = np.dot(dead_w, xd) - np.dot(row_weight, risk.x)
-    s1 = _range_sums(we[:, None] * risk.x, risk.group_first, risk.group_end)
+    s1 = range_sums(we[:, None] * risk.x, risk.group_first, risk.group_end)
     d1 = np.add.reduceat(dead_we[:, None] * xd, risk.group_start, axis=0)
     # sum over event rows of meanwt * a a^T with a = (s1 - f d1) / denom, expanded in f so
     # that the products run over distinct event times, not over every event.
@@ -349,29 +351,57 @@ def partial_likelihood(risk: RiskSets, beta: np.ndarray, *, derivatives: bool = 
     return loglik, score, information
 
 
-def _score_residuals(risk: RiskSets, beta: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class EventMoments:
+    """The weighted covariate means of the risk sets at `beta` (``event_moments``' result).
+
+    Per event row (sorted as ``risk.death_rows``), for Efron's sub-step j of its
+    event time k: ``denom`` :math:`= S_0 - f_j D_0` and ``mean``
+    :math:`\\bar x_{kj} = (S_1 - f_j D_1) / (S_0 - f_j D_0)`; per distinct event
+    time, ``time_mean`` is the average of its :math:`\\bar x_{kj}` (coxscho's mean).
+    ``risk_score`` is :math:`e^{\\eta_i - s}` per row; ``denom`` carries the same
+    factor :math:`e^{-s}` (s the largest linear predictor, against overflow), which
+    cancels in every residual.
+    """
+
+    risk_score: np.ndarray
+    denom: np.ndarray
+    mean: np.ndarray
+    time_mean: np.ndarray
+
+
+def event_moments(risk: RiskSets, beta: np.ndarray) -> EventMoments:
+    """Risk-set sums and weighted covariate means at each event, Efron's sub-steps included."""
+    eta = risk.x @ beta
+    shift = eta.max()
+    risk_score = np.exp(eta - shift)
+    we = risk.weight * risk_score
+    s0 = range_sums(we, risk.group_first, risk.group_end)
+    s1 = range_sums(we[:, None] * risk.x, risk.group_first, risk.group_end)
+    dead_we = we[risk.death_rows]
+    d0 = np.bincount(risk.group, weights=dead_we, minlength=len(s0))
+    d1 = np.add.reduceat(dead_we[:, None] * risk.x_dead, risk.group_start, axis=0)
+    f = risk.efron_fraction
+    denom = s0[risk.group] - f * d0[risk.group]
+    mean = (s1[risk.group] - f[:, None] * d1[risk.group]) / denom[:, None]
+    time_mean = np.add.reduceat(mean, risk.group_start, axis=0) / risk.group_size[:, None]
+    return EventMoments(risk_score, denom, mean, time_mean)
+
+
+def score_residuals(risk: RiskSets, beta: np.ndarray) -> np.ndarray:
     """Per-row score residuals (rows in sorted order), as ``residuals(fit, "score")``.
 
     U_i = d_i (x_i - xbar_k(i)) - exp(eta_i) sum_{k,j} c_kj phi_ikj (x_i - xbar_kj), over
     the event times k whose risk set holds row i and Efron's sub-steps j: mean
     xbar_kj = (S1 - f_j D1) / (S0 - f_j D0), weight c_kj = (W_k / m_k) / (S0 - f_j D0),
     phi = 1 for rows at risk and 1 - f_j for the events tied at t_k, xbar_k the
-    average of the xbar_kj (coxscore's arithmetic; Breslow has f_j = 0).
+    average of the xbar_kj (coxscore2's arithmetic; Breslow has f_j = 0).
     """
-    eta = risk.x @ beta
-    shift = eta.max()
-    risk_score = np.exp(eta - shift)
-    we = risk.weight * risk_score
-    s0 = _range_sums(we, risk.group_first, risk.group_end)
-    s1 = _range_sums(we[:, None] * risk.x, risk.group_first, risk.group_end)
-    dead_we = we[risk.death_rows]
-    g = len(s0)
-    d0 = np.bincount(risk.group, weights=dead_we, minlength=g)
-    d1 = np.add.reduceat(dead_we[:, None] * risk.x_dead, risk.group_start, axis=0)
+    moments = event_moments(risk, beta)
+    risk_score, mean = moments.risk_score, moments.mean
+    g = len(risk.group_size)
     f = risk.efron_fraction
-    denom = s0[risk.group] - f * d0[risk.group]
-    mean = (s1[risk.group] - f[:, None] * d1[risk.group]) / denom[:, None]
-    c = (risk.group_weight / risk.group_size)[risk.group] / denom  # scaled by e^shift
+    c = (risk.group_weight / risk.group_size)[risk.group] / moments.denom  # scaled by e^shift
     n, p = risk.x.shape
     c_k = np.bincount(risk.group, weights=c, minlength=g)
     m_k = np.add.reduceat(c[:, None] * mean, risk.group_start, axis=0)
@@ -386,8 +416,7 @@ def _score_residuals(risk: RiskSets, beta: np.ndarray) -> np.ndarray:
     dead = risk.death_rows
     expected[dead] -= risk.x_dead * h_k[risk.group][:, None] - mh_k[risk.group]
     residual = -risk_score[:, None] * expected  # the e^shift factors cancel
-    mean_bar = np.add.reduceat(mean, risk.group_start, axis=0) / risk.group_size[:, None]
-    residual[dead] += risk.x_dead - mean_bar[risk.group]
+    residual[dead] += risk.x_dead - moments.time_mean[risk.group]
     return residual
 
 
@@ -498,7 +527,7 @@ def hazard_increments(risk: RiskSets, beta: np.ndarray, offset: float = 0.0) -> 
     """
     eta = risk.x @ beta + offset
     we = risk.weight * np.exp(eta)
-    s0 = _range_sums(we, risk.group_first, risk.group_end)
+    s0 = range_sums(we, risk.group_first, risk.group_end)
     d0 = np.bincount(risk.group, weights=we[risk.death_rows], minlength=len(s0))
     meanwt = (risk.group_weight / risk.group_size)[risk.group]
     denom = s0[risk.group] - risk.efron_fraction * d0[risk.group]
@@ -580,7 +609,7 @@ def fit(
     w = _weights(weights, n)
     codes, levels = _strata_codes(strata, n)
     means = np.average(x, axis=0, weights=w)
-    risk, _ = risk_sets(x - means, t, e, w, codes, ties)
+    risk, order = risk_sets(x - means, t, e, w, codes, ties)
     # The products are n x p by p x p: one BLAS thread is fastest, and idle BLAS
     # threads spinning on a busy machine cost more than the work itself.
     with threadpool_limits(limits=1, user_api="blas"):
@@ -595,7 +624,7 @@ def fit(
     if robust is None:
         robust = weights is not None and not np.all(w == np.round(w))
     if robust:
-        dfbeta = _score_residuals(risk, beta) @ variance * risk.weight[:, None]
+        dfbeta = score_residuals(risk, beta) @ variance * risk.weight[:, None]
         variance = dfbeta.T @ dfbeta
     se = np.sqrt(np.diag(variance))
     z = beta / se
@@ -619,6 +648,7 @@ def fit(
         ties=ties,
         baseline_cumulative_hazard=_baseline(risk, beta, float(means @ beta), levels),
         risk_sets=risk,
+        order=order,
     )
 
 
