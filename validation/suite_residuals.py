@@ -1,7 +1,7 @@
 """Cox residuals (martingale, deviance, score, Schoenfeld, scaled Schoenfeld, dfbeta,
-dfbetas) and the global likelihood-ratio, Wald and score tests against survival 3.5-3's
-residuals.coxph and summary(coxph) on pbc, lung, veteran and colon, Efron and Breslow,
-strata and case weights."""
+dfbetas), the global likelihood-ratio, Wald and score tests and the proportional-hazards
+test against survival 3.5-3's residuals.coxph, summary(coxph) and cox.zph on pbc, lung,
+veteran and colon, Efron and Breslow, strata and case weights."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from validation import check, compare
 
 _REF = "survival::residuals.coxph 3.5-3"
 _TESTS_REF = "survival::summary.coxph 3.5-3"
-_TOL = 1e-10
+_ZPH_REF = "survival::cox.zph 3.5-3"
+_TOL, _ZPH_TOL = 1e-10, 1e-8
 _TYPES = ("martingale", "deviance", "score", "schoenfeld", "scaledsch", "dfbeta", "dfbetas")
 
 # dataset -> (event code of status, covariates, strata column)
@@ -75,9 +76,35 @@ def _rows(name: str, ties: str, stratified: bool, weighted: bool, max_iter: int 
     return rows + _test_rows(label, tests, ref)
 
 
+def _zph_rows(name: str, ties: str, transform: str, stratified: bool) -> list:
+    from toolkit.rbridge.cox_residuals import cox_zph
+    from toolkit.stats import cox
+    from toolkit.stats.cox_zph import zph
+
+    x, time, event, strata = _data(name)
+    strata = strata if stratified else None
+    fit = cox.fit(x, time, event, ties=ties, strata=strata)
+    ours = zph(fit, transform)
+    ref = cox_zph(x, time, event, np.arange(1, x.shape[1] + 1), transform=transform,
+                  ties=ties, strata=strata)  # fmt: skip
+    label = ", ".join([name, ties, f"transform {transform}", *(["strata"] if stratified else [])])
+    table = ours.table
+    return [
+        compare(f"cox.zph {column}", label, table[column].to_numpy(), ref["table"][:, j],
+                _ZPH_TOL, relative=True, reference=_ZPH_REF)
+        for j, column in enumerate(("chisq", "df", "p"))
+    ] + [
+        compare("cox.zph scaled Schoenfeld residuals", label, ours.residuals, ref["y"], _ZPH_TOL,
+                reference=_ZPH_REF)
+    ]  # fmt: skip
+
+
 @check("residuals", fast=True)
 def residuals_efron_pbc() -> list:
-    return _rows("pbc", "efron", stratified=False, weighted=False)
+    return [
+        *_rows("pbc", "efron", stratified=False, weighted=False),
+        *_zph_rows("pbc", "efron", "km", stratified=False),
+    ]
 
 
 @check("residuals")
@@ -97,4 +124,18 @@ def score_test_at_max_iter_zero() -> list:
         row
         for name in ("pbc", "lung", "veteran", "colon")
         for row in _rows(name, "efron", stratified=True, weighted=False, max_iter=0)
+    ]
+
+
+@check("residuals")
+def zph_all_datasets() -> list:
+    return [
+        row
+        for name in ("pbc", "lung", "veteran", "colon")
+        for ties, transform, stratified in (
+            ("efron", "km", True),
+            ("breslow", "rank", False),
+            ("efron", "identity", False),
+        )
+        for row in _zph_rows(name, ties, transform, stratified)
     ]

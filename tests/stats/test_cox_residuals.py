@@ -206,3 +206,88 @@ def test_residuals_keep_a_data_frames_names_and_tabulate():
     assert table["strata"].tolist() == list("aabbab")
     table = residuals(fit).to_frame()
     assert list(table.columns) == ["row", "time", "strata", "martingale"]
+
+
+ZPH_CASES = [
+    # (dataset, ties, transform, stratified, weights)
+    ("pbc", "efron", "km", False, None),
+    ("lung", "breslow", "rank", True, "integer"),
+    ("veteran", "efron", "identity", True, None),
+    ("veteran", "breslow", "km", False, "fractional"),
+    ("colon", "efron", "log", True, "fractional"),
+]
+
+
+@pytest.mark.parametrize(("name", "ties", "transform", "stratified", "weights"), ZPH_CASES)
+def test_zph_equals_cox_zph(r, name, ties, transform, stratified, weights):
+    from toolkit.rbridge.cox_residuals import cox_zph
+    from toolkit.stats.cox_zph import zph
+
+    x, time, event, strata = _data(r, name)
+    strata = strata if stratified else None
+    w = None if weights is None else _weights(len(time), weights == "fractional")
+    fit = cox.fit(x, time, event, ties=ties, weights=w, strata=strata)
+    ours = zph(fit, transform)
+    ref = cox_zph(x, time, event, np.arange(1, x.shape[1] + 1), transform=transform,
+                  ties=ties, weights=w, strata=strata)  # fmt: skip
+    _assert_zph_equals_r(ours, ref)
+    assert list(ours.table.index) == [*fit.names, "GLOBAL"]
+
+
+def _assert_zph_equals_r(ours, ref):
+    np.testing.assert_allclose(ours.table.to_numpy(), ref["table"], rtol=1e-8, atol=0)
+    np.testing.assert_allclose(ours.residuals, ref["y"], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(ours.x, ref["x"], rtol=1e-12)
+    np.testing.assert_array_equal(ours.time, ref["time"])
+    np.testing.assert_allclose(ours.variance, ref["var"], rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_zph_tests_a_factor_as_one_term_on_its_df(r, veteran, ties):
+    """celltype (4 levels) as three dummy columns, one term on 3 df, as R's factor."""
+    from toolkit.rbridge.cox_residuals import cox_zph
+    from toolkit.stats.cox_zph import zph
+
+    cells = pd.get_dummies(veteran["celltype"], drop_first=True, dtype=float)
+    x = pd.concat([veteran[["karno", "age"]].astype(float), cells], axis=1)
+    time, event = veteran["time"].to_numpy(float), veteran["status"].to_numpy(float)
+    strata = veteran["trt"].to_numpy()
+    fit = cox.fit(x, time, event, ties=ties, strata=strata)
+    terms = {"karno": ["karno"], "age": ["age"], "celltype": list(cells.columns)}
+    ours = zph(fit, "km", terms=terms)
+    ref = cox_zph(x.to_numpy(), time, event, np.array([1, 2, 3, 3, 3]), ties=ties,
+                  strata=strata)  # fmt: skip
+    _assert_zph_equals_r(ours, ref)
+    assert ours.table["df"].tolist() == [1, 1, 3, 5]
+    assert ours.terms == ("karno", "age", "celltype")
+
+
+def test_zph_at_zero_worked_by_hand():
+    """book1 at beta = 0, Breslow, identity: the event times 1, 6, 6, 9 centred on their
+    mean 5.5 give g = -4.5, 0.5, 0.5, 3.5; the Schoenfeld residuals 1/2, 3/4, -1/4, 0 and
+    variances 1/4, 3/16, 3/16, 0 give U_g = -2, I = 5/8, I_g = -15/16, I_gg = 165/32,
+    so chisq = U_g^2 I / (I I_gg - I_g^2) = 16/15 on 1 df."""
+    from toolkit.stats.cox_zph import zph
+
+    fit = cox.fit(BOOK1_X, BOOK1_TIME, BOOK1_EVENT, ties="breslow", max_iter=0)
+    result = zph(fit, "identity")
+    np.testing.assert_allclose(result.table["chisq"], [16 / 15, 16 / 15], rtol=1e-14)
+    assert result.table["df"].tolist() == [1, 1]
+    np.testing.assert_allclose(result.x, [1, 6, 6, 9])
+    # scaled: Schoenfeld residual / (I / 4 events) + beta
+    np.testing.assert_allclose(result.residuals[:, 0], np.array([1 / 2, 3 / 4, -1 / 4, 0]) * 32 / 5)
+
+
+def test_zph_refuses_bad_terms_and_transform():
+    from toolkit.stats.cox_zph import zph
+
+    frame = pd.DataFrame({"a": BOOK1_X[:, 0], "b": BOOK1_TIME % 2})
+    fit = cox.fit(frame, BOOK1_TIME, BOOK1_EVENT, max_iter=0)
+    with pytest.raises(ValueError, match="transform must be"):
+        zph(fit, "loglog")
+    with pytest.raises(ValueError, match=r"does not have: \['c'\]"):
+        zph(fit, terms={"a": ["a", "c"], "b": ["b"]})
+    with pytest.raises(ValueError, match=r"in several \['a'\], in none \[\]"):
+        zph(fit, terms={"a": ["a"], "ab": ["a", "b"]})
+    with pytest.raises(ValueError, match=r"in none \['b'\]"):
+        zph(fit, terms={"a": ["a"]})

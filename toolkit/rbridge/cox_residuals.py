@@ -83,3 +83,58 @@ def residuals(
         weighted,
         computation=f"survival::residuals.coxph (ties {ties!r})",
     )
+
+
+_ZPH = """
+function(x, time, event, ties, weights, strata, term, transform) {
+  suppressPackageStartupMessages(library(survival))
+  x <- as.matrix(x)
+  d <- data.frame(time = time, event = event)
+  labels <- paste0("term", sort(unique(term)))
+  for (k in sort(unique(term))) d[[labels[k]]] <- x[, term == k, drop = FALSE]
+  rhs <- paste(labels, collapse = " + ")
+  if (!is.null(strata)) { d$s <- strata; rhs <- paste(rhs, "+ strata(s)") }
+  fml <- stats::as.formula(paste("survival::Surv(time, event) ~", rhs))
+  fit <- if (is.null(weights)) survival::coxph(fml, data = d, ties = ties)
+         else { d$w <- weights; survival::coxph(fml, data = d, ties = ties, weights = w) }
+  z <- survival::cox.zph(fit, transform = transform)
+  list(table = unname(z$table), coef = unname(coef(fit)), x = unname(z$x),
+       time = unname(z$time), y = unname(z$y), var = unname(z$var))
+}
+"""
+
+
+@functools.cache
+def _zph():
+    return r_function(_ZPH, ["survival"])
+
+
+def cox_zph(
+    x: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    term: np.ndarray,
+    *,
+    transform: str = "km",
+    ties: str = "efron",
+    weights: np.ndarray | None = None,
+    strata: Any = None,
+) -> dict[str, Any]:
+    """``cox.zph(coxph(...), transform)``; ``term`` numbers each column's term 1, 2, ...
+
+    The columns of one term enter the model as one matrix term (tested on its df,
+    as a factor is); terms must be numbered in column order. Returns ``table``
+    (terms + GLOBAL x chisq, df, p), ``coef``, ``x``, ``time``, ``y``, ``var``.
+    """
+    return call(
+        _zph(),
+        np.asarray(x, dtype=float),
+        np.asarray(time, dtype=float),
+        np.asarray(event, dtype=float),
+        ties,
+        None if weights is None else np.asarray(weights, dtype=float),
+        None if strata is None else np.asarray(strata).astype(str),
+        np.asarray(term, dtype=int),
+        transform,
+        computation=f"survival::cox.zph (transform {transform!r})",
+    )
