@@ -16,10 +16,13 @@ TABLES = (
     "tbl-cindex",
     "tbl-calibration",
     "tbl-tdauc",
+    "tbl-accuracy",
+    "tbl-calslope",
     "tbl-rcheck",
     "suptbl-exclusions",
     "suptbl-signature",
     "suptbl-univariate",
+    "suptbl-tripod",
 )
 FIGURES = (
     "fig-workflow",
@@ -98,6 +101,53 @@ def test_calibration_and_auc_tables_equal_metrics(page, metrics, text_of):
         for per_model in per_set.values():
             for value in per_model.values():
                 assert fmt.number(value) in auc
+
+
+def test_accuracy_and_calibration_slope_tables_equal_metrics(page, metrics, text_of):
+    accuracy = text_of(page, "tbl-accuracy")
+    slopes = text_of(page, "tbl-calslope")
+    for per_set in metrics["accuracy"].values():
+        for model, entry in per_set.items():
+            if model == "beyond_follow_up":
+                continue
+            for b in entry["brier"].values():
+                assert fmt.with_ci(b["brier"], b["lower"], b["upper"]) in accuracy
+                assert f"{fmt.number(b['null_brier'])} {fmt.number(b['ipa'])}" in accuracy
+            for a in entry["auc"].values():
+                assert fmt.with_ci(a["auc"], a["lower"], a["upper"]) in accuracy
+            s = entry["calibration_slope"]
+            assert fmt.with_ci(s["slope"], s["lower"], s["upper"], digits=2) in slopes
+            for large in entry["calibration_in_the_large"].values():
+                assert fmt.with_ci(large["oe"], large["lower"], large["upper"], digits=2) in slopes
+
+
+def test_signature_hazard_ratio_per_sd_beside_per_unit(page, study_dir, text_of):
+    import pandas as pd
+
+    frame = pd.read_parquet(study_dir / "results" / "tables" / "multivariable_integrated.parquet")
+    scores = pd.read_parquet(study_dir / "results" / "tables" / "scores.parquet")
+    sd = scores.loc[scores["set"] == "train", "signature"].std(ddof=1)
+    row = frame[frame["term"] == "signature"]
+    if row.empty:
+        pytest.skip("the integrated model of this run did not retain the signature")
+    hr, lower, upper, p = (float(row[k].iloc[0]) for k in ("hr", "lower", "upper", "p"))
+    per_sd = fmt.with_ci(hr**sd, lower**sd, upper**sd, digits=2, hazard_ratio=True)
+    table = text_of(page, "tbl-multivariable")
+    assert f"per SD ({fmt.number(sd)}) " in table
+    assert f"{per_sd} {fmt.pvalue(p)}" in table
+
+
+def test_tripod_checklist_has_every_item_and_links_only_existing_sections(page, text_of):
+    import re
+
+    table = text_of(page, "suptbl-tripod")
+    numbers = re.findall(r"<td>(\d+[a-g]?)</td><td>", page.split('id="suptbl-tripod"')[1])
+    assert len(numbers) == 52
+    assert numbers[0] == "1" and numbers[-1] == "27c"
+    assert "not reported" in table
+    section = page.split('id="suptbl-tripod"')[1].split("</table>")[0]
+    for target in re.findall(r'href="#([^"]+)"', section):
+        assert f'id="{target}"' in page, target
 
 
 def test_risk_groups_equal_metrics(page, metrics, text_of):

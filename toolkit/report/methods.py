@@ -1,8 +1,9 @@
-"""The methods section, written from study.toml and metrics.json in TRIPOD's order.
+"""The methods section, written from study.toml and metrics.json in TRIPOD+AI's order.
 
-TRIPOD (Collins et al., BMJ 2015) items 4–10: source of data, participants,
-outcome, predictors, sample size, missing data, model building (statistical
-analysis) and validation. Every sentence states what this run actually did.
+TRIPOD+AI (Collins et al., BMJ 2024) items 5–12: source of data, participants,
+outcome, predictors, sample size, missing data, model building (analysis) and
+validation (performance measures). Every sentence states what this run
+actually did; ``toolkit.report.tripod`` maps each item to its section.
 """
 
 from __future__ import annotations
@@ -158,14 +159,19 @@ def validation(results: StudyResults) -> str:
         "bootstrap resamples); C-indexes of two models on the same patients compared by the "
         "test on their correlated estimates; calibration at "
         f"{times} {results.time_unit} (RMSE of observed against predicted survival, ICI, E50, "
-        "E90); time-dependent AUC; median-split risk groups (training median applied unchanged "
-        "to validation) compared by the log-rank test"
+        "E90), calibration slope (the linear predictor's coefficient refitted on the set) and "
+        "calibration-in-the-large (observed over expected risk); time-dependent AUC and the "
+        "inverse-probability-of-censoring weighted Brier score, each with its 95% CI "
+        "(influence-function SEs, as `riskRegression::Score`), and the index of prediction "
+        "accuracy (IPA) against the Kaplan–Meier null model; median-split risk groups "
+        "(training median applied unchanged to validation) compared by the log-rank test"
     )
     text += f"; decision curves at {decision} {results.time_unit}." if decision else "."
     text += (
         " Baseline characteristics were compared by the Mann–Whitney U test (numeric) and "
         "Fisher's exact test (categorical). Tests were two-sided at 0.05. Every statistic that R "
-        "also computes was recomputed in R (survival, rms, glmnet) for this run (@tbl-rcheck)."
+        "also computes was recomputed in R (survival, rms, glmnet, riskRegression) for this run "
+        "(@tbl-rcheck)."
     )
     return text
 

@@ -60,8 +60,30 @@ def _hr_cells(frame: pd.DataFrame, row: int) -> tuple[str, str]:
     return text, fmt.pvalue(record["p"])
 
 
+def signature_sd(results: StudyResults) -> float | None:
+    """The standard deviation (n - 1) of the signature over the training set's patients."""
+    scores = results.table("scores")
+    if scores is None or "signature" not in scores.columns:
+        return None
+    train = results.settings.get("study", {}).get("train_sets", ["train"])
+    values = scores.loc[scores["set"].isin(train), "signature"].astype(float)
+    return float(values.std(ddof=1)) if len(values) > 1 else None
+
+
+def _per_sd_cells(frame: pd.DataFrame, row: int, sd: float) -> tuple[str, str]:
+    """HR per SD of the score: exp(beta * sd) = HR**sd, its CI likewise (the P is unchanged)."""
+    record = frame.iloc[row]
+    hr, lower, upper = (float(record[k]) ** sd for k in ("hr", "lower", "upper"))
+    return fmt.with_ci(hr, lower, upper, digits=2, hazard_ratio=True), fmt.pvalue(record["p"])
+
+
 def multivariable_table(results: StudyResults) -> str:
-    """Table 2: the clinical and integrated Cox models side by side (HR, 95% CI, P)."""
+    """Table 2: the clinical and integrated Cox models side by side (HR, 95% CI, P).
+
+    The signature, a linear predictor on an arbitrary scale, also gets a row per standard
+    deviation of its training-set values (HR per SD = HR per unit to the power SD), which a
+    reader can compare across studies; the per-unit row is the model's own coefficient.
+    """
     frames = {m: results.table(f"multivariable_{m}") for m in ("clinical", "integrated")}
     if all(f is None for f in frames.values()):
         return missing("results/tables/multivariable_clinical.parquet")
@@ -77,6 +99,14 @@ def multivariable_table(results: StudyResults) -> str:
             terms = _terms(frame) if frame is not None else []
             row.extend(_hr_cells(frame, terms.index(term)) if term in terms else ("", ""))
         rows.append(row)
+        sd = signature_sd(results) if term == Term("signature") else None
+        if sd is not None:
+            per_sd: list[Any] = [f"{term_label(results, term)}, per SD ({fmt.number(sd)})"]
+            for frame in frames.values():
+                terms = _terms(frame) if frame is not None else []
+                cells = _per_sd_cells(frame, terms.index(term), sd) if term in terms else ("", "")
+                per_sd.extend(cells)
+            rows.append(per_sd)
     header = ["Variable", "Clinical HR (95% CI)", "P", "Integrated HR (95% CI)", "P"]
     return fmt.html_table(header, rows)
 
@@ -261,6 +291,74 @@ def td_auc_table(results: StudyResults) -> str:
     if not rows:
         return missing("metrics.json: td_auc")
     header = ["Set", "Model", *(f"AUC({t:g} {results.time_unit})" for t in times)]
+    return fmt.html_table(header, rows)
+
+
+def _accuracy_entries(results: StudyResults):
+    accuracy = results.metrics.accuracy or {}
+    for s in SETS:
+        for model in MODELS:
+            entry = accuracy.get(s, {}).get(model)
+            if entry:
+                yield s, model, entry
+
+
+def accuracy_table(results: StudyResults) -> str:
+    """Per set, model and time point: AUC (95% CI), Brier score (95% CI), null Brier, IPA.
+
+    All as ``riskRegression::Score`` computes them (KM censoring weights, influence-function
+    SEs, Wald intervals); a time point beyond a set's follow-up is named below the table.
+    """
+    rows = []
+    for s, model, entry in _accuracy_entries(results):
+        for time, brier in sorted(entry["brier"].items(), key=lambda kv: float(kv[0])):
+            auc = entry["auc"][time]
+            rows.append(
+                [
+                    SET_LABELS[s],
+                    MODEL_LABELS[model],
+                    f"{float(time):g} {results.time_unit}",
+                    fmt.with_ci(auc["auc"], auc["lower"], auc["upper"]),
+                    fmt.with_ci(brier["brier"], brier["lower"], brier["upper"]),
+                    fmt.number(brier["null_brier"]),
+                    fmt.number(brier["ipa"]),
+                ]
+            )
+    if not rows:
+        return missing("metrics.json: accuracy")
+    header = ["Set", "Model", "Time", "AUC (95% CI)", "Brier (95% CI)", "Null Brier", "IPA"]
+    return fmt.html_table(header, rows) + _beyond_note(results)
+
+
+def _beyond_note(results: StudyResults) -> str:
+    notes = [
+        f"{SET_LABELS[s]}: no value at {', '.join(f'{t:g}' for t in beyond)} {results.time_unit} "
+        "(beyond the set's last follow-up)"
+        for s in SETS
+        if (beyond := (results.metrics.accuracy or {}).get(s, {}).get("beyond_follow_up"))
+    ]
+    return "".join(f'<p class="note">{n}.</p>' for n in notes)
+
+
+def calibration_slope_table(results: StudyResults) -> str:
+    """Calibration slope (95% CI) and calibration-in-the-large O/E (95% CI) per time point."""
+    entries = list(_accuracy_entries(results))
+    if not entries:
+        return missing("metrics.json: accuracy")
+    times = sorted({t for *_, e in entries for t in e["calibration_in_the_large"]}, key=float)
+    rows = []
+    for s, model, entry in entries:
+        slope, large = entry["calibration_slope"], entry["calibration_in_the_large"]
+        ratios = [
+            fmt.with_ci(large[t]["oe"], large[t]["lower"], large[t]["upper"], digits=2)
+            if t in large
+            else fmt.DASH
+            for t in times
+        ]
+        ci = fmt.with_ci(slope["slope"], slope["lower"], slope["upper"], digits=2)
+        rows.append([SET_LABELS[s], MODEL_LABELS[model], ci, *ratios])
+    header = ["Set", "Model", "Calibration slope (95% CI)"]
+    header += [f"O/E at {float(t):g} {results.time_unit} (95% CI)" for t in times]
     return fmt.html_table(header, rows)
 
 
