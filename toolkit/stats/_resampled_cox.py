@@ -57,7 +57,7 @@ def _suffix_sums(values: np.ndarray, at: np.ndarray) -> np.ndarray:
     return np.cumsum(values[:, ::-1], axis=1)[:, ::-1][:, at]
 
 
-def _rows(x: np.ndarray, which: np.ndarray | slice) -> np.ndarray:
+def _covariates_of(x: np.ndarray, which: np.ndarray | slice) -> np.ndarray:
     """The covariates of some resamples: shared covariates are everyone's."""
     return x if x.ndim == 2 else x[which]
 
@@ -225,11 +225,11 @@ def newton(
         active = np.flatnonzero(~state.done)
         if not active.size:
             break
-        terms = likelihood(risk, _rows(x, active), counts[active], state.candidate[active])
+        terms = likelihood(risk, _covariates_of(x, active), counts[active], state.candidate[active])
         state.step(active, iteration, terms)
     left = np.flatnonzero(~state.done)
     if left.size:
-        terms = likelihood(risk, _rows(x, left), counts[left], state.beta[left])
+        terms = likelihood(risk, _covariates_of(x, left), counts[left], state.beta[left])
         state.out_beta[left] = state.beta[left]
         state.out_loglik[left], _, state.out_information[left] = terms
         state.iterations[left] = max_iter + 1

@@ -30,18 +30,20 @@ own likelihoods) and the ``test`` indexes on the original rows (slope, ``D``,
 difference and ``index.corrected = index.orig - optimism``; ``n`` is the number
 of resamples averaged (per index, leaving out those where it is undefined).
 
-Every Cox fit is ``rms::coxphFit``'s: Efron ties, Newton-Raphson to a relative
+Unstratified models only (with strata, validate.cph computes Dxy from survival
+estimates at a time ``u``; not offered here). Every Cox fit is
+``rms::coxphFit``'s: Efron ties, Newton-Raphson from 0 to a relative
 log-likelihood change of 1e-4 in at most 10 iterations (cph's and validate.cph's
-``eps = 1e-4, iter.max = 10``), started at 0, a pivot of the information below
-1e-9 of its largest diagonal singular (``toler.chol``); a fit that needed 10 or
-more iterations, or whose information is singular, failed. So the coefficients
-are those of R's iteration, not the exact maximum (they differ by up to about
-1e-5); all indexes are taken at R's points. Deliberate differences from R: a
-resample whose refitted training model fails is left out and named in
-``failed`` (R leaves it out and prints a count); one whose calibration-slope fit
-on the original rows fails is also left out and named (there R stops with an
-error). Resamples come from ``numpy.random.default_rng(seed)``, or are given;
-R's come from ``sample`` (``tests/stats/test_validate.py`` passes R's to us).
+``eps = 1e-4, iter.max = 10``), a pivot of the information below 1e-9 of its
+largest diagonal singular (``toler.chol``); a fit that needed 10 or more
+iterations, or whose information is singular, failed. So the coefficients are
+those of R's iteration, not the exact maximum (up to about 1e-4 apart), and all
+indexes are taken at R's points. Deliberate differences from R: a resample whose
+refitted model fails is left out and named in ``failed`` (R leaves it out and
+prints a count); one whose calibration-slope fit on the original rows fails is
+also left out and named (there R stops with an error). Resamples come from
+``numpy.random.default_rng(seed)``, or are given; R's come from ``sample``
+(``tests/stats/test_validate.py`` passes R's to us).
 
 The resamples are refitted all at once (``toolkit.stats._resampled_cox``:
 coxfit6's iteration over (resample, row) arrays), the slope fits likewise, and
@@ -177,10 +179,14 @@ def _full_fit(data: _Data) -> np.ndarray:
     result = cox.newton(data.risk, start, _EPS, _MAX_ITER)
     full = _resampled_cox.full_rank(result.information[None], _TOLER_CHOL)[0]
     if not (result.converged and result.iterations < _MAX_ITER and full):
-        why = "its information is singular" if not full else "it does not converge"
+        why = (
+            "its information is singular (constant or collinear covariates)"
+            if not full
+            else f"it does not converge in fewer than {_MAX_ITER} Newton steps"
+        )
         raise ValueError(
-            f"the Cox model of {list(data.names)} cannot be fitted on the full data ({why} "
-            f"within {_MAX_ITER} Newton steps at eps={_EPS}, as rms::cph fits it)"
+            f"the Cox model of {list(data.names)} cannot be fitted on the full data as "
+            f"rms::cph fits it (eps={_EPS}): {why}"
         )
     return result.beta
 
@@ -205,8 +211,9 @@ def somers_dxy(
     counts ``counts_i * counts_j`` times, copies of one row never form a pair (they
     tie in time and are both events or both censored). NaN where no pair is
     comparable. ``rms::dxy.cens(risk, Surv(time, event), type = "hazard")["Dxy"]``
-    of the copied rows; the pass is over all (event, row) pairs, in blocks of
-    resamples.
+    of the copied rows. The pass compares all (event, row) pairs of every
+    resample at once, in blocks of resamples: O(B x events x n) work (survival's
+    tree is O(n log n) per resample), cheap at a nomogram's few hundred patients.
     """
     dead, pairs = _comparable(time, event)
     n_dead, n = pairs.shape
@@ -254,7 +261,8 @@ def _table(loglik, loglik_null, n, slope, unreliability, g, dxy) -> np.ndarray:
     l0 = -2 * loglik_null
     r2 = (1 - np.exp(-lr / n)) / (1 - np.exp(-l0 / n))
     d = (lr - 1) / l0
-    return np.column_stack([dxy, r2, slope, d, unreliability, d - unreliability, g])
+    columns = [dxy, r2, slope, d, unreliability, d - unreliability, g]
+    return np.column_stack(np.broadcast_arrays(*columns))
 
 
 def _original(data: _Data, beta: np.ndarray) -> np.ndarray:
@@ -268,13 +276,12 @@ def _original(data: _Data, beta: np.ndarray) -> np.ndarray:
     return _table(loglik, null, n, 1.0, -2 / (-2 * null), g, dxy)[0]
 
 
-def _training(data, fits, lp, counts) -> np.ndarray:
-    n = len(data.time)
+def _training(data: _Data, loglik, loglik_null, lp, counts) -> np.ndarray:
+    """On each resample itself: its own fit's likelihoods, slope 1, U = -2 / L0."""
     g = gini_mean_difference(lp, counts)
     dxy = somers_dxy(data.time, data.event, lp, counts)
-    ones = np.ones(len(lp))
-    unreliability = -2 / (-2 * fits.loglik_null)
-    return _table(fits.loglik, fits.loglik_null, n, ones, unreliability, g, dxy)
+    unreliability = -2 / (-2 * loglik_null)
+    return _table(loglik, loglik_null, len(data.time), 1.0, unreliability, g, dxy)
 
 
 def _slope_fits(data: _Data, lp: np.ndarray):
@@ -287,13 +294,12 @@ def _slope_fits(data: _Data, lp: np.ndarray):
     return fits, frozen
 
 
-def _test(data, fits, frozen, lp) -> np.ndarray:
-    n = len(data.time)
-    slope = fits.beta[:, 0]
-    unreliability = -2 * (frozen - fits.loglik) / (-2 * fits.loglik_null)
+def _test(data: _Data, slope, loglik, loglik_null, frozen, lp) -> np.ndarray:
+    """On the original rows: the slope refit's likelihoods and l(1) (``frozen``)."""
+    unreliability = -2 * (frozen - loglik) / (-2 * loglik_null)
     g = gini_mean_difference(slope[:, None] * lp)
     dxy = somers_dxy(data.time, data.event, lp)
-    return _table(fits.loglik, fits.loglik_null, n, slope, unreliability, g, dxy)
+    return _table(loglik, loglik_null, len(data.time), slope, unreliability, g, dxy)
 
 
 def _constant(x: np.ndarray, counts: np.ndarray, names: tuple[str, ...]) -> list[str]:
@@ -400,26 +406,18 @@ def validate_cox(
         fitted = _fitted(fits)
         kept = np.flatnonzero(fitted)
         lp = row_products(data.x, fits.beta[kept]).T
-        slope_fits, frozen = _slope_fits(data, lp)
-        slope_fitted = _fitted(slope_fits)
-        use = slope_fitted
-        training = _training(data, _take(fits, kept[use]), lp[use], counts[kept[use]])
-        test = _test(data, _take(slope_fits, np.flatnonzero(use)), frozen[use], lp[use])
+        slopes, frozen = _slope_fits(data, lp)
+        sloped = _fitted(slopes)
+        used, lp = kept[sloped], lp[sloped]
+        training = _training(data, fits.loglik[used], fits.loglik_null[used], lp, counts[used])
+        test = _test(
+            data, slopes.beta[sloped, 0], slopes.loglik[sloped], slopes.loglik_null[sloped],
+            frozen[sloped], lp,
+        )  # fmt: skip
     return CoxValidation(
         table=_summary(original, training, test),
         coef=beta,
         names=data.names,
         n_resamples=len(draws),
-        failed=_failures(data, counts, fits, fitted, kept, slope_fitted),
-    )
-
-
-def _take(fits: _resampled_cox.ResampledFits, which: np.ndarray) -> _resampled_cox.ResampledFits:
-    return _resampled_cox.ResampledFits(
-        beta=fits.beta[which],
-        loglik=fits.loglik[which],
-        loglik_null=fits.loglik_null[which],
-        information=fits.information[which],
-        iterations=fits.iterations[which],
-        converged=fits.converged[which],
+        failed=_failures(data, counts, fits, fitted, kept, sloped),
     )
