@@ -48,6 +48,7 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from toolkit.stats import _coxinput
 from toolkit.stats._checks import check_survival, listed
 from toolkit.stats._coxsurv import (
     ConfType,
@@ -78,6 +79,8 @@ class CoxFit:
     ``risk_sets`` are the fit's data (centred, sorted), which the uncertainty of
     predicted survival needs (``predict_survival_ci``), as survfit reads coxph's;
     sorted row k is input row ``order[k]`` (residuals are given in input order).
+    ``cluster`` holds each sorted row's cluster code for a fit with ``cluster=``
+    (None otherwise); ``se`` is then the robust se and ``naive_se`` R's se(coef).
     """
 
     coef: np.ndarray
@@ -100,10 +103,16 @@ class CoxFit:
     baseline_cumulative_hazard: pd.DataFrame
     risk_sets: RiskSets = field(repr=False)
     order: np.ndarray = field(repr=False)
+    cluster: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def stratified(self) -> bool:
         return "strata" in self.baseline_cumulative_hazard.columns
+
+    @property
+    def naive_se(self) -> np.ndarray:
+        """Model-based standard errors (``se(coef)`` of a robust coxph's summary)."""
+        return np.sqrt(np.diag(self.naive_variance))
 
     def predict_linear(self, X: Any) -> np.ndarray:
         """Linear predictor :math:`x^\\top\\beta` (uncentred; R's ``predict(type="lp")``
@@ -559,6 +568,7 @@ def fit(
     eps: float = _EPS,
     max_iter: int = _MAX_ITER,
     robust: bool | None = None,
+    cluster: Any = None,
 ) -> CoxFit:
     """Fit a Cox model as ``coxph(Surv(time, event) ~ X + strata(strata), weights=, ties=)``.
 
@@ -590,7 +600,13 @@ def fit(
     robust
         Robust (sandwich) variance for ``se``; None means coxph's default: robust
         exactly when the weights are not all integers. ``naive_variance`` always
-        holds the model-based one (``fit$naive.var``).
+        holds the model-based one (``fit$naive.var``). With ``cluster`` the
+        default is robust, and ``robust=False`` is refused (R ignores the cluster then).
+    cluster
+        One cluster label per row (``coxph(..., cluster = centre)``): the robust
+        variance :math:`D^\\top D` with D the weighted dfbeta residuals summed
+        within each cluster (coxph's ``residuals(fit, "dfbeta", collapse = cluster,
+        weighted = TRUE)``). At least two clusters; a cluster may have one row.
 
     Returns
     -------
@@ -607,6 +623,7 @@ def fit(
     t, e, x = check_survival(time, event, x, names=("time", "event", "covariates"), rows=rows)
     n, p = x.shape
     w = _weights(weights, n)
+    clusters = _coxinput.cluster_codes(cluster, n, _coxinput.row_labels(rows, n))
     codes, levels = _strata_codes(strata, n)
     means = np.average(x, axis=0, weights=w)
     risk, order = risk_sets(x - means, t, e, w, codes, ties)
@@ -621,11 +638,10 @@ def fit(
     converged = _convergence(result, cols, eps, max_iter)
     variance = np.linalg.pinv(info) if not np.all(np.isfinite(info)) else _inverse(info)
     naive_variance = variance
-    if robust is None:
-        robust = weights is not None and not np.all(w == np.round(w))
+    clusters = None if clusters is None else clusters[order]
+    robust = _robust_default(robust, weights, w, clusters)
     if robust:
-        dfbeta = score_residuals(risk, beta) @ variance * risk.weight[:, None]
-        variance = dfbeta.T @ dfbeta
+        variance = robust_variance(risk, beta, variance, clusters)
     se = np.sqrt(np.diag(variance))
     z = beta / se
     return CoxFit(
@@ -649,7 +665,35 @@ def fit(
         baseline_cumulative_hazard=_baseline(risk, beta, float(means @ beta), levels),
         risk_sets=risk,
         order=order,
+        cluster=clusters,
     )
+
+
+def _robust_default(robust: bool | None, weights: Any, w: np.ndarray, clusters) -> bool:
+    """coxph's choice: robust with a cluster or with non-integer weights, unless told."""
+    if robust is None:
+        return clusters is not None or (weights is not None and not np.all(w == np.round(w)))
+    if clusters is not None and not robust:
+        raise ValueError("cluster= needs the robust variance: drop robust=False or the cluster")
+    return bool(robust)
+
+
+def collapse(values: np.ndarray, clusters: np.ndarray | None) -> np.ndarray:
+    """Per-row values summed within each cluster (R's ``rowsum(values, cluster)``);
+    the values themselves when there are no clusters."""
+    if clusters is None:
+        return values
+    out = np.zeros((int(clusters.max()) + 1, values.shape[1]))
+    np.add.at(out, clusters, values)
+    return out
+
+
+def robust_variance(risk: RiskSets, beta: np.ndarray, variance: np.ndarray, clusters):
+    """The sandwich :math:`D^\\top D`, D the weighted dfbeta residuals :math:`w_i U_i V`
+    (collapsed within cluster when ``clusters`` gives each sorted row's code)."""
+    dfbeta = score_residuals(risk, beta) @ variance * risk.weight[:, None]
+    dfbeta = collapse(dfbeta, clusters)
+    return dfbeta.T @ dfbeta
 
 
 def _convergence(result: Newton, cols: tuple[str, ...], eps: float, max_iter: int) -> bool:

@@ -230,14 +230,15 @@ def global_tests(fit: cox.CoxFit) -> GlobalTests:
     covariate and no ties it is the log-rank test), so it is the same at
     ``max_iter=0``. For a robust fit also the robust score test
     :math:`u^\\top (D^\\top D)^{-1} u`, D the weighted score residuals at 0 and u
-    their column sums (``fit$rscore``).
+    their column sums (``fit$rscore``), summed within cluster for a fit with
+    ``cluster=`` (R's ``collapse = cluster``).
     """
     risk, p = fit.risk_sets, len(fit.coef)
     zero = np.zeros(p)
     _, score, information = cox.partial_likelihood(risk, zero)
     robust_score = None
     if fit.robust:
-        d = cox.score_residuals(risk, zero) * risk.weight[:, None]
+        d = cox.collapse(cox.score_residuals(risk, zero) * risk.weight[:, None], fit.cluster)
         u = d.sum(axis=0)
         robust_score = _chi_square(u @ np.linalg.solve(d.T @ d, u), p)
     return GlobalTests(
