@@ -1,5 +1,6 @@
 """The Cox model's extensions against survival 3.5-3's coxph: the clustered robust
-variance (rats by litter, lung by institution)."""
+variance (rats by litter, lung by institution), (start, stop] data (heart, the jasa1
+form; cgd's recurrent infections by patient) and offsets (heart, lung)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ _TOL = 1e-8
 
 
 def _fit_rows(label: str, fit, ref) -> list:
-    from toolkit.stats.cox_residuals import global_tests
+    from toolkit.stats.cox_residuals import global_tests, residuals
 
-    tests = global_tests(fit)
+    tests, base = global_tests(fit), fit.baseline_cumulative_hazard
     rows = [
         ("coefficients", fit.coef, ref["coef"]),
         ("variance", fit.variance, ref["var"]),
         ("naive variance", fit.naive_variance, ref["naive_var"]),
         ("log-likelihood", fit.loglik, ref["loglik"][1]),
         ("Wald test chisq", tests.wald.statistic, ref["wald_test"][0]),
+        ("basehaz (centered = FALSE)", base["hazard"].to_numpy(), ref["base_hazard"]),
+        ("martingale residuals", residuals(fit, "martingale").values, ref["martingale"]),
     ]
     if fit.robust:
         rows += [
@@ -53,3 +56,45 @@ def clustered_variance_rats_lung():
     fit = cox.fit(x, time, event, cluster=lung["inst"])
     rows += _fit_rows("lung, cluster inst", fit, coxph(x, time, event, cluster=lung["inst"]))
     return rows
+
+
+@check("cox_extensions", fast=True)
+def counting_process_heart_cgd():
+    from toolkit import rbridge
+    from toolkit.rbridge.cox_extensions import coxph
+    from toolkit.stats import cox
+
+    heart = rbridge.dataset("heart")
+    x = np.c_[heart[["age", "year", "surgery"]], heart["transplant"].astype(str).astype(float)]
+    start, stop, event = (heart[c].to_numpy(float) for c in ("start", "stop", "event"))
+    rows = []
+    for ties in ("efron", "breslow"):
+        fit = cox.fit(x, stop, event, entry=start, id=heart["id"], ties=ties)
+        ref = coxph(x, stop, event, entry=start, id=heart["id"], ties=ties)
+        rows += _fit_rows(f"heart (start, stop], {ties}", fit, ref)
+    cgd = rbridge.dataset("cgd")
+    x = np.c_[cgd["treat"].astype(str) == "rIFN-g", cgd["age"],
+              cgd["inherit"].astype(str) == "autosomal", cgd["steroids"]].astype(float)  # fmt: skip
+    start, stop, event = (cgd[c].to_numpy(float) for c in ("tstart", "tstop", "status"))
+    fit = cox.fit(x, stop, event, entry=start, cluster=cgd["id"])
+    ref = coxph(x, stop, event, entry=start, cluster=cgd["id"])
+    return rows + _fit_rows("cgd (start, stop], cluster id", fit, ref)
+
+
+@check("cox_extensions")
+def offsets_heart_lung():
+    from toolkit import rbridge
+    from toolkit.rbridge.cox_extensions import coxph
+    from toolkit.stats import cox
+
+    heart = rbridge.dataset("heart")
+    x = heart[["age", "year", "surgery"]].to_numpy(float)
+    start, stop, event = (heart[c].to_numpy(float) for c in ("start", "stop", "event"))
+    offset = 0.2 * np.sin(np.arange(len(stop)))
+    fit = cox.fit(x, stop, event, entry=start, offset=offset)
+    rows = _fit_rows("heart, offset", fit, coxph(x, stop, event, entry=start, offset=offset))
+    lung = rbridge.dataset("lung").dropna(subset=["ph.ecog"]).reset_index(drop=True)
+    x, offset = lung[["age", "ph.ecog"]].to_numpy(float), 0.3 * lung["sex"].to_numpy(float)
+    time, event = lung["time"].to_numpy(float), (lung["status"] == 2).to_numpy(float)
+    fit = cox.fit(x, time, event, offset=offset)
+    return rows + _fit_rows("lung, offset 0.3 sex", fit, coxph(x, time, event, offset=offset))

@@ -1,13 +1,16 @@
 """The Cox model's extensions against survival 3.5-3's coxph (live through rpy2): the
-clustered robust variance (``cluster =``), and cases worked by hand from the formulas."""
+clustered robust variance (``cluster =``), offsets and (start, stop] data (``entry =``,
+``id =``), and cases worked by hand from the formulas."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from toolkit.stats import cox
-from toolkit.stats.cox_residuals import global_tests
+from toolkit.stats.cox_residuals import global_tests, residuals
+from toolkit.stats.cox_zph import zph
 
 TOL = 1e-8
 
@@ -108,3 +111,136 @@ def test_cluster_bad_input_is_refused_naming_rows():
         cox.fit(x, time, event, cluster=["A", "A", "B"])
     with pytest.raises(ValueError, match="cluster= needs the robust variance"):
         cox.fit(x, time, event, cluster=["A", "A", "B", "B"], robust=False)
+
+
+# --- item 6: offset = and (start, stop] data ----------------------------------------------
+
+
+def _heart(r):
+    heart = r.dataset("heart")  # jasa1 in (start, stop] form: transplant time-varying
+    x = np.c_[heart[["age", "year", "surgery"]], heart["transplant"].astype(str).astype(float)]
+    return x, heart["start"].to_numpy(), heart["stop"].to_numpy(), heart["event"].to_numpy(), heart
+
+
+def _cgd(r):
+    cgd = r.dataset("cgd")  # recurrent infections, one row per interval of each patient
+    x = np.c_[cgd["treat"].astype(str) == "rIFN-g", cgd["age"],
+              cgd["inherit"].astype(str) == "autosomal", cgd["steroids"]].astype(float)  # fmt: skip
+    start, stop = cgd["tstart"].to_numpy(float), cgd["tstop"].to_numpy(float)
+    return x, start, stop, cgd["status"].to_numpy(float), cgd
+
+
+def _assert_residuals_and_baseline_equal_r(fit, ref):
+    for kind in ("martingale", "score", "dfbeta"):
+        values = residuals(fit, kind).values
+        _assert_close(values.reshape(ref[kind].shape), ref[kind], kind)
+    base = fit.baseline_cumulative_hazard
+    _assert_close(base["time"], ref["base_time"], "basehaz time")
+    _assert_close(base["hazard"], ref["base_hazard"], "basehaz hazard")
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_counting_process_fit_equals_r_on_heart(r, ties):
+    """coxph(Surv(start, stop, event) ~ age + year + surgery + transplant, heart, id = id)."""
+    from toolkit.rbridge.cox_extensions import coxph
+
+    x, start, stop, event, heart = _heart(r)
+    fit = cox.fit(x, stop, event, entry=start, id=heart["id"], ties=ties)
+    ref = coxph(x, stop, event, entry=start, id=heart["id"], ties=ties)
+    assert not fit.robust  # no patient has two events
+    _assert_fit_equals_r(fit, ref)
+    _assert_residuals_and_baseline_equal_r(fit, ref)
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_counting_process_with_offset_equals_r_on_heart(r, ties):
+    from toolkit.rbridge.cox_extensions import coxph
+
+    x, start, stop, event, _ = _heart(r)
+    offset = 0.2 * np.sin(np.arange(len(stop)))
+    fit = cox.fit(x[:, :3], stop, event, entry=start, offset=offset, ties=ties)
+    ref = coxph(x[:, :3], stop, event, entry=start, offset=offset, ties=ties)
+    _assert_fit_equals_r(fit, ref)
+    _assert_residuals_and_baseline_equal_r(fit, ref)
+
+
+@pytest.mark.parametrize(("ties", "how"), [("efron", "cluster"), ("breslow", "id"),
+                                           ("efron", "id, strata")])  # fmt: skip
+def test_recurrent_events_equal_r_on_cgd(r, ties, how):
+    """cgd: cluster = id gives the robust variance; id alone too (patients with several
+    infections make coxph robust, clustered on id), also stratified by hospital."""
+    from toolkit.rbridge.cox_extensions import coxph
+
+    x, start, stop, event, cgd = _cgd(r)
+    kw = {"cluster": cgd["id"]} if how == "cluster" else {"id": cgd["id"]}
+    strata = cgd["center"].astype(str).to_numpy() if "strata" in how else None
+    fit = cox.fit(x, stop, event, entry=start, ties=ties, strata=strata, **kw)
+    ref = coxph(x, stop, event, entry=start, ties=ties, strata=strata, **kw)
+    assert fit.robust and len(np.unique(fit.cluster)) == 128
+    _assert_fit_equals_r(fit, ref)
+    _assert_residuals_and_baseline_equal_r(fit, ref)
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_offset_equals_r_on_lung(r, ties):
+    from toolkit.rbridge.cox_extensions import coxph
+
+    lung = r.dataset("lung").dropna(subset=["ph.ecog"]).reset_index(drop=True)
+    x, offset = lung[["age", "ph.ecog"]].to_numpy(float), 0.3 * lung["sex"].to_numpy(float)
+    time, event = lung["time"].to_numpy(float), (lung["status"] == 2).to_numpy(float)
+    fit = cox.fit(x, time, event, offset=offset, ties=ties)
+    ref = coxph(x, time, event, offset=offset, ties=ties)
+    _assert_fit_equals_r(fit, ref)
+    _assert_residuals_and_baseline_equal_r(fit, ref)
+
+
+# (start, stop] rows A-D with x = 1, 0, 1, 1: C enters at 1, D at 2 (so not at risk at 2).
+HAND_START = np.array([0.0, 0, 1, 2])
+HAND_STOP = np.array([2.0, 3, 4, 5])
+HAND_EVENT = np.array([1.0, 1, 0, 1])
+HAND_X = np.array([[1.0], [0], [1], [1]])
+
+
+def test_counting_process_worked_by_hand():
+    """Risk sets {A, B, C} at 2, {B, C, D} at 3, {D} at 5: loglik(b) = b - 2 log(1 + 2e^b),
+    maximal at e^b = 1/2 (b = -log 2, loglik -3 log 2, information 2 (1/2)(1/2) = 1/2);
+    at b = 0 the score is 1/3 - 2/3 = -1/3 and the information 2/9 + 2/9, so the score
+    test is (1/9) / (4/9) = 1/4."""
+    fit = cox.fit(HAND_X, HAND_STOP, HAND_EVENT, entry=HAND_START, eps=1e-12)
+    np.testing.assert_allclose(fit.coef, [-np.log(2)], rtol=1e-10)
+    np.testing.assert_allclose(fit.loglik, -3 * np.log(2), rtol=1e-12)
+    np.testing.assert_allclose(fit.loglik_null, -2 * np.log(3), rtol=1e-14)
+    np.testing.assert_allclose(fit.variance, [[2.0]], rtol=1e-9)
+    np.testing.assert_allclose(global_tests(fit).score.statistic, 0.25, rtol=1e-14)
+    # baseline hazard at x = 0: 1 / (2 (1/2) + 1) at 2, 1 / (1 + 2 (1/2)) at 3, 1 / (1/2) at 5
+    base = fit.baseline_cumulative_hazard
+    np.testing.assert_allclose(base["hazard"], [0.5, 1.0, 1.0, 3.0], rtol=1e-9)
+
+
+def test_offset_worked_by_hand():
+    """An offset log 2 on row C: loglik(b) = b - 2 log(1 + 3e^b), maximal at e^b = 1/3
+    (b = -log 3, loglik -log 3 - 2 log 2)."""
+    offset = np.array([0.0, 0, np.log(2), 0])
+    fit = cox.fit(HAND_X, HAND_STOP, HAND_EVENT, entry=HAND_START, offset=offset, eps=1e-12)
+    np.testing.assert_allclose(fit.coef, [-np.log(3)], rtol=1e-10)
+    np.testing.assert_allclose(fit.loglik, -np.log(3) - 2 * np.log(2), rtol=1e-12)
+
+
+def test_counting_process_bad_input_is_refused_naming_rows():
+    x, stop, event = HAND_X, HAND_STOP, HAND_EVENT
+    with pytest.raises(ValueError, match=r"start >= stop in 2 rows \(rows 1, 3\)"):
+        cox.fit(x, stop, event, entry=[0.0, 3, 1, 5])
+    with pytest.raises(ValueError, match=r"entry has 1 missing or infinite values \(rows 2\)"):
+        cox.fit(x, stop, event, entry=[0.0, 0, np.nan, 2])
+    with pytest.raises(ValueError, match=r"offset has 1 missing or infinite values \(rows 3\)"):
+        cox.fit(x, stop, event, offset=[0.0, 0, 0, np.nan])
+    with pytest.raises(ValueError, match=r"overlapping .* in 1 pairs of rows \(0 and 2\)"):
+        cox.fit(x, stop, event, entry=HAND_START, id=["p1", "p2", "p1", "p3"])
+    frame = pd.DataFrame({"x": x[:, 0]}, index=["A", "B", "C", "D"])
+    with pytest.raises(ValueError, match=r"offset has 1 missing .* \(rows B\)"):
+        cox.fit(frame, stop, event, offset=[0.0, np.inf, 0, 0])
+    fit = cox.fit(x, stop, event, entry=HAND_START, id=["p1", "p2", "p3", "p1"])  # A then D
+    with pytest.raises(ValueError, match=r"predict_survival_ci is not available .* entry="):
+        fit.predict_survival_ci(x, [1.0])
+    with pytest.raises(ValueError, match=r"test \(zph\) is not available .* entry="):
+        zph(fit)

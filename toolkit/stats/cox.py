@@ -79,6 +79,7 @@ class CoxFit:
     ``risk_sets`` are the fit's data (centred, sorted), which the uncertainty of
     predicted survival needs (``predict_survival_ci``), as survfit reads coxph's;
     sorted row k is input row ``order[k]`` (residuals are given in input order).
+    With offsets the baseline is at covariates zero and the mean offset (R's basehaz).
     ``cluster`` holds each sorted row's cluster code for a fit with ``cluster=``
     (None otherwise); ``se`` is then the robust se and ``naive_se`` R's se(coef).
     """
@@ -108,6 +109,14 @@ class CoxFit:
     @property
     def stratified(self) -> bool:
         return "strata" in self.baseline_cumulative_hazard.columns
+
+    def require_plain(self, what: str) -> None:
+        """Refuse `what` for a fit with (start, stop] data or offsets, which it does not
+        cover yet (its risk-set sums assume right-censored rows without offsets)."""
+        risk = self.risk_sets
+        given = [n for n, v in (("entry=", risk.entry), ("offset=", risk.offset)) if v is not None]
+        if given:
+            raise ValueError(f"{what} is not available for a fit with {' and '.join(given)}")
 
     @property
     def naive_se(self) -> np.ndarray:
@@ -167,8 +176,9 @@ class CoxFit:
         ``"log"`` (R's default), ``"log-log"`` or ``"plain"``; ``times`` are any
         times >= 0; ``strata`` as for ``predict_survival``. A row with a missing
         covariate, a negative or missing time, or an unknown ``conf_type`` raises a
-        ``ValueError`` naming it.
+        ``ValueError`` naming it. A fit with ``entry=`` or ``offset=`` is refused.
         """
+        self.require_plain("predict_survival_ci")
         check_level(conf_type, conf_int)
         t = check_times(times)
         x, _ = _design(X, self.names)
@@ -261,13 +271,56 @@ class RiskSets:
     group_start: np.ndarray  # per distinct event time: its first position in death_rows
     x_dead: np.ndarray  # covariates of the event rows
     weight_dead: np.ndarray  # case weights of the event rows
+    offset: np.ndarray | None = None  # per row: the offset (coxph's offset()), sorted
+    entry: Entry | None = None  # (start, stop] data: who has not yet entered each risk set
 
 
-def risk_sets(x, time, event, weight, strata_codes, ties: str) -> tuple[RiskSets, np.ndarray]:
+@dataclass(frozen=True)
+class Entry:
+    """(start, stop] bookkeeping: rows whose start is at or after an event time are
+    not in its risk set (``RiskSets.entry``; see ``at_risk_sums`` and ``covering``)."""
+
+    start: np.ndarray  # per sorted row: its start time
+    late_order: np.ndarray  # the sorted rows ordered by stratum, then start time
+    group_late: np.ndarray  # per event time: first late_order position with start >= t_k
+    first_group: np.ndarray  # per sorted row: first event time of its stratum
+    entered_group: np.ndarray  # per sorted row: one past the last event time <= its start
+
+
+def _rank(keys: tuple[np.ndarray, np.ndarray], query: tuple[np.ndarray, np.ndarray], right: bool):
+    """Per query (stratum, value): how many of the sorted keys come before it in
+    (stratum, value) order; with ``right``, keys equal to the query count too."""
+    m = len(keys[0])
+    stratum, value = np.r_[keys[0], query[0]], np.r_[keys[1], query[1]]
+    is_query = np.r_[np.zeros(m), np.ones(len(query[0]))]
+    merged = np.lexsort((is_query if right else 1 - is_query, value, stratum))
+    before = np.cumsum(merged < m)
+    out = np.empty(len(query[0]), dtype=np.int64)
+    queries = merged >= m
+    out[merged[queries] - m] = before[queries]
+    return out
+
+
+def _entry(start: np.ndarray, strata: np.ndarray, group_time: np.ndarray, group_stratum) -> Entry:
+    """The Entry of sorted rows (start times, stratum codes) and the event times."""
+    late = np.lexsort((start, strata))
+    group_late = _rank((strata[late], start[late]), (group_stratum, group_time), right=False)
+    groups = (group_stratum, group_time)
+    first = _rank(groups, (strata, np.full(len(start), -np.inf)), right=False)
+    entered = _rank(groups, (strata, start), right=True)
+    return Entry(start, late, group_late, first, entered)
+
+
+def risk_sets(
+    x, time, event, weight, strata_codes, ties: str, entry=None, offset=None
+) -> tuple[RiskSets, np.ndarray]:
     """The risk sets of (already centred, checked) data, and the order that sorted it.
 
     Rows are sorted by stratum, then time, events before censorings at a tie
     (coxfit6's order); ``ties`` sets Efron's fractions ``j / m_k`` or Breslow's 0.
+    With ``entry`` (start times of (start, stop] data; ``time`` is then the stop)
+    a row is in the risk set of event time t when start < t <= stop; ``offset``
+    adds a fixed term to each row's linear predictor.
     """
     order = np.lexsort((-event, time, strata_codes))
     xs, ts, es, ws, ss = x[order], time[order], event[order], weight[order], strata_codes[order]
@@ -304,8 +357,36 @@ def risk_sets(x, time, event, weight, strata_codes, ties: str) -> tuple[RiskSets
         group_start=starts,
         x_dead=xs[death_rows],
         weight_dead=ws[death_rows],
+        offset=None if offset is None else offset[order],
+        entry=None if entry is None else _entry(entry[order], ss, ts[group_rows], ss[group_rows]),
     )
     return risk, order
+
+
+def linear_predictor(risk: RiskSets, beta: np.ndarray) -> np.ndarray:
+    """Per sorted row: :math:`x_i^\\top\\beta`, plus its offset when the fit has one."""
+    eta = risk.x @ beta
+    return eta if risk.offset is None else eta + risk.offset
+
+
+def at_risk_sums(risk: RiskSets, values: np.ndarray) -> np.ndarray:
+    """Per event time: the sum of `values` (per sorted row) over its risk set.
+
+    The rows of the stratum with time >= t_k, less (for (start, stop] data) those
+    with start >= t_k, each a contiguous range of a sorted order.
+    """
+    sums = range_sums(values, risk.group_first, risk.group_end)
+    if risk.entry is None:
+        return sums
+    late = values[risk.entry.late_order]
+    return sums - range_sums(late, risk.entry.group_late, risk.group_end)
+
+
+def not_yet_entered(risk: RiskSets, per_group: np.ndarray) -> np.ndarray:
+    """Per sorted row of (start, stop] data: the sum of `per_group` over the event
+    times of its stratum at or before its start (risk sets it has not entered)."""
+    entry = risk.entry
+    return range_sums(per_group, entry.first_group, entry.entered_group)
 
 
 def range_sums(values: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -320,10 +401,10 @@ def partial_likelihood(risk: RiskSets, beta: np.ndarray, *, derivatives: bool = 
     The module docstring's likelihood; score and information are None when
     ``derivatives`` is False.
     """
-    eta = risk.x @ beta
+    eta = linear_predictor(risk, beta)
     shift = eta.max()
     we = risk.weight * np.exp(eta - shift)
-    s0 = range_sums(we, risk.group_first, risk.group_end)
+    s0 = at_risk_sums(risk, we)
     dead_we = we[risk.death_rows]
     d0 = np.bincount(risk.group, weights=dead_we, minlength=len(s0))
     meanwt = (risk.group_weight / risk.group_size)[risk.group]
@@ -339,11 +420,13 @@ def partial_likelihood(risk: RiskSets, beta: np.ndarray, *, derivatives: bool = 
     placed = np.bincount(risk.group_first, weights=c, minlength=n + 1)
     placed -= np.bincount(risk.group_end, weights=c, minlength=n + 1)
     coverage = np.cumsum(placed)[:n]
+    if risk.entry is not None:
+        coverage -= not_yet_entered(risk, c)
     row_weight = we * coverage
     row_weight[risk.death_rows] -= dead_we * h[risk.group]
     xd = risk.x_dead
     score = np.dot(dead_w, xd) - np.dot(row_weight, risk.x)
-    s1 = range_sums(we[:, None] * risk.x, risk.group_first, risk.group_end)
+    s1 = at_risk_sums(risk, we[:, None] * risk.x)
     d1 = np.add.reduceat(dead_we[:, None] * xd, risk.group_start, axis=0)
     # sum over event rows of meanwt * a a^T with a = (s1 - f d1) / denom, expanded in f so
     # that the products run over distinct event times, not over every event.
@@ -381,12 +464,12 @@ class EventMoments:
 
 def event_moments(risk: RiskSets, beta: np.ndarray) -> EventMoments:
     """Risk-set sums and weighted covariate means at each event, Efron's sub-steps included."""
-    eta = risk.x @ beta
+    eta = linear_predictor(risk, beta)
     shift = eta.max()
     risk_score = np.exp(eta - shift)
     we = risk.weight * risk_score
-    s0 = range_sums(we, risk.group_first, risk.group_end)
-    s1 = range_sums(we[:, None] * risk.x, risk.group_first, risk.group_end)
+    s0 = at_risk_sums(risk, we)
+    s1 = at_risk_sums(risk, we[:, None] * risk.x)
     dead_we = we[risk.death_rows]
     d0 = np.bincount(risk.group, weights=dead_we, minlength=len(s0))
     d1 = np.add.reduceat(dead_we[:, None] * risk.x_dead, risk.group_start, axis=0)
@@ -420,6 +503,8 @@ def score_residuals(risk: RiskSets, beta: np.ndarray) -> np.ndarray:
     np.add.at(placed, risk.group_first, np.c_[c_k, m_k])
     np.subtract.at(placed, risk.group_end, np.c_[c_k, m_k])
     cover = np.cumsum(placed, axis=0)[:n]
+    if risk.entry is not None:
+        cover -= not_yet_entered(risk, np.c_[c_k, m_k])
     coverage, mean_cover = cover[:, 0], cover[:, 1:]
     expected = risk.x * coverage[:, None] - mean_cover
     dead = risk.death_rows
@@ -534,9 +619,9 @@ def hazard_increments(risk: RiskSets, beta: np.ndarray, offset: float = 0.0) -> 
     predictor ``risk.x @ beta + offset`` (``offset = means @ beta`` for covariates
     all zero; 0 for covariates at their means).
     """
-    eta = risk.x @ beta + offset
+    eta = linear_predictor(risk, beta) + offset
     we = risk.weight * np.exp(eta)
-    s0 = range_sums(we, risk.group_first, risk.group_end)
+    s0 = at_risk_sums(risk, we)
     d0 = np.bincount(risk.group, weights=we[risk.death_rows], minlength=len(s0))
     meanwt = (risk.group_weight / risk.group_size)[risk.group]
     denom = s0[risk.group] - risk.efron_fraction * d0[risk.group]
@@ -569,8 +654,13 @@ def fit(
     max_iter: int = _MAX_ITER,
     robust: bool | None = None,
     cluster: Any = None,
+    offset: Any = None,
+    entry: Any = None,
+    id: Any = None,
 ) -> CoxFit:
     """Fit a Cox model as ``coxph(Surv(time, event) ~ X + strata(strata), weights=, ties=)``.
+
+    With ``entry``, as ``coxph(Surv(entry, time, event) ~ X + offset(offset), cluster=, id=)``.
 
     Parameters
     ----------
@@ -578,7 +668,9 @@ def fit(
         Covariates, rows x columns: a numeric numpy array or DataFrame (its column
         names are kept; categorical variables must be dummy-coded beforehand).
     time, event
-        Follow-up time and event indicator (1 = event, 0 = censored).
+        Follow-up time and event indicator (1 = event, 0 = censored); with
+        ``entry``, the stop time of each (start, stop] interval and whether it
+        ends in an event.
     ties
         ``"efron"`` (coxph's default) or ``"breslow"``.
     weights
@@ -607,6 +699,18 @@ def fit(
         variance :math:`D^\\top D` with D the weighted dfbeta residuals summed
         within each cluster (coxph's ``residuals(fit, "dfbeta", collapse = cluster,
         weighted = TRUE)``). At least two clusters; a cluster may have one row.
+    offset
+        A fixed term per row added to the linear predictor (``offset()``), finite.
+    entry
+        The start times of counting-process data (``Surv(start, stop, event)``):
+        the row is at risk on (entry, time], so in the risk set of event time t
+        when entry < t <= time (time-varying covariates: one row per interval;
+        delayed entry). Each entry must be < its time.
+    id
+        The subject of each row (coxph's ``id=``). Intervals of one subject that
+        overlap are refused. As coxph: when a subject has more than one event the
+        default variance is robust, and a robust fit without ``cluster`` clusters
+        on ``id``.
 
     Returns
     -------
@@ -623,10 +727,10 @@ def fit(
     t, e, x = check_survival(time, event, x, names=("time", "event", "covariates"), rows=rows)
     n, p = x.shape
     w = _weights(weights, n)
-    clusters = _coxinput.cluster_codes(cluster, n, _coxinput.row_labels(rows, n))
+    extras = _extras(t, e, rows, cluster, offset, entry, id)
     codes, levels = _strata_codes(strata, n)
     means = np.average(x, axis=0, weights=w)
-    risk, order = risk_sets(x - means, t, e, w, codes, ties)
+    risk, order = risk_sets(x - means, t, e, w, codes, ties, extras.start, extras.offset)
     # The products are n x p by p x p: one BLAS thread is fastest, and idle BLAS
     # threads spinning on a busy machine cost more than the work itself.
     with threadpool_limits(limits=1, user_api="blas"):
@@ -638,8 +742,9 @@ def fit(
     converged = _convergence(result, cols, eps, max_iter)
     variance = np.linalg.pinv(info) if not np.all(np.isfinite(info)) else _inverse(info)
     naive_variance = variance
+    robust = _robust_default(robust, weights, w, extras)
+    clusters = extras.cluster if extras.cluster is not None or not robust else extras.subject
     clusters = None if clusters is None else clusters[order]
-    robust = _robust_default(robust, weights, w, clusters)
     if robust:
         variance = robust_variance(risk, beta, variance, clusters)
     se = np.sqrt(np.diag(variance))
@@ -662,17 +767,57 @@ def fit(
         names=cols,
         means=means,
         ties=ties,
-        baseline_cumulative_hazard=_baseline(risk, beta, float(means @ beta), levels),
+        baseline_cumulative_hazard=_baseline(risk, beta, _centre(means, beta, extras, w), levels),
         risk_sets=risk,
         order=order,
         cluster=clusters,
     )
 
 
-def _robust_default(robust: bool | None, weights: Any, w: np.ndarray, clusters) -> bool:
-    """coxph's choice: robust with a cluster or with non-integer weights, unless told."""
+@dataclass(frozen=True)
+class _Extras:
+    """fit's checked per-row extras (input order); each None when not given."""
+
+    start: np.ndarray | None
+    offset: np.ndarray | None
+    cluster: np.ndarray | None
+    subject: np.ndarray | None
+    repeated_events: bool  # some subject (id) has more than one event (coxph's anyDuplicated)
+
+
+def _extras(t: np.ndarray, e: np.ndarray, rows: Any, cluster, offset, entry, subject) -> _Extras:
+    n = len(t)
+    labels = _coxinput.row_labels(rows, n)
+    start = _coxinput.entry_times(entry, t, labels)
+    subjects = _coxinput.subject_codes(subject, n, labels)
+    _coxinput.check_overlaps(start, t, subjects, labels)
+    repeated = subjects is not None and np.bincount(subjects[e == 1]).max(initial=0) > 1
+    return _Extras(
+        start,
+        _coxinput.offsets(offset, n, labels),
+        _coxinput.cluster_codes(cluster, n, labels),
+        subjects,
+        bool(repeated),
+    )
+
+
+def _centre(means: np.ndarray, beta: np.ndarray, extras: _Extras, w: np.ndarray) -> float:
+    """The linear predictor of the baseline subject: covariates 0 and, with offsets, the
+    (weighted) mean offset, as ``basehaz(fit, centered = FALSE)`` (survfit.coxph's
+    ``offset.mean``)."""
+    centre = float(means @ beta)
+    if extras.offset is None:
+        return centre
+    return centre - float(np.sum(extras.offset * (w / w.sum())))
+
+
+def _robust_default(robust: bool | None, weights: Any, w: np.ndarray, extras: _Extras) -> bool:
+    """coxph's choice, unless told: robust with a cluster, with non-integer weights,
+    or with a subject (id) that has more than one event."""
+    clusters = extras.cluster
     if robust is None:
-        return clusters is not None or (weights is not None and not np.all(w == np.round(w)))
+        fractional = weights is not None and not np.all(w == np.round(w))
+        return clusters is not None or fractional or extras.repeated_events
     if clusters is not None and not robust:
         raise ValueError("cluster= needs the robust variance: drop robust=False or the cluster")
     return bool(robust)

@@ -200,6 +200,8 @@ def _expected(risk: cox.RiskSets, beta: np.ndarray) -> np.ndarray:
     placed = np.bincount(risk.group_first, weights=increment, minlength=n + 1)
     placed -= np.bincount(risk.group_end, weights=increment, minlength=n + 1)
     hazard = np.cumsum(placed)[:n]  # per row: the increments of the risk sets holding it
+    if risk.entry is not None:
+        hazard -= cox.not_yet_entered(risk, increment)
     dead = risk.death_rows
     hazard[dead] += own[risk.group] - increment[risk.group]
     return moments.risk_score * hazard

@@ -89,7 +89,9 @@ def zph(
         Term name -> its covariates (the dummy columns of a categorical
         variable form one term, tested on their df as R tests a factor); None
         makes every covariate its own term. Every covariate belongs to exactly one.
+        A fit with ``entry=`` or ``offset=`` is refused (``fit.require_plain``).
     """
+    fit.require_plain("the proportional-hazards test (zph)")
     if transform not in ("km", "rank", "identity", "log"):
         raise ValueError(f"transform must be 'km', 'rank', 'identity' or 'log', got {transform!r}")
     groups = _terms(fit.names, terms)
