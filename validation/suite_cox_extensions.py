@@ -1,6 +1,7 @@
 """The Cox model's extensions against survival 3.5-3's coxph: the clustered robust
 variance (rats by litter, lung by institution), (start, stop] data (heart, the jasa1
-form; cgd's recurrent infections by patient) and offsets (heart, lung)."""
+form; cgd's recurrent infections by patient), offsets (heart, lung) and the exact
+partial likelihood of tied events (veteran in days, and in months: 41 deaths at a time)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def _fit_rows(label: str, fit, ref) -> list:
         ("naive variance", fit.naive_variance, ref["naive_var"]),
         ("log-likelihood", fit.loglik, ref["loglik"][1]),
         ("Wald test chisq", tests.wald.statistic, ref["wald_test"][0]),
+        ("score test chisq", tests.score.statistic, ref["sctest"][0]),
         ("basehaz (centered = FALSE)", base["hazard"].to_numpy(), ref["base_hazard"]),
         ("martingale residuals", residuals(fit, "martingale").values, ref["martingale"]),
     ]
@@ -98,3 +100,20 @@ def offsets_heart_lung():
     time, event = lung["time"].to_numpy(float), (lung["status"] == 2).to_numpy(float)
     fit = cox.fit(x, time, event, offset=offset)
     return rows + _fit_rows("lung, offset 0.3 sex", fit, coxph(x, time, event, offset=offset))
+
+
+@check("cox_extensions", fast=True)
+def exact_ties_veteran():
+    from toolkit import rbridge
+    from toolkit.rbridge.cox_extensions import coxph
+    from toolkit.stats import cox
+
+    veteran = rbridge.dataset("veteran")
+    x = veteran[["karno", "age", "diagtime", "prior"]].to_numpy(float)
+    event = veteran["status"].to_numpy(float)
+    rows = []
+    for unit, time in (("days", veteran["time"].to_numpy(float)),
+                       ("months", np.ceil(veteran["time"].to_numpy(float) / 30))):  # fmt: skip
+        fit = cox.fit(x, time, event, ties="exact")
+        rows += _fit_rows(f"veteran ({unit}), ties exact", fit, coxph(x, time, event, ties="exact"))
+    return rows

@@ -1,14 +1,17 @@
 """The Cox model's extensions against survival 3.5-3's coxph (live through rpy2): the
 clustered robust variance (``cluster =``), offsets and (start, stop] data (``entry =``,
-``id =``), and cases worked by hand from the formulas."""
+``id =``), the exact partial likelihood (``ties = "exact"``), and cases worked by hand
+from the formulas."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit.stats import cox
+from toolkit.stats import _coxexact, cox
 from toolkit.stats.cox_residuals import global_tests, residuals
 from toolkit.stats.cox_zph import zph
 
@@ -244,3 +247,81 @@ def test_counting_process_bad_input_is_refused_naming_rows():
         fit.predict_survival_ci(x, [1.0])
     with pytest.raises(ValueError, match=r"test \(zph\) is not available .* entry="):
         zph(fit)
+
+
+# --- item 7: ties = "exact" ---------------------------------------------------------------
+
+
+def _veteran(r, months: bool):
+    veteran = r.dataset("veteran")
+    x = veteran[["karno", "age", "diagtime", "prior"]].to_numpy(float)
+    time = veteran["time"].to_numpy(float)
+    time = np.ceil(time / 30) if months else time  # months: up to 41 deaths at one time
+    return x, time, veteran["status"].to_numpy(float), veteran["celltype"].astype(str).to_numpy()
+
+
+@pytest.mark.parametrize(("months", "stratified", "offset"),
+                         [(False, False, False), (False, True, False), (True, False, False),
+                          (True, True, True)])  # fmt: skip
+def test_exact_ties_equal_r_on_veteran(r, months, stratified, offset):
+    from toolkit.rbridge.cox_extensions import coxph
+
+    x, time, event, celltype = _veteran(r, months)
+    strata = celltype if stratified else None
+    o = 0.1 * np.cos(np.arange(len(time))) if offset else None
+    fit = cox.fit(x, time, event, ties="exact", strata=strata, offset=o)
+    ref = coxph(x, time, event, ties="exact", strata=strata, offset=o)
+    _assert_fit_equals_r(fit, ref)
+    assert fit.iterations == ref["iter"]
+    _assert_close(residuals(fit, "martingale").values, ref["martingale"], "martingale")
+    _assert_close(fit.baseline_cumulative_hazard["hazard"], ref["base_hazard"], "basehaz")
+
+
+def test_exact_likelihood_worked_by_hand():
+    """Times 1, 1, 2, 3, events 1, 1, 1, 0, x = 1, 0, 1, 0. At time 1 both deaths among
+    four rows: the pairs' scores sum to e^2b + 4e^b + 1; at 2 Breslow's b - log(e^b + 1).
+    At b = 0: loglik -log 12, score 1/2, information 1/3 + 1/4, score test 3/7. The
+    maximum solves u^3 - 5u - 2 = 0 in u = e^b: u = 1 + sqrt 2."""
+    time, event = np.array([1.0, 1, 2, 3]), np.array([1.0, 1, 1, 0])
+    x = np.array([[1.0], [0], [1], [0]])
+    fit = cox.fit(x, time, event, ties="exact", eps=1e-14)
+    np.testing.assert_allclose(fit.loglik_null, -np.log(12), rtol=1e-14)
+    np.testing.assert_allclose(global_tests(fit).score.statistic, 3 / 7, rtol=1e-13)
+    np.testing.assert_allclose(fit.coef, [np.log(1 + np.sqrt(2))], rtol=1e-10)
+    u = 1 + np.sqrt(2)
+    loglik = 2 * np.log(u) - np.log(u * u + 4 * u + 1) - np.log(u + 1)
+    np.testing.assert_allclose(fit.loglik, loglik, rtol=1e-13)
+    breslow = cox.fit(x, time, event, ties="breslow")
+    assert abs(breslow.coef[0] - fit.coef[0]) > 0.05
+
+
+def test_exact_recursion_equals_the_sum_over_subsets():
+    """e_d and its derivatives against the sum over every subset, d = 1..5 of 7 rows."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(7, 2))
+    r = np.exp(x @ [0.7, -0.4])
+    for d in range(1, 6):
+        subsets = [list(s) for s in itertools.combinations(range(7), d)]
+        weight = np.array([r[s].prod() for s in subsets])
+        x_s = np.array([x[s].sum(axis=0) for s in subsets])
+        log_e, mean, second = _coxexact.exact_terms(r, x, d)
+        np.testing.assert_allclose(log_e, np.log(weight.sum()), rtol=1e-13)
+        np.testing.assert_allclose(mean, weight @ x_s / weight.sum(), rtol=1e-12)
+        np.testing.assert_allclose(second, (x_s.T * weight) @ x_s / weight.sum(), rtol=1e-12)
+
+
+def test_exact_ties_refusals():
+    time, event = np.array([1.0, 1, 2, 3]), np.array([1.0, 1, 1, 0])
+    x = np.array([1.0, 0, 1, 0])
+    with pytest.raises(ValueError, match="does not take case weights"):
+        cox.fit(x, time, event, ties="exact", weights=[1.0, 2, 1, 1])
+    with pytest.raises(ValueError, match="has no robust variance"):
+        cox.fit(x, time, event, ties="exact", cluster=["a", "a", "b", "b"])
+    with pytest.raises(ValueError, match=r"not available for \(start, stop\] data"):
+        cox.fit(x, time, event, ties="exact", entry=[0.0, 0, 0, 0])
+    fit = cox.fit(x, time, event, ties="exact")
+    with pytest.raises(ValueError, match="dfbeta residuals are not available for ties='exact'"):
+        residuals(fit, "dfbeta")
+    n = 4000  # every row dies at time 1: d x n = 16,000,000 entries in the recursion
+    with pytest.raises(ValueError, match=r"4000 tied events at time 1 with 4000 rows at risk"):
+        cox.fit(np.arange(n) % 2, np.ones(n), np.ones(n), ties="exact")

@@ -37,8 +37,9 @@ function(x, stop, event, entry, offset, cluster, id, strata, ties, weights) {
        robscore = if (is.null(s$robscore)) NULL else unname(s$robscore),
        base_time = b$time, base_hazard = b$hazard,
        martingale = unname(residuals(fit, "martingale")),
-       score = unname(as.matrix(residuals(fit, "score"))),
-       dfbeta = unname(as.matrix(residuals(fit, "dfbeta"))))
+       # coxph has no score (nor dfbeta) residuals for the exact method
+       score = if (ties == "exact") NULL else unname(as.matrix(residuals(fit, "score"))),
+       dfbeta = if (ties == "exact") NULL else unname(as.matrix(residuals(fit, "dfbeta"))))
 }
 """
 
@@ -76,7 +77,8 @@ def coxph(
     variance its columns are coef, exp(coef), se(coef), robust se, z, p), logtest,
     sctest, waldtest (rounded, as summary), wald_test (unrounded), robscore (or None),
     base_time/base_hazard (``basehaz(fit, centered = FALSE)``) and the martingale,
-    score and dfbeta residuals (input order). Cluster and id labels are passed as text.
+    score and dfbeta residuals (input order; score and dfbeta None for ties "exact",
+    which R does not give). Cluster and id labels are passed as text.
     """
     return call(
         _coxph(),

@@ -26,6 +26,12 @@ may be infinite". We apply R's rule (the last Newton step is still larger than
 ``sqrt(1e-9) * |coef|``), emit a ``RuntimeWarning`` naming the covariates and
 return ``converged=False``; running out of iterations warns as ``coxph`` does.
 
+Beside this, as coxph: ``cluster=`` (the robust variance of the dfbeta residuals
+summed within cluster), ``offset=``, counting-process data ``(start, stop]`` through
+``entry=`` (risk set of t: start < t <= stop) with ``id=``, and ``ties="exact"`` (the
+exact partial likelihood of tied events, ``toolkit.stats._coxexact``, iterated as
+coxexact.c; see ``newton_exact``).
+
 Deliberate differences from R: rows with missing values raise a ``ValueError``
 naming them instead of being dropped by ``na.omit``. The variance follows
 ``coxph``: model-based, except with non-integer case weights (or ``robust=True``),
@@ -40,7 +46,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -48,7 +54,7 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from toolkit.stats import _coxinput
+from toolkit.stats import _coxexact, _coxinput
 from toolkit.stats._checks import check_survival, listed
 from toolkit.stats._coxsurv import (
     ConfType,
@@ -62,7 +68,7 @@ from toolkit.stats._coxsurv import (
 from toolkit.stats._rows import row_products
 from toolkit.stats.wald import quantile
 
-Ties = Literal["efron", "breslow"]
+Ties = Literal["efron", "breslow", "exact"]
 
 _MAX_ITER = 20  # coxph.control()$iter.max
 _EPS = 1e-9  # coxph.control()$eps
@@ -273,6 +279,7 @@ class RiskSets:
     weight_dead: np.ndarray  # case weights of the event rows
     offset: np.ndarray | None = None  # per row: the offset (coxph's offset()), sorted
     entry: Entry | None = None  # (start, stop] data: who has not yet entered each risk set
+    exact_ties: bool = False  # ties="exact": tied event times take the exact likelihood
 
 
 @dataclass(frozen=True)
@@ -359,6 +366,7 @@ def risk_sets(
         weight_dead=ws[death_rows],
         offset=None if offset is None else offset[order],
         entry=None if entry is None else _entry(entry[order], ss, ts[group_rows], ss[group_rows]),
+        exact_ties=ties == "exact",
     )
     return risk, order
 
@@ -399,8 +407,11 @@ def partial_likelihood(risk: RiskSets, beta: np.ndarray, *, derivatives: bool = 
     """Log-likelihood, score and information at `beta` (coxfit6's arithmetic, vectorised).
 
     The module docstring's likelihood; score and information are None when
-    ``derivatives`` is False.
+    ``derivatives`` is False. With ``risk.exact_ties``, the exact likelihood of
+    ``toolkit.stats._coxexact`` at the event times with tied events.
     """
+    if risk.exact_ties:
+        return _exact_likelihood(risk, beta, derivatives)
     eta = linear_predictor(risk, beta)
     shift = eta.max()
     we = risk.weight * np.exp(eta - shift)
@@ -441,6 +452,17 @@ def partial_likelihood(risk: RiskSets, beta: np.ndarray, *, derivatives: bool = 
         cross = np.dot(s1.T * beta_, d1)
         information += cross + cross.T - np.dot(d1.T * gamma, d1)
     return loglik, score, information
+
+
+def _exact_likelihood(risk: RiskSets, beta: np.ndarray, derivatives: bool):
+    """Breslow's terms, with each tied event time's replaced by its exact one."""
+    loglik, score, info = partial_likelihood(replace(risk, exact_ties=False), beta)
+    extra_loglik, extra_score, extra_info = _coxexact.tied_corrections(
+        risk, linear_predictor(risk, beta)
+    )
+    if not derivatives:
+        return loglik + extra_loglik, None, None
+    return loglik + extra_loglik, score + extra_score, info + extra_info
 
 
 @dataclass(frozen=True)
@@ -577,6 +599,39 @@ def newton(risk: RiskSets, start: tuple, eps: float, max_iter: int) -> Newton:
     return Newton(beta, loglik, info, _solve(info, score), max_iter + 1, False, halvings)
 
 
+def newton_exact(risk: RiskSets, start: tuple, eps: float, max_iter: int) -> Newton:
+    """coxexact.c's Newton-Raphson (survival 3.5-3), the iteration of ``ties="exact"``.
+
+    As ``newton`` but with coxexact's older rules: a candidate whose log-likelihood
+    is lower than the best (or not finite) is replaced by the midpoint of it and
+    the best point, convergence is not accepted in the midst of halving, and when
+    the iterations run out the fit is the last candidate evaluated, with
+    ``iterations = max_iter``.
+    """
+    loglik, score, info = start
+    beta = np.zeros(len(score))
+    if max_iter == 0:
+        return Newton(beta, loglik, info, _solve(info, score), 0, False, 0)
+    candidate = beta + _solve(info, score)
+    halving = False
+    halvings = 0
+    for iteration in range(1, max_iter + 1):
+        new_loglik, score, info = partial_likelihood(risk, candidate)
+        step = _solve(info, score)
+        if not halving and abs(1 - loglik / new_loglik) <= eps:
+            return Newton(candidate, new_loglik, info, step, iteration, True, halvings)
+        if iteration == max_iter:
+            break
+        halving = not np.isfinite(new_loglik) or new_loglik < loglik
+        if halving:
+            halvings += 1
+            candidate = (beta + candidate) / 2
+        else:
+            loglik, beta = new_loglik, candidate
+            candidate = candidate + step
+    return Newton(candidate, new_loglik, info, step, max_iter, False, halvings)
+
+
 def _solve(info: np.ndarray, score: np.ndarray) -> np.ndarray:
     try:
         return np.linalg.solve(info, score)
@@ -672,7 +727,11 @@ def fit(
         ``entry``, the stop time of each (start, stop] interval and whether it
         ends in an event.
     ties
-        ``"efron"`` (coxph's default) or ``"breslow"``.
+        ``"efron"`` (coxph's default), ``"breslow"`` or ``"exact"``: the exact
+        partial likelihood of tied events (``toolkit.stats._coxexact``), without
+        case weights or ``entry``; an event time with too many tied events for its
+        recursion is refused, naming it. Its baseline hazard is Breslow's, as
+        survfit.coxph's for an exact fit.
     weights
         Positive case weights (coxph's ``weights=``), or None.
     strata
@@ -716,8 +775,8 @@ def fit(
     -------
     CoxFit with Wald z and p, ``aic = -2 loglik + 2 p`` (R's ``AIC(fit)``).
     """
-    if ties not in ("efron", "breslow"):
-        raise ValueError(f"ties must be 'efron' or 'breslow', got {ties!r}")
+    if ties not in ("efron", "breslow", "exact"):
+        raise ValueError(f"ties must be 'efron', 'breslow' or 'exact', got {ties!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer) or max_iter < 0:
         raise ValueError(f"max_iter must be a whole number >= 0, got {max_iter!r}")
     if not (np.isfinite(eps) and eps > 0):
@@ -731,11 +790,13 @@ def fit(
     codes, levels = _strata_codes(strata, n)
     means = np.average(x, axis=0, weights=w)
     risk, order = risk_sets(x - means, t, e, w, codes, ties, extras.start, extras.offset)
+    if ties == "exact":
+        _check_exact(risk, weights, extras, robust)
     # The products are n x p by p x p: one BLAS thread is fastest, and idle BLAS
     # threads spinning on a busy machine cost more than the work itself.
     with threadpool_limits(limits=1, user_api="blas"):
         start = partial_likelihood(risk, np.zeros(p))
-        result = newton(risk, start, eps, max_iter)
+        result = (newton_exact if ties == "exact" else newton)(risk, start, eps, max_iter)
     beta, loglik, info = result.beta, result.loglik, result.information
     iterations = result.iterations
     loglik_null = start[0]
@@ -799,6 +860,21 @@ def _extras(t: np.ndarray, e: np.ndarray, rows: Any, cluster, offset, entry, sub
         subjects,
         bool(repeated),
     )
+
+
+def _check_exact(risk: RiskSets, weights: Any, extras: _Extras, robust: bool | None) -> None:
+    """What ties="exact" covers, as coxph: no case weights, no robust variance (it has
+    no score residuals), right-censored rows."""
+    if weights is not None and np.any(risk.weight != 1):
+        raise ValueError("ties='exact' does not take case weights (coxph refuses them too)")
+    if robust or extras.cluster is not None or extras.repeated_events:
+        raise ValueError(
+            "ties='exact' has no robust variance: it needs the score (dfbeta) residuals, "
+            "which the exact likelihood does not define (coxph refuses them too)"
+        )
+    if extras.start is not None:
+        raise ValueError("ties='exact' is not available for (start, stop] data (entry=)")
+    _coxexact.check_tractable(risk)
 
 
 def _centre(means: np.ndarray, beta: np.ndarray, extras: _Extras, w: np.ndarray) -> float:

@@ -137,6 +137,10 @@ def residuals(
         Weighted "deviance" residuals are refused (R computes them from the
         weighted martingale residuals, NaN where those reach 1).
 
+    For a ``ties="exact"`` fit only "martingale" and "deviance" are given (from
+    Breslow's hazard at the exact coefficients, as coxph's coxmart2); the others
+    are refused, as R refuses them.
+
     Returns
     -------
     CoxResiduals. The variance in "scaledsch", "dfbeta" and "dfbetas" is the
@@ -144,6 +148,11 @@ def residuals(
     """
     if type not in _TYPES:
         raise ValueError(f"type must be one of {list(_TYPES)}, got {type!r}")
+    if fit.ties == "exact" and type not in ("martingale", "deviance"):
+        raise ValueError(
+            f"{type} residuals are not available for ties='exact' (nor in R's coxph): "
+            "the exact likelihood has no per-row score decomposition"
+        )
     weighted = type in ("dfbeta", "dfbetas") if weighted is None else bool(weighted)
     if weighted and type == "deviance":
         raise ValueError(
