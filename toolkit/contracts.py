@@ -469,6 +469,7 @@ class Metrics(_JsonFile):
     median_survival: JsonMap
     selection_notes: tuple[str, ...] = ()
     accuracy: JsonMap | None = None
+    fixed_model_validation: JsonMap | None = None
     stages: tuple[Stage, ...] | None = None
     r_check_passed: bool | None = None
 
@@ -482,6 +483,7 @@ class Metrics(_JsonFile):
             **sections,
             "selection_notes": list(self.selection_notes),
             **_optional("accuracy", self.accuracy),
+            **_optional("fixed_model_validation", self.fixed_model_validation),
             **_optional("stages", stages),
             **_optional("r_check_passed", self.r_check_passed),
         }
@@ -497,6 +499,7 @@ class Metrics(_JsonFile):
             icc=IccSummary.from_json(icc) if icc else None,
             selection_notes=tuple(str(n) for n in data.get("selection_notes") or ()),
             accuracy=data.get("accuracy"),
+            fixed_model_validation=data.get("fixed_model_validation"),
             stages=None if stages is None else tuple(Stage.from_json(s) for s in stages),
             r_check_passed=None if passed is None else bool(passed),
             **sections,

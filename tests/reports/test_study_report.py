@@ -18,11 +18,13 @@ TABLES = (
     "tbl-tdauc",
     "tbl-accuracy",
     "tbl-calslope",
+    "tbl-optimism",
     "tbl-rcheck",
     "suptbl-exclusions",
     "suptbl-signature",
     "suptbl-univariate",
     "suptbl-tripod",
+    "suptbl-ph",
 )
 FIGURES = (
     "fig-workflow",
@@ -32,6 +34,7 @@ FIGURES = (
     "fig-tdauc",
     "fig-decision",
     "supfig-forest",
+    "supfig-schoenfeld",
 )
 
 
@@ -119,6 +122,30 @@ def test_accuracy_and_calibration_slope_tables_equal_metrics(page, metrics, text
             assert fmt.with_ci(s["slope"], s["lower"], s["upper"], digits=2) in slopes
             for large in entry["calibration_in_the_large"].values():
                 assert fmt.with_ci(large["oe"], large["lower"], large["upper"], digits=2) in slopes
+
+
+def test_optimism_table_equals_metrics(page, metrics, text_of):
+    table = text_of(page, "tbl-optimism")
+    block = metrics["fixed_model_validation"]
+    for model in ("clinical", "integrated"):
+        for values in block[model]["indexes"].values():
+            cells = [values[k] for k in ("index.orig", "training", "test", "optimism")]
+            assert " ".join(fmt.number(v) for v in cells) in table
+
+
+def test_ph_table_equals_the_run_and_the_narrative_names_violations(page, study_dir, text_of):
+    import pandas as pd
+    from bs4 import BeautifulSoup
+
+    frame = pd.read_parquet(study_dir / "results" / "tables" / "ph_test.parquet")
+    table = text_of(page, "suptbl-ph")
+    assert set(frame["model"]) == {"clinical", "integrated"}
+    for row in frame.itertuples():
+        assert f"{fmt.number(row.chisq, 2)} {int(row.df)} {fmt.pvalue(row.p)}" in table
+    text = BeautifulSoup(page, "html.parser").get_text(" ", strip=True)
+    assert "The proportional-hazards assumption was tested" in text
+    violated = frame[(frame["term"] != "GLOBAL") & (frame["p"] < 0.05)]
+    assert ("The assumption is in doubt" in text) == (not violated.empty)
 
 
 def test_signature_hazard_ratio_per_sd_beside_per_unit(page, study_dir, text_of):

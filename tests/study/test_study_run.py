@@ -77,6 +77,9 @@ def test_r_cross_check_passes_and_covers_every_statistic(study_run):
         "Score IPA, train, clinical",
         "Score AUC SE, validation, signature",
         "coxph calibration slope and SE, validation, integrated",
+        "cox.zph chisq per term and GLOBAL, integrated",
+        "rms::validate Dxy",
+        "rms::validate Slope",
     ):
         assert needle in names, needle
     for c in check["checks"]:
@@ -130,6 +133,20 @@ def test_accuracy_block_brier_ipa_auc_ci_and_calibration_slope(study_run):
             for large in entry["calibration_in_the_large"].values():
                 assert large["oe"] == pytest.approx(large["observed"] / large["expected"])
                 assert large["lower"] <= large["oe"] <= large["upper"]
+
+
+def test_fixed_model_validation_is_rms_validate_shaped(study_run):
+    study, _, _ = study_run
+    block = read_json(study / "results" / "metrics.json")["fixed_model_validation"]
+    assert block["B"] == 20
+    for m in ("clinical", "integrated"):
+        indexes = block[m]["indexes"]
+        assert list(indexes) == ["Dxy", "R2", "Slope", "D", "U", "Q", "g"]
+        assert indexes["Slope"]["index.orig"] == pytest.approx(1.0)
+        for v in indexes.values():
+            assert v["optimism"] == pytest.approx(v["training"] - v["test"], abs=1e-12)
+            assert v["index.corrected"] == pytest.approx(v["index.orig"] - v["optimism"])
+            assert 20 - len(block[m]["failed"]) >= v["n"] > 0
 
 
 def test_every_artifact_records_provenance(study_run):

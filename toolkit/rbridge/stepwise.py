@@ -43,7 +43,8 @@ function(d, time, event, candidates) {
                coef = s$coefficients[, "coef"], se = s$coefficients[, "se(coef)"],
                hr = s$conf.int[, "exp(coef)"], lower = s$conf.int[, "lower .95"],
                upper = s$conf.int[, "upper .95"], p = s$coefficients[, "Pr(>|z|)"],
-               p_lr = unname(s$logtest["pvalue"]), stringsAsFactors = FALSE)
+               p_lr = unname(s$logtest["pvalue"]), p_score = unname(s$sctest["pvalue"]),
+               stringsAsFactors = FALSE)
   })
   do.call(rbind, rows)
 }

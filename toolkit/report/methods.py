@@ -145,7 +145,9 @@ def model_building(results: StudyResults) -> str:
         "whose linear predictor is the deep-learning signature. Clinical candidates and the "
         "signature were screened by univariate Cox regression (P < 0.05, @suptbl-univariate); "
         "backward stepwise selection by AIC gave the clinical nomogram (clinical candidates "
-        "only) and the integrated nomogram (clinical candidates and the signature)."
+        "only) and the integrated nomogram (clinical candidates and the signature). The "
+        "proportional-hazards assumption of both was tested by `cox.zph`'s score test "
+        "(Kaplan–Meier time scale; a categorical variable as one term)."
     )
 
 
@@ -167,6 +169,14 @@ def validation(results: StudyResults) -> str:
         "(training median applied unchanged to validation) compared by the log-rank test"
     )
     text += f"; decision curves at {decision} {results.time_unit}." if decision else "."
+    boot = (results.metrics.fixed_model_validation or {}).get("B")
+    if boot:
+        text += (
+            f" Each nomogram as fitted was validated in {boot} bootstrap resamples of the "
+            "training set (Harrell's optimism correction, the indexes of `rms::validate`: "
+            "Dxy, R², calibration slope, D, U, Q, g; @tbl-optimism); the variable selection "
+            "was not repeated in the resamples, so this optimism is that of the fit alone."
+        )
     text += (
         " Baseline characteristics were compared by the Mann–Whitney U test (numeric) and "
         "Fisher's exact test (categorical). Tests were two-sided at 0.05. Every statistic that R "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from toolkit.report import formatting as fmt
-from toolkit.report.study import SET_LABELS, SETS, StudyResults
+from toolkit.report.study import MODEL_LABELS, SET_LABELS, SETS, StudyResults
 
 
 def _ci(entry: dict[str, Any] | None, key: str = "c", digits: int = 3) -> str:
@@ -99,6 +99,37 @@ def nomograms(results: StudyResults) -> str:
     if unique:
         text += "\n\nNotes recorded during model selection:\n\n"
         text += "\n".join(f"- {note}" for note in unique)
+    return text
+
+
+def proportional_hazards(results: StudyResults) -> str:
+    """The PH test of both nomograms in words; every term with P < 0.05 is named."""
+    table = results.table("ph_test")
+    if table is None:
+        return ""
+    parts, violated = [], []
+    for model in ("clinical", "integrated"):
+        rows = table[table["model"] == model]
+        overall = rows[rows["term"] == "GLOBAL"]
+        if not overall.empty:
+            parts.append(f"{MODEL_LABELS[model].lower()} global {_p(overall['p'].iloc[0])}")
+        for row in rows[(rows["term"] != "GLOBAL") & (rows["p"] < 0.05)].itertuples():
+            violated.append(
+                f"{results.variable_label(row.term)} in the {model} nomogram ({_p(row.p)})"
+            )
+    text = (
+        "The proportional-hazards assumption was tested by the score test of scaled "
+        "Schoenfeld residuals (`cox.zph`, @suptbl-ph, @supfig-schoenfeld): "
+        + "; ".join(parts)
+        + "."
+    )
+    if violated:
+        text += (
+            " The assumption is in doubt (P < 0.05) for " + "; ".join(violated) + ": its "
+            "hazard ratio is an average over follow-up, and the figure shows how it changes."
+        )
+    else:
+        text += " No term showed evidence against it at P < 0.05."
     return text
 
 

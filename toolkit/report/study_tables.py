@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -115,7 +116,8 @@ def univariate_table(results: StudyResults) -> str:
     """Table S3: the univariate Cox screen of every candidate (HR, 95% CI, P, selected).
 
     A variable is selected by its likelihood-ratio test (``p_lr``, one per variable, all
-    levels together), shown with ``selected`` on the variable's first row.
+    levels together), shown with its score test (``p_score``) and ``selected`` on the
+    variable's first row.
     """
     frame = results.table("univariate")
     if frame is None:
@@ -129,9 +131,10 @@ def univariate_table(results: StudyResults) -> str:
         previous = record["variable"]
         row = [term_label(results, term), hr, p]
         row.append(fmt.pvalue(record["p_lr"]) if first else "")
+        row.append(fmt.pvalue(record.get("p_score")) if first else "")
         row.append(("yes" if bool(record["selected"]) else "no") if first else "")
         rows.append(row)
-    header = ["Variable", "HR (95% CI)", "Wald P", "Likelihood-ratio P", "Selected"]
+    header = ["Variable", "HR (95% CI)", "Wald P", "Likelihood-ratio P", "Score P", "Selected"]
     return fmt.html_table(header, rows)
 
 
@@ -360,6 +363,67 @@ def calibration_slope_table(results: StudyResults) -> str:
     header = ["Set", "Model", "Calibration slope (95% CI)"]
     header += [f"O/E at {float(t):g} {results.time_unit} (95% CI)" for t in times]
     return fmt.html_table(header, rows)
+
+
+_INDEX_LABELS = {
+    "Dxy": "Somers' Dxy",
+    "R2": "R² (Nagelkerke)",
+    "Slope": "Calibration slope",
+    "D": "Discrimination D",
+    "U": "Unreliability U",
+    "Q": "Quality Q",
+    "g": "g-index",
+}
+
+
+def fixed_model_validation_table(results: StudyResults) -> str:
+    """``rms::validate`` of each nomogram: apparent, optimism, corrected, per index."""
+    block = results.metrics.fixed_model_validation or {}
+    if "note" in block:
+        return f'<p class="note">Bootstrap validation {html.escape(block["note"])}.</p>'
+    models = [m for m in ("clinical", "integrated") if m in block]
+    if not models:
+        return missing("metrics.json: fixed_model_validation")
+    rows, groups = [], []
+    for m in models:
+        groups.append(len(rows))
+        failed = len(block[m]["failed"])
+        used = f"{block['B'] - failed} of {block['B']} resamples"
+        rows.append([f"{MODEL_LABELS[m]} ({used})", "", "", "", "", ""])
+        for index, values in block[m]["indexes"].items():
+            rows.append(
+                [
+                    _INDEX_LABELS.get(index, index),
+                    fmt.number(values["index.orig"]),
+                    fmt.number(values["training"]),
+                    fmt.number(values["test"]),
+                    fmt.number(values["optimism"]),
+                    fmt.number(values["index.corrected"]),
+                ]
+            )
+    header = ["Index", "Apparent", "Training", "Test", "Optimism", "Corrected"]
+    return fmt.html_table(header, rows, group_rows=groups)
+
+
+def ph_table(results: StudyResults) -> str:
+    """``cox.zph`` of both nomograms: chi-square, df and P per term and GLOBAL."""
+    frame = results.table("ph_test")
+    if frame is None:
+        return missing("results/tables/ph_test.parquet")
+    rows = []
+    for record in frame.to_dict("records"):
+        term = str(record["term"])
+        label = "Global" if term == "GLOBAL" else results.variable_label(term)
+        rows.append(
+            [
+                MODEL_LABELS.get(record["model"], record["model"]),
+                label,
+                fmt.number(record["chisq"], 2),
+                int(record["df"]),
+                fmt.pvalue(record["p"]),
+            ]
+        )
+    return fmt.html_table(["Model", "Term", "χ²", "df", "P"], rows)
 
 
 def risk_group_table(results: StudyResults) -> str:

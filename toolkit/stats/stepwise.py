@@ -158,16 +158,21 @@ def univariate_screen(
     :math:`= e^{\\hat\\beta \\mp z_{(1+level)/2}\\,se}`,
     ``p`` (Wald, as ``summary(coxph)``'s coefficient table), ``p_lr`` (the
     variable's likelihood-ratio test, ``summary(coxph)$logtest``, with as many
-    degrees of freedom as coefficients) and ``selected`` (``p_lr < alpha``: a
-    categorical variable enters or not as a whole). This is the layout of the
-    paper's Supplementary Table S3.
+    degrees of freedom as coefficients), ``p_score`` (its score test,
+    ``summary(coxph)$sctest``: at :math:`\beta = 0`, so it needs no iteration and
+    is the log-rank test for one binary variable without ties) and ``selected``
+    (``p_lr < alpha``: a categorical variable enters or not as a whole). This is
+    the layout of the paper's Supplementary Table S3, plus the score test.
     """
+    from toolkit.stats.cox_residuals import global_tests
+
     design = _Design(df, time, event, candidates)
     rows = []
     for name in design.columns:
         fit = design.fit([name])
         lr = 2 * (fit.loglik - fit.loglik_null)
         p_lr = float(stats.chi2.sf(lr, df=len(fit.coef)))
+        p_score = float(global_tests(fit).score.p)
         ratios = fit.hazard_ratio(level)
         for j, contrast in enumerate(fit.names):
             rows.append(
@@ -181,6 +186,7 @@ def univariate_screen(
                     "upper": ratios["upper"].iloc[j],
                     "p": fit.p[j],
                     "p_lr": p_lr,
+                    "p_score": p_score,
                     "selected": p_lr < alpha,
                 }
             )

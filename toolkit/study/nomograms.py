@@ -262,3 +262,20 @@ def coefficient_table(model: FittedModel, level: float = 0.95) -> pd.DataFrame:
             "p": model.p,
         }
     )
+
+
+PH_TRANSFORM = "km"
+
+
+def ph_test(model: FittedModel, train: pd.DataFrame, transform: str = PH_TRANSFORM):
+    """``cox.zph(fit, transform)`` of the model refitted on ``train`` (``stats.cox_zph.zph``).
+
+    A categorical variable's dummy columns are one term, tested on their df as R tests
+    a factor; the refit is the model's own fit (same rows, same design).
+    """
+    from toolkit.stats.cox_zph import zph
+
+    x, names = design_matrix(train, list(model.variables), dict(model.levels))
+    fit = cox.fit(x, train["time"].to_numpy(float), train["event"].to_numpy(float), names=names)
+    terms = {v: [n for n in names if Term.parse(n).variable == v] for v in model.variables}
+    return zph(fit, transform, terms=terms)

@@ -10,7 +10,14 @@
 * metrics.json's ``accuracy``: the Brier score, the null model's and IPA
   (1e-8) and their SEs (1e-6), the AUC's SE (1e-6), all with
   ``riskRegression::Score(se.fit = TRUE)``; the calibration slope and its SE
-  with ``coxph(Surv ~ lp)`` (1e-8).
+  with ``coxph(Surv ~ lp)`` (1e-8);
+* ``cox.zph`` of each nomogram (chisq and P per term and GLOBAL, 1e-8);
+* ``rms::validate(cph(...))`` of each nomogram on the training set (1e-8 on every
+  cell of its table). ``validate`` takes no resamples: it draws them after
+  ``set.seed(validation.seed)``, and sigkit's ``validate_cox`` is run on exactly
+  those (``rbridge.validate`` reproduces R's draws), so the check is of the
+  computation; metrics.json's ``fixed_model_validation`` used numpy's draws of the
+  same seed, so its numbers differ from these by the resampling alone.
 
 A check passes when the largest absolute difference is within its tolerance
 (``toolkit.rbridge.compare``; the entry shows the values at that element).
@@ -27,9 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from toolkit.contracts import Metrics, RCheck, RCheckEntry
+from toolkit.contracts import Metrics, RCheck, RCheckEntry, Term
 from toolkit.rbridge.compare import compare
-from toolkit.study.nomograms import FittedModel
+from toolkit.study.nomograms import FittedModel, design_matrix
 from toolkit.study.validate import COMPARISONS, MODELS
 
 
@@ -191,6 +198,61 @@ def _accuracy_checks(models, metrics, sets) -> list[RCheckEntry]:
     return checks
 
 
+def _ph_checks(models, sets) -> list[RCheckEntry]:
+    """The proportional-hazards test of both nomograms against ``survival::cox.zph``."""
+    from toolkit.rbridge.cox_residuals import cox_zph
+    from toolkit.study.nomograms import PH_TRANSFORM, ph_test
+
+    train = sets["train"]
+    t, e = train["time"].to_numpy(float), train["event"].to_numpy(float)
+    checks = []
+    for m in ("clinical", "integrated"):
+        model = models[m]
+        x, names = design_matrix(train, list(model.variables), dict(model.levels))
+        variables = list(model.variables)
+        term = [1 + variables.index(Term.parse(n).variable) for n in names]
+        ref = cox_zph(x, t, e, np.asarray(term), transform=PH_TRANSFORM)
+        ours = ph_test(model, train).table
+        for column, k in (("chisq", 0), ("p", 2)):
+            checks.append(
+                _check(
+                    f"cox.zph {column} per term and GLOBAL, {m} model",
+                    ours[column].to_numpy(float),
+                    np.asarray(ref["table"])[:, k],
+                    1e-8,
+                )
+            )
+    return checks
+
+
+def _validate_checks(models, metrics, sets) -> list[RCheckEntry]:
+    """``rms::validate`` on the nomograms, ours run on the resamples R drew."""
+    from toolkit.rbridge.validate import rms_validate
+    from toolkit.stats.validate import validate_cox
+    from toolkit.study.validate import validation_table
+
+    block = metrics.fixed_model_validation or {}
+    if "B" not in block:
+        return []
+    train = sets["train"]
+    t, e = train["time"].to_numpy(float), train["event"].to_numpy(float)
+    checks = []
+    for m in ("clinical", "integrated"):
+        x, _ = design_matrix(train, models[m].variables, models[m].levels)
+        ref = rms_validate(x, t, e, block["B"], block["seed"])
+        ours = validation_table(validate_cox(x, t, e, resamples=ref["resamples"]))
+        for index, columns in ours.items():
+            checks.append(
+                _check(
+                    f"rms::validate {index} ({', '.join(columns)}), {m} model",
+                    list(columns.values()),
+                    ref["table"].loc[index, list(columns)].to_numpy(float),
+                    1e-8,
+                )
+            )
+    return checks
+
+
 def _noted(label: str, work) -> list[RCheckEntry]:
     """The group's checks, each with R's warnings during the group as ``notes``.
 
@@ -231,6 +293,8 @@ def r_check(
         ("concordance", lambda: _concordance_checks(models, metrics, sets)),
         ("td_auc", lambda: _auc_checks(models, metrics, sets, times)),
         ("accuracy", lambda: _accuracy_checks(models, metrics, sets)),
+        ("ph", lambda: _ph_checks(models, sets)),
+        ("validate", lambda: _validate_checks(models, metrics, sets)),
     )
     for label, work in groups:
         checks.extend(_noted(label, work))

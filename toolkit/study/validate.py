@@ -19,6 +19,10 @@ Per set and model (``signature``: a Cox model on the signature alone;
   its CI and calibration-in-the-large O/E with its CI (``stats.calibration``).
   A horizon beyond a set's last follow-up has no value there: it is listed
   under ``beyond_follow_up`` instead;
+* bootstrap validation of each nomogram as fitted (``fixed_model_validation``:
+  ``stats.validate.validate_cox`` = ``rms::validate(cph(...))``, the model's
+  terms refitted in ``calibration_bootstrap`` resamples of the training set;
+  the selection is not repeated, so this is the optimism of the fit alone);
 * decision curves at the decision times (``stats.decision``);
 * risk groups: split at the training median of the integrated model's linear
   predictor (high = above the median, as the paper), KM and log-rank per set;
@@ -254,6 +258,43 @@ def accuracy(sets, models, config: StudyConfig) -> tuple[dict[str, Any], pd.Data
                     }
                 )
     return out, pd.DataFrame(rows, columns=["set", "model", "horizon", "measure", "value"])
+
+
+def validation_table(result) -> dict[str, dict[str, float]]:
+    """A ``CoxValidation``'s table as metrics.json holds it: index -> column -> value."""
+    table = result.table
+    return {
+        index: {column: float(table.loc[index, column]) for column in table.columns}
+        for index in table.index
+    }
+
+
+def fixed_model_validation(sets, models, config: StudyConfig) -> dict[str, Any]:
+    """metrics.json's ``fixed_model_validation``: ``rms::validate`` of each nomogram.
+
+    ``calibration_bootstrap`` resamples (seeded with ``validation.seed``) of the training
+    set; none when it is 0, and a note instead of a table when it is below
+    ``stats.validate.MIN_RESAMPLES``.
+    """
+    from toolkit.stats.validate import MIN_RESAMPLES, validate_cox
+
+    B, seed = config.validation.calibration_bootstrap, config.validation.seed
+    if not B:
+        return {}
+    if B < MIN_RESAMPLES:
+        return {"note": f"not run: calibration_bootstrap = {B} < {MIN_RESAMPLES} resamples"}
+    train = sets["train"]
+    t, e = train["time"].to_numpy(float), train["event"].to_numpy(float)
+    out: dict[str, Any] = {"B": B, "seed": seed}
+    for m in ("clinical", "integrated"):
+        x, names = design_matrix(train, models[m].variables, models[m].levels)
+        result = validate_cox(x, t, e, B=B, seed=seed)
+        out[m] = {
+            "terms": list(names),
+            "indexes": validation_table(result),
+            "failed": [{"resample": f.resample, "reason": f.reason} for f in result.failed],
+        }
+    return out
 
 
 def decision(sets, models, config: StudyConfig) -> dict[str, pd.DataFrame]:

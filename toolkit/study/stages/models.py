@@ -3,8 +3,10 @@
 ``study.nomograms`` does the work: the univariate screen and stepwise AIC
 (``select``), the final Efron fits (``fit_model``) on the training set, and
 each nomogram's points (``nomogram_for``). Writes ``results/models.json``,
-``results/nomogram_{clinical,integrated}.json``, the tables ``univariate`` and
-``multivariable_{clinical,integrated}``, and the nomogram and forest figures.
+``results/nomogram_{clinical,integrated}.json``, the tables ``univariate``,
+``multivariable_{clinical,integrated}`` and ``ph_test`` (``cox.zph`` of both
+nomograms, ``nomograms.ph_test``), and the nomogram, forest and
+``schoenfeld_<model>`` figures.
 """
 
 from __future__ import annotations
@@ -58,6 +60,35 @@ def _forest(ctx: Context, models) -> None:
     close(fig)
 
 
+def _ph_tests(ctx: Context, models, train: pd.DataFrame, prov: dict[str, Any]) -> None:
+    """The proportional-hazards test of both nomograms: table ph_test, Schoenfeld figures."""
+    from toolkit.plots._stamp import close
+    from toolkit.plots.schoenfeld import schoenfeld_figure
+    from toolkit.study.nomograms import PH_TRANSFORM, ph_test
+
+    labels = {
+        "signature": "DL signature",
+        **{v.name: v.label or v.name for v in ctx.config.variables},
+    }
+    tables = []
+    for name in NOMOGRAMS:
+        result = ph_test(models[name], train)
+        table = result.table.rename_axis("term").reset_index()
+        tables.append(table.assign(model=name, transform=PH_TRANSFORM))
+        fig = schoenfeld_figure(
+            result,
+            labels,
+            title=f"{name.capitalize()} nomogram: scaled Schoenfeld residuals",
+            time_label="Time (Kaplan–Meier scale)" if PH_TRANSFORM == "km" else "Time",
+            stamp=ctx.stamp(network=name != "clinical"),
+        )
+        save_figure(fig, ctx.paths.figures / f"schoenfeld_{name}")
+        close(fig)
+    columns = ["model", "term", "chisq", "df", "p", "transform"]
+    ph = pd.concat(tables, ignore_index=True)[columns]
+    write_parquet(ctx.paths.tables / "ph_test.parquet", ph, prov)
+
+
 def load_models(ctx: Context) -> dict[str, Any]:
     """The stage's results read back from models.json and the nomogram files."""
     from toolkit.stats.nomogram import Nomogram
@@ -98,6 +129,7 @@ def _fit(ctx: Context, clinical, scores: pd.DataFrame, prov: dict[str, Any]) -> 
         nomograms[name] = nm.nomogram_for(models[name], train, ctx.config)
         nomograms[name].spec(provenance=prov).write(_nomogram_path(ctx, name))
         _nomogram_figure(ctx, nomograms[name], name)
+    _ph_tests(ctx, models, train, prov)
     return {"models": models, "nomograms": nomograms, "selection_notes": chosen.notes}
 
 

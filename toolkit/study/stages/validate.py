@@ -82,6 +82,7 @@ def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> Me
         median_survival=val.median_survival(sets, ctx.config),
         selection_notes=tuple(given["selection_notes"]),
         accuracy=accuracy,
+        fixed_model_validation=val.fixed_model_validation(sets, models, ctx.config),
     )
     write_parquet(ctx.paths.tables / "calibration.parquet", calibration_table, prov)
     write_parquet(ctx.paths.tables / "td_auc.parquet", auc_table, prov)
