@@ -10,6 +10,7 @@ import functools
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from toolkit.rbridge import call, r_function
 
@@ -42,6 +43,43 @@ function(time, event, xa, xb) {
   list(c = unname(ct$concordance), var = unname(ct$var), diff = diff, se = se, z = z,
        p = 2 * pnorm(-abs(z)), lp_a = unname(fa$linear.predictors),
        lp_b = unname(fb$linear.predictors))
+}
+"""
+
+_CONCORDANCE_STRATA = """
+function(time, event, risk, layer, weights, timewt, ymax, keepstrata) {
+  strata <- survival::strata  # concordance finds the special by its bare name
+  d <- data.frame(risk = risk)
+  d$y <- survival::Surv(time, event)
+  d$layer <- layer
+  args <- list(y ~ risk + strata(layer), data = d, reverse = TRUE, timewt = timewt,
+               keepstrata = keepstrata)
+  if (!is.null(weights)) { d$w <- weights; args$data <- d; args$weights <- quote(w) }
+  if (!is.null(ymax)) args$ymax <- ymax
+  fit <- do.call(survival::concordance, args)
+  count <- fit$count
+  if (!is.matrix(count)) count <- matrix(count, nrow = 1)
+  list(c = unname(fit$concordance), var = unname(fit$var), cvar = unname(fit$cvar),
+       count = unname(count), n = fit$n)
+}
+"""
+
+_CONCORDANCE_COXPH = """
+function(time, event, x, layer, timewt) {
+  strata <- survival::strata
+  d <- data.frame(time = time, event = event)
+  d$x <- as.matrix(x)
+  fit <- if (is.null(layer)) {
+    survival::coxph(survival::Surv(time, event) ~ x, data = d)
+  } else {
+    d$layer <- layer
+    survival::coxph(survival::Surv(time, event) ~ x + strata(layer), data = d)
+  }
+  ct <- survival::concordance(fit, timewt = timewt, keepstrata = TRUE)
+  count <- ct$count
+  if (!is.matrix(count)) count <- matrix(count, nrow = 1)
+  list(c = unname(ct$concordance), var = unname(ct$var), cvar = unname(ct$cvar),
+       count = unname(count), lp = unname(fit$linear.predictors))
 }
 """
 
@@ -83,6 +121,71 @@ def concordance(
         "var": float(out["var"][0]),
         "count": np.asarray(out["count"], dtype=float),
         "n": int(out["n"][0]),
+    }
+
+
+def concordance_strata(
+    time: Any,
+    event: Any,
+    risk: Any,
+    strata: Any,
+    *,
+    weights: Any = None,
+    timewt: str = "n",
+    ymax: float | None = None,
+    keepstrata: bool | int = True,
+) -> dict[str, Any]:
+    """``concordance(Surv(time, event) ~ risk + strata(strata), reverse=TRUE, ...)``.
+
+    c, var, cvar, n and ``count``: one row per stratum (R's level order; a pandas
+    categorical keeps its order) with ``keepstrata=True``, else R's default rule
+    (``keepstrata=10``: pooled counts, one row, past ten strata).
+    """
+    out = call(
+        _function(_CONCORDANCE_STRATA),
+        np.asarray(time, dtype=float),
+        np.asarray(event, dtype=float),
+        np.asarray(risk, dtype=float),
+        pd.Categorical(strata),
+        None if weights is None else np.asarray(weights, dtype=float),
+        timewt,
+        None if ymax is None else float(ymax),
+        keepstrata,
+        computation=f"survival::concordance with strata (timewt {timewt!r})",
+    )
+    return {
+        "c": float(out["c"][0]),
+        "var": float(out["var"][0]),
+        "cvar": float(out["cvar"][0]),
+        "count": np.asarray(out["count"], dtype=float),
+        "n": int(out["n"][0]),
+    }
+
+
+def concordance_coxph(
+    time: Any, event: Any, x: Any, strata: Any = None, *, timewt: str = "n"
+) -> dict[str, Any]:
+    """``concordance(coxph(Surv(time, event) ~ x [+ strata(strata)]), timewt=)``.
+
+    c, var (the infinitesimal-jackknife variance that ``print`` shows as se),
+    cvar (the Cox-model variance, kept in the object but not printed), the
+    per-stratum ``count`` rows and the fit's linear predictor ``lp``.
+    """
+    out = call(
+        _function(_CONCORDANCE_COXPH),
+        np.asarray(time, dtype=float),
+        np.asarray(event, dtype=float),
+        np.asarray(x, dtype=float),
+        None if strata is None else pd.Categorical(strata),
+        timewt,
+        computation=f"survival::concordance of a coxph fit (timewt {timewt!r})",
+    )
+    return {
+        "c": float(out["c"][0]),
+        "var": float(out["var"][0]),
+        "cvar": float(out["cvar"][0]),
+        "count": np.asarray(out["count"], dtype=float),
+        "lp": np.asarray(out["lp"], dtype=float),
     }
 
 

@@ -1,5 +1,6 @@
 """Concordance (C-index): Harrell's and Uno's C, the infinitesimal-jackknife variance,
-the comparison of two risk scores on the same patients, and a bootstrap interval.
+the comparison of two risk scores on the same patients, a bootstrap interval, and
+(:func:`concordance_fit`) the stratified, time-weighted C with R's Cox-model ``cvar``.
 
 Everything here reproduces ``survival::concordance`` (survival 3.5-3) with
 ``reverse=TRUE``: a higher risk score means a worse prognosis, as everywhere in
@@ -34,16 +35,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from toolkit.stats._checks import check_survival, listed
 from toolkit.stats._dominance import Sums, Sweep, changes, dominance, dominance_unit
 
 __all__ = [
+    "TIME_WEIGHTS",
     "Comparison",
     "Concordance",
+    "ConcordanceFit",
+    "StratumCounts",
     "bootstrap_ci",
     "compare",
+    "concordance_fit",
     "harrell",
     "harrell_columns",
     "timefix",
@@ -139,11 +145,15 @@ def timefix(time: Any) -> np.ndarray:
 
 def _sweep(time: np.ndarray, event: np.ndarray) -> Sweep:
     by_time = np.argsort(time)  # the order within a tie never matters
-    fixed = _timefix_sorted(_timefix_sorted(time[by_time]))
+    return _sweep_sorted(by_time, _timefix_sorted(_timefix_sorted(time[by_time])), event)
+
+
+def _sweep_sorted(by_time: np.ndarray, fixed: np.ndarray, event: np.ndarray) -> Sweep:
+    """The sweep of rows whose merged times, in the order ``by_time``, are ``fixed``."""
     new = changes(fixed)
     index_sorted = np.cumsum(new) - 1
     n_times = int(index_sorted[-1]) + 1
-    time_index = np.empty(time.size, dtype=np.int64)
+    time_index = np.empty(fixed.size, dtype=np.int64)
     time_index[by_time] = index_sorted
     ev = event.astype(np.int64)
     key = 2 * (n_times - 1 - time_index) + ev
@@ -222,13 +232,29 @@ def _pairs(
     return sums, pair_weight, w, counts
 
 
-def _concordance(
+@dataclass(frozen=True)
+class _Rows:
+    """One risk score's pair counts over one sweep, and each row's share of them.
+
+    ``counts``: R's native (concordant, discordant, tied on risk), before
+    ``reverse=TRUE`` swaps the first two; ``concordant``, ``discordant``, ``tied``:
+    per row, the (weighted) pairs it belongs to, in the same orientation;
+    ``w``: the case weights (ones for ``None``).
+    """
+
+    counts: tuple[float, float, float]
+    concordant: np.ndarray
+    discordant: np.ndarray
+    tied: np.ndarray
+    w: np.ndarray
+    tied_time: float
+    tied_both: float
+
+
+def _rows(
     sweep: Sweep, risk: np.ndarray, w: np.ndarray | None, time_weight: np.ndarray | None
-) -> _Fit:
-    """Counts, C, IJ variance and influence. ``w=None``: unit case weights;
-    ``time_weight`` (per unique time): None for Harrell's 1."""
+) -> _Rows:
     sums, pair_weight, w, counts = _pairs(sweep, risk, w, time_weight)
-    n = w.size
     g_t, e_t, t_t = sums.earlier_higher[0], sums.earlier_equal[0], sums.earlier_total[0]
     g_d, e_d, t_d = sums.later_higher[0], sums.later_equal[0], sums.later_total[0]
     l_t = t_t - g_t - e_t
@@ -236,35 +262,53 @@ def _concordance(
     row_concordant = pair_weight * g_t + (t_d - g_d - e_d)
     row_discordant = pair_weight * l_t + g_d
     row_tied = pair_weight * e_t + e_d
-    # R's native counts; reverse=TRUE swaps concordant and discordant
-    native_concordant, native_discordant, tied_risk = counts
+    tied_time, tied_both = _time_ties(sums, pair_weight, w)
+    return _Rows(counts, row_concordant, row_discordant, row_tied, w, tied_time, tied_both)
+
+
+def _somers(native_concordant: float, native_discordant: float, tied_risk: float):
     npair = native_concordant + native_discordant + tied_risk
     if npair <= 0:
         raise ValueError(
             "no comparable pairs (every event is tied in time with all later follow-up, "
             "or falls after tau): the C-index is undefined"
         )
-    somers = (native_concordant - native_discordant) / npair
-    dfbeta = (
-        w
+    return npair, (native_concordant - native_discordant) / npair
+
+
+def _dfbeta(rows: _Rows, somers: float, npair: float) -> np.ndarray:
+    """R's per-row influence on Somers' d (native orientation)."""
+    return (
+        rows.w
         * (
-            (row_concordant - row_discordant)
-            - somers * (row_concordant + row_discordant + row_tied)
+            (rows.concordant - rows.discordant)
+            - somers * (rows.concordant + rows.discordant + rows.tied)
         )
         / npair
     )
+
+
+def _concordance(
+    sweep: Sweep, risk: np.ndarray, w: np.ndarray | None, time_weight: np.ndarray | None
+) -> _Fit:
+    """Counts, C, IJ variance and influence. ``w=None``: unit case weights;
+    ``time_weight`` (per unique time): None for Harrell's 1."""
+    rows = _rows(sweep, risk, w, time_weight)
+    # R's native counts; reverse=TRUE swaps concordant and discordant
+    native_concordant, native_discordant, tied_risk = rows.counts
+    npair, somers = _somers(*rows.counts)
+    dfbeta = _dfbeta(rows, somers, npair)
     variance = float(dfbeta @ dfbeta) / 4
-    tied_time, tied_both = _time_ties(sums, pair_weight, w)
     result = Concordance(
         c=(native_discordant + tied_risk / 2) / npair,
         se=float(np.sqrt(variance)),
         concordant=native_discordant,
         discordant=native_concordant,
         tied_risk=tied_risk,
-        tied_time=tied_time,
-        tied_both=tied_both,
+        tied_time=rows.tied_time,
+        tied_both=rows.tied_both,
         variance=variance,
-        n=n,
+        n=rows.w.size,
     )
     # reverse=TRUE flips the influence's sign (covariances are unchanged)
     return _Fit(result, -dfbeta / 2)
@@ -387,20 +431,31 @@ def compare(time: Any, event: Any, risk_a: Any, risk_b: Any) -> Comparison:
     return Comparison(fit_a.result.c, fit_b.result.c, diff, se, z, p)
 
 
-def _censoring_survival(sweep: Sweep) -> np.ndarray:
-    """G(t-) at every unique time: the Kaplan-Meier of the censoring, left-continuous.
+def _lagged_survival(
+    sweep: Sweep, w: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """S(t-), G(t-) and the number at risk at every unique time, as survival's ``fastkm1``.
 
-    As survival's ``fastkm1``: at a time with both events and censorings the events
-    leave the risk set first, so the censoring factor is ``1 - C / (N - D)``.
+    S is the (case-weighted) Kaplan-Meier of the events and G that of the censoring,
+    both left-continuous. At a time with both events and censorings the events
+    leave the risk set first, so the censoring factor is ``1 - C / (N - D)``; the
+    number at risk N counts every row followed to the time or beyond.
     """
     n_times = sweep.unique_times.size
-    deaths = np.bincount(sweep.time_index, weights=sweep.event, minlength=n_times)
-    censored = np.bincount(sweep.time_index, weights=~sweep.event, minlength=n_times)
-    at_risk = np.cumsum((deaths + censored)[::-1])[::-1] - deaths
+    dead = sweep.event if w is None else sweep.event * w
+    alive = ~sweep.event if w is None else ~sweep.event * w
+    deaths = np.bincount(sweep.time_index, weights=dead, minlength=n_times)
+    censored = np.bincount(sweep.time_index, weights=alive, minlength=n_times)
+    n_risk = np.cumsum((deaths + censored)[::-1])[::-1]
+    at_risk = n_risk - deaths
     factor = np.ones(n_times)
     has = censored > 0
     factor[has] = 1 - censored[has] / at_risk[has]
-    return np.concatenate(([1.0], np.cumprod(factor)[:-1]))
+    g = np.concatenate(([1.0], np.cumprod(factor)[:-1]))
+    survival = np.ones(n_times)
+    has = deaths > 0
+    survival[has] = at_risk[has] / n_risk[has]
+    return np.concatenate(([1.0], np.cumprod(survival)[:-1])), g, n_risk
 
 
 def uno(time: Any, event: Any, risk: Any, tau: float | None = None) -> Concordance:
@@ -425,13 +480,255 @@ def uno(time: Any, event: Any, risk: Any, tau: float | None = None) -> Concordan
     t, e, (x,), _ = _validated(time, event, [risk], ["risk"])
     sweep = _sweep(t, e)
     if e.sum() >= 2:
-        g = _censoring_survival(sweep)
+        g = _lagged_survival(sweep)[1]
         time_weight = 1.0 / (g * g)
     else:
         time_weight = np.ones(sweep.unique_times.size)
     if tau is not None:
         time_weight = np.where(sweep.unique_times > tau, 0.0, time_weight)
     return _concordance(sweep, x, np.ones(t.size), time_weight).result
+
+
+@dataclass(frozen=True)
+class StratumCounts:
+    """One stratum's row of R's ``count`` matrix (``reverse=TRUE``) and its size."""
+
+    stratum: str
+    n: int
+    concordant: float
+    discordant: float
+    tied_risk: float
+    tied_time: float
+    tied_both: float
+
+
+@dataclass(frozen=True)
+class ConcordanceFit:
+    """A (stratified, time-weighted) C-index as ``survival::concordance`` reports it.
+
+    ``concordance`` holds the pooled C, its infinitesimal-jackknife ``variance``
+    (R's ``var``, the se that ``print.concordance`` shows) and the pair counts
+    summed over the strata; ``cvar`` is R's ``cvar``, the variance of C under the
+    Cox model (the score-test variance of the risk-set ranks, see
+    :func:`concordance_fit`); ``strata`` the per-stratum counts in the order of
+    the stratum levels (one row ``"all"`` without strata).
+    """
+
+    concordance: Concordance
+    cvar: float
+    timewt: str
+    strata: tuple[StratumCounts, ...]
+
+
+# survival 3.5-3's concordancefit: timewt = c("n", "S", "S/G", "n/G2", "I"); "I" is not offered.
+TIME_WEIGHTS = ("n", "S", "S/G", "n/G2")
+
+
+def _checked_timewt(timewt: str, ymax: float | None) -> None:
+    if timewt not in TIME_WEIGHTS:
+        known = ", ".join(repr(v) for v in TIME_WEIGHTS)
+        hint = (
+            " (survival 3.5-3 has no 'n/G': R's match.arg silently reads it as 'n/G2', "
+            "so ask for 'n/G2' if that is meant)"
+            if timewt == "n/G"
+            else ""
+        )
+        raise ValueError(f"unknown timewt {timewt!r}: use one of {known}{hint}")
+    if ymax is not None and not np.isfinite(ymax):
+        raise ValueError(f"ymax must be a finite time, got {ymax!r}")
+
+
+def _layers(strata: Any, n: int) -> pd.Categorical:
+    """Stratum labels as R's factor (sorted levels, a categorical keeps its own order)."""
+    if isinstance(getattr(strata, "dtype", None), pd.CategoricalDtype):
+        layers = pd.Categorical(strata)
+    else:
+        layers = pd.Categorical(np.asarray(strata, dtype=object).ravel())
+    if len(layers) != n:
+        raise ValueError(f"strata must be one label per row: {len(layers)} labels for {n} rows")
+    missing = np.flatnonzero(layers.codes < 0)
+    if missing.size:
+        labels = np.asarray(strata.index) if isinstance(strata, pd.Series) else np.arange(n)
+        shown = listed(labels[missing])
+        raise ValueError(f"strata has {missing.size} missing labels (NaN or None), rows {shown}")
+    return layers.remove_unused_categories()
+
+
+def _time_weight(
+    sweep: Sweep, w: np.ndarray | None, timewt: str, ymax: float | None
+) -> np.ndarray | None:
+    """R's ``timewt`` per unique time of one stratum (``None``: all 1, as for "n").
+
+    From ``fastkm1``'s S(t-), G(t-) and number at risk N(t) of the stratum, with
+    W the stratum's total case weight: "S" is ``W S / N``, "S/G" ``W S / (G N)``
+    and "n/G2" ``1 / G^2``. As in R, a stratum with fewer than two events falls
+    back to "n", and events after ``ymax`` get weight 0.
+    """
+    weight = None
+    if timewt != "n" and sweep.event.sum() >= 2:
+        survival, g, n_risk = _lagged_survival(sweep, w)
+        total = float(sweep.event.size) if w is None else float(w.sum())
+        if timewt == "S":
+            weight = total * survival / n_risk
+        elif timewt == "S/G":
+            weight = total * survival / (g * n_risk)
+        else:
+            weight = 1.0 / (g * g)
+    if ymax is not None:
+        weight = np.where(sweep.unique_times > ymax, 0.0, 1.0 if weight is None else weight)
+    return weight
+
+
+def _cox_variance(
+    sweep: Sweep, risk: np.ndarray, w: np.ndarray | None, time_weight: np.ndarray | None
+) -> float:
+    """R's ``count[6]`` of one stratum (``concordance3.c``'s Cox variance).
+
+    At each event time t with event weight d(t) and time weight W(t) it adds
+    ``d(t) W(t) z2(t) / N(t)``: z2 is the weighted sum of squared ranks
+    ``z_i = sum_j w_j sign(x_i - x_j)`` over the risk set (rows with time >= t)
+    and N its weight, so ``z2 / N`` is the variance of the rank in the risk set.
+    z2 grows as the sweep adds row i by ``w_i u_i (u_i + 2 e_i + w_i)``, with
+    ``e_i`` and ``u_i`` the weight already in the set tied and not tied with x_i
+    (R's update of ``z2``, regrouped).
+    """
+    order = sweep.order
+    wo = np.ones(order.size) if w is None else w[order]
+    ranks = _dense_rank(risk)[order]
+    before = np.concatenate(([0.0], np.cumsum(wo)[:-1]))
+    by_rank = np.argsort(ranks, kind="stable")
+    cumulative = np.concatenate(([0.0], np.cumsum(wo[by_rank])[:-1]))
+    first = np.maximum.accumulate(np.where(changes(ranks[by_rank]), np.arange(order.size), 0))
+    tied = np.empty(order.size)
+    tied[by_rank] = cumulative - cumulative[first]
+    untied = before - tied
+    z2 = np.cumsum(wo * untied * (untied + 2 * tied + wo))
+    time_index = sweep.time_index[order]
+    ends = np.flatnonzero(np.append(time_index[1:] != time_index[:-1], True))
+    dead = sweep.event if w is None else sweep.event * w
+    deaths = np.bincount(sweep.time_index, weights=dead, minlength=sweep.unique_times.size)
+    at_end = time_index[ends]
+    d = deaths[at_end] * (1.0 if time_weight is None else time_weight[at_end])
+    keep = d > 0
+    return float(np.sum(d[keep] * z2[ends][keep] / (before[ends] + wo[ends])[keep]))
+
+
+def _no_pairs(w: np.ndarray) -> _Rows:
+    zero = np.zeros(w.size)
+    return _Rows((0.0, 0.0, 0.0), zero, zero, zero, w, 0.0, 0.0)
+
+
+def _stratum(
+    sweep: Sweep, risk: np.ndarray, w: np.ndarray | None, timewt: str, ymax: float | None
+) -> tuple[_Rows, float]:
+    """One stratum's pair counts, per-row shares (case weights kept) and Cox variance."""
+    if not sweep.event.any():  # R's docount: no events, nothing counted
+        return _no_pairs(np.ones(risk.size) if w is None else w), 0.0
+    time_weight = _time_weight(sweep, w, timewt, ymax)
+    return _rows(sweep, risk, w, time_weight), _cox_variance(sweep, risk, w, time_weight)
+
+
+def _strata_sweeps(t: np.ndarray, e: np.ndarray, strata: Any):
+    """(label, rows, sweep) per stratum; times merged once on all rows, as R does."""
+    if strata is None:
+        yield "all", np.arange(t.size), _sweep(t, e)
+        return
+    layers = _layers(strata, t.size)
+    fixed = timefix(t)
+    for code, label in enumerate(layers.categories):
+        rows = np.flatnonzero(layers.codes == code)
+        by_time = np.argsort(fixed[rows])
+        yield str(label), rows, _sweep_sorted(by_time, fixed[rows][by_time], e[rows])
+
+
+def concordance_fit(
+    time: Any,
+    event: Any,
+    risk: Any,
+    *,
+    strata: Any = None,
+    weights: Any = None,
+    timewt: str = "n",
+    ymax: float | None = None,
+) -> ConcordanceFit:
+    """The C-index with strata and time weights, with both of R's variances.
+
+    Equals ``survival::concordance(Surv(time, event) ~ risk + strata(strata),
+    weights = weights, timewt = timewt, ymax = ymax, reverse = TRUE)`` of survival
+    3.5-3, and so ``concordance(coxph_fit)`` when ``risk`` is the fit's linear
+    predictor and ``strata`` its strata. Pairs are formed only within a stratum;
+    each stratum's counts are R's ``count`` row, and the pooled C, as R pools it,
+    is ``(sum concordant + sum tied_risk / 2) / sum npair`` over the strata. The
+    infinitesimal-jackknife variance uses the pooled npair and Somers' d with each
+    row's influence from its own stratum (module docstring). Time weights per
+    event time t of a stratum (S, G: the stratum's left-continuous Kaplan-Meier of
+    the events and of the censoring, events leaving first at a tie; N(t): the
+    weight at risk; W: the stratum's total weight): "n" 1 (Harrell), "S" ``W S / N``
+    (Peto-Wilcoxon-like), "S/G" ``W S / (G N)`` (Schemper), "n/G2" ``1 / G^2``
+    (Uno; :func:`uno`). A stratum with fewer than two events uses "n", as R does.
+
+    ``cvar`` is R's ``cvar``: ``sum d(t) W(t) var(rank | risk set at t) / (4
+    npair^2)``, the variance of C that the Cox partial-likelihood score test of the
+    risk ranks implies (it treats the ranks in each risk set as exchangeable under
+    the null). R computes it for formula and ``coxph`` objects alike and prints
+    neither: ``print`` shows ``sqrt(var)``. For a ``coxph`` fit R ranks the fit's
+    linear predictor within the model's strata, so its ``var`` and ``cvar`` are
+    those of the formula on the linear predictor. ``cvar`` is the variance under
+    the hypothesis of no association; ``var`` (the IJ variance) holds under any
+    association and is the one to use for intervals.
+
+    Parameters
+    ----------
+    time, event, risk
+        As :func:`harrell`.
+    strata
+        Optional stratum label per row (``strata(centre)``); labels sort as R's
+        factor levels (a pandas categorical keeps its level order). Missing labels
+        (NaN, None) are an error naming their rows.
+    weights
+        Optional positive case weights, as :func:`harrell`.
+    timewt
+        One of "n", "S", "S/G", "n/G2". survival 3.5-3 has no "n/G" (R reads it as
+        "n/G2" by partial matching); it and "I" are refused here.
+    ymax
+        Events after ``ymax`` get weight 0 (R's ``ymax``).
+
+    Returns
+    -------
+    ConcordanceFit
+    """
+    _checked_timewt(timewt, ymax)
+    t, e, (x,), w = _validated(time, event, [risk], ["risk"], weights)
+    dfbeta_rows, counts, parts, cox = [], [], [], 0.0
+    for label, rows, sweep in _strata_sweeps(t, e, strata):
+        part, vcox = _stratum(sweep, x[rows], None if w is None else w[rows], timewt, ymax)
+        dfbeta_rows.append(rows)
+        parts.append(part)
+        cox += vcox
+        native_concordant, native_discordant, tied_risk = part.counts
+        counts.append(
+            StratumCounts(label, rows.size, native_discordant, native_concordant, tied_risk,
+                          part.tied_time, part.tied_both)
+        )  # fmt: skip
+    npair, somers = _somers(*(sum(c) for c in zip(*(p.counts for p in parts), strict=True)))
+    dfbeta = np.empty(t.size)
+    for rows, part in zip(dfbeta_rows, parts, strict=True):
+        dfbeta[rows] = _dfbeta(part, somers, npair)
+    variance = float(dfbeta @ dfbeta) / 4
+    concordant = sum(c.concordant for c in counts)
+    tied_risk = sum(c.tied_risk for c in counts)
+    pooled = Concordance(
+        c=(concordant + tied_risk / 2) / npair,
+        se=float(np.sqrt(variance)),
+        concordant=concordant,
+        discordant=sum(c.discordant for c in counts),
+        tied_risk=tied_risk,
+        tied_time=sum(c.tied_time for c in counts),
+        tied_both=sum(c.tied_both for c in counts),
+        variance=variance,
+        n=t.size,
+    )
+    return ConcordanceFit(pooled, cox / (4 * npair**2), timewt, tuple(counts))
 
 
 def bootstrap_ci(
