@@ -1,6 +1,8 @@
 """Concordance (C-index): Harrell's and Uno's C, the infinitesimal-jackknife variance,
-the comparison of two risk scores on the same patients, a bootstrap interval, and
-(:func:`concordance_fit`) the stratified, time-weighted C with R's Cox-model ``cvar``.
+the comparison of two risk scores on the same patients, a bootstrap interval,
+(:func:`concordance_fit`) the stratified, time-weighted C with R's Cox-model ``cvar``,
+and (:func:`uno_ipcw`) scikit-survival's Uno's C with the censoring distribution
+estimated on a training set and a tolerance for tied risks.
 
 Everything here reproduces ``survival::concordance`` (survival 3.5-3) with
 ``reverse=TRUE``: a higher risk score means a worse prognosis, as everywhere in
@@ -46,6 +48,7 @@ __all__ = [
     "Comparison",
     "Concordance",
     "ConcordanceFit",
+    "IPCWConcordance",
     "StratumCounts",
     "bootstrap_ci",
     "compare",
@@ -54,6 +57,7 @@ __all__ = [
     "harrell_columns",
     "timefix",
     "uno",
+    "uno_ipcw",
 ]
 
 # survival::aeqSurv's default tolerance, sqrt(.Machine$double.eps).
@@ -729,6 +733,178 @@ def concordance_fit(
         n=t.size,
     )
     return ConcordanceFit(pooled, cox / (4 * npair**2), timewt, tuple(counts))
+
+
+@dataclass(frozen=True)
+class IPCWConcordance:
+    """Uno's C as ``sksurv.metrics.concordance_index_ipcw`` returns it.
+
+    ``c`` is the IPCW-weighted C; the counts are unweighted numbers of comparable
+    pairs (``tied_time``: pairs of an event and a censoring at the same time).
+    """
+
+    c: float
+    concordant: int
+    discordant: int
+    tied_risk: int
+    tied_time: int
+
+
+def _censoring_on(train_time: np.ndarray, train_event: np.ndarray):
+    """sksurv's ``CensoringDistributionEstimator``: the right-continuous Kaplan-Meier of
+    the censoring (events leave first at a tie), as (times with -inf first, G)."""
+    unique, index = np.unique(train_time, return_inverse=True)
+    if train_event.all():
+        return unique, np.ones(unique.size)
+    deaths = np.bincount(index, weights=train_event, minlength=unique.size)
+    total = np.bincount(index, minlength=unique.size).astype(float)
+    censored = total - deaths
+    at_risk = np.cumsum(total[::-1])[::-1] - deaths
+    ratio = np.zeros(unique.size)
+    np.divide(censored, at_risk, out=ratio, where=censored != 0)
+    return np.r_[-np.inf, unique], np.r_[1.0, np.cumprod(1.0 - ratio)]
+
+
+def _censoring_at(times: np.ndarray, g_times: np.ndarray, g: np.ndarray, rows: np.ndarray):
+    """G(t) at ``times`` (sksurv's ``predict_proba``); an error past the training data."""
+    beyond = times > g_times[-1]
+    if g[-1] > 0 and beyond.any():
+        raise ValueError(
+            f"{int(beyond.sum())} event times of the test data (rows "
+            f"{listed(rows[beyond])}) are after the last training time {g_times[-1]:g}, "
+            "where the censoring distribution is unknown; truncate with tau"
+        )
+    out = np.zeros(times.size)
+    index = np.searchsorted(g_times, times[~beyond])
+    exact = np.abs(g_times[index] - times[~beyond]) < np.finfo(float).eps
+    out[~beyond] = g[np.where(exact, index, index - 1)]
+    if (out == 0).any():
+        raise ValueError(
+            "the training censoring distribution is 0 at the event times of rows "
+            f"{listed(rows[out == 0])}; truncate with tau"
+        )
+    return out
+
+
+def _tolerance_ranks(values: np.ndarray, risk: np.ndarray, tol: float):
+    """Per row, the first and last rank of the distinct ``values`` within ``tol`` of it.
+
+    ``|v - risk| <= tol`` (in floating point, as sksurv tests it) holds on an interval of
+    the sorted values, so a search at ``risk -+ tol`` is corrected by a few steps.
+    """
+    last = values.size - 1
+
+    def near(k):
+        return np.abs(values[np.clip(k, 0, last)] - risk) <= tol
+
+    lo = np.clip(np.searchsorted(values, risk - tol, side="left"), 0, last)
+    hi = np.clip(np.searchsorted(values, risk + tol, side="right") - 1, 0, last)
+    while True:
+        step_lo = np.where((lo > 0) & near(lo - 1), -1, np.where(near(lo), 0, 1))
+        step_hi = np.where((hi < last) & near(hi + 1), 1, np.where(near(hi), 0, -1))
+        if not (step_lo.any() or step_hi.any()):
+            return lo, hi
+        lo, hi = lo + step_lo, hi + step_hi
+
+
+def _ipcw_pairs(time: np.ndarray, event: np.ndarray, risk: np.ndarray, tol: float):
+    """Per event: its comparable rows that have a lower risk (beyond ``tol``), a risk within
+    ``tol`` and any risk. Each event gets two weightless companions with its sweep key and
+    the rank at either end of its tolerance interval; their dominance sums count the rows."""
+    values = np.unique(risk)
+    rank = np.searchsorted(values, risk)
+    events = np.flatnonzero(event)
+    lo, hi = _tolerance_ranks(values, risk[events], tol)
+    m = events.size
+    all_time = np.concatenate([time, time[events], time[events]])
+    all_event = np.concatenate([event.astype(bool), np.ones(2 * m, dtype=bool)])
+    by_time = np.argsort(all_time)
+    sweep = _sweep_sorted(by_time, all_time[by_time], all_event)
+    w = np.concatenate([np.ones(time.size), np.zeros(2 * m)])
+    sums = dominance(sweep, np.concatenate([rank, lo, hi]), w[None, :], np.zeros((0, w.size)))
+    at_lo, at_hi = slice(time.size, time.size + m), slice(time.size + m, None)
+    total = sums.earlier_total[0, at_lo]
+    lower = total - sums.earlier_higher[0, at_lo] - sums.earlier_equal[0, at_lo]
+    tied = total - sums.earlier_higher[0, at_hi] - lower
+    return events, lower, tied, total
+
+
+def uno_ipcw(
+    time: Any,
+    event: Any,
+    risk: Any,
+    tau: float | None = None,
+    *,
+    train_time: Any = None,
+    train_event: Any = None,
+    tied_tol: float = 1e-8,
+) -> IPCWConcordance:
+    """Uno's C with the censoring distribution from a training set, as scikit-survival.
+
+    Equals ``sksurv.metrics.concordance_index_ipcw(survival_train, survival_test,
+    risk, tau, tied_tol)`` (scikit-survival 0.28): ``C = sum_i w_i (lower_i + tied_i /
+    2) / sum_i w_i comparable_i`` over the events i of the test data, where the
+    comparable rows are those followed beyond t_i (or censored at t_i), ``lower_i``
+    those with a risk below ``risk_i - tied_tol``, ``tied_i`` those within
+    ``tied_tol`` (``|risk_j - risk_i| <= tied_tol``), and ``w_i = 1 / G(t_i)^2`` for
+    ``t_i < tau``, 0 otherwise. G is the Kaplan-Meier of the censoring on the
+    training rows (``train_time``/``train_event``; by default the test rows),
+    events leaving first at a tie.
+
+    This differs from :func:`uno` (R's ``timewt = "n/G2"``) on purpose, in sksurv's
+    three conventions: G is evaluated at t_i, not just before it (a censoring at
+    t_i lowers the weight of the events at t_i); ``tau`` excludes events at t_i =
+    tau (R's ``ymax`` keeps them); and risks closer than ``tied_tol`` are tied
+    (R ties only equal risks). Times are not merged (no ``aeqSurv``). Where sksurv
+    returns NaN (every event weighted 0) this raises.
+
+    Parameters
+    ----------
+    time, event, risk
+        The test data and its risk score (higher = worse).
+    tau
+        Truncation: events at or after tau get weight 0.
+    train_time, train_event
+        The data the censoring distribution is estimated on (both or neither).
+    tied_tol
+        Risks closer than this (absolute) are tied.
+
+    Raises
+    ------
+    ValueError
+        Bad input (as :func:`harrell`), a test event time beyond the last training
+        time (where G is unknown) or with G = 0: truncate with ``tau``; no pair.
+    """
+    t, e, (x,), _ = _validated(time, event, [risk], ["risk"])
+    if (train_time is None) != (train_event is None):
+        raise ValueError("give both train_time and train_event, or neither")
+    if train_time is None:
+        g_times, g = _censoring_on(t, e.astype(bool))
+    else:
+        t_train, e_train = check_survival(
+            train_time, train_event, names=["train_time", "train_event"], require_events=False
+        )
+        g_times, g = _censoring_on(t_train, e_train.astype(bool))
+    if not (np.isfinite(tied_tol) and tied_tol >= 0):
+        raise ValueError(f"tied_tol must be a finite number >= 0, got {tied_tol!r}")
+    events, lower, tied, total = _ipcw_pairs(t, e, x, float(tied_tol))
+    weighted = events if tau is None else events[t[events] < tau]
+    w = np.zeros(t.size)
+    rows = np.arange(t.size)
+    w[weighted] = np.square(1.0 / _censoring_at(t[weighted], g_times, g, rows[weighted]))
+    we = w[events]
+    denominator = float(we @ total)
+    if denominator <= 0:
+        raise ValueError("no comparable pairs with a positive weight (before tau)")
+    index = np.unique(t, return_inverse=True)[1]
+    censored = np.bincount(index, weights=1.0 - e)
+    return IPCWConcordance(
+        c=float(we @ lower + 0.5 * (we @ tied)) / denominator,
+        concordant=int(lower.sum()),
+        discordant=int((total - lower - tied).sum()),
+        tied_risk=int(tied.sum()),
+        tied_time=int(censored[index[events]].sum()),
+    )
 
 
 def bootstrap_ci(
