@@ -95,3 +95,32 @@ def censoring_influence(time: np.ndarray, event: np.ndarray) -> CensoringInfluen
     compensator = np.cumsum(n * censored / at_risk**2)
     own = (1.0 - event) * n / at_risk[index] - compensator[index]
     return CensoringInfluence(distinct, index.ravel(), compensator, own)
+
+
+def km_steps(time: np.ndarray, event: np.ndarray, *, censoring: bool):
+    """scikit-survival's Kaplan-Meier as a step function: (grid, values), right-continuous.
+
+    ``censoring=False``: the survival curve of ``kaplan_meier_estimator``;
+    ``censoring=True``: ``CensoringDistributionEstimator``'s (``reverse=True``: the
+    censorings at a time are divided by those still followed once its events have
+    left). The grid starts at -inf with value 1, except that a censoring curve
+    without censorings is 1 at the distinct times alone, as sksurv builds it.
+    """
+    unique, index = np.unique(time, return_inverse=True)
+    if censoring and event.all():
+        return unique, np.ones(unique.size)
+    deaths = np.bincount(index, weights=event.astype(float), minlength=unique.size)
+    total = np.bincount(index, minlength=unique.size).astype(float)
+    at_risk = np.cumsum(total[::-1])[::-1]
+    steps, denominator = (total - deaths, at_risk - deaths) if censoring else (deaths, at_risk)
+    ratio = np.zeros(unique.size)
+    np.divide(steps, denominator, out=ratio, where=steps != 0)
+    return np.r_[-np.inf, unique], np.r_[1.0, np.cumprod(1.0 - ratio)]
+
+
+def step_at(grid: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """A :func:`km_steps` curve at ``query`` (all <= the grid's last time), as sksurv's
+    ``predict_proba``: a grid time within machine epsilon (absolute) counts as hit."""
+    index = np.searchsorted(grid, query)
+    exact = np.abs(grid[np.minimum(index, grid.size - 1)] - query) < np.finfo(float).eps
+    return values[np.where(exact, index, index - 1)]

@@ -42,6 +42,7 @@ from scipy import stats
 
 from toolkit.stats._checks import check_survival, listed
 from toolkit.stats._dominance import Sums, Sweep, changes, dominance, dominance_unit
+from toolkit.stats._ipcw import km_steps, step_at
 
 __all__ = [
     "TIME_WEIGHTS",
@@ -750,34 +751,17 @@ class IPCWConcordance:
     tied_time: int
 
 
-def _censoring_on(train_time: np.ndarray, train_event: np.ndarray):
-    """sksurv's ``CensoringDistributionEstimator``: the right-continuous Kaplan-Meier of
-    the censoring (events leave first at a tie), as (times with -inf first, G)."""
-    unique, index = np.unique(train_time, return_inverse=True)
-    if train_event.all():
-        return unique, np.ones(unique.size)
-    deaths = np.bincount(index, weights=train_event, minlength=unique.size)
-    total = np.bincount(index, minlength=unique.size).astype(float)
-    censored = total - deaths
-    at_risk = np.cumsum(total[::-1])[::-1] - deaths
-    ratio = np.zeros(unique.size)
-    np.divide(censored, at_risk, out=ratio, where=censored != 0)
-    return np.r_[-np.inf, unique], np.r_[1.0, np.cumprod(1.0 - ratio)]
-
-
-def _censoring_at(times: np.ndarray, g_times: np.ndarray, g: np.ndarray, rows: np.ndarray):
-    """G(t) at ``times`` (sksurv's ``predict_proba``); an error past the training data."""
-    beyond = times > g_times[-1]
+def _censoring_at(times: np.ndarray, grid: np.ndarray, g: np.ndarray, rows: np.ndarray):
+    """sksurv's G(t) at the test event ``times``; an error where it is unknown or 0."""
+    beyond = times > grid[-1]
     if g[-1] > 0 and beyond.any():
         raise ValueError(
             f"{int(beyond.sum())} event times of the test data (rows "
-            f"{listed(rows[beyond])}) are after the last training time {g_times[-1]:g}, "
+            f"{listed(rows[beyond])}) are after the last training time {grid[-1]:g}, "
             "where the censoring distribution is unknown; truncate with tau"
         )
     out = np.zeros(times.size)
-    index = np.searchsorted(g_times, times[~beyond])
-    exact = np.abs(g_times[index] - times[~beyond]) < np.finfo(float).eps
-    out[~beyond] = g[np.where(exact, index, index - 1)]
+    out[~beyond] = step_at(grid, g, times[~beyond])
     if (out == 0).any():
         raise ValueError(
             "the training censoring distribution is 0 at the event times of rows "
@@ -879,19 +863,19 @@ def uno_ipcw(
     if (train_time is None) != (train_event is None):
         raise ValueError("give both train_time and train_event, or neither")
     if train_time is None:
-        g_times, g = _censoring_on(t, e.astype(bool))
+        grid, g = km_steps(t, e.astype(bool), censoring=True)
     else:
         t_train, e_train = check_survival(
             train_time, train_event, names=["train_time", "train_event"], require_events=False
         )
-        g_times, g = _censoring_on(t_train, e_train.astype(bool))
+        grid, g = km_steps(t_train, e_train.astype(bool), censoring=True)
     if not (np.isfinite(tied_tol) and tied_tol >= 0):
         raise ValueError(f"tied_tol must be a finite number >= 0, got {tied_tol!r}")
     events, lower, tied, total = _ipcw_pairs(t, e, x, float(tied_tol))
     weighted = events if tau is None else events[t[events] < tau]
     w = np.zeros(t.size)
     rows = np.arange(t.size)
-    w[weighted] = np.square(1.0 / _censoring_at(t[weighted], g_times, g, rows[weighted]))
+    w[weighted] = np.square(1.0 / _censoring_at(t[weighted], grid, g, rows[weighted]))
     we = w[events]
     denominator = float(we @ total)
     if denominator <= 0:

@@ -52,8 +52,15 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from toolkit.stats._checks import check_survival
-from toolkit.stats._ipcw import CensoringInfluence, censoring_influence, censoring_survival, g_at
+from toolkit.stats._checks import check_survival, listed
+from toolkit.stats._ipcw import (
+    CensoringInfluence,
+    censoring_influence,
+    censoring_survival,
+    g_at,
+    km_steps,
+    step_at,
+)
 from toolkit.stats.wald import quantile
 
 
@@ -240,3 +247,133 @@ def compare(
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(se > 0, 2 * stats.norm.sf(np.abs(diff) / se), np.nan)
     return AUCComparison(horizons, auc_a, auc_b, diff, se, diff - z * se, diff + z * se, p)
+
+
+@dataclass(frozen=True)
+class DynamicAUC:
+    """AUC(t) at each horizon and their mean, as ``sksurv.metrics.cumulative_dynamic_auc``."""
+
+    times: np.ndarray
+    auc: np.ndarray
+    mean_auc: float
+
+
+def _ipcw_horizons(t: np.ndarray, times: Sequence[float], k: int | None) -> np.ndarray:
+    horizons = np.atleast_1d(np.asarray(times, dtype=float))
+    if horizons.ndim != 1 or not np.isfinite(horizons).all():
+        raise ValueError("times must be finite horizons, one dimension")
+    if k is not None and (horizons.size != k or np.any(np.diff(horizons) <= 0)):
+        raise ValueError(
+            f"a risk matrix needs one column per horizon, horizons strictly increasing: "
+            f"{k} columns for times {horizons.tolist()}"
+        )
+    horizons = np.unique(horizons)
+    if horizons.max() >= t.max() or horizons.min() < t.min():
+        raise ValueError(
+            f"all times must lie in the follow-up of the test data, [{t.min():g}, {t.max():g})"
+        )
+    return horizons
+
+
+def _tolerant_auc(risk: np.ndarray, case_weight: np.ndarray, control: np.ndarray, tol: float):
+    """Area under the weighted ROC curve: risks run in decreasing order and a risk within
+    ``tol`` of the one before it joins its threshold (ties chain, as in sksurv); each
+    case-control pair counts 1 when the case's threshold comes first, 1/2 when shared."""
+    order = np.argsort(-risk)
+    ranked = risk[order]
+    threshold = np.cumsum(np.r_[True, ~(np.abs(np.diff(ranked)) <= tol)]) - 1
+    cases = np.bincount(threshold, weights=case_weight[order])
+    controls = np.bincount(threshold, weights=control[order])
+    before = np.r_[0.0, np.cumsum(cases)[:-1]]
+    return float(controls @ (before + cases / 2)) / (cases.sum() * controls.sum())
+
+
+def time_auc_ipcw(
+    time: Any,
+    event: Any,
+    risk: Any,
+    times: Sequence[float],
+    *,
+    train_time: Any = None,
+    train_event: Any = None,
+    tied_tol: float = 1e-8,
+) -> DynamicAUC:
+    """Cumulative/dynamic AUC(t) with the censoring distribution from a training set.
+
+    Equals ``sksurv.metrics.cumulative_dynamic_auc(survival_train, survival_test,
+    risk, times, tied_tol)`` of scikit-survival 0.28: at each horizon t, the cases
+    (events by t) weigh ``1 / G(T_i)`` and the controls (followed beyond t) 1, with
+    G the Kaplan-Meier of the censoring on the training rows (by default the test
+    rows; events leave first at a tie) evaluated at T_i itself; the AUC is the
+    trapezoidal area under the weighted ROC curve, risks within ``tied_tol`` of
+    the next larger one sharing a threshold. ``mean_auc`` is sksurv's mean: the
+    AUCs weighted by the drops of the test data's Kaplan-Meier S over the horizons,
+    ``sum AUC(t_k) (S(t_{k-1}) - S(t_k)) / (1 - S(t_last))`` (the AUC itself for
+    one horizon).
+
+    This differs from :func:`time_auc` (``riskRegression::Score``) on purpose:
+    cases are weighted by G at T_i, not just before it; controls carry no weight
+    (``1 / G(t)`` is the same for all of them and cancels); and near-equal risks
+    tie. There is no standard error.
+
+    Parameters
+    ----------
+    time, event
+        The test data.
+    risk
+        One risk score per row (higher = worse), or an ``(n, len(times))`` matrix of
+        predicted risks, one column per horizon (then ``times`` strictly increasing).
+    times
+        Horizons within the test data's follow-up, ``[min(time), max(time))``.
+    train_time, train_event
+        The data the censoring distribution is estimated on (both or neither).
+    tied_tol
+        Risks closer than this (absolute) to the next larger one are tied.
+
+    Raises
+    ------
+    ValueError
+        Bad input, a horizon outside the follow-up or without a case, a test event
+        after the last training time (where G is unknown) or with G = 0.
+    """
+    t, e, r = check_survival(time, event, risk, names=["time", "event", "risk"])
+    if r.ndim not in (1, 2):
+        raise ValueError(f"risk must be a vector or an n x len(times) matrix, got {r.shape}")
+    horizons = _ipcw_horizons(t, times, None if r.ndim == 1 else r.shape[1])
+    if (train_time is None) != (train_event is None):
+        raise ValueError("give both train_time and train_event, or neither")
+    if not (np.isfinite(tied_tol) and tied_tol >= 0):
+        raise ValueError(f"tied_tol must be a finite number >= 0, got {tied_tol!r}")
+    if train_time is not None:
+        train = check_survival(
+            train_time, train_event, names=["train_time", "train_event"], require_events=False
+        )
+        grid, g = km_steps(train[0], train[1].astype(bool), censoring=True)
+    else:
+        grid, g = km_steps(t, e.astype(bool), censoring=True)
+    event_rows = np.flatnonzero(e == 1)
+    beyond = t[event_rows] > grid[-1]
+    if g[-1] > 0 and beyond.any():
+        raise ValueError(
+            f"test events after the last training time {grid[-1]:g} (rows "
+            f"{listed(event_rows[beyond])}): the censoring distribution is unknown there"
+        )
+    g_event = np.zeros(event_rows.size)
+    g_event[~beyond] = step_at(grid, g, t[event_rows[~beyond]])
+    if (g_event == 0).any():
+        rows = listed(event_rows[g_event == 0])
+        raise ValueError(f"the censoring distribution is 0 at the event times of rows {rows}")
+    ipcw = np.zeros(t.size)
+    ipcw[event_rows] = 1.0 / g_event
+    auc = np.empty(horizons.size)
+    for k, horizon in enumerate(horizons):
+        case = (t <= horizon) & (e == 1)
+        if not case.any():
+            raise ValueError(f"no event by time {horizon:g}: AUC({horizon:g}) is undefined")
+        column = r if r.ndim == 1 else r[:, k]
+        auc[k] = _tolerant_auc(column, np.where(case, ipcw, 0.0), (t > horizon) * 1.0, tied_tol)
+    if horizons.size == 1:
+        return DynamicAUC(horizons, auc, float(auc[0]))
+    s = step_at(*km_steps(t, e.astype(bool), censoring=False), horizons)
+    drops = -np.diff(np.r_[1.0, s])
+    return DynamicAUC(horizons, auc, float((auc * drops).sum() / (1.0 - s[-1])))
