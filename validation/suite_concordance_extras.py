@@ -1,7 +1,9 @@
 """Stratified and time-weighted C-index (``concordance_fit``): per-stratum counts, the
 pooled C, its IJ variance and R's Cox-model cvar, against survival::concordance 3.5-3
-on lung, veteran, pbc and colon, for formulas and for coxph fits. Registered under the
-"concordance" suite beside suite_concordance's Harrell/Uno/comparison rows."""
+on lung, veteran, pbc and colon, for formulas and for coxph fits; and Uno's C and the
+cumulative/dynamic AUC with the censoring distribution from a training set
+(``uno_ipcw``, ``time_auc_ipcw``) against scikit-survival, which R's survival does not
+offer. Registered under the "concordance" suite beside suite_concordance's rows."""
 
 from __future__ import annotations
 
@@ -114,4 +116,74 @@ def coxph_var_and_cvar_lung_veteran_colon():
         _coxph_rows("lung", ["age", "ph.ecog"], "sex")
         + _coxph_rows("veteran", ["karno", "age", "diagtime"], "celltype")
         + _coxph_rows("colon", ["age", "nodes", "extent"], "rx")
+    )
+
+
+_REF_SKSURV = "scikit-survival {version}: {function}(survival_train, survival_test, ...)"
+
+
+def _split(name: str, column: str):
+    """A 60/40 training/test split (seeded), the test events inside the training follow-up."""
+    time, event, d = _data(name, [column])
+    risk = d[column].to_numpy(dtype=float) * (-1.0 if column == "karno" else 1.0)
+    train = np.random.default_rng(7).uniform(size=time.size) < 0.6
+    test = ~train & (time <= time[train].max())
+    return time, event, risk, train, test
+
+
+def _sksurv_rows(name: str, column: str, tau: float, horizons: list[float]) -> list:
+    import sksurv
+    from sksurv.metrics import concordance_index_ipcw, cumulative_dynamic_auc
+    from sksurv.util import Surv
+
+    from toolkit.stats import concordance, timeauc
+
+    time, event, risk, train, test = _split(name, column)
+    y_train = Surv.from_arrays(event[train] == 1, time[train])
+    y_test = Surv.from_arrays(event[test] == 1, time[test])
+    given = {"train_time": time[train], "train_event": event[train]}
+    label = f"{name}, risk = {column}, 60/40 split"
+    out = []
+    for tol in (1e-8, 0.5):
+        where = f"{label}, tau={tau:g}, tied_tol={tol:g}"
+        ours = concordance.uno_ipcw(time[test], event[test], risk[test], tau, tied_tol=tol,
+                                    **given)  # fmt: skip
+        ref = concordance_index_ipcw(y_train, y_test, risk[test], tau, tol)
+        reference = _REF_SKSURV.format(version=sksurv.__version__,
+                                       function="concordance_index_ipcw")  # fmt: skip
+        out += [
+            compare("Uno C, training censoring", where, ours.c, ref[0], _C_TOL,
+                    reference=reference),
+            compare("Uno C, training censoring: pair counts", where,
+                    [ours.concordant, ours.discordant, ours.tied_risk, ours.tied_time],
+                    np.asarray(ref[1:], dtype=float), 0.0, reference=reference),
+        ]  # fmt: skip
+        auc = timeauc.time_auc_ipcw(time[test], event[test], risk[test], horizons,
+                                    tied_tol=tol, **given)  # fmt: skip
+        ref_auc, ref_mean = cumulative_dynamic_auc(y_train, y_test, risk[test], horizons,
+                                                   tied_tol=tol)  # fmt: skip
+        where = f"{label}, t={'/'.join(f'{h:g}' for h in horizons)}, tied_tol={tol:g}"
+        reference = _REF_SKSURV.format(version=sksurv.__version__,
+                                       function="cumulative_dynamic_auc")  # fmt: skip
+        out += [
+            compare("AUC(t), training censoring", where, auc.auc, ref_auc, _C_TOL,
+                    reference=reference),
+            compare("mean AUC, training censoring", where, auc.mean_auc, ref_mean, _C_TOL,
+                    reference=reference),
+        ]  # fmt: skip
+    return out
+
+
+@check("concordance", fast=True)
+def training_censoring_pbc():
+    """Uno's C and the cumulative/dynamic AUC with G from a training set (not R's)."""
+    return _sksurv_rows("pbc", "bili", 3000.0, [1000.0, 2000.0, 3000.0])
+
+
+@check("concordance")
+def training_censoring_lung_veteran_colon():
+    return (
+        _sksurv_rows("lung", "ph.ecog", 500.0, [180.0, 365.0, 500.0])
+        + _sksurv_rows("veteran", "karno", 200.0, [30.0, 90.0, 180.0])
+        + _sksurv_rows("colon", "nodes", 2000.0, [365.0, 1000.0, 2000.0])
     )
