@@ -89,6 +89,32 @@ def _coxph_rows(name: str, columns: list[str], stratum: str | None) -> list:
     return out
 
 
+def _cluster_rows() -> list:
+    """The centre as cluster (lung's inst, strata(sex)); colon's recurrence and death rows
+    of each patient stratified by event type and clustered by patient."""
+    from toolkit import rbridge
+    from toolkit.rbridge import concordance as r_concordance
+    from toolkit.stats import concordance
+
+    time, event, d = _data("lung", ["age", "sex", "inst"])
+    colon = rbridge.dataset("colon").dropna(subset=["nodes"]).reset_index(drop=True)
+    cases = [
+        ("lung, risk = age, strata(sex), cluster(inst)", time, event, d["age"], d["sex"],
+         d["inst"]),
+        ("colon (both rows), risk = nodes, strata(etype), cluster(id)", colon["time"],
+         colon["status"], colon["nodes"], colon["etype"], colon["id"]),
+    ]  # fmt: skip
+    out = []
+    for label, t, e, risk, layer, group in cases:
+        for timewt in ("n", "S/G"):
+            fit = concordance.concordance_fit(t, e, risk, strata=layer, timewt=timewt,
+                                              cluster=group)  # fmt: skip
+            ref = r_concordance.concordance_strata(t, e, risk, layer, timewt=timewt,
+                                                   cluster=group)  # fmt: skip
+            out += _rows(label, fit, ref, f"{_REF}, cluster", "clustered C")
+    return out
+
+
 @check("concordance", fast=True)
 def stratified_time_weights_lung():
     return _stratified_rows("lung", "age", "sex") + _stratified_rows("lung", "ph.ecog", "inst")
@@ -102,6 +128,7 @@ def stratified_time_weights_veteran_pbc_colon():
         + _stratified_rows("pbc", "albumin", "stage", weighted=True, ymax=3000.0)
         + _stratified_rows("colon", "nodes", "rx")
         + _stratified_rows("colon", "age", "sex", weighted=True, ymax=2000.0)
+        + _cluster_rows()
     )
 
 

@@ -95,6 +95,14 @@ def test_hand_worked_time_weights():
     assert g2.concordance.c == pytest.approx(67 / 93, abs=1e-15)
 
 
+def test_hand_worked_cluster_sums_influence_before_squaring():
+    """Clusters {a1, b1}, {a2, b2}, {a3, b3}, {a4, b4}: the influences above sum to
+    (-15, 15, 4, -4) / 64, so var = 482 / 64^2 / 4; C and cvar do not move."""
+    fit = concordance_fit(_TIME, _EVENT, _RISK, strata=_STRATA, cluster=[1, 2, 3, 4] * 2)
+    assert fit.concordance.variance == pytest.approx(482 / 64**2 / 4, abs=1e-15)
+    assert (fit.concordance.c, fit.cvar) == (11 / 16, pytest.approx(9.5 / 256, abs=1e-15))
+
+
 def test_hand_worked_case_equals_r(r):
     from toolkit.rbridge.concordance import concordance_strata
 
@@ -162,6 +170,32 @@ def test_unstratified_time_weights_and_cvar_equal_r(r, name, timewt):
     ref = concordance_strata(time, event, risk, np.zeros(time.size), timewt=timewt)
     _assert_equals_r(fit, ref)
     assert [s.stratum for s in fit.strata] == ["all"]
+
+
+@pytest.mark.parametrize("timewt", ["n", "S/G"])
+def test_cluster_equals_r(r, timewt):
+    """The centre (lung's inst) as cluster, with and without strata and weights; and
+    colon's two rows per patient (recurrence, death) clustered by patient."""
+    from toolkit.rbridge.concordance import concordance_strata
+
+    time, event, d = _data(r, "lung", ["age", "sex", "inst"])
+    risk = d["age"].to_numpy(float)
+    weights = np.random.default_rng(3).uniform(0.5, 2.0, time.size)
+    for strata, w in [(d["sex"], None), (d["sex"], weights), (None, None)]:
+        fit = concordance_fit(time, event, risk, strata=strata, weights=w, timewt=timewt,
+                              cluster=d["inst"])  # fmt: skip
+        layer = np.zeros(time.size) if strata is None else strata
+        ref = concordance_strata(time, event, risk, layer, weights=w, timewt=timewt,
+                                 cluster=d["inst"])  # fmt: skip
+        _assert_equals_r(fit, ref)
+    colon = r.dataset("colon").dropna(subset=["nodes"]).reset_index(drop=True)
+    time, event = colon["time"].to_numpy(float), colon["status"].to_numpy(float)
+    risk = colon["nodes"].to_numpy(float)
+    fit = concordance_fit(time, event, risk, strata=colon["etype"], timewt=timewt,
+                          cluster=colon["id"])  # fmt: skip
+    ref = concordance_strata(time, event, risk, colon["etype"], timewt=timewt,
+                             cluster=colon["id"])  # fmt: skip
+    _assert_equals_r(fit, ref)
 
 
 def test_more_than_ten_strata_equal_r_default_pooling(r):
@@ -267,6 +301,13 @@ def test_a_categorical_keeps_its_level_order():
 def test_bad_strata_name_rows(strata, message):
     with pytest.raises(ValueError, match=message):
         concordance_fit(_TIME, _EVENT, _RISK, strata=strata)
+
+
+def test_bad_cluster_names_rows():
+    with pytest.raises(ValueError, match=r"cluster has 1 missing labels.*rows 4"):
+        concordance_fit(_TIME, _EVENT, _RISK, cluster=[1, 1, 2, 2, None, 3, 3, 3])
+    with pytest.raises(ValueError, match=r"cluster must be one label per row: 3 labels"):
+        concordance_fit(_TIME, _EVENT, _RISK, cluster=[1, 2, 3])
 
 
 def test_missing_stratum_label_names_the_patient():

@@ -47,7 +47,7 @@ function(time, event, xa, xb) {
 """
 
 _CONCORDANCE_STRATA = """
-function(time, event, risk, layer, weights, timewt, ymax, keepstrata) {
+function(time, event, risk, layer, weights, timewt, ymax, keepstrata, group) {
   strata <- survival::strata  # concordance finds the special by its bare name
   d <- data.frame(risk = risk)
   d$y <- survival::Surv(time, event)
@@ -56,6 +56,7 @@ function(time, event, risk, layer, weights, timewt, ymax, keepstrata) {
                keepstrata = keepstrata)
   if (!is.null(weights)) { d$w <- weights; args$data <- d; args$weights <- quote(w) }
   if (!is.null(ymax)) args$ymax <- ymax
+  if (!is.null(group)) { args$data$g <- group; args$cluster <- quote(g) }
   fit <- do.call(survival::concordance, args)
   count <- fit$count
   if (!is.matrix(count)) count <- matrix(count, nrow = 1)
@@ -134,12 +135,14 @@ def concordance_strata(
     timewt: str = "n",
     ymax: float | None = None,
     keepstrata: bool | int = True,
+    cluster: Any = None,
 ) -> dict[str, Any]:
     """``concordance(Surv(time, event) ~ risk + strata(strata), reverse=TRUE, ...)``.
 
     c, var, cvar, n and ``count``: one row per stratum (R's level order; a pandas
     categorical keeps its order) with ``keepstrata=True``, else R's default rule
-    (``keepstrata=10``: pooled counts, one row, past ten strata).
+    (``keepstrata=10``: pooled counts, one row, past ten strata); ``cluster`` as
+    R's ``cluster`` (a factor).
     """
     out = call(
         _function(_CONCORDANCE_STRATA),
@@ -151,6 +154,7 @@ def concordance_strata(
         timewt,
         None if ymax is None else float(ymax),
         keepstrata,
+        None if cluster is None else pd.Categorical(cluster),
         computation=f"survival::concordance with strata (timewt {timewt!r})",
     )
     return {

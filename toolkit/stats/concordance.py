@@ -543,19 +543,19 @@ def _checked_timewt(timewt: str, ymax: float | None) -> None:
         raise ValueError(f"ymax must be a finite time, got {ymax!r}")
 
 
-def _layers(strata: Any, n: int) -> pd.Categorical:
-    """Stratum labels as R's factor (sorted levels, a categorical keeps its own order)."""
-    if isinstance(getattr(strata, "dtype", None), pd.CategoricalDtype):
-        layers = pd.Categorical(strata)
+def _layers(labels: Any, n: int, name: str = "strata") -> pd.Categorical:
+    """Labels as R's factor (sorted levels, a categorical keeps its own order)."""
+    if isinstance(getattr(labels, "dtype", None), pd.CategoricalDtype):
+        layers = pd.Categorical(labels)
     else:
-        layers = pd.Categorical(np.asarray(strata, dtype=object).ravel())
+        layers = pd.Categorical(np.asarray(labels, dtype=object).ravel())
     if len(layers) != n:
-        raise ValueError(f"strata must be one label per row: {len(layers)} labels for {n} rows")
+        raise ValueError(f"{name} must be one label per row: {len(layers)} labels for {n} rows")
     missing = np.flatnonzero(layers.codes < 0)
     if missing.size:
-        labels = np.asarray(strata.index) if isinstance(strata, pd.Series) else np.arange(n)
-        shown = listed(labels[missing])
-        raise ValueError(f"strata has {missing.size} missing labels (NaN or None), rows {shown}")
+        rows = np.asarray(labels.index) if isinstance(labels, pd.Series) else np.arange(n)
+        shown = listed(rows[missing])
+        raise ValueError(f"{name} has {missing.size} missing labels (NaN or None), rows {shown}")
     return layers.remove_unused_categories()
 
 
@@ -655,6 +655,7 @@ def concordance_fit(
     weights: Any = None,
     timewt: str = "n",
     ymax: float | None = None,
+    cluster: Any = None,
 ) -> ConcordanceFit:
     """The C-index with strata and time weights, with both of R's variances.
 
@@ -697,6 +698,11 @@ def concordance_fit(
         "n/G2" by partial matching); it and "I" are refused here.
     ymax
         Events after ``ymax`` get weight 0 (R's ``ymax``).
+    cluster
+        Optional cluster label per row (the patient when rows repeat, the centre):
+        as R's ``cluster``, the rows' influences are summed within each cluster
+        before squaring, so ``variance`` is the grouped (robust) IJ variance. The
+        counts, C and ``cvar`` do not change.
 
     Returns
     -------
@@ -719,10 +725,16 @@ def concordance_fit(
     dfbeta = np.empty(t.size)
     for rows, part in zip(dfbeta_rows, parts, strict=True):
         dfbeta[rows] = _dfbeta(part, somers, npair)
-    variance = float(dfbeta @ dfbeta) / 4
+    if cluster is not None:  # R: tapply(dfbeta, cluster, sum)
+        dfbeta = np.bincount(_layers(cluster, t.size, "cluster").codes, weights=dfbeta)
+    pooled = _pooled(counts, npair, float(dfbeta @ dfbeta) / 4, t.size)
+    return ConcordanceFit(pooled, cox / (4 * npair**2), timewt, tuple(counts))
+
+
+def _pooled(counts: list[StratumCounts], npair: float, variance: float, n: int) -> Concordance:
     concordant = sum(c.concordant for c in counts)
     tied_risk = sum(c.tied_risk for c in counts)
-    pooled = Concordance(
+    return Concordance(
         c=(concordant + tied_risk / 2) / npair,
         se=float(np.sqrt(variance)),
         concordant=concordant,
@@ -731,9 +743,8 @@ def concordance_fit(
         tied_time=sum(c.tied_time for c in counts),
         tied_both=sum(c.tied_both for c in counts),
         variance=variance,
-        n=t.size,
+        n=n,
     )
-    return ConcordanceFit(pooled, cox / (4 * npair**2), timewt, tuple(counts))
 
 
 @dataclass(frozen=True)
