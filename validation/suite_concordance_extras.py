@@ -14,7 +14,7 @@ from validation import check, compare
 _REF = "survival::concordance 3.5-3 (reverse=TRUE, strata(), timewt)"
 _REF_COXPH = "survival::concordance(coxph fit) 3.5-3"
 _C_TOL, _VAR_TOL = 1e-10, 1e-8
-_TIME_WEIGHTS = ("n", "S", "S/G", "n/G2")
+_TIME_WEIGHTS = ("n", "S", "S/G", "n/G2", "I")
 
 
 def _data(name: str, columns: list[str]):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from toolkit.stats.concordance import concordance_fit, harrell, uno
 
 C_TOL, VAR_TOL = 1e-10, 1e-8
-TIME_WEIGHTS = ["n", "S", "S/G", "n/G2"]
+TIME_WEIGHTS = ["n", "S", "S/G", "n/G2", "I"]
 
 
 def _data(r, name: str, columns: list[str]):
@@ -93,6 +93,12 @@ def test_hand_worked_time_weights():
         _count_rows(g2), [[3, 2, 0, 0, 0], [32 / 9, 0, 16 / 9, 0, 0]], rtol=0, atol=1e-14
     )
     assert g2.concordance.c == pytest.approx(67 / 93, abs=1e-15)
+    # "I": 1 / N(t), i.e. 1/4, 1/3 at a's deaths, 1/3, 1/2 at b's: C = (19/12 + 2/12) / (31/12)
+    i = concordance_fit(_TIME, _EVENT, _RISK, strata=_STRATA, timewt="I")
+    np.testing.assert_allclose(
+        _count_rows(i), [[3 / 4, 2 / 3, 0, 0, 0], [5 / 6, 0, 1 / 3, 0, 0]], rtol=0, atol=1e-15
+    )
+    assert i.concordance.c == pytest.approx(21 / 31, abs=1e-15)
 
 
 def test_hand_worked_cluster_sums_influence_before_squaring():
@@ -322,7 +328,7 @@ def test_missing_stratum_label_names_the_patient():
     ("timewt", "message"),
     [
         ("n/G", r"unknown timewt 'n/G'.*has no 'n/G'.*'n/G2'"),
-        ("I", r"unknown timewt 'I': use one of 'n', 'S', 'S/G', 'n/G2'"),
+        ("i", r"unknown timewt 'i': use one of 'n', 'S', 'S/G', 'n/G2', 'I'"),
         ("uno", r"unknown timewt 'uno'"),
     ],
 )

@@ -525,8 +525,8 @@ class ConcordanceFit:
     strata: tuple[StratumCounts, ...]
 
 
-# survival 3.5-3's concordancefit: timewt = c("n", "S", "S/G", "n/G2", "I"); "I" is not offered.
-TIME_WEIGHTS = ("n", "S", "S/G", "n/G2")
+# survival 3.5-3's concordancefit: timewt = c("n", "S", "S/G", "n/G2", "I").
+TIME_WEIGHTS = ("n", "S", "S/G", "n/G2", "I")
 
 
 def _checked_timewt(timewt: str, ymax: float | None) -> None:
@@ -565,9 +565,9 @@ def _time_weight(
     """R's ``timewt`` per unique time of one stratum (``None``: all 1, as for "n").
 
     From ``fastkm1``'s S(t-), G(t-) and number at risk N(t) of the stratum, with
-    W the stratum's total case weight: "S" is ``W S / N``, "S/G" ``W S / (G N)``
-    and "n/G2" ``1 / G^2``. As in R, a stratum with fewer than two events falls
-    back to "n", and events after ``ymax`` get weight 0.
+    W the stratum's total case weight: "S" is ``W S / N``, "S/G" ``W S / (G N)``,
+    "n/G2" ``1 / G^2`` and "I" ``1 / N``. As in R, a stratum with fewer than two
+    events falls back to "n", and events after ``ymax`` get weight 0.
     """
     weight = None
     if timewt != "n" and sweep.event.sum() >= 2:
@@ -577,6 +577,8 @@ def _time_weight(
             weight = total * survival / n_risk
         elif timewt == "S/G":
             weight = total * survival / (g * n_risk)
+        elif timewt == "I":
+            weight = 1.0 / n_risk
         else:
             weight = 1.0 / (g * g)
     if ymax is not None:
@@ -671,7 +673,12 @@ def concordance_fit(
     the events and of the censoring, events leaving first at a tie; N(t): the
     weight at risk; W: the stratum's total weight): "n" 1 (Harrell), "S" ``W S / N``
     (Peto-Wilcoxon-like), "S/G" ``W S / (G N)`` (Schemper), "n/G2" ``1 / G^2``
-    (Uno; :func:`uno`). A stratum with fewer than two events uses "n", as R does.
+    (Uno; :func:`uno`), "I" ``1 / N``. A stratum with fewer than two events uses
+    "n", as R does. Past ten strata R pools timewt "n" and "I" by rerunning them
+    as one stratum of shifted (start, stop] data (its default ``keepstrata =
+    10``): for "n" the numbers are the same; for "I" survival 3.5-3 crashes there
+    (a segfault in ``concordance4``), and sigkit gives what R gives with
+    ``keepstrata = TRUE``.
 
     ``cvar`` is R's ``cvar``: ``sum d(t) W(t) var(rank | risk set at t) / (4
     npair^2)``, the variance of C that the Cox partial-likelihood score test of the
@@ -694,8 +701,8 @@ def concordance_fit(
     weights
         Optional positive case weights, as :func:`harrell`.
     timewt
-        One of "n", "S", "S/G", "n/G2". survival 3.5-3 has no "n/G" (R reads it as
-        "n/G2" by partial matching); it and "I" are refused here.
+        One of "n", "S", "S/G", "n/G2", "I". survival 3.5-3 has no "n/G" (R reads
+        it as "n/G2" by partial matching); it is refused here.
     ymax
         Events after ``ymax`` get weight 0 (R's ``ymax``).
     cluster
