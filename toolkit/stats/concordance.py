@@ -1,6 +1,7 @@
 """Concordance (C-index): Harrell's and Uno's C, the infinitesimal-jackknife variance,
 the comparison of two risk scores on the same patients, a bootstrap interval,
-(:func:`concordance_fit`) the stratified, time-weighted C with R's Cox-model ``cvar``,
+(:func:`concordance_fit`) the stratified, time-weighted C with R's Cox-model ``cvar``
+(also on counting-process (start, stop] data, ``entry=``),
 and (:func:`uno_ipcw`) scikit-survival's Uno's C with the censoring distribution
 estimated on a training set and a tolerance for tied risks.
 
@@ -41,6 +42,8 @@ import pandas as pd
 from scipy import stats
 
 from toolkit.stats._checks import check_survival, listed
+from toolkit.stats._concordance_counting import counting_rows
+from toolkit.stats._coxinput import entry_times, row_labels
 from toolkit.stats._dominance import Sums, Sweep, changes, dominance, dominance_unit
 from toolkit.stats._ipcw import km_steps, step_at
 
@@ -648,6 +651,53 @@ def _strata_sweeps(t: np.ndarray, e: np.ndarray, strata: Any):
         yield str(label), rows, _sweep_sorted(by_time, fixed[rows][by_time], e[rows])
 
 
+def _right_censored_parts(t, e, x, w, strata, timewt, ymax):
+    """(label, rows, per-row shares, Cox variance) per stratum of right-censored data."""
+    for label, rows, sweep in _strata_sweeps(t, e, strata):
+        part, vcox = _stratum(sweep, x[rows], None if w is None else w[rows], timewt, ymax)
+        yield label, rows, part, vcox
+
+
+def _entry_fixed(entry: Any, stop: np.ndarray, time: Any, timewt: str):
+    """Checked start and stop times of (start, stop] data, merged as ``aeqSurv`` does."""
+    if timewt != "n":
+        raise ValueError(
+            f"timewt {timewt!r} is not offered with entry= ((start, stop] data): only 'n' "
+            "(survival 3.5-3 refuses 'S/G' and 'n/G2' there and crashes, a segfault, "
+            "on 'S' and 'I', so there is no reference to match)"
+        )
+    labels = row_labels(time.index if isinstance(time, pd.Series) else None, stop.size)
+    start = entry_times(entry, stop, labels)
+    fixed = timefix(np.concatenate((start, stop)))
+    start, stop = fixed[: stop.size], fixed[stop.size :]
+    merged = start >= stop
+    if merged.any():
+        raise ValueError(
+            f"entry (start) and time (stop) differ by less than the timefix tolerance in "
+            f"{int(merged.sum())} rows (rows {listed(labels[merged])}): the interval has "
+            "length 0 once nearly equal times are merged, as R's aeqSurv refuses"
+        )
+    return start, stop
+
+
+def _counting_parts(times, t, e, x, w, strata, ymax):
+    """(label, rows, per-row shares, Cox variance) per stratum of (start, stop] data."""
+    start, stop = times
+    if strata is None:
+        groups = [("all", np.arange(t.size))]
+    else:
+        layers = _layers(strata, t.size)
+        groups = [
+            (str(label), np.flatnonzero(layers.codes == code))
+            for code, label in enumerate(layers.categories)
+        ]
+    for label, rows in groups:
+        weights = np.ones(rows.size) if w is None else w[rows]
+        rank = _dense_rank(x[rows])
+        part = counting_rows(start[rows], stop[rows], e[rows], rank, weights, ymax)
+        yield label, rows, part, part.cox
+
+
 def concordance_fit(
     time: Any,
     event: Any,
@@ -658,6 +708,7 @@ def concordance_fit(
     timewt: str = "n",
     ymax: float | None = None,
     cluster: Any = None,
+    entry: Any = None,
 ) -> ConcordanceFit:
     """The C-index with strata and time weights, with both of R's variances.
 
@@ -710,6 +761,16 @@ def concordance_fit(
         as R's ``cluster``, the rows' influences are summed within each cluster
         before squaring, so ``variance`` is the grouped (robust) IJ variance. The
         counts, C and ``cvar`` do not change.
+    entry
+        Optional start time per row for counting-process data: ``time`` is then
+        each (start, stop] interval's stop, as ``concordance(Surv(entry, time,
+        event) ~ risk)``. An event at t is compared with the rows at risk at t
+        (``entry < t``, and ``time > t`` or censored at ``time = t``), so a row
+        that starts at t is not; start and stop times are merged together by
+        :func:`timefix`, as R's ``aeqSurv`` does. Only ``timewt="n"`` (see
+        ``toolkit.stats._concordance_counting``). ``cvar`` then sums the rank
+        variance over each event time's (start, stop] risk set. Each row is its
+        own subject unless ``cluster`` groups them (R's ``cluster = id``).
 
     Returns
     -------
@@ -717,9 +778,12 @@ def concordance_fit(
     """
     _checked_timewt(timewt, ymax)
     t, e, (x,), w = _validated(time, event, [risk], ["risk"], weights)
+    if entry is None:
+        parts_of = _right_censored_parts(t, e, x, w, strata, timewt, ymax)
+    else:
+        parts_of = _counting_parts(_entry_fixed(entry, t, time, timewt), t, e, x, w, strata, ymax)
     dfbeta_rows, counts, parts, cox = [], [], [], 0.0
-    for label, rows, sweep in _strata_sweeps(t, e, strata):
-        part, vcox = _stratum(sweep, x[rows], None if w is None else w[rows], timewt, ymax)
+    for label, rows, part, vcox in parts_of:
         dfbeta_rows.append(rows)
         parts.append(part)
         cox += vcox

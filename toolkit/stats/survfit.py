@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.stats._checks import check_survival, negative_times
+from toolkit.stats._coxinput import entry_times
 from toolkit.stats.wald import quantile as z_quantile
 
 _CONF_TYPES = ("log", "log-log", "plain", "logit", "arcsin", "none")
@@ -137,12 +138,19 @@ def _findq(x: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
     return quant
 
 
-def _counts(t: np.ndarray, e: np.ndarray, w: np.ndarray):
-    """Per distinct time: weighted at risk, unweighted and weighted events, weighted censored."""
+def _counts(t: np.ndarray, e: np.ndarray, w: np.ndarray, start: np.ndarray | None):
+    """Per distinct time: weighted at risk, unweighted and weighted events, weighted censored.
+
+    With ``start`` ((start, stop] rows, ``t`` the stops) the rows that start at or
+    after a time are not at risk there (survfitkm.c: ``tstart >= dtime`` leave).
+    """
     unique, inverse = np.unique(t, return_inverse=True)
     m = len(unique)
     weight_at = np.bincount(inverse, weights=w, minlength=m)
     n_risk = weight_at[::-1].cumsum()[::-1]
+    if start is not None:
+        entered = np.bincount(np.searchsorted(unique, start, side="right"), w, minlength=m + 1)
+        n_risk = n_risk - entered[1:][::-1].cumsum()[::-1]
     d0 = np.bincount(inverse, weights=e, minlength=m)
     d1 = np.bincount(inverse, weights=w * e, minlength=m)
     censor = np.bincount(inverse, weights=w * (1 - e), minlength=m)
@@ -203,7 +211,7 @@ def _hazard_step(at_risk, dying, n, d0, d1, ctype):
     return dying * (mean + alive - death) - at_risk * alive
 
 
-def _jackknife(t, e, w, counts, ctype):
+def _jackknife(t, e, w, start, counts, ctype):
     """Infinitesimal-jackknife influence of each row on S and on the hazard (survfitkm.c).
 
     Each row is its own cluster. At an event time with hazard :math:`h = d/n`, every
@@ -211,15 +219,17 @@ def _jackknife(t, e, w, counts, ctype):
     out of the risk set), less :math:`w S(t-)/n` for a row with an event there; the
     Nelson-Aalen influence moves by :math:`-w h/n`, plus :math:`w/n` for an event
     (Fleming-Harrington: the derivatives of its tied-death sum, :func:`_fh_terms`).
+    With ``start`` a row is at risk at t only once ``start < t``.
     Returns the two n-by-times influence matrices (rows in data order).
     """
     unique, n_risk, d0, d1 = counts
+    entered = np.full(len(t), -np.inf) if start is None else start
     surv_inf, haz_inf = np.zeros(len(t)), np.zeros(len(t))
     surv_cols, haz_cols = np.zeros((len(t), len(unique))), np.zeros((len(t), len(unique)))
     km = 1.0
     for i, time in enumerate(unique):
         if d0[i] > 0 and d1[i] > 0:
-            at_risk = np.where(t >= time, w, 0.0)
+            at_risk = np.where((t >= time) & (entered < time), w, 0.0)
             dying = np.where((t == time) & (e == 1), w, 0.0)
             haz = d1[i] / n_risk[i]
             surv_inf = surv_inf * (1.0 - haz) + at_risk * km * haz / n_risk[i]
@@ -279,21 +289,24 @@ def _lower_scale(conf_lower, survival, std_err, n_risk, n_event):
         return np.where(low == 0, 1.0, low / std_err)
 
 
-def _checked(time: Any, event: Any, weights: Any):
-    """Validated time, event and weights (1 without weights); bad rows named by label."""
+def _checked(time: Any, event: Any, weights: Any, entry: Any):
+    """Validated time, event, weights (1 without weights) and entry (start) times
+    (None without); bad rows named by label (start >= stop, a missing start: as
+    ``cox.fit``'s ``entry=``)."""
+    source = next((v for v in (time, event, weights) if isinstance(v, pd.Series)), None)
     if weights is None:
         t, e = check_survival(time, event)
-        return t, e, np.ones(len(t))
-    names = ("time", "event", "weights")
-    t, e, w = check_survival(time, event, weights, names=names)
-    if w.ndim != 1:
-        raise ValueError(f"weights must be one-dimensional, got shape {w.shape}")
-    source = next((v for v in (time, event, weights) if isinstance(v, pd.Series)), None)
+        w = np.ones(len(t))
+    else:
+        names = ("time", "event", "weights")
+        t, e, w = check_survival(time, event, weights, names=names)
+        if w.ndim != 1:
+            raise ValueError(f"weights must be one-dimensional, got shape {w.shape}")
     labels = np.arange(len(t)) if source is None else np.asarray(source.index)
     problem = negative_times(w, labels, "weights")
     if problem:
         raise ValueError(f"{problem}; case weights must be non-negative")
-    return t, e, w
+    return t, e, w, entry_times(entry, t, labels)
 
 
 def _check_options(stype: int, ctype: int, conf_type: str, conf_lower: str) -> None:
@@ -314,9 +327,9 @@ def _robust(w: np.ndarray, robust: bool | None, influence: bool) -> bool:
     return robust
 
 
-def _estimates(t, e, w, stype, ctype, robust):
+def _estimates(t, e, w, start, stype, ctype, robust):
     """Counts; survival, its SE, the hazard, its SE; R's logse flag; the influence matrices."""
-    unique, n_risk, d0, d1, censor = _counts(t, e, w)
+    unique, n_risk, d0, d1, censor = _counts(t, e, w, start)
     hazard_of = _nelson_aalen if ctype == 1 else _fleming_harrington
     cumhaz, var_chaz = hazard_of(n_risk, d0, d1)
     std_chaz = np.sqrt(var_chaz)
@@ -327,7 +340,7 @@ def _estimates(t, e, w, stype, ctype, robust):
         survival, std_err = np.exp(-cumhaz), std_chaz
     influence = (None, None)
     if robust:
-        surv_inf, haz_inf = _jackknife(t, e, w, (unique, n_risk, d0, d1), ctype)
+        surv_inf, haz_inf = _jackknife(t, e, w, start, (unique, n_risk, d0, d1), ctype)
         if stype == 2:  # the survival influence follows from the hazard's
             surv_inf = -haz_inf * survival
         std_chaz = np.sqrt(np.sum(haz_inf**2, axis=0))
@@ -350,6 +363,7 @@ def survfit(
     conf_level: float = 0.95,
     robust: bool | None = None,
     influence: bool = False,
+    entry: Any = None,
 ) -> SurvivalCurve:
     """One survival curve as ``survfit(Surv(time, event) ~ 1, weights, stype, ctype, ...)``.
 
@@ -397,11 +411,20 @@ def survfit(
     influence
         Also return each row's influence on the survival and on the cumulative
         hazard at every time (survfit's ``influence.surv``, ``influence.chaz``).
+    entry
+        Optional start time per row for counting-process data, as
+        ``survfit(Surv(entry, time, event) ~ 1)``: ``time`` is then each (start,
+        stop] interval's stop and the risk set at t holds the rows with
+        ``entry < t <= time`` (a row that starts at an event time is not at risk
+        there). The curve is reported at every distinct stop time. Each row is its
+        own cluster in the robust variance (R's default with weights and no
+        ``id``); R's ``n.enter`` is not returned. A start at or after its stop, or
+        a missing start, is an error naming the rows.
     """
     _check_options(stype, ctype, conf_type, conf_lower)
-    t, e, w = _checked(time, event, weights)
+    t, e, w, start = _checked(time, event, weights, entry)
     robust = _robust(w, robust, influence)
-    counts, curve, logse, influences = _estimates(t, e, w, stype, ctype, robust)
+    counts, curve, logse, influences = _estimates(t, e, w, start, stype, ctype, robust)
     unique, n_risk, n_event, censor = counts
     survival, std_err, cumhaz, std_chaz = curve
     if conf_type == "none":
