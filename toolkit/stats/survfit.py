@@ -416,10 +416,11 @@ def survfit(
         ``survfit(Surv(entry, time, event) ~ 1)``: ``time`` is then each (start,
         stop] interval's stop and the risk set at t holds the rows with
         ``entry < t <= time`` (a row that starts at an event time is not at risk
-        there). The curve is reported at every distinct stop time. Each row is its
-        own cluster in the robust variance (R's default with weights and no
-        ``id``); R's ``n.enter`` is not returned. A start at or after its stop, or
-        a missing start, is an error naming the rows.
+        there). The curve is reported at every distinct stop time; ``n_censor``
+        counts every interval that ends without an event (R without ``id``).
+        Each row is its own cluster in the robust variance (R's default with
+        weights and no ``id``); R's ``n.enter`` is not returned. A start at or
+        after its stop, or a missing start, is an error naming the rows.
     """
     _check_options(stype, ctype, conf_type, conf_lower)
     t, e, w, start = _checked(time, event, weights, entry)
