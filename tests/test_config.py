@@ -21,6 +21,13 @@ from toolkit.imaging.manifest import study_manifest
 from toolkit.synth.cohort import STUDY_TOML
 
 
+def test_a_centre_column_named_by_study_centre_must_exist(tmp_path):
+    cohort = _cohort(tmp_path, edit=lambda clinical, manifest: clinical.pop("centre"))
+    config = load_study(cohort / "study.toml")
+    with pytest.raises(StudyConfigError, match=r"no column 'centre' \(named by study.centre"):
+        read_clinical(config, cohort, study_manifest(config, cohort))
+
+
 def _cohort(tmp_path, n_train=30, n_valid=20, toml=STUDY_TOML, edit=None):
     rng = np.random.default_rng(0)
     n = n_train + n_valid
@@ -34,6 +41,7 @@ def _cohort(tmp_path, n_train=30, n_valid=20, toml=STUDY_TOML, edit=None):
     clinical = pd.DataFrame(
         {
             "patient": patients,
+            "centre": manifest["centre"],
             "os_months": rng.uniform(1, 60, n).round(2),
             "os_event": rng.integers(0, 2, n) | (np.arange(n) % 2 == 0),
             "pfs_months": rng.uniform(1, 30, n).round(2),

@@ -93,6 +93,10 @@ class StudySection(_Strict):
     clinical: str = "clinical.csv"
     train_sets: list[str] = Field(default_factory=lambda: ["train"], min_length=1)
     validation_sets: list[str] = Field(default_factory=lambda: ["validation"])
+    # the clinical table's column naming each patient's centre: the nomograms then report
+    # the SE clustered by centre beside the model-based one, and the risk-group log-rank
+    # tests are stratified by centre
+    centre: str | None = None
 
     @field_validator("time_unit")
     @classmethod
@@ -442,6 +446,8 @@ def _clinical_columns(config: StudyConfig) -> list[tuple[str, str]]:
     for extra in config.outcome.secondary:
         columns += [(extra.time, named(f"the secondary outcome {extra.name}"))]
         columns += [(extra.event, named(f"the secondary outcome {extra.name}"))]
+    if config.study.centre:
+        columns += [(config.study.centre, named("study.centre"))]
     return columns + [(v.name, named("variables")) for v in config.variables]
 
 
@@ -512,6 +518,8 @@ def _prepare(config: StudyConfig, table: pd.DataFrame, problems: list[str]) -> C
     """
     names = [v.name for v in config.variables if v.name in table.columns]
     frame = pd.concat([table[["set"]], _outcomes(config, table, problems)], axis=1)
+    if config.study.centre and config.study.centre in table.columns:
+        frame["centre"] = _centres(config, table[config.study.centre], problems)
     for variable in config.variables:
         if variable.name in table.columns:
             frame[variable.name] = _categorise(variable, table[variable.name], config, problems)
@@ -526,6 +534,18 @@ def _prepare(config: StudyConfig, table: pd.DataFrame, problems: list[str]) -> C
     problems += _set_problems(config, frame) or _horizon_problems(config, frame)
     raw = table.loc[frame.index, names].copy()
     return ClinicalData(frame=frame, raw=raw, exclusions=exclusions, imputations=imputations)
+
+
+def _centres(config: StudyConfig, values: pd.Series, problems: list[str]) -> pd.Series:
+    """Each patient's centre as text; a missing centre is refused (never imputed)."""
+    empty = values.isna().to_numpy()
+    if empty.any():
+        problems.append(
+            f"{config.study.clinical}: {config.study.centre} (study.centre) is missing in "
+            f"{n_patients(int(empty.sum()))} ({listed(values.index[empty])}); the centre is "
+            "never imputed"
+        )
+    return values.map(lambda v: v if pd.isna(v) else str(v))
 
 
 def _outcome_pairs(config: StudyConfig) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ TABLES = (
     "suptbl-univariate",
     "suptbl-tripod",
     "suptbl-ph",
+    "suptbl-clustered",
 )
 FIGURES = (
     "fig-workflow",

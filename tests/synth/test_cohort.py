@@ -49,6 +49,7 @@ def test_cohort_folder_matches_the_contract(tiny_cohort):
     clinical = pd.read_csv(tiny_cohort / "clinical.csv")
     assert list(clinical.columns) == [
         "patient",
+        "centre",
         "os_months",
         "os_event",
         "pfs_months",
@@ -57,6 +58,7 @@ def test_cohort_folder_matches_the_contract(tiny_cohort):
     ]
     assert (clinical["pfs_months"] <= clinical["os_months"]).all()
     assert (clinical["os_months"] > 0).all()
+    assert list(clinical["centre"]) == list(manifest["centre"])
     study = tomllib.loads((tiny_cohort / "study.toml").read_text())
     assert [v["name"] for v in study["variables"]] == CLINICAL
     assert study["imaging"]["readers"] == ["reader1_a", "reader1_b", "reader2"]

@@ -148,6 +148,17 @@ def model_building(results: StudyResults) -> str:
         "only) and the integrated nomogram (clinical candidates and the signature). The "
         "proportional-hazards assumption of both was tested by `cox.zph`'s score test "
         "(Kaplan–Meier time scale; a categorical variable as one term)."
+    ) + _centre_sentence(results)
+
+
+def _centre_sentence(results: StudyResults) -> str:
+    centre = results.settings.get("study", {}).get("centre")
+    if not centre:
+        return ""
+    return (
+        f" Patients are clustered in centres (`{centre}`): the nomograms' standard errors "
+        "are also given clustered by centre (robust sandwich, @suptbl-clustered), and the "
+        "risk-group log-rank tests also stratified by centre."
     )
 
 

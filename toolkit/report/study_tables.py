@@ -444,7 +444,66 @@ def risk_group_table(results: StudyResults) -> str:
             )
     if not rows:
         return missing("metrics.json: risk_groups")
-    return fmt.html_table(["Set", "Low risk (n)", "High risk (n)", "Log-rank χ²", "P"], rows)
+    table = fmt.html_table(["Set", "Low risk (n)", "High risk (n)", "Log-rank χ²", "P"], rows)
+    stratified = [
+        f"{SET_LABELS[s]} χ² {fmt.number(g['chisq'], 2)}, P {fmt.pvalue(g['p'])} "
+        f"({g['n_centres']} {'centre' if g['n_centres'] == 1 else 'centres'})"
+        for s in SETS
+        if (g := groups.get(s, {}).get("stratified"))
+    ]
+    if stratified:
+        table += (
+            '<p class="note">Log-rank tests stratified by centre: '
+            + "; ".join(stratified)
+            + ".</p>"
+        )
+    return table
+
+
+FEW_CENTRES = 10  # below this many clusters the sandwich variance is unreliable
+
+
+def clustered_table(results: StudyResults) -> str:
+    """The nomograms' SEs clustered by centre beside the model-based ones (study.centre)."""
+    frame = results.table("clustered_se")
+    if frame is None:
+        if results.settings.get("study", {}).get("centre"):
+            return missing("results/tables/clustered_se.parquet")
+        return (
+            '<p class="note">Not applicable: study.toml names no centre column '
+            "(study.centre), so no clustered variance was computed.</p>"
+        )
+    rows = []
+    for record in frame.to_dict("records"):
+        rows.append(
+            [
+                MODEL_LABELS.get(record["model"], record["model"]),
+                term_label(results, Term.parse(record["term"])),
+                fmt.number(record["coef"], 3),
+                fmt.number(record["se"], 3),
+                fmt.number(record["se_cluster"], 3),
+                fmt.with_ci(
+                    record["hr"],
+                    record["lower_cluster"],
+                    record["upper_cluster"],
+                    digits=2,
+                    hazard_ratio=True,
+                ),
+                fmt.pvalue(record["p_cluster"]),
+                int(record["n_centres"]),
+            ]
+        )
+    header = ["Model", "Term", "Coefficient", "SE (model)", "SE (clustered)",
+              "HR (clustered 95% CI)", "P (clustered)", "Centres"]  # fmt: skip
+    table = fmt.html_table(header, rows)
+    few = int(frame["n_centres"].min())
+    if few < FEW_CENTRES:
+        table += (
+            f'<p class="note">Only {few} centres: a variance clustered on so few is itself '
+            f"very imprecise (a sandwich of {few} independent pieces); read the model-based SE "
+            "and treat the clustered one as a check of direction only.</p>"
+        )
+    return table
 
 
 def r_check_table(results: StudyResults) -> str:

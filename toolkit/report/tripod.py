@@ -150,6 +150,22 @@ def _missing_data(results: StudyResults, item: Item) -> Item:
     return Item(**{**item.__dict__, "where": where, "note": f"rule: {rule}"})
 
 
+def _clusters(results: StudyResults, item: Item) -> Item:
+    if not results.settings.get("study", {}).get("centre"):
+        return item
+    where = ("suptbl-clustered", "tbl-riskgroups")
+    note = "SEs clustered by centre, log-rank stratified by centre"
+    return Item(**{**item.__dict__, "where": where, "note": note})
+
+
+def _setting(results: StudyResults, item: Item) -> Item:
+    centre = results.settings.get("study", {}).get("centre")
+    if not centre:
+        return item
+    note = f"centres from the clinical table's {centre!r} column; no setting recorded"
+    return Item(**{**item.__dict__, "where": ("suptbl-clustered",), "note": note})
+
+
 def _data_source(results: StudyResults, item: Item) -> Item:
     if not results.synthetic:
         return item
@@ -166,6 +182,9 @@ _RUN_DEPENDENT: dict[str, Callable[[StudyResults, Item], Item]] = {
     "5a": _data_source,
     "9b": _predictors,
     "11": _missing_data,
+    "6a": _setting,
+    "12d": _clusters,
+    "23b": _clusters,
 }
 
 

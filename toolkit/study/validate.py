@@ -25,7 +25,9 @@ Per set and model (``signature``: a Cox model on the signature alone;
   the selection is not repeated, so this is the optimism of the fit alone);
 * decision curves at the decision times (``stats.decision``);
 * risk groups: split at the training median of the integrated model's linear
-  predictor (high = above the median, as the paper), KM and log-rank per set;
+  predictor (high = above the median, as the paper), KM and log-rank per set
+  (and, when ``study.centre`` names a centre column, also the log-rank stratified
+  by centre, ``survdiff(... + strata(centre))``);
 * median OS (and secondary outcomes) with 95% CI per set.
 """
 
@@ -324,13 +326,23 @@ def risk_groups(sets, models) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         high = models["integrated"].linear_predictor(data) > cutoff
         groups[name] = high
         label = np.where(high, "high", "low")
-        test = logrank(data["time"].to_numpy(float), data["event"].to_numpy(float), label)
+        t, e = data["time"].to_numpy(float), data["event"].to_numpy(float)
+        test = logrank(t, e, label)
         out[name] = {
             "n_high": int(high.sum()),
             "n_low": int((~high).sum()),
             "chisq": float(test.chisq),
             "p": float(test.p),
         }
+        if "centre" in data.columns:
+            strata = data["centre"].to_numpy()
+            stratified = logrank(t, e, label, strata=strata)
+            out[name]["stratified"] = {
+                "by": "centre",
+                "n_centres": len(set(strata)),
+                "chisq": float(stratified.chisq),
+                "p": float(stratified.p),
+            }
     return out, groups
 
 

@@ -343,10 +343,11 @@ def _write_tables(out, patients, centres, sets, table, outcome) -> None:
     )
     _write_csv(manifest, out / "manifest.csv")
     clin = table.copy()
-    clin.insert(1, "os_months", outcome.os_months)
-    clin.insert(2, "os_event", outcome.os_event)
-    clin.insert(3, "pfs_months", outcome.pfs_months)
-    clin.insert(4, "pfs_event", outcome.pfs_event)
+    clin.insert(1, "centre", centres)  # also in the clinical table, where study.centre reads it
+    clin.insert(2, "os_months", outcome.os_months)
+    clin.insert(3, "os_event", outcome.os_event)
+    clin.insert(4, "pfs_months", outcome.pfs_months)
+    clin.insert(5, "pfs_event", outcome.pfs_event)
     _write_csv(clin, out / "clinical.csv")
 
 
@@ -431,6 +432,7 @@ manifest = "manifest.csv"
 clinical = "clinical.csv"
 train_sets = ["train"]
 validation_sets = ["validation"]
+centre = "centre"
 
 [outcome]
 time = "os_months"

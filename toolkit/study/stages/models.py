@@ -6,7 +6,8 @@ each nomogram's points (``nomogram_for``). Writes ``results/models.json``,
 ``results/nomogram_{clinical,integrated}.json``, the tables ``univariate``,
 ``multivariable_{clinical,integrated}`` and ``ph_test`` (``cox.zph`` of both
 nomograms, ``nomograms.ph_test``), and the nomogram, forest and
-``schoenfeld_<model>`` figures.
+``schoenfeld_<model>`` figures; with ``study.centre``, the table ``clustered_se``
+(the nomograms' SEs clustered by centre beside the model-based ones).
 """
 
 from __future__ import annotations
@@ -130,6 +131,10 @@ def _fit(ctx: Context, clinical, scores: pd.DataFrame, prov: dict[str, Any]) -> 
         nomograms[name].spec(provenance=prov).write(_nomogram_path(ctx, name))
         _nomogram_figure(ctx, nomograms[name], name)
     _ph_tests(ctx, models, train, prov)
+    if ctx.config.study.centre:
+        clustered = [nm.clustered_table(models[n], train).assign(model=n) for n in NOMOGRAMS]
+        table = pd.concat(clustered, ignore_index=True)
+        write_parquet(ctx.paths.tables / "clustered_se.parquet", table, prov)
     return {"models": models, "nomograms": nomograms, "selection_notes": chosen.notes}
 
 
