@@ -56,7 +56,8 @@ def synthetic_study(tmp_path_factory, r):
     """One small synthetic study run for the whole session: (study_dir, outcome, echoed lines).
 
     The settings of tests/study's ``study_run`` (48 patients on a coarse grid,
-    random weights, 200 bootstrap replicates, 20 calibration bootstraps), built
+    random weights, 200 bootstrap replicates, 20 calibration bootstraps, 20 resamples of
+    the whole-procedure bootstrap), built
     once and shared by tests/study and tests/reports (``study_run`` can simply
     return this fixture). Read-only: copy it before modifying.
     """
@@ -71,6 +72,7 @@ def synthetic_study(tmp_path_factory, r):
         "n_bootstrap = 1000\n", "n_bootstrap = 200\ncalibration_bootstrap = 20\nmin_events = 5\n"
     )
     assert "calibration_bootstrap = 20" in text, "synth's study.toml changed its [validation]"
+    text += "\n[internal_validation]\nB = 20\n"  # the fewest resamples allowed
     toml.write_text(text)
     lines: list[str] = []
     outcome = run_study(study, weights="random", workers=0, report=False, echo=lines.append)

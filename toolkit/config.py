@@ -270,6 +270,33 @@ class Validation(_Strict):
     univariate_alpha: float = Field(0.05, gt=0, lt=1)
 
 
+MIN_INTERNAL_RESAMPLES = 20
+"""The fewest bootstrap resamples ``[internal_validation] B`` accepts."""
+
+
+class InternalValidation(_Strict):
+    """study.toml's ``[internal_validation]``: the whole-procedure bootstrap.
+
+    ``B`` resamples of the training set, each re-running the signature and the
+    nomograms' selection (``toolkit.study.internal``); resample ``b`` is drawn
+    from ``seed`` and ``b`` alone, so the results do not depend on the workers.
+    """
+
+    B: int = 200
+    seed: int = 0
+
+    @field_validator("B")
+    @classmethod
+    def _enough(cls, value: int) -> int:
+        if value < MIN_INTERNAL_RESAMPLES:
+            raise ValueError(
+                f"B must be at least {MIN_INTERNAL_RESAMPLES}, got {value}: with fewer "
+                "resamples the optimism's Monte Carlo error is as large as the optimism "
+                "itself (Harrell, Regression Modeling Strategies, 5.3)"
+            )
+        return value
+
+
 class StudyConfig(_Strict):
     """The validated study.toml. :meth:`as_written` gives the mapping it was validated
     from, for provenance; the stages read the validated fields."""
@@ -280,6 +307,7 @@ class StudyConfig(_Strict):
     variables: list[Variable] = Field(default_factory=list)
     signature: Signature = Field(default_factory=Signature)
     validation: Validation = Field(default_factory=Validation)
+    internal_validation: InternalValidation = Field(default_factory=InternalValidation)
     _written: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="wrap")

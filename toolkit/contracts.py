@@ -583,3 +583,40 @@ class RCheck(_JsonFile):
             checks=tuple(RCheckEntry.from_json(c) for c in checks),
             provenance=data.get("provenance"),
         )
+
+
+@dataclass(frozen=True)
+class InternalValidation(_JsonFile):
+    """results/internal_validation.json: the whole-procedure bootstrap's resamples.
+
+    ``dropped`` lists each resample left out, as ``{"replicate": b, "reason": ...}``;
+    the statistics themselves are in tables/internal_validation.parquet.
+    """
+
+    B: int
+    seed: int
+    n_used: int
+    dropped: tuple[JsonMap, ...]
+    provenance: JsonMap | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "B": self.B,
+            "seed": self.seed,
+            "n_used": self.n_used,
+            "dropped": [dict(d) for d in self.dropped],
+            **_optional("provenance", self.provenance),
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonMap) -> InternalValidation:
+        def get(key: str) -> Any:
+            return _field(data, key, "internal_validation.json")
+
+        return cls(
+            B=int(get("B")),
+            seed=int(get("seed")),
+            n_used=int(get("n_used")),
+            dropped=tuple(dict(d) for d in get("dropped")),
+            provenance=data.get("provenance"),
+        )

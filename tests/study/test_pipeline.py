@@ -18,7 +18,16 @@ from toolkit.artifacts import file_hash, read_json, write_json, write_parquet
 from toolkit.study._stages import Cached, StageLog
 from toolkit.study.pipeline import PIPELINE, STUDY_INPUTS, PipelineError, Stage, check, run_pipeline
 
-LOGGED = ["preprocess", "extract", "signature", "models", "validate", "r_check", "cam"]
+LOGGED = [
+    "preprocess",
+    "extract",
+    "signature",
+    "models",
+    "validate",
+    "internal_validation",
+    "r_check",
+    "cam",
+]
 
 
 def test_every_input_is_made_by_an_earlier_stage():

@@ -110,7 +110,16 @@ def test_metrics_follow_the_contract_and_say_synthetic_random(study_run):
                 if s == "train":
                     assert "rmse_corrected" in entry
     names = [stage["name"] for stage in metrics["stages"]]
-    assert names == ["preprocess", "extract", "signature", "models", "validate", "r_check", "cam"]
+    assert names == [
+        "preprocess",
+        "extract",
+        "signature",
+        "models",
+        "validate",
+        "internal_validation",
+        "r_check",
+        "cam",
+    ]
 
 
 def test_accuracy_block_brier_ipa_auc_ci_and_calibration_slope(study_run):

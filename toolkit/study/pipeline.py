@@ -28,6 +28,7 @@ from toolkit.study.stages import (
     cam,
     clinical,
     extract,
+    internal_validation,
     models,
     preprocess,
     r_check,
@@ -65,6 +66,12 @@ PIPELINE: tuple[Stage, ...] = (
         ("clinical", "exclusions", "signature", "scores", "models", "selection_notes"),
         ("metrics",),
         validate.run,
+    ),
+    Stage(
+        "internal_validation",
+        ("features", "clinical", "signature", "scores", "models"),
+        ("internal_validation",),
+        internal_validation.run,
     ),
     Stage(
         "r_check",

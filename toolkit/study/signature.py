@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from toolkit.config import Signature as SignatureSettings
 from toolkit.config import StudyConfig
 from toolkit.contracts import FeatureName, IccSummary, SignatureSpec
 from toolkit.stats._checks import drop_redundant, listed
@@ -192,16 +193,45 @@ def _choose(fits: dict[float, Any], penalty: str) -> tuple[float, int, str]:
     return ratio, index, note
 
 
-def build(features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig) -> SignatureBuild:
-    """Build the signature on the training patients (see the module docstring)."""
-    from toolkit.stats import coxnet, mrmr
+def training_ratings(
+    features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig
+) -> tuple[np.ndarray, list[str]]:
+    """The training patients' (patients, readers, features) ratings and the feature names.
 
-    settings = config.signature
+    Patients in the clinical frame's order, readers primary-first
+    (``config.imaging.reader_order``): ``ratings[:, 0]`` is the reader the
+    signature is ranked and fitted on, and the one run.py scores and the CAMs draw.
+    """
     train = clinical.index[clinical["set"].isin(config.study.train_sets)].astype(str).tolist()
     names = feature_names(features, config.imaging.phases)
-    # reader_order puts the primary reader first: ratings[:, 0] is the reader the
-    # signature is ranked and fitted on, and the one run.py scores and the CAMs draw.
-    ratings = reader_array(features, train, list(config.imaging.reader_order), names)
+    return reader_array(features, train, list(config.imaging.reader_order), names), names
+
+
+def build(features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig) -> SignatureBuild:
+    """Build the signature on the training patients (see the module docstring)."""
+    ratings, names = training_ratings(features, clinical, config)
+    train = clinical[clinical["set"].isin(config.study.train_sets)]
+    time = train["time"].to_numpy(float)
+    event = train["event"].to_numpy(float)
+    return fit_signature(ratings, names, time, event, config.signature)
+
+
+def fit_signature(
+    ratings: np.ndarray,
+    names: list[str],
+    time: np.ndarray,
+    event: np.ndarray,
+    settings: SignatureSettings,
+) -> SignatureBuild:
+    """The signature of ``ratings`` (patients, readers, features; primary reader first).
+
+    Every step of the module docstring on these patients alone: what
+    :func:`build` runs on the training set, and ``study.internal`` on each
+    bootstrap resample of it. ``names`` are the features' column names,
+    ``time``/``event`` the patients' outcome.
+    """
+    from toolkit.stats import coxnet, mrmr
+
     icc, kept_mask = icc_filter(ratings, settings.icc_type, settings.icc_threshold)
     kept = [n for n, k in zip(names, kept_mask, strict=True) if k]
     if len(kept) < 2:
@@ -213,8 +243,6 @@ def build(features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig) -
     copies = redundant_features(primary)
     kept = [n for n, c in zip(kept, copies, strict=True) if not c]
     primary = primary[:, ~copies]
-    time = clinical.loc[train, "time"].to_numpy(float)
-    event = clinical.loc[train, "event"].to_numpy(float)
     ranked = mrmr.rank(primary, (time, event), min(settings.mrmr_k, len(kept)), names=kept)
     top = list(ranked.names)
     x = primary[:, np.asarray(ranked.indices)]

@@ -1,0 +1,254 @@
+"""The whole-procedure bootstrap (study/internal.py) on a small seeded cohort.
+
+Each resample re-runs the signature and the nomograms' selection; its record
+depends on its number alone (not on the order, the other resamples or the
+workers), a resample that cannot be used is named with its reason, and the
+optimism is the mean of apparent minus test, checked by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit.config import StudyInputError, loads_study, prepare_clinical
+from toolkit.stats.concordance import harrell
+from toolkit.study import internal
+from toolkit.study import nomograms as nm
+from toolkit.study.signature import fit_signature
+from toolkit.synth.cohort import STUDY_TOML
+
+READERS = ["reader1_a", "reader1_b", "reader2"]
+FAST = STUDY_TOML.replace("mrmr_k = 30", "mrmr_k = 6").replace(
+    "l1_ratios = [0.1, 0.5, 0.9]", "l1_ratios = [0.5]"
+)
+
+
+def _config(extra: str = ""):
+    text = FAST.replace(
+        'missing = "complete-case"\n', 'missing = "complete-case"\nmin_events = 2\n'
+    )
+    return loads_study(text + extra)
+
+
+def _cohort(n: int = 40, p: int = 24, seed: int = 0):
+    """(features table, clinical frame): n training patients, 3 readers, p features a phase."""
+    rng = np.random.default_rng(seed)
+    patients = [f"P{i:03d}" for i in range(n)]
+    latent = rng.normal(size=(n, 3))
+    base = latent @ rng.normal(size=(3, 2 * p)) + rng.normal(scale=0.5, size=(n, 2 * p))
+    columns = [f"arterial_{i:04d}" for i in range(p)] + [f"portal_{i:04d}" for i in range(p)]
+    blocks = []
+    for k, reader in enumerate(READERS):
+        values = base + rng.normal(scale=0.1 + 0.05 * k, size=base.shape)
+        frame = pd.DataFrame(values, columns=columns)
+        frame.insert(0, "reader", reader)
+        frame.insert(0, "patient", patients)
+        blocks.append(frame)
+    t_event = rng.weibull(1.3, n) * 30 * np.exp(-0.7 * latent[:, 0])
+    t_censor = np.where(rng.random(n) < 0.7, 200.0, rng.uniform(1, 5, n))
+    time = np.maximum(np.minimum(t_event, t_censor).round(2), 0.01)
+    time[0] = 60.0  # follow-up beyond the validation times
+    table = pd.DataFrame(
+        {
+            "set": ["train"] * (n - 10) + ["validation"] * 10,
+            "os_months": time,
+            "os_event": (t_event <= t_censor).astype(int),
+            "pfs_months": time,
+            "pfs_event": 1,
+            "ecog": rng.choice(["0", "1"], n),
+            "child_pugh": rng.choice(["A", "B"], n),
+            "tumour_number": rng.integers(1, 4, n),
+            "tumour_size_cm": rng.lognormal(1.6, 0.5, n).round(1),
+            "bclc": rng.choice(["A", "B", "C"], n),
+            "hbv": rng.choice(["no", "yes"], n),
+            "cirrhosis": rng.choice(["no", "yes"], n),
+            "distribution": rng.choice(["unilobar", "bilobar"], n),
+            "afp": rng.lognormal(5, 1.5, n).round(1),
+            "alt": rng.lognormal(3.6, 0.5, n).round(1),
+            "ast": rng.lognormal(3.7, 0.5, n).round(1),
+            "hbsag": rng.choice(["negative", "positive"], n),
+        },
+        index=pd.Index(patients, name="patient"),
+    )
+    table.loc[patients[-10:], "os_event"] = 1  # the validation set's events
+    features = pd.concat(blocks, ignore_index=True)
+    return features, prepare_clinical(_config(), table).frame
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    config = _config()
+    features, frame = _cohort()
+    return internal.training_data(features, frame, config), config
+
+
+def _records(replicates) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return internal.replicate_table(replicates), internal.replicate_values(replicates)
+
+
+def _assert_same(a, b) -> None:
+    for x, y in zip(_records(a), _records(b), strict=True):
+        pd.testing.assert_frame_equal(x.reset_index(drop=True), y.reset_index(drop=True))
+
+
+def test_b_below_20_is_refused_with_the_reason():
+    with pytest.raises(StudyInputError) as raised:
+        _config("\n[internal_validation]\nB = 19\nseed = 3\n")
+    message = str(raised.value)
+    assert "internal_validation.B: B must be at least 20, got 19" in message
+    assert "Monte Carlo error" in message
+    assert _config().internal_validation.B == 200
+    assert _config("\n[internal_validation]\nB = 20\n").internal_validation.B == 20
+
+
+def test_a_resample_depends_on_its_number_alone(cohort):
+    from distributed import Client, LocalCluster
+
+    data, config = cohort
+    in_order = internal.run_replicates(data, [0, 1, 2], config)
+    alone = [internal.replicate(data, 2, config)]
+    _assert_same(in_order[2:], alone)
+    # one worker thread: warnings.catch_warnings is per process, and the stage's workers are
+    # processes; the point here is the order and the hand-off through Dask
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster,
+        Client(cluster) as client,
+    ):
+        shuffled = internal.run_replicates(data, [2, 0, 1], config, client)
+    assert [r.number for r in shuffled] == [0, 1, 2]
+    _assert_same(in_order, shuffled)
+    assert any(r.used for r in in_order), [r.reason for r in in_order]
+
+
+def test_a_resample_without_events_is_dropped_and_named(cohort):
+    data, config = cohort
+    one_event = data.frame.assign(event=0.0)
+    one_event.iloc[3, one_event.columns.get_loc("event")] = 1.0
+    data = dataclasses.replace(data, frame=one_event)
+    event = one_event["event"].to_numpy(float)
+    empty = next(b for b in range(200) if not event[internal.resample_rows(len(event), 0, b)].any())
+    record = internal.replicate(data, empty, config)
+    assert not record.used
+    assert record.reason == "no events in the resample"
+    assert record.values == ()
+    table = internal.dropped([record, internal.Replicate(empty + 1, "")])
+    assert table.to_dict("records") == [{"reason": "no events in the resample", "n": 1}]
+
+
+def test_optimism_is_the_mean_of_apparent_minus_test():
+    """Worked by hand: optimism = ((0.82 - 0.75) + (0.78 - 0.74)) / 2 = 0.055,
+    corrected = 0.80 - 0.055 = 0.745; the dropped resample counts in no mean."""
+    nan = float("nan")
+    original = {("clinical", "c_index", nan): 0.80, ("clinical", "brier", 12.0): 0.20}
+    replicates = [
+        internal.Replicate(
+            0,
+            "",
+            (
+                internal.Value("clinical", "c_index", nan, 0.82, 0.75),
+                internal.Value("clinical", "brier", 12.0, 0.18, 0.21),
+            ),
+        ),
+        internal.Replicate(1, "no events in the resample"),
+        internal.Replicate(
+            2,
+            "",
+            (
+                internal.Value("clinical", "c_index", nan, 0.78, 0.74),
+                internal.Value("clinical", "brier", 12.0, nan, 0.22),
+            ),
+        ),
+    ]
+    table = internal.summary(original, replicates).set_index("metric")
+    c = table.loc["c_index"]
+    assert c["apparent"] == 0.80 and c["n"] == 2
+    assert c["training"] == pytest.approx(0.80, abs=1e-15)
+    assert c["test"] == pytest.approx(0.745, abs=1e-15)
+    assert c["optimism"] == pytest.approx(0.055, abs=1e-15)
+    assert c["corrected"] == pytest.approx(0.745, abs=1e-15)
+    brier = table.loc["brier"]  # resample 2 has no apparent Brier (horizon beyond follow-up)
+    assert brier["n"] == 1
+    assert brier["optimism"] == pytest.approx(0.18 - 0.21, abs=1e-15)
+    assert brier["corrected"] == pytest.approx(0.20 - (0.18 - 0.21), abs=1e-15)
+
+
+def test_a_resample_is_the_procedure_rerun_by_hand(cohort):
+    """Resample 2 redone step by step with the stages' own functions: its C-indexes."""
+    data, config = cohort
+    record = internal.replicate(data, 2, config)
+    assert record.used, record.reason
+    rows = np.random.default_rng([0, 2]).integers(0, len(data.frame), len(data.frame))
+    frame = data.frame
+    t, e = frame["time"].to_numpy(float), frame["event"].to_numpy(float)
+    built = fit_signature(data.ratings[rows], list(data.names), t[rows], e[rows], config.signature)
+    index = [data.names.index(c) for c in built.signature.columns]
+    score = built.signature.score(
+        pd.DataFrame(data.ratings[:, 0, index], columns=built.signature.columns)
+    )
+    original = frame.assign(signature=score)
+    resample = original.iloc[rows].set_axis([f"r{i}" for i in range(len(rows))])
+    chosen = nm.select(resample, config)
+    model = nm.fit_model("integrated", resample, chosen.integrated, chosen.levels, [12, 24, 36])
+    apparent = harrell(t[rows], e[rows], model.linear_predictor(resample)).c
+    test = harrell(t, e, model.linear_predictor(original)).c
+    value = next(v for v in record.values if (v.model, v.metric) == ("integrated", "c_index"))
+    assert value.apparent == pytest.approx(apparent, abs=1e-12)
+    assert value.test == pytest.approx(test, abs=1e-12)
+    assert record.features == tuple(built.signature.columns)
+    assert record.integrated == tuple(chosen.integrated)
+
+
+def test_selection_stability_counts_each_candidate():
+    used = [
+        internal.Replicate(0, "", features=("arterial_0001", "portal_0002"), clinical=("bclc",)),
+        internal.Replicate(1, "", features=("arterial_0001",), clinical=("bclc", "alt")),
+        internal.Replicate(2, "singular"),
+    ]
+    table = internal.selection_stability(
+        used,
+        ["portal_0002", "portal_0009"],
+        {"clinical": ("bclc",), "integrated": ()},
+        ["bclc", "alt"],
+    )
+    deep = table[table["kind"] == "deep feature"]
+    assert deep["name"].tolist() == ["arterial_0001", "portal_0002", "portal_0009"]
+    assert deep["n_selected"].tolist() == [2, 1, 0]
+    assert deep["fraction"].tolist() == [1.0, 0.5, 0.0]
+    assert deep["in_study_model"].tolist() == [False, True, True]
+    clinical = table[(table["kind"] == "clinical variable") & (table["model"] == "clinical")]
+    assert clinical.set_index("name")["n_selected"].to_dict() == {"bclc": 2, "alt": 1}
+    assert set(table["n_used"]) == {2}
+
+
+def test_the_study_writes_the_internal_validation(study_run):
+    from toolkit.contracts import InternalValidation, Metrics
+
+    study, _, lines = study_run
+    results = study / "results"
+    record = InternalValidation.read(results / "internal_validation.json")
+    assert (record.B, record.seed) == (20, 0)
+    assert record.n_used + len(record.dropped) == 20 and record.n_used > 0
+    assert any(line.startswith(f"    {record.n_used} of 20 resamples used") for line in lines)
+    summary = pd.read_parquet(results / "tables" / "internal_validation.parquet")
+    assert set(summary["model"]) == set(internal.MODELS)
+    assert set(summary["metric"]) == set(internal.METRICS)
+    metrics = Metrics.read(results / "metrics.json")
+    c = summary[summary["metric"] == "c_index"].set_index("model")
+    for model in internal.MODELS:
+        assert c.loc[model, "apparent"] == pytest.approx(
+            metrics.cindex["train"][model]["c"], abs=1e-12
+        )
+    np.testing.assert_allclose(summary["corrected"], summary["apparent"] - summary["optimism"])
+    assert (summary["n"] <= record.n_used).all()
+    resamples = pd.read_parquet(results / "tables" / "internal_validation_resamples.parquet")
+    assert resamples["replicate"].tolist() == list(range(20))
+    assert int(resamples["used"].sum()) == record.n_used
+    stability = pd.read_parquet(results / "tables" / "selection_stability.parquet")
+    assert stability["fraction"].between(0, 1).all()
+    assert set(stability["kind"]) == {"deep feature", "clinical variable"}
+    for suffix in ("png", "svg"):
+        assert (results / "figures" / f"selection_stability.{suffix}").is_file()

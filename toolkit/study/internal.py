@@ -1,0 +1,378 @@
+"""Internal validation of the whole procedure: the bootstrap that re-runs every selection.
+
+Harrell's optimism bootstrap (Harrell, Lee and Mark 1996; ``rms::validate``'s
+``predab.resample``), but on the *procedure* rather than on one fixed model.
+In resample :math:`b` (``B`` draws of the training patients with replacement)
+everything that learned from the training data is run again, by the same
+functions the signature and models stages call:
+
+1. the signature (``study.signature.fit_signature``): ICC filter on the
+   resample's readers, redundancy filter, mRMR, elastic-net Cox with k-fold CV;
+2. the nomograms (``study.nomograms.select`` and ``fit_model``): the univariate
+   screen and stepwise AIC of the clinical and the integrated model, with the
+   resample's own signature score, and the three final Cox fits.
+
+Each refitted model is scored on its resample (*apparent*) and on the original
+training set (*test*): Harrell's C, the calibration slope (coefficient of the
+linear predictor in ``coxph(Surv ~ lp)``), and at each validation time the
+IPCW Brier score, the IPA and the grouped calibration RMSE. With
+:math:`\\theta_{orig}` the study's own model on the training set,
+
+.. math::
+
+    O = \\frac1{B'} \\sum_b \\big(\\theta_b^{apparent} - \\theta_b^{test}\\big), \\qquad
+    \\theta_{corrected} = \\theta_{orig} - O
+
+over the :math:`B'` resamples that gave the value. Unlike ``rms::validate``,
+which refits a pre-specified model, the selection is inside the loop, so the
+optimism includes the selection's (Steyerberg, Clinical Prediction Models, 2nd
+ed., 17.2). The k-fold CV of a resample splits its duplicated patients across
+folds, as a re-run of the procedure on that data would.
+
+Resample :math:`b` is drawn from ``numpy.random.default_rng([seed, b])``, so its
+result does not depend on the other resamples nor on how many workers run them.
+A resample that cannot be used (no event in it; the ICC filter, mRMR or the
+CV cannot proceed; a final Cox fit that ran out of iterations; a model that cannot
+be applied to the original patients) is kept as a dropped :class:`Replicate`
+with its reason: counted and named, never silently left out. A horizon beyond a
+resample's last follow-up has no value in that resample (NaN), and the summary
+counts, per statistic, the resamples that gave it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from toolkit.config import StudyConfig
+from toolkit.study.nomograms import FittedModel, ModelError, fit_model, select
+from toolkit.study.signature import Signature, SignatureError, fit_signature
+
+MODELS = ("signature", "clinical", "integrated")
+METRICS = ("c_index", "calibration_slope", "brier", "ipa", "calibration_rmse")
+"""The statistics of each model; the last three at each validation time."""
+PROCEDURE_ERRORS = (SignatureError, ModelError, ValueError, ArithmeticError, np.linalg.LinAlgError)
+"""What stops the procedure on a resample: the resample is dropped with the message."""
+# cox.fit's "ran out of iterations": the fit is not a maximum (rms's cph sets fail = TRUE).
+# A monotone likelihood ("coefficient may be infinite") is kept, as the study keeps it.
+_NOT_CONVERGED = "did not converge"
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What the procedure learns from: the training patients, once.
+
+    ``ratings`` (patients, readers, features) with the primary reader first
+    (``study.signature.training_ratings``), ``names`` the feature columns, and
+    ``frame`` the training rows of the clinical frame (``time``, ``event``,
+    ``set`` and the study variables), in the same patient order.
+    """
+
+    ratings: np.ndarray
+    names: tuple[str, ...]
+    frame: pd.DataFrame
+
+
+def training_data(features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig):
+    """The :class:`TrainingData` of a study's features table and clinical frame."""
+    from toolkit.study.signature import training_ratings
+
+    ratings, names = training_ratings(features, clinical, config)
+    frame = clinical[clinical["set"].isin(config.study.train_sets)]
+    return TrainingData(ratings, tuple(names), frame)
+
+
+@dataclass(frozen=True)
+class Value:
+    """One statistic of one refitted model: on its resample and on the original set.
+
+    ``horizon`` is NaN for the statistics without a time (C-index, slope).
+    """
+
+    model: str
+    metric: str
+    horizon: float
+    apparent: float
+    test: float
+
+
+@dataclass(frozen=True)
+class Replicate:
+    """One resample: its values, or why it was dropped (``reason``), and what it selected."""
+
+    number: int
+    reason: str
+    values: tuple[Value, ...] = ()
+    features: tuple[str, ...] = ()
+    clinical: tuple[str, ...] = ()
+    integrated: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def used(self) -> bool:
+        return not self.reason
+
+
+def resample_rows(n: int, seed: int, number: int) -> np.ndarray:
+    """The patients (row positions, with repeats) of resample ``number``."""
+    return np.random.default_rng([seed, number]).integers(0, n, n)
+
+
+def replicate(data: TrainingData, number: int, config: StudyConfig) -> Replicate:
+    """Resample ``number``: re-run the whole procedure on it, score it there and on the
+    original training set (module docstring). Pure: the same inputs give the same record."""
+    rows = resample_rows(len(data.frame), config.internal_validation.seed, number)
+    if not data.frame["event"].to_numpy(float)[rows].any():
+        return Replicate(number, "no events in the resample")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            refit = _refit(data, rows, config)
+            values = _compare(refit, config)
+        except PROCEDURE_ERRORS as error:
+            return Replicate(number, f"{refit_stage(error)}: {error}")
+    notes = tuple(sorted({str(w.message) for w in caught}))
+    stuck = [m for m in refit.models.values() if _NOT_CONVERGED in m.note]
+    if stuck:
+        return Replicate(number, f"the {stuck[0].name} model's Cox fit: {stuck[0].note}")
+    return Replicate(
+        number,
+        "",
+        values,
+        features=tuple(refit.signature.columns),
+        clinical=tuple(refit.models["clinical"].variables),
+        integrated=tuple(refit.models["integrated"].variables),
+        notes=notes,
+    )
+
+
+def refit_stage(error: Exception) -> str:
+    """Where the procedure stopped, for a dropped resample's reason."""
+    if isinstance(error, SignatureError):
+        return "signature"
+    if isinstance(error, ModelError):
+        return "nomograms"
+    return type(error).__name__
+
+
+@dataclass(frozen=True)
+class _Refit:
+    signature: Signature
+    models: dict[str, FittedModel]
+    resample: pd.DataFrame
+    original: pd.DataFrame
+
+
+def _refit(data: TrainingData, rows: np.ndarray, config: StudyConfig) -> _Refit:
+    """The signature and the three models fitted on the resample ``rows``."""
+    frame = data.frame
+    time, event = frame["time"].to_numpy(float), frame["event"].to_numpy(float)
+    built = fit_signature(
+        data.ratings[rows], list(data.names), time[rows], event[rows], config.signature
+    )
+    signature = built.signature
+    primary = pd.DataFrame(
+        data.ratings[:, 0, [data.names.index(c) for c in signature.columns]],
+        columns=signature.columns,
+    )
+    original = frame.assign(signature=signature.score(primary))
+    resample = original.iloc[rows].copy()
+    # a patient drawn twice is two patients of the resample: unique labels for the model code
+    resample.index = pd.Index([f"{p}~{i}" for i, p in enumerate(resample.index)], name="patient")
+    chosen = select(resample, config)
+    times = config.validation.times
+    models = {
+        "signature": fit_model("signature", resample, ["signature"], chosen.levels, times),
+        "clinical": fit_model("clinical", resample, chosen.clinical, chosen.levels, times),
+        "integrated": fit_model("integrated", resample, chosen.integrated, chosen.levels, times),
+    }
+    return _Refit(signature, models, resample, original)
+
+
+def _compare(refit: _Refit, config: StudyConfig) -> tuple[Value, ...]:
+    apparent = evaluate(refit.models, refit.resample, config)
+    test = evaluate(refit.models, refit.original, config)
+    return tuple(
+        Value(model, metric, horizon, value, test[model, metric, horizon])
+        for (model, metric, horizon), value in apparent.items()
+    )
+
+
+def evaluate(
+    models: dict[str, FittedModel], frame: pd.DataFrame, config: StudyConfig
+) -> dict[tuple[str, str, float], float]:
+    """Every statistic of :data:`METRICS` of each model on the patients of ``frame``.
+
+    Keys are (model, metric, horizon), the horizon NaN for the C-index and the
+    slope; a horizon beyond the frame's last follow-up has NaN values.
+    """
+    from toolkit.stats.brier import brier_score
+    from toolkit.stats.calibration import calibrate, calibration_slope
+    from toolkit.stats.concordance import harrell
+
+    times = list(config.validation.times)
+    t, e = frame["time"].to_numpy(float), frame["event"].to_numpy(float)
+    within = [j for j, h in enumerate(times) if h <= t.max()]
+    out: dict[tuple[str, str, float], float] = {}
+    for name in MODELS:
+        lp = models[name].linear_predictor(frame)
+        survival = models[name].survival(frame, times)
+        out[name, "c_index", np.nan] = harrell(t, e, lp).c
+        out[name, "calibration_slope", np.nan] = calibration_slope(t, e, lp).slope
+        brier = brier_score(t, e, survival[:, within], [times[j] for j in within])
+        for j, horizon in enumerate(times):
+            k = within.index(j) if j in within else None
+            out[name, "brier", horizon] = np.nan if k is None else float(brier.brier[k])
+            out[name, "ipa", horizon] = np.nan if k is None else float(brier.ipa[k])
+            out[name, "calibration_rmse", horizon] = (
+                np.nan
+                if k is None
+                else calibrate(
+                    t, e, survival[:, j], horizon, n_groups=config.validation.calibration_groups
+                ).rmse
+            )
+    return out
+
+
+def run_replicates(
+    data: TrainingData,
+    numbers: Iterable[int],
+    config: StudyConfig,
+    client=None,
+    advance: Callable[[], None] = lambda: None,
+) -> list[Replicate]:
+    """:func:`replicate` of each resample number, in number order.
+
+    With a ``distributed.Client`` the resamples fan out over its workers (the
+    training data scattered to each once); without one they run here. Either
+    way each resample's record is the same (its seed is its number).
+    ``advance()`` is called as each resample finishes (a progress bar's).
+    """
+    numbers = list(numbers)
+    if client is None:
+        out = []
+        for number in numbers:
+            out.append(replicate(data, number, config))
+            advance()
+        return out
+    from distributed import as_completed
+
+    shared = client.scatter(data, broadcast=True)
+    futures = client.map(replicate, [shared] * len(numbers), numbers, config=config, pure=False)
+    out = []
+    for future in as_completed(futures):
+        out.append(future.result())
+        advance()
+    return sorted(out, key=lambda r: r.number)
+
+
+_KEYS = ["model", "metric", "horizon"]
+
+
+def summary(original: dict[tuple[str, str, float], float], replicates: Sequence[Replicate]):
+    """Per model, statistic and horizon: apparent, optimism and optimism-corrected values.
+
+    Columns (``rms::validate``'s, renamed): ``apparent`` (the study's model on the
+    training set: index.orig), ``training`` and ``test`` (means over the resamples
+    of the refitted models on their resample and on the training set), ``optimism``
+    (mean of apparent - test over the resamples giving both), ``corrected``
+    (apparent - optimism) and ``n`` (those resamples).
+    """
+    rows = pd.DataFrame(
+        [
+            {"model": v.model, "metric": v.metric, "horizon": v.horizon, **_pair(v)}
+            for r in replicates
+            if r.used
+            for v in r.values
+        ],
+        columns=[*_KEYS, "training", "test", "difference"],
+    )
+    grouped = rows.groupby(_KEYS, sort=False, dropna=False)
+    table = pd.DataFrame(
+        [
+            {"model": m, "metric": k, "horizon": h, "apparent": float(value)}
+            for (m, k, h), value in original.items()
+        ]
+    )
+    means = grouped[["training", "test"]].mean().reset_index()
+    optimism = grouped["difference"].agg(optimism="mean", n="count").reset_index()
+    table = table.merge(means, on=_KEYS, how="left").merge(optimism, on=_KEYS, how="left")
+    table["n"] = table["n"].fillna(0).astype(int)
+    table["corrected"] = table["apparent"] - table["optimism"]
+    return table[[*_KEYS, "apparent", "training", "test", "optimism", "corrected", "n"]]
+
+
+def _pair(value: Value) -> dict[str, float]:
+    """A value's columns; the difference only where both are finite (NaN otherwise)."""
+    both = np.isfinite(value.apparent) and np.isfinite(value.test)
+    difference = value.apparent - value.test if both else np.nan
+    return {"training": value.apparent, "test": value.test, "difference": difference}
+
+
+def replicate_values(replicates: Sequence[Replicate]) -> pd.DataFrame:
+    """Every value of every used resample, long: replicate, model, metric, horizon,
+    apparent, test."""
+    return pd.DataFrame(
+        [
+            {"replicate": r.number, "model": v.model, "metric": v.metric, "horizon": v.horizon}
+            | {"apparent": v.apparent, "test": v.test}
+            for r in replicates
+            for v in r.values
+        ],
+        columns=["replicate", *_KEYS, "apparent", "test"],
+    )
+
+
+def replicate_table(replicates: Sequence[Replicate]) -> pd.DataFrame:
+    """One row per resample: number, used, reason, what it selected, its notes."""
+    return pd.DataFrame(
+        {
+            "replicate": [r.number for r in replicates],
+            "used": [r.used for r in replicates],
+            "reason": [r.reason for r in replicates],
+            "signature_features": [", ".join(r.features) for r in replicates],
+            "clinical": [", ".join(r.clinical) for r in replicates],
+            "integrated": [", ".join(r.integrated) for r in replicates],
+            "notes": ["; ".join(r.notes) for r in replicates],
+        }
+    )
+
+
+def selection_stability(
+    replicates: Sequence[Replicate],
+    signature: Sequence[str],
+    models: dict[str, Sequence[str]],
+    variables: Sequence[str],
+) -> pd.DataFrame:
+    """How often each deep feature and each clinical variable was selected.
+
+    Rows: every deep feature selected in at least one used resample or in the
+    study's ``signature`` (model ``signature``), and every clinical candidate
+    ``variables`` for the ``clinical`` and ``integrated`` models (whose study
+    variables are ``models``). ``fraction`` = ``n_selected`` / ``n_used``.
+    Deep features by decreasing fraction, then by name.
+    """
+    used = [r for r in replicates if r.used]
+    counts = pd.Series([f for r in used for f in r.features], dtype=object).value_counts()
+    deep = sorted(set(counts.index) | set(signature), key=lambda f: (-counts.get(f, 0), f))
+    rows = [("deep feature", f, "signature", int(counts.get(f, 0)), f in signature) for f in deep]
+    for model in ("clinical", "integrated"):
+        chosen = [getattr(r, model) for r in used]
+        for v in variables:
+            selected = sum(v in c for c in chosen)
+            rows.append(("clinical variable", v, model, selected, v in models[model]))
+    table = pd.DataFrame(rows, columns=["kind", "name", "model", "n_selected", "in_study_model"])
+    table.insert(4, "n_used", len(used))
+    table.insert(5, "fraction", table["n_selected"] / max(len(used), 1))
+    return table
+
+
+def dropped(replicates: Sequence[Replicate]) -> pd.DataFrame:
+    """The dropped resamples' reasons with their counts, most frequent first."""
+    reasons = pd.Series([r.reason for r in replicates if not r.used], dtype=object)
+    counts = reasons.value_counts()
+    return pd.DataFrame({"reason": counts.index.astype(str), "n": counts.to_numpy(int)})

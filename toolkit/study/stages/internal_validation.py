@@ -1,0 +1,144 @@
+"""internal_validation: the whole-procedure bootstrap of the training set (study.internal).
+
+``[internal_validation] B`` resamples, each re-running the signature and the
+nomograms' selection and scoring the refitted models on the resample and on
+the training set (see ``toolkit.study.internal``). The resamples fan out over
+a Dask ``LocalCluster`` of the run's worker processes (``--workers``; 2 when
+not given, as preprocessing) and run in this process with ``workers = 0`` or 1;
+each resample's result is the same either way. A progress bar shows on a
+terminal. Writes ``results/internal_validation.json`` (``InternalValidation``:
+resamples used, every dropped one with its reason), the tables
+``internal_validation`` (apparent, optimism, corrected per model, statistic and
+horizon), ``internal_validation_resamples`` (one row per resample),
+``internal_validation_values`` (every resample's values) and ``selection_stability``, and
+the figure ``selection_stability``. Keyed on the features, the clinical table,
+scores.parquet and models.json, and the settings the procedure uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from toolkit.artifacts import file_hash, save_figure, write_parquet
+from toolkit.contracts import InternalValidation
+from toolkit.study._stages import Cached
+from toolkit.study.context import Context
+from toolkit.study.stages.models import model_frame
+
+
+@contextlib.contextmanager
+def _client(workers: int) -> Iterator[Any]:
+    """A ``distributed.Client`` of a LocalCluster of ``workers`` processes (None for <= 1)."""
+    if workers <= 1:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",  # a free port: never collide with a running dashboard
+        silence_logs=logging.ERROR,
+    )
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _resamples(ctx: Context, given: Mapping[str, Any]) -> list:
+    from toolkit._progress import progress_bar
+    from toolkit.study import internal
+
+    config = ctx.config
+    data = internal.training_data(given["features"], given["clinical"].frame, config)
+    B = config.internal_validation.B
+    workers = ctx.workers if ctx.workers is not None else 2
+    bar = progress_bar(
+        B, enabled=sys.stderr.isatty(), description="internal validation", unit="resamples"
+    )
+    with _client(workers) as client, bar as advance:
+        return internal.run_replicates(data, range(B), config, client, advance)
+
+
+def _figure(ctx: Context, table) -> None:
+    from toolkit.plots._stamp import close
+    from toolkit.plots.selection import selection_figure
+
+    fig = selection_figure(table, stamp=ctx.stamp())
+    save_figure(fig, ctx.paths.figures / "selection_stability")
+    close(fig)
+
+
+def _write(ctx: Context, given: Mapping[str, Any], replicates, prov) -> InternalValidation:
+    from toolkit.study import internal
+
+    config, models = ctx.config, given["models"]
+    frame = model_frame(given["clinical"], given["scores"])
+    train = frame[frame["set"].isin(config.study.train_sets)]
+    original = internal.evaluate(models, train, config)
+    tables = ctx.paths.tables
+    summary = internal.summary(original, replicates)
+    write_parquet(tables / "internal_validation.parquet", summary, prov)
+    resamples = internal.replicate_table(replicates)
+    write_parquet(tables / "internal_validation_resamples.parquet", resamples, prov)
+    values = internal.replicate_values(replicates)
+    write_parquet(tables / "internal_validation_values.parquet", values, prov)
+    stability = internal.selection_stability(
+        replicates,
+        [f.format() for f in given["signature"].features],
+        {m: models[m].variables for m in ("clinical", "integrated")},
+        [v.name for v in config.variables],
+    )
+    write_parquet(tables / "selection_stability.parquet", stability, prov)
+    _figure(ctx, stability)
+    dropped = tuple({"replicate": r.number, "reason": r.reason} for r in replicates if not r.used)
+    return InternalValidation(
+        B=config.internal_validation.B,
+        seed=config.internal_validation.seed,
+        n_used=len(replicates) - len(dropped),
+        dropped=dropped,
+        provenance=prov,
+    )
+
+
+def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
+    """Hands on ``internal_validation`` (internal_validation.json's ``InternalValidation``)."""
+    path = ctx.paths.results / "internal_validation.json"
+    inputs = {
+        "features": file_hash(ctx.paths.features),
+        "clinical": ctx.clinical_hash(),
+        "scores": file_hash(ctx.paths.tables / "scores.parquet"),
+        "models": file_hash(ctx.paths.results / "models.json"),
+    }
+
+    def compute(key: str) -> dict[str, Any]:
+        replicates = _resamples(ctx, given)
+        record = _write(ctx, given, replicates, ctx.prov(key, inputs))
+        record.write(path)
+        reasons = "; ".join(f"{d['replicate']}: {d['reason']}" for d in record.dropped[:5])
+        ctx.echo(
+            f"    {record.n_used} of {record.B} resamples used"
+            + (f"; {len(record.dropped)} dropped ({reasons})" if record.dropped else "")
+        )
+        return {"internal_validation": record}
+
+    return Cached(
+        inputs=inputs,
+        settings={
+            "internal_validation": ctx.config.internal_validation.model_dump(),
+            "signature": ctx.config.signature.model_dump(),
+            "validation": ctx.config.validation.model_dump(),
+            "variables": [v.model_dump() for v in ctx.config.variables],
+        },
+        files=(path,),
+        compute=compute,
+        load=lambda: {"internal_validation": InternalValidation.read(path)},
+    )
