@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit.config import StudyInputError, loads_study, prepare_clinical
+from toolkit.config import InternalValidation, StudyInputError, loads_study, prepare_clinical
 from toolkit.stats.concordance import harrell
 from toolkit.study import internal
 from toolkit.study import nomograms as nm
@@ -27,11 +27,11 @@ FAST = STUDY_TOML.replace("mrmr_k = 30", "mrmr_k = 6").replace(
 )
 
 
-def _config(extra: str = ""):
+def _config(resamples: int = 50):
     text = FAST.replace(
         'missing = "complete-case"\n', 'missing = "complete-case"\nmin_events = 2\n'
-    )
-    return loads_study(text + extra)
+    ).replace("\nB = 50\n", f"\nB = {resamples}\n")
+    return loads_study(text)
 
 
 def _cohort(n: int = 40, p: int = 24, seed: int = 0):
@@ -97,12 +97,13 @@ def _assert_same(a, b) -> None:
 
 def test_b_below_20_is_refused_with_the_reason():
     with pytest.raises(StudyInputError) as raised:
-        _config("\n[internal_validation]\nB = 19\nseed = 3\n")
+        _config(19)
     message = str(raised.value)
     assert "internal_validation.B: B must be at least 20, got 19" in message
     assert "Monte Carlo error" in message
-    assert _config().internal_validation.B == 200
-    assert _config("\n[internal_validation]\nB = 20\n").internal_validation.B == 20
+    assert InternalValidation().B == 200
+    assert _config().internal_validation.B == 50  # the demo's
+    assert _config(20).internal_validation.B == 20
 
 
 def test_a_resample_depends_on_its_number_alone(cohort):
@@ -242,6 +243,10 @@ def test_the_study_writes_the_internal_validation(study_run):
         assert c.loc[model, "apparent"] == pytest.approx(
             metrics.cindex["train"][model]["c"], abs=1e-12
         )
+    rmse = summary[(summary["metric"] == "calibration_rmse") & (summary["model"] != "signature")]
+    for r in rmse.itertuples(index=False):
+        entry = metrics.calibration["train"][r.model][f"{r.horizon:g}"]
+        assert r.apparent == pytest.approx(entry["rmse"], abs=1e-12)
     np.testing.assert_allclose(summary["corrected"], summary["apparent"] - summary["optimism"])
     assert (summary["n"] <= record.n_used).all()
     resamples = pd.read_parquet(results / "tables" / "internal_validation_resamples.parquet")

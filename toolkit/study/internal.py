@@ -208,33 +208,47 @@ def evaluate(
     """Every statistic of :data:`METRICS` of each model on the patients of ``frame``.
 
     Keys are (model, metric, horizon), the horizon NaN for the C-index and the
-    slope; a horizon beyond the frame's last follow-up has NaN values.
+    slope; a horizon beyond the frame's last follow-up has NaN values. The
+    calibration RMSE is the validate stage's (``stats.calibration.calibrate``'s
+    grouped RMSE, ``validation.calibration_groups`` groups).
     """
-    from toolkit.stats.brier import brier_score
-    from toolkit.stats.calibration import calibrate, calibration_slope
+    from toolkit.stats.calibration import calibration_slope
     from toolkit.stats.concordance import harrell
 
     times = list(config.validation.times)
     t, e = frame["time"].to_numpy(float), frame["event"].to_numpy(float)
-    within = [j for j, h in enumerate(times) if h <= t.max()]
     out: dict[tuple[str, str, float], float] = {}
     for name in MODELS:
         lp = models[name].linear_predictor(frame)
         survival = models[name].survival(frame, times)
         out[name, "c_index", np.nan] = harrell(t, e, lp).c
         out[name, "calibration_slope", np.nan] = calibration_slope(t, e, lp).slope
-        brier = brier_score(t, e, survival[:, within], [times[j] for j in within])
+        brier = _brier(t, e, survival, times)
+        n_groups = config.validation.calibration_groups
         for j, horizon in enumerate(times):
-            k = within.index(j) if j in within else None
-            out[name, "brier", horizon] = np.nan if k is None else float(brier.brier[k])
-            out[name, "ipa", horizon] = np.nan if k is None else float(brier.ipa[k])
-            out[name, "calibration_rmse", horizon] = (
-                np.nan
-                if k is None
-                else calibrate(
-                    t, e, survival[:, j], horizon, n_groups=config.validation.calibration_groups
-                ).rmse
-            )
+            out[name, "brier", horizon], out[name, "ipa", horizon] = brier[j]
+            out[name, "calibration_rmse", horizon] = _rmse(t, e, survival[:, j], horizon, n_groups)
+    return out
+
+
+def _rmse(t, e, survival, horizon: float, n_groups: int) -> float:
+    """The grouped calibration RMSE at ``horizon``; NaN beyond the last follow-up."""
+    from toolkit.stats.calibration import calibration_groups, grouped_rmse
+
+    if horizon > t.max():
+        return np.nan
+    return grouped_rmse(calibration_groups(t, e, survival, horizon, n_groups))
+
+
+def _brier(t, e, survival, times) -> list[tuple[float, float]]:
+    """(Brier, IPA) at each horizon; NaN at those beyond the last follow-up."""
+    from toolkit.stats.brier import brier_score
+
+    within = [j for j, h in enumerate(times) if h <= t.max()]
+    result = brier_score(t, e, survival[:, within], [times[j] for j in within])
+    out = [(np.nan, np.nan)] * len(times)
+    for k, j in enumerate(within):
+        out[j] = (float(result.brier[k]), float(result.ipa[k]))
     return out
 
 

@@ -543,4 +543,10 @@ decision_times = [12, 24]
 n_bootstrap = 1000
 seed = 0
 missing = "complete-case"
+
+[internal_validation]
+# the demo's: one resample of the whole procedure takes about 1 s at this size on 2 cores
+# (benchmarks/README.md), so about a minute; a real study keeps the default B = 200
+B = 50
+seed = 0
 """
