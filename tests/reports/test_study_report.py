@@ -20,6 +20,7 @@ TABLES = (
     "tbl-calslope",
     "tbl-optimism",
     "tbl-rcheck",
+    "tbl-internal",
     "suptbl-exclusions",
     "suptbl-signature",
     "suptbl-univariate",
@@ -34,6 +35,7 @@ FIGURES = (
     "fig-nomogram",
     "fig-tdauc",
     "fig-decision",
+    "fig-stability",
     "supfig-forest",
     "supfig-schoenfeld",
 )
@@ -184,6 +186,19 @@ def test_risk_groups_equal_metrics(page, metrics, text_of):
         entry = metrics["risk_groups"][name]
         assert f"{entry['n_low']} {entry['n_high']} {entry['chisq']:.2f}" in table
         assert fmt.pvalue(entry["p"]) in table
+
+
+def test_internal_validation_table_equals_its_parquet(page, study_dir, text_of):
+    import pandas as pd
+
+    summary = pd.read_parquet(study_dir / "results" / "tables" / "internal_validation.parquet")
+    table = text_of(page, "tbl-internal")
+    for r in summary.itertuples(index=False):
+        assert f"{fmt.number(r.apparent)} {fmt.number(r.optimism)} {fmt.number(r.corrected)}" in (
+            table
+        )
+    record = json.loads((study_dir / "results" / "internal_validation.json").read_text())
+    assert f"{record['n_used']} resamples were used" in page
 
 
 def test_r_check_table_lists_every_check(page, study_dir, text_of):

@@ -158,3 +158,23 @@ def r_check(results: StudyResults) -> str:
     )
     n = len(results.r_check.checks)
     return f"{n} statistics of this run were recomputed in R; {verdict} (@tbl-rcheck)."
+
+
+def internal_validation(results: StudyResults) -> str:
+    """The whole-procedure bootstrap in a sentence: resamples used, dropped and why."""
+    record = results.internal_validation
+    if record is None:
+        return "This run wrote no internal validation (results/internal_validation.json)."
+    text = (
+        f"Internal validation re-ran the whole procedure (ICC filter, mRMR, elastic-net CV "
+        f"and the signature, the univariate screen and stepwise AIC of both nomograms) in "
+        f"each of {record.B} bootstrap resamples of the training set (seed {record.seed}); "
+        f"{record.n_used} resamples were used (@tbl-internal)"
+    )
+    if not record.dropped:
+        return text + " and none was dropped."
+    reasons: dict[str, int] = {}
+    for entry in record.dropped:
+        reasons[str(entry["reason"])] = reasons.get(str(entry["reason"]), 0) + 1
+    listed = "; ".join(f"{n} x {reason}" for reason, n in reasons.items())
+    return text + f"; {len(record.dropped)} were dropped: {listed}."

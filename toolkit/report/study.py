@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from toolkit.config import load_study, study_from_mapping
-from toolkit.contracts import Metrics, NomogramSpec, RCheck, SignatureSpec
+from toolkit.contracts import InternalValidation, Metrics, NomogramSpec, RCheck, SignatureSpec
 
 # the study's sets and models, named once (by the stage that computes them)
 from toolkit.study.validate import MODELS as MODELS
@@ -30,15 +30,15 @@ MODEL_LABELS = {
 }
 SET_LABELS = {"train": "Training", "validation": "Validation"}
 
-_Record = TypeVar("_Record", RCheck, SignatureSpec)
+_Record = TypeVar("_Record", RCheck, SignatureSpec, InternalValidation)
 
 
 @dataclass
 class StudyResults:
     """The contents of STUDY_DIR/results, read through toolkit.contracts, and the study's
     settings: study.toml as written, validated by :func:`toolkit.config.load_study`.
-    ``r_check`` and ``signature`` are None when the run did not write them; ``nomograms``
-    has the models whose nomogram_<model>.json exists."""
+    ``r_check``, ``signature`` and ``internal_validation`` are None when the run did not
+    write them; ``nomograms`` has the models whose nomogram_<model>.json exists."""
 
     study_dir: Path
     results: Path
@@ -47,6 +47,7 @@ class StudyResults:
     r_check: RCheck | None = None
     signature: SignatureSpec | None = None
     nomograms: dict[str, NomogramSpec] = field(default_factory=dict)
+    internal_validation: InternalValidation | None = None
 
     def table(self, name: str) -> pd.DataFrame | None:
         path = self.results / "tables" / f"{name}.parquet"
@@ -115,6 +116,7 @@ def load(study_dir: str | Path | None = None) -> StudyResults:
             for model in ("clinical", "integrated")
             if (results / f"nomogram_{model}.json").is_file()
         },
+        internal_validation=_read(InternalValidation, results / "internal_validation.json"),
     )
 
 

@@ -543,3 +543,38 @@ def exclusions_table(results: StudyResults) -> str:
         return '<p class="note">No patient was excluded.</p>'
     frame = frame.reset_index(drop=frame.index.name is None)
     return fmt.html_table([str(c).capitalize() for c in frame.columns], frame.values.tolist())
+
+
+INTERNAL_METRICS = {
+    "c_index": "C-index",
+    "calibration_slope": "Calibration slope",
+    "brier": "Brier score",
+    "ipa": "IPA",
+    "calibration_rmse": "Calibration RMSE",
+}
+
+
+def internal_validation_table(results: StudyResults) -> str:
+    """The whole-procedure bootstrap: apparent, optimism and corrected value per model."""
+    table = results.table("internal_validation")
+    if table is None or table.empty:
+        return missing("tables/internal_validation.parquet")
+    header = ["Statistic", "Time", "Apparent", "Optimism", "Optimism-corrected", "Resamples"]
+    rows: list[list[Any]] = []
+    groups = []
+    for model in MODELS:
+        groups.append(len(rows))
+        rows.append([MODEL_LABELS.get(model, model)])
+        for r in table[table["model"] == model].itertuples(index=False):
+            time = "" if pd.isna(r.horizon) else f"{float(r.horizon):g} {results.time_unit}"
+            rows.append(
+                [
+                    INTERNAL_METRICS.get(r.metric, r.metric),
+                    time,
+                    fmt.number(r.apparent),
+                    fmt.number(r.optimism),
+                    fmt.number(r.corrected),
+                    str(int(r.n)),
+                ]
+            )
+    return fmt.html_table(header, rows, group_rows=groups)
