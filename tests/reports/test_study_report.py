@@ -199,6 +199,9 @@ def test_internal_validation_table_equals_its_parquet(page, study_dir, text_of):
         )
     record = json.loads((study_dir / "results" / "internal_validation.json").read_text())
     assert f"{record['n_used']} resamples were used" in page
+    assert f"In each of {record['B']} bootstrap resamples of the training set" in page
+    tripod = page.split('id="suptbl-tripod"')[1].split("</table>")[0]
+    assert tripod.count('href="#sec-internal"') == 2  # items 12c and 23a
 
 
 def test_r_check_table_lists_every_check(page, study_dir, text_of):

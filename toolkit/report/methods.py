@@ -197,6 +197,24 @@ def validation(results: StudyResults) -> str:
     return text
 
 
+def internal_validation(results: StudyResults) -> str:
+    """The whole-procedure bootstrap (study/internal.py); nothing when the run had none."""
+    record = results.internal_validation
+    if record is None:
+        return ""
+    return (
+        "**Internal validation of the whole procedure.** In each of "
+        f"{record.B} bootstrap resamples of the training set (seed {record.seed}), every step "
+        "that learned from the training data was run again: the ICC filter, mRMR, the "
+        "elastic-net cross-validation and the signature, the univariate screen and stepwise "
+        "AIC of both nomograms. Each refitted model was scored on its resample and on the "
+        "original training set (C-index, calibration slope, Brier score and IPA, calibration "
+        "RMSE); the mean difference, the optimism, was subtracted from the study's apparent "
+        "values (Harrell's optimism bootstrap with the selection inside the loop; "
+        "@sec-internal)."
+    )
+
+
 SECTIONS = (
     source_of_data,
     participants,
@@ -206,9 +224,11 @@ SECTIONS = (
     missing_data,
     model_building,
     validation,
+    internal_validation,
 )
 
 
 def methods_markdown(results: StudyResults) -> str:
-    """The methods as Markdown paragraphs, one per TRIPOD item."""
-    return "\n\n".join(section(results) for section in SECTIONS) + "\n"
+    """The methods as Markdown paragraphs, one per TRIPOD item (none for what did not run)."""
+    paragraphs = (section(results) for section in SECTIONS)
+    return "\n\n".join(p for p in paragraphs if p) + "\n"

@@ -120,6 +120,11 @@ def load(study_dir: str | Path | None = None) -> StudyResults:
     )
 
 
+def sections(results: StudyResults) -> frozenset[str]:
+    """The report's sections that depend on the run: ``sec-internal`` when it has results."""
+    return frozenset({"sec-internal"} if results.internal_validation is not None else ())
+
+
 def _read(record: type[_Record], path: Path) -> _Record | None:
     """The record of ``path``, or None when this run did not write it."""
     return record.read(path) if path.is_file() else None
