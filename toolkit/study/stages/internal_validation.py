@@ -29,6 +29,13 @@ from toolkit.study._stages import Cached
 from toolkit.study.context import Context
 from toolkit.study.stages.models import model_frame
 
+TABLES = (
+    "internal_validation",
+    "internal_validation_resamples",
+    "internal_validation_values",
+    "selection_stability",
+)
+
 
 @contextlib.contextmanager
 def _client(workers: int) -> Iterator[Any]:
@@ -84,20 +91,20 @@ def _write(ctx: Context, given: Mapping[str, Any], replicates, prov) -> Internal
     frame = model_frame(given["clinical"], given["scores"])
     train = frame[frame["set"].isin(config.study.train_sets)]
     original = internal.evaluate(models, train, config)
-    tables = ctx.paths.tables
-    summary = internal.summary(original, replicates)
-    write_parquet(tables / "internal_validation.parquet", summary, prov)
-    resamples = internal.replicate_table(replicates)
-    write_parquet(tables / "internal_validation_resamples.parquet", resamples, prov)
-    values = internal.replicate_values(replicates)
-    write_parquet(tables / "internal_validation_values.parquet", values, prov)
     stability = internal.selection_stability(
         replicates,
         [f.format() for f in given["signature"].features],
         {m: models[m].variables for m in ("clinical", "integrated")},
         [v.name for v in config.variables],
     )
-    write_parquet(tables / "selection_stability.parquet", stability, prov)
+    tables = {
+        "internal_validation": internal.summary(original, replicates),
+        "internal_validation_resamples": internal.replicate_table(replicates),
+        "internal_validation_values": internal.replicate_values(replicates),
+        "selection_stability": stability,
+    }
+    for name in TABLES:
+        write_parquet(ctx.paths.tables / f"{name}.parquet", tables[name], prov)
     _figure(ctx, stability)
     dropped = tuple({"replicate": r.number, "reason": r.reason} for r in replicates if not r.used)
     return InternalValidation(
@@ -138,7 +145,11 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
             "validation": ctx.config.validation.model_dump(),
             "variables": [v.model_dump() for v in ctx.config.variables],
         },
-        files=(path,),
+        files=(
+            path,
+            *(ctx.paths.tables / f"{name}.parquet" for name in TABLES),
+            ctx.paths.figures / "selection_stability.png",
+        ),
         compute=compute,
         load=lambda: {"internal_validation": InternalValidation.read(path)},
     )
