@@ -33,9 +33,10 @@ def _smooth(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray | None
 def schoenfeld_figure(
     zph, labels: Mapping[str, str], *, title: str, time_label: str, stamp: Stamp | None = None
 ):
-    """Each term's scaled Schoenfeld residuals at the transformed event times, the smooth,
-    and the line at the term's coefficient (a flat smooth: proportional hazards hold);
-    the term's test P in the panel title."""
+    """Each term's scaled Schoenfeld residuals (an estimate of beta(t)) at the transformed
+    event times, with the smooth (a flat smooth: proportional hazards hold) and the term's
+    test P in the panel title. A categorical term is shown, as ``plot.cox.zph`` shows it,
+    as the residual of its linear combination."""
     terms = list(zph.terms)
     columns = min(3, len(terms))
     rows = -(-len(terms) // columns)

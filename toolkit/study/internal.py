@@ -128,7 +128,10 @@ def replicate(data: TrainingData, number: int, config: StudyConfig) -> Replicate
     rows = resample_rows(len(data.frame), config.internal_validation.seed, number)
     if not data.frame["event"].to_numpy(float)[rows].any():
         return Replicate(number, "no events in the resample")
-    with warnings.catch_warnings(record=True) as caught:
+    # numpy's floating-point warnings depend on the process's error state (np.seterr, which
+    # other libraries change), so they are silenced here: a resample's record must not
+    # depend on what ran before it in the process
+    with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
         warnings.simplefilter("always")
         try:
             refit = _refit(data, rows, config)
@@ -138,7 +141,8 @@ def replicate(data: TrainingData, number: int, config: StudyConfig) -> Replicate
     notes = tuple(sorted({str(w.message) for w in caught}))
     stuck = [m for m in refit.models.values() if _NOT_CONVERGED in m.note]
     if stuck:
-        return Replicate(number, f"the {stuck[0].name} model's Cox fit: {stuck[0].note}")
+        said = [part for part in stuck[0].note.split("; ") if _NOT_CONVERGED in part]
+        return Replicate(number, f"the {stuck[0].name} model's Cox fit: {'; '.join(said)}")
     return Replicate(
         number,
         "",
