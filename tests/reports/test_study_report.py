@@ -167,6 +167,10 @@ def test_signature_hazard_ratio_per_sd_beside_per_unit(page, study_dir, text_of)
     assert f"{per_sd} {fmt.pvalue(p)}" in table
 
 
+def section_html(page: str) -> str:
+    return page.split('id="suptbl-tripod"')[1].split("</table>")[0]
+
+
 def test_tripod_checklist_has_every_item_and_links_only_existing_sections(page, text_of):
     import re
 
@@ -175,6 +179,7 @@ def test_tripod_checklist_has_every_item_and_links_only_existing_sections(page, 
     assert len(numbers) == 52
     assert numbers[0] == "1" and numbers[-1] == "27c"
     assert "not reported" in table
+    assert "&amp;#x27;" not in section_html(page) and "&amp;amp;" not in section_html(page)
     section = page.split('id="suptbl-tripod"')[1].split("</table>")[0]
     for target in re.findall(r'href="#([^"]+)"', section):
         assert f'id="{target}"' in page, target

@@ -218,7 +218,7 @@ def checklist_table(results: StudyResults, sections: frozenset[str] = frozenset(
             f"{item.section}: {item.topic}",
             item.requirement,
             _links(item) if item.reported else fmt.DASH,
-            html.escape(item.note),
+            item.note,
         ]
         for item in checklist(results, sections)
     ]
