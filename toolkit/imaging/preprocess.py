@@ -20,10 +20,12 @@ interrupted run resumes. Failures never stop the run: each is listed in
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -480,27 +482,30 @@ def _run_sync(rows, settings, out_dir, progress) -> list[dict]:
     return results
 
 
-def _run_dask(rows, settings, out_dir, workers, scheduler, progress) -> list[dict]:
-    import logging
+@contextlib.contextmanager
+def _dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
+    """The given scheduler's client, else one of a local cluster of ``workers``; closed after."""
+    from distributed import Client
 
-    from distributed import Client, LocalCluster, as_completed
+    from toolkit._dask import local_client
 
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-        threads = None
-    else:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",  # a free port: never collide with a running dashboard
-            silence_logs=logging.ERROR,
-        )
-        client = Client(cluster)
-        threads = max(1, (os.cpu_count() or 1) // workers)
-    results = []
+    if not scheduler:
+        with local_client(workers) as client:
+            yield client
+        return
+    client = Client(scheduler)
     try:
+        yield client
+    finally:
+        client.close()
+
+
+def _run_dask(rows, settings, out_dir, workers, scheduler, progress) -> list[dict]:
+    from distributed import as_completed
+
+    threads = None if scheduler else max(1, (os.cpu_count() or 1) // workers)
+    results = []
+    with _dask_client(workers, scheduler) as client:
         futures = client.map(
             process_patient,
             rows,
@@ -521,10 +526,6 @@ def _run_dask(rows, settings, out_dir, workers, scheduler, progress) -> list[dic
                         _failed(patient_of[future.key], "worker", f"{type(exc).__name__}: {exc}")
                     )
                 advance()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
     return results
 
 

@@ -64,7 +64,8 @@ def _as_float(values: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be numeric: {exc}") from None
 
 
-def _finite(array: np.ndarray, labels: np.ndarray, name: str) -> None:
+def check_finite(array: np.ndarray, labels: np.ndarray, name: str) -> None:
+    """Refuse rows of ``array`` holding a missing or infinite value, naming them by ``labels``."""
     flat = array.reshape(array.shape[0], -1) if array.ndim > 1 else array[:, None]
     bad = ~np.isfinite(flat).all(axis=1)
     if bad.any():
@@ -79,7 +80,7 @@ def _vector(values: Any, name: str, rows: Any, problem: Callable[..., str]) -> n
     if a.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {a.shape}")
     labels = _labels(values, len(a), rows)
-    _finite(a, labels, name)
+    check_finite(a, labels, name)
     message = problem(a, labels, name)
     if message:
         raise ValueError(message)
@@ -182,7 +183,7 @@ def check_survival(
     out = [t, e]
     for values, name in zip(arrays, labels_[2:], strict=True):
         a = _as_float(values, name)
-        _finite(a, rows, name)
+        check_finite(a, rows, name)
         out.append(a)
     return tuple(out)
 

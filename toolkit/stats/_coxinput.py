@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from toolkit.stats._checks import listed
+from toolkit.stats._checks import check_finite, listed
 
 
 def row_labels(rows: Any, n: int) -> np.ndarray:
@@ -20,7 +20,8 @@ def row_labels(rows: Any, n: int) -> np.ndarray:
     return np.arange(n) if rows is None else np.asarray(rows)
 
 
-def _labels_of(values: Any, name: str, n: int, labels: np.ndarray) -> pd.Series:
+def labels_of(values: Any, name: str, n: int, labels: np.ndarray) -> pd.Series:
+    """One label per row (strata, cluster, id) as a Series; missing ones named by row."""
     series = pd.Series(np.asarray(values, dtype=object))
     if len(series) != n:
         raise ValueError(f"{name} has {len(series)} labels for {n} rows")
@@ -38,7 +39,7 @@ def cluster_codes(cluster: Any, n: int, labels: np.ndarray) -> np.ndarray | None
     """
     if cluster is None:
         return None
-    codes, levels = pd.factorize(_labels_of(cluster, "cluster", n, labels), sort=True)
+    codes, levels = pd.factorize(labels_of(cluster, "cluster", n, labels), sort=True)
     if len(levels) < 2:
         raise ValueError(
             f"cluster has one label ({levels[0]!s}) for all {n} rows: the robust variance "
@@ -51,7 +52,7 @@ def subject_codes(subject: Any, n: int, labels: np.ndarray) -> np.ndarray | None
     """Integer codes of the subject identifiers (``coxph``'s ``id=``)."""
     if subject is None:
         return None
-    codes, _ = pd.factorize(_labels_of(subject, "id", n, labels), sort=True)
+    codes, _ = pd.factorize(labels_of(subject, "id", n, labels), sort=True)
     return codes.astype(np.int64)
 
 
@@ -62,11 +63,7 @@ def offsets(offset: Any, n: int, labels: np.ndarray) -> np.ndarray | None:
     values = np.asarray(offset, dtype=float)
     if values.shape != (n,):
         raise ValueError(f"offset has shape {values.shape}, expected ({n},)")
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise ValueError(
-            f"offset has {int(bad.sum())} missing or infinite values (rows {listed(labels[bad])})"
-        )
+    check_finite(values, labels, "offset")
     return values
 
 
@@ -77,11 +74,7 @@ def entry_times(entry: Any, stop: np.ndarray, labels: np.ndarray) -> np.ndarray 
     start = np.asarray(entry, dtype=float)
     if start.shape != stop.shape:
         raise ValueError(f"entry has shape {start.shape}, expected {stop.shape}")
-    bad = ~np.isfinite(start)
-    if bad.any():
-        raise ValueError(
-            f"entry has {int(bad.sum())} missing or infinite values (rows {listed(labels[bad])})"
-        )
+    check_finite(start, labels, "entry")
     bad = start >= stop
     if bad.any():
         raise ValueError(

@@ -956,8 +956,7 @@ def uno_ipcw(
     events, lower, tied, total = _ipcw_pairs(t, e, x, float(tied_tol))
     weighted = events if tau is None else events[t[events] < tau]
     w = np.zeros(t.size)
-    rows = np.arange(t.size)
-    w[weighted] = np.square(1.0 / _censoring_at(t[weighted], grid, g, rows[weighted]))
+    w[weighted] = np.square(1.0 / _censoring_at(t[weighted], grid, g, weighted))
     we = w[events]
     denominator = float(we @ total)
     if denominator <= 0:

@@ -397,6 +397,18 @@ def not_yet_entered(risk: RiskSets, per_group: np.ndarray) -> np.ndarray:
     return range_sums(per_group, entry.first_group, entry.entered_group)
 
 
+def covering(risk: RiskSets, per_group: np.ndarray) -> np.ndarray:
+    """Per sorted row: the sum of ``per_group`` over the event times whose risk set holds it
+    (the groups from its stratum's first to its own, less those before its entry)."""
+    n = len(risk.time)
+    placed = np.bincount(risk.group_first, weights=per_group, minlength=n + 1)
+    placed -= np.bincount(risk.group_end, weights=per_group, minlength=n + 1)
+    out = np.cumsum(placed)[:n]
+    if risk.entry is not None:
+        out -= not_yet_entered(risk, per_group)
+    return out
+
+
 def range_sums(values: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Sums of `values` over rows [start, end) via one cumulative sum (axis 0)."""
     c = np.concatenate([np.zeros((1, *values.shape[1:])), np.cumsum(values, axis=0)])
@@ -426,13 +438,7 @@ def partial_likelihood(risk: RiskSets, beta: np.ndarray, *, derivatives: bool = 
         return loglik, None, None
     c = np.bincount(risk.group, weights=meanwt / denom, minlength=len(s0))
     h = np.bincount(risk.group, weights=meanwt * risk.efron_fraction / denom, minlength=len(s0))
-    # Per row: sum of c_k over the event times whose risk set contains it.
-    n = len(risk.time)
-    placed = np.bincount(risk.group_first, weights=c, minlength=n + 1)
-    placed -= np.bincount(risk.group_end, weights=c, minlength=n + 1)
-    coverage = np.cumsum(placed)[:n]
-    if risk.entry is not None:
-        coverage -= not_yet_entered(risk, c)
+    coverage = covering(risk, c)
     row_weight = we * coverage
     row_weight[risk.death_rows] -= dead_we * h[risk.group]
     xd = risk.x_dead
@@ -642,12 +648,7 @@ def _solve(info: np.ndarray, score: np.ndarray) -> np.ndarray:
 def _strata_codes(strata: Any, n: int) -> tuple[np.ndarray, np.ndarray | None]:
     if strata is None:
         return np.zeros(n, dtype=np.int64), None
-    values = pd.Series(np.asarray(strata, dtype=object))
-    if len(values) != n:
-        raise ValueError(f"strata has {len(values)} labels for {n} rows")
-    missing = values.isna().to_numpy()
-    if missing.any():
-        raise ValueError(f"strata has missing labels (rows {listed(np.flatnonzero(missing))})")
+    values = _coxinput.labels_of(strata, "strata", n, np.arange(n))
     codes, levels = pd.factorize(values, sort=True)
     return codes.astype(np.int64), np.asarray(levels).astype(str)
 

@@ -202,15 +202,11 @@ def _expected(risk: cox.RiskSets, beta: np.ndarray) -> np.ndarray:
     :math:`\\sum_j c_{kj}`; an event tied at k takes :math:`\\sum_j (1 - f_j) c_{kj}`.
     """
     moments = cox.event_moments(risk, beta)
-    g, n = len(risk.group_size), len(risk.time)
+    g = len(risk.group_size)
     c = (risk.group_weight / risk.group_size)[risk.group] / moments.denom  # scaled by e^shift
     increment = np.bincount(risk.group, weights=c, minlength=g)
     own = np.bincount(risk.group, weights=c * (1 - risk.efron_fraction), minlength=g)
-    placed = np.bincount(risk.group_first, weights=increment, minlength=n + 1)
-    placed -= np.bincount(risk.group_end, weights=increment, minlength=n + 1)
-    hazard = np.cumsum(placed)[:n]  # per row: the increments of the risk sets holding it
-    if risk.entry is not None:
-        hazard -= cox.not_yet_entered(risk, increment)
+    hazard = cox.covering(risk, increment)  # per row: the increments of the risk sets holding it
     dead = risk.death_rows
     hazard[dead] += own[risk.group] - increment[risk.group]
     return moments.risk_score * hazard

@@ -97,8 +97,10 @@ def zph(
     groups = _terms(fit.names, terms)
     risk = fit.risk_sets
     stratum, labels = row_strata(fit)
-    g = _time_scale(risk.time, risk.event, transform)
-    score, information = _score_and_information(risk, fit.coef, g[risk.death_rows])
+    scale = _transformed(risk.time, risk.event, transform)
+    g = scale - scale[risk.event == 1].mean()
+    moments = cox.event_moments(risk, fit.coef)
+    score, information = _score_and_information(risk, moments, g[risk.death_rows])
     p = len(fit.coef)
     rows = []
     for columns in [*groups.values(), list(range(p))]:
@@ -107,13 +109,13 @@ def zph(
         statistic = float(u @ np.linalg.solve(information[np.ix_(keep, keep)], u))
         rows.append((statistic, len(columns), float(stats.chi2.sf(statistic, len(columns)))))
     table = pd.DataFrame(rows, columns=["chisq", "df", "p"], index=[*groups, "GLOBAL"])
-    scaled, variance = _scaled_residuals(fit, stratum, information[:p, :p], groups)
+    scaled, variance = _scaled_residuals(fit, moments, stratum, information[:p, :p], groups)
     dead = risk.death_rows
     return Zph(
         table=table,
         transform=transform,
         terms=tuple(groups),
-        x=_transformed(risk.time, risk.event, transform)[dead],
+        x=scale[dead],
         time=risk.time[dead],
         strata=None if labels is None else labels[dead],
         residuals=scaled,
@@ -153,19 +155,14 @@ def _transformed(time: np.ndarray, event: np.ndarray, transform: str) -> np.ndar
     return 1 - before[np.searchsorted(distinct, time, side="left")]
 
 
-def _time_scale(time: np.ndarray, event: np.ndarray, transform: str) -> np.ndarray:
-    g = _transformed(time, event, transform)
-    return g - g[event == 1].mean()
-
-
 def _score_and_information(
-    risk: cox.RiskSets, beta: np.ndarray, g: np.ndarray
+    risk: cox.RiskSets, moments: cox.EventMoments, g: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """:math:`U_\\gamma` (p) and the 2p x 2p information of :math:`(\\beta, \\gamma)`.
 
-    ``g`` is the centred time scale of each event row.
+    ``g`` is the centred time scale of each event row; ``moments`` the fit's
+    ``cox.event_moments`` at its coefficients.
     """
-    moments = cox.event_moments(risk, beta)
     x, f = risk.x, risk.efron_fraction
     we = risk.weight * moments.risk_score
     outer = x[:, :, None] * x[:, None, :]
@@ -196,10 +193,10 @@ def _used(risk: cox.RiskSets, stratum: np.ndarray, groups: dict) -> np.ndarray:
     return used
 
 
-def _scaled_residuals(fit: cox.CoxFit, stratum: np.ndarray, information: np.ndarray, groups):
+def _scaled_residuals(fit: cox.CoxFit, moments, stratum: np.ndarray, information, groups):
     """cox.zph's ``y`` and ``var``: Schoenfeld residuals over the average information."""
     risk = fit.risk_sets
-    schoenfeld = risk.x_dead - cox.event_moments(risk, fit.coef).time_mean[risk.group]
+    schoenfeld = risk.x_dead - moments.time_mean[risk.group]
     used = _used(risk, stratum, groups)
     counts = sum(np.minimum.outer(row, row) for row in used)
     average = information / np.where(counts == 0, 1, counts)

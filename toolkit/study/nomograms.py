@@ -267,6 +267,14 @@ def coefficient_table(model: FittedModel, level: float = 0.95) -> pd.DataFrame:
 PH_TRANSFORM = "km"
 
 
+def refit(model: FittedModel, train: pd.DataFrame, **options) -> CoxFit:
+    """The model's Cox fit on ``train`` again (its design, Efron ties), with ``cox.fit``'s
+    ``options`` (e.g. ``cluster=``): the ``CoxFit`` that models.json does not keep."""
+    x, names = design_matrix(train, list(model.variables), dict(model.levels))
+    t, e = train["time"].to_numpy(float), train["event"].to_numpy(float)
+    return cox.fit(x, t, e, names=names, **options)
+
+
 def ph_test(model: FittedModel, train: pd.DataFrame, transform: str = PH_TRANSFORM):
     """``cox.zph(fit, transform)`` of the model refitted on ``train`` (``stats.cox_zph.zph``).
 
@@ -275,9 +283,8 @@ def ph_test(model: FittedModel, train: pd.DataFrame, transform: str = PH_TRANSFO
     """
     from toolkit.stats.cox_zph import zph
 
-    x, names = design_matrix(train, list(model.variables), dict(model.levels))
-    fit = cox.fit(x, train["time"].to_numpy(float), train["event"].to_numpy(float), names=names)
-    terms = {v: [n for n in names if Term.parse(n).variable == v] for v in model.variables}
+    fit = refit(model, train)
+    terms = {v: [n for n in fit.names if Term.parse(n).variable == v] for v in model.variables}
     return zph(fit, transform, terms=terms)
 
 
@@ -290,19 +297,12 @@ def clustered_table(model: FittedModel, train: pd.DataFrame, level: float = 0.95
     SE over centres, with its Wald interval and P. Few centres make the sandwich
     unreliable (it has as many independent pieces as centres), so ``n_centres`` is given.
     """
-    x, names = design_matrix(train, list(model.variables), dict(model.levels))
     centres = train["centre"].to_numpy()
-    fit = cox.fit(
-        x,
-        train["time"].to_numpy(float),
-        train["event"].to_numpy(float),
-        names=names,
-        cluster=centres,
-    )
+    fit = refit(model, train, cluster=centres)
     ratios = fit.hazard_ratio(level)  # the robust se's Wald interval, as summary(coxph)
     return pd.DataFrame(
         {
-            "term": list(names),
+            "term": list(fit.names),
             "coef": fit.coef,
             "se": fit.naive_se,
             "se_cluster": fit.se,

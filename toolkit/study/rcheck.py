@@ -198,10 +198,10 @@ def _accuracy_checks(models, metrics, sets) -> list[RCheckEntry]:
     return checks
 
 
-def _ph_checks(models, sets) -> list[RCheckEntry]:
-    """The proportional-hazards test of both nomograms against ``survival::cox.zph``."""
+def _ph_checks(models, sets, ph_table: pd.DataFrame) -> list[RCheckEntry]:
+    """The run's proportional-hazards table (``ph_test``) against ``survival::cox.zph``."""
     from toolkit.rbridge.cox_residuals import cox_zph
-    from toolkit.study.nomograms import PH_TRANSFORM, ph_test
+    from toolkit.study.nomograms import PH_TRANSFORM
 
     train = sets["train"]
     t, e = train["time"].to_numpy(float), train["event"].to_numpy(float)
@@ -212,7 +212,7 @@ def _ph_checks(models, sets) -> list[RCheckEntry]:
         variables = list(model.variables)
         term = [1 + variables.index(Term.parse(n).variable) for n in names]
         ref = cox_zph(x, t, e, np.asarray(term), transform=PH_TRANSFORM)
-        ours = ph_test(model, train).table
+        ours = ph_table[ph_table["model"] == m]
         for column, k in (("chisq", 0), ("p", 2)):
             checks.append(
                 _check(
@@ -283,17 +283,18 @@ def r_check(
     metrics: Metrics,
     sets: Mapping[str, pd.DataFrame],
     times: list[float],
+    ph_table: pd.DataFrame,
     provenance: Mapping[str, Any] | None = None,
 ) -> RCheck:
     """Every check (r_check.json's record); ``passed`` only if all pass. R errors become
-    failed checks."""
+    failed checks. ``ph_table`` is the run's ``ph_test`` table (the models stage's)."""
     checks: list[RCheckEntry] = []
     groups = (
         ("models", lambda: _model_checks(models, nomograms, sets, times)),
         ("concordance", lambda: _concordance_checks(models, metrics, sets)),
         ("td_auc", lambda: _auc_checks(models, metrics, sets, times)),
         ("accuracy", lambda: _accuracy_checks(models, metrics, sets)),
-        ("ph", lambda: _ph_checks(models, sets)),
+        ("ph", lambda: _ph_checks(models, sets, ph_table)),
         ("validate", lambda: _validate_checks(models, metrics, sets)),
     )
     for label, work in groups:

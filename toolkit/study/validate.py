@@ -227,6 +227,16 @@ def _model_accuracy(rows: pd.DataFrame, model: FittedModel, horizons) -> dict[st
     }
 
 
+def _long(name: str, model: str, entry: dict[str, Any]):
+    """The accuracy table's rows of one set and model: (set, model, horizon, measure, value)."""
+    for block in ("brier", "auc", "calibration_in_the_large"):
+        for h, values in entry.get(block, {}).items():
+            for k, v in values.items():
+                yield name, model, float(h), f"{block}.{k}", v
+    for k, v in entry.get("calibration_slope", {}).items():
+        yield name, model, np.nan, f"calibration_slope.{k}", v
+
+
 def accuracy(sets, models, config: StudyConfig) -> tuple[dict[str, Any], pd.DataFrame]:
     """metrics.json's ``accuracy`` block and its table (long: set, model, horizon, measure)."""
     out: dict[str, Any] = {}
@@ -235,30 +245,8 @@ def accuracy(sets, models, config: StudyConfig) -> tuple[dict[str, Any], pd.Data
         horizons, beyond = _within(data, config.validation.times)
         out[name] = {"beyond_follow_up": beyond}
         for m in MODELS:
-            entry = _model_accuracy(data, models[m], horizons) if horizons else {}
-            out[name][m] = entry
-            for block in ("brier", "auc", "calibration_in_the_large"):
-                for h, values in entry.get(block, {}).items():
-                    rows += [
-                        {
-                            "set": name,
-                            "model": m,
-                            "horizon": float(h),
-                            "measure": f"{block}.{k}",
-                            "value": v,
-                        }
-                        for k, v in values.items()
-                    ]
-            for k, v in entry.get("calibration_slope", {}).items():
-                rows.append(
-                    {
-                        "set": name,
-                        "model": m,
-                        "horizon": np.nan,
-                        "measure": f"calibration_slope.{k}",
-                        "value": v,
-                    }
-                )
+            out[name][m] = _model_accuracy(data, models[m], horizons) if horizons else {}
+            rows += _long(name, m, out[name][m])
     return out, pd.DataFrame(rows, columns=["set", "model", "horizon", "measure", "value"])
 
 

@@ -18,7 +18,6 @@ scores.parquet and models.json, and the settings the procedure uses.
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -43,21 +42,10 @@ def _client(workers: int) -> Iterator[Any]:
     if workers <= 1:
         yield None
         return
-    from distributed import Client, LocalCluster
+    from toolkit._dask import local_client
 
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",  # a free port: never collide with a running dashboard
-        silence_logs=logging.ERROR,
-    )
-    client = Client(cluster)
-    try:
+    with local_client(workers) as client:
         yield client
-    finally:
-        client.close()
-        cluster.close()
 
 
 def _resamples(ctx: Context, given: Mapping[str, Any]) -> list:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
+
 from toolkit.artifacts import file_hash
 from toolkit.contracts import RCheck
 from toolkit.study._stages import Cached
@@ -28,13 +30,17 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
     inputs = {
         "validate": ctx.log.key_of("validate"),
         "models": file_hash(ctx.paths.results / "models.json"),
+        "ph_test": file_hash(ctx.paths.tables / "ph_test.parquet"),
     }
 
     def compute(key: str) -> dict[str, Any]:
         sets = val.set_rows(model_frame(given["clinical"], given["scores"]), ctx.config)
         models, nomograms = given["models"], given["nomograms"]
         times, prov = ctx.config.validation.times, ctx.prov(key, inputs)
-        result = r_check(models, nomograms, given["metrics"], sets, times, provenance=prov)
+        ph_table = pd.read_parquet(ctx.paths.tables / "ph_test.parquet")
+        result = r_check(
+            models, nomograms, given["metrics"], sets, times, ph_table, provenance=prov
+        )
         result.write(path)
         return {"r_check": result}
 
