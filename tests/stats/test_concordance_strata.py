@@ -268,7 +268,8 @@ def test_strata_counts_are_each_strata_alone_and_labels_can_be_permuted(n, seed,
     event = (rng.uniform(size=n) < 0.7).astype(float)
     risk = rng.integers(0, 5, n).astype(float)
     strata = rng.choice(["x", "y", "z"], n)
-    event[:2], time[:2], strata[:2] = 1.0, 0.5, "x"  # a comparable pair in "x"
+    # a comparable pair in "x": an event at 0.5 while row 1 is still followed (to 0.75)
+    event[:2], time[:2], strata[:2] = 1.0, [0.5, 0.75], "x"
     fit = concordance_fit(time, event, risk, strata=strata, timewt=timewt)
     for s in fit.strata:
         rows = strata == s.stratum
