@@ -102,6 +102,24 @@ def test_unknown_time_unit_is_refused(tmp_path):
         load_study(_cohort(tmp_path, toml=toml))
 
 
+@pytest.mark.parametrize("thresholds", ["[0.1, 1.0]", "[0, 0.2]", "[-0.1]"])
+def test_decision_thresholds_outside_zero_one_are_refused(tmp_path, thresholds):
+    toml = STUDY_TOML.replace(
+        "decision_times = [12, 24]",
+        f"decision_times = [12, 24]\ndecision_thresholds = {thresholds}",
+    )
+    with pytest.raises(StudyConfigError, match=r"strictly between 0 and 1"):
+        load_study(_cohort(tmp_path, toml=toml))
+
+
+def test_decision_thresholds_are_sorted_once_each(tmp_path):
+    toml = STUDY_TOML.replace(
+        "decision_times = [12, 24]",
+        "decision_times = [12, 24]\ndecision_thresholds = [0.3, 0.1, 0.3]",
+    )
+    assert load_study(_cohort(tmp_path, toml=toml)).validation.decision_thresholds == [0.1, 0.3]
+
+
 def test_time_points_beyond_follow_up_suggest_the_unit(tmp_path):
     toml = STUDY_TOML.replace("times = [12, 24, 36]", "times = [12, 24, 120]")
     with pytest.raises(StudyConfigError, match=r"is study.time_unit"):

@@ -261,6 +261,9 @@ class Signature(_Strict):
 class Validation(_Strict):
     times: list[float] = Field(default_factory=lambda: [12.0, 24.0, 36.0], min_length=1)
     decision_times: list[float] = Field(default_factory=lambda: [12.0, 24.0])
+    decision_thresholds: list[float] = Field(
+        default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5], min_length=1
+    )
     n_bootstrap: int = Field(1000, ge=0)
     calibration_bootstrap: int = Field(200, ge=0)
     calibration_groups: int = Field(3, ge=1)
@@ -268,6 +271,17 @@ class Validation(_Strict):
     missing: Literal["complete-case", "impute-median-mode", "error"] = "complete-case"
     min_events: int = Field(10, ge=1)
     univariate_alpha: float = Field(0.05, gt=0, lt=1)
+
+    @field_validator("decision_thresholds")
+    @classmethod
+    def _probabilities(cls, value: list[float]) -> list[float]:
+        outside = [v for v in value if not 0 < v < 1]
+        if outside:
+            raise ValueError(
+                f"decision thresholds are probabilities of death strictly between 0 and 1, "
+                f"got {outside}"
+            )
+        return sorted(set(value))
 
 
 MIN_INTERNAL_RESAMPLES = 20

@@ -179,7 +179,16 @@ def validation(results: StudyResults) -> str:
         "accuracy (IPA) against the Kaplan–Meier null model; median-split risk groups "
         "(training median applied unchanged to validation) compared by the log-rank test"
     )
-    text += f"; decision curves at {decision} {results.time_unit}." if decision else "."
+    if decision:
+        thresholds = ", ".join(f"{100 * p:g}%" for p in settings.get("decision_thresholds", []))
+        text += (
+            f"; decision curves at {decision} {results.time_unit} (net benefit, Vickers et al. "
+            f"2008), with the net interventions avoided per 100 patients and the integrated "
+            f"nomogram's net-benefit gain over the clinical one (paired bootstrap percentile "
+            f"95% CI) at threshold probabilities of {thresholds} (@tbl-decision)."
+        )
+    else:
+        text += "."
     boot = (results.metrics.fixed_model_validation or {}).get("B")
     if boot:
         text += (
