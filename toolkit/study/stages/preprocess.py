@@ -1,8 +1,11 @@
 """preprocess: the cohort's images -> one crop file per patient in ``STUDY_DIR/crops``.
 
 ``imaging.preprocess.preprocess_cohort`` registers, selects the largest-ROI
-slice, crops and z-scores (see there). The stage is keyed on the manifest and
-every image's size and modification time, and hands on the crops folder.
+slice (and, with ``[imaging] slices`` other than 1, the slices around it), crops
+and z-scores (see there). The stage is keyed on the manifest and every image's
+size and modification time, and on [imaging] less ``pooling`` (the crops do not
+depend on it) and less ``slices = 1`` (so a one-slice study keeps the key it had
+before the setting existed); it hands on the crops folder.
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ def image_fingerprint(ctx: Context) -> str:
     return settings_hash({"files": parts})
 
 
+def crop_settings(ctx: Context) -> dict[str, Any]:
+    """[imaging] as the crops depend on it: without ``pooling``, and without ``slices`` at 1."""
+    imaging = ctx.config.imaging
+    leave_out = {"pooling"} | ({"slices"} if imaging.slices == 1 else set())
+    return imaging.model_dump(by_alias=True, exclude=leave_out)
+
+
 def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
     """Crop every patient; hands on ``crops``, the folder (its manifest.json lists the crops)."""
     from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort
@@ -51,7 +61,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
 
     return Cached(
         inputs={"images": image_fingerprint(ctx)},
-        settings=ctx.config.imaging.model_dump(by_alias=True),
+        settings=crop_settings(ctx),
         files=(ctx.paths.crops / "manifest.json",),
         compute=compute,
         load=lambda: {"crops": ctx.paths.crops},

@@ -3,6 +3,8 @@
 ``study.signature.build`` does the work (ICC filter, mRMR, elastic-net Cox with
 CV, see there) on the training patients. Writes ``results/signature.json`` and
 the tables ``signature_features``, ``signature_cv``, ``mrmr_ranking``, ``icc``
+(its provenance's ``features_from`` names the slice choice, ``{"slices": 1}`` or
+``{"slices": k or "all", "pooling": ...}``, whose features the ICC was computed on)
 and ``scores`` (the primary reader's signature per patient, with its set).
 """
 
@@ -27,7 +29,9 @@ def _write_tables(ctx: Context, built, prov: dict[str, Any]) -> None:
     write_parquet(tables / "signature_cv.parquet", built.cv, prov)
     write_parquet(tables / "mrmr_ranking.parquet", built.ranking, prov)
     icc_table = pd.DataFrame({"feature": built.feature_names, "icc": built.icc})
-    write_parquet(tables / "icc.parquet", icc_table, prov)
+    # the ICC is that of the features the slice choice yields: say which
+    icc_prov = prov | {"features_from": ctx.config.imaging.slice_choice}
+    write_parquet(tables / "icc.parquet", icc_table, icc_prov)
 
 
 def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
