@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.artifacts import file_hash, settings_hash
 from toolkit.imaging.manifest import study_manifest
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
+
+if TYPE_CHECKING:
+    from toolkit.config import StudyConfig
 
 
 def image_fingerprint(ctx: Context) -> str:
@@ -34,9 +37,9 @@ def image_fingerprint(ctx: Context) -> str:
     return settings_hash({"files": parts})
 
 
-def crop_settings(ctx: Context) -> dict[str, Any]:
+def crop_settings(config: StudyConfig) -> dict[str, Any]:
     """[imaging] as the crops depend on it: without ``pooling``, and without ``slices`` at 1."""
-    imaging = ctx.config.imaging
+    imaging = config.imaging
     leave_out = {"pooling"} | ({"slices"} if imaging.slices == 1 else set())
     return imaging.model_dump(by_alias=True, exclude=leave_out)
 
@@ -61,7 +64,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
 
     return Cached(
         inputs={"images": image_fingerprint(ctx)},
-        settings=crop_settings(ctx),
+        settings=crop_settings(ctx.config),
         files=(ctx.paths.crops / "manifest.json",),
         compute=compute,
         load=lambda: {"crops": ctx.paths.crops},
