@@ -145,6 +145,13 @@ class Imaging(_Strict):
     ``spacing_mm`` resamples the portal grid in-plane before cropping (None keeps
     it); ``mask_phase`` is the phase the masks were drawn on (masks drawn on the
     arterial phase follow the registration).
+
+    ``slices`` is how many axial slices give each patient's features: 1 (the paper:
+    the largest-ROI slice), k > 1 (the k slices around it) or ``"all"`` (every slice
+    with tumour), chosen by :func:`toolkit.imaging.roi.tumour_slices`; with more than
+    one, each slice's crop goes through the network and ``pooling`` (``"mean"`` or
+    ``"max"``, per feature) pools the features over the slices. ``pooling`` changes
+    nothing when ``slices = 1``.
     """
 
     phases: list[str] = Field(default_factory=lambda: list(PHASES), min_length=1)
@@ -156,6 +163,8 @@ class Imaging(_Strict):
     register_phases: bool = Field(True, alias="register")
     spacing_mm: float | None = Field(None, gt=0)
     mask_phase: str = "arterial"
+    slices: int | Literal["all"] = 1
+    pooling: Literal["mean", "max"] = "mean"
 
     @model_validator(mode="before")
     @classmethod
@@ -198,6 +207,29 @@ class Imaging(_Strict):
     @classmethod
     def _mask_phase(cls, value: str) -> str:
         return _one_of("mask_phase", value, PHASES)
+
+    @field_validator("slices", mode="before")
+    @classmethod
+    def _slices(cls, value: Any) -> Any:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value == "all" or (whole and value >= 1):
+            return value
+        raise ValueError(
+            "slices must be a whole number of slices, at least 1 (1: the largest-ROI slice), "
+            f'or "all" (every slice with tumour); got {value!r}'
+        )
+
+    @field_validator("pooling", mode="before")
+    @classmethod
+    def _pooling(cls, value: Any) -> Any:
+        return _one_of("pooling", value, ("mean", "max")) if isinstance(value, str) else value
+
+    @property
+    def slice_choice(self) -> dict[str, Any]:
+        """The slice choice as provenance records it: ``{"slices": 1}``, or with ``pooling``."""
+        if self.slices == 1:
+            return {"slices": 1}
+        return {"slices": self.slices, "pooling": self.pooling}
 
     @model_validator(mode="after")
     def _primary(self) -> Imaging:

@@ -76,6 +76,29 @@ def _variable(variable: dict[str, Any]) -> str:
     return f"{label}{unit}"
 
 
+def _slices_text(imaging: dict[str, Any]) -> str:
+    """Where the crops were taken ([imaging] slices, toolkit.imaging.roi.tumour_slices)."""
+    slices = imaging.get("slices", 1)
+    if slices == 1:
+        return "on the axial slice with the largest tumour ROI"
+    if slices == "all":
+        return "on every axial slice with tumour"
+    return (
+        f"on the {slices} consecutive axial slices with tumour around the slice with the "
+        "largest tumour ROI (fewer where the tumour spans fewer), on each"
+    )
+
+
+def _pooled(imaging: dict[str, Any]) -> str:
+    if imaging.get("slices", 1) == 1:
+        return ""
+    how = {"mean": "mean", "max": "maximum"}.get(imaging.get("pooling", "mean"), "?")
+    return (
+        f", pooled over the slices by their {how} feature by feature; the reproducibility "
+        "(ICC) filter below was computed on these pooled features"
+    )
+
+
 def predictors(results: StudyResults) -> str:
     imaging = results.settings.get("imaging", {})
     phases = _join(imaging.get("phases", ["arterial", "portal"]))
@@ -91,9 +114,9 @@ def predictors(results: StudyResults) -> str:
         )
     crop = imaging.get("crop_size", 224)
     text += (
-        f"; on the axial slice with the largest tumour ROI a {crop}×{crop} crop centred at the "
+        f"; {_slices_text(imaging)} a {crop}×{crop} crop centred at the "
         f"ROI centroid was z-scored ({imaging.get('zscore', 'crop')}) and passed through "
-        "DenseNet-121 without its classifier, giving 1024 features per phase."
+        f"DenseNet-121 without its classifier, giving 1024 features per phase{_pooled(imaging)}."
     )
     weights = results.weights
     if weights == "random":
