@@ -203,7 +203,9 @@ def validation(results: StudyResults) -> str:
         "(training median applied unchanged to validation) compared by the log-rank test"
     )
     if decision:
-        thresholds = ", ".join(f"{100 * p:g}%" for p in settings.get("decision_thresholds", []))
+        summary = results.table("decision_summary")
+        shown = [] if summary is None else sorted(summary["threshold"].unique())
+        thresholds = ", ".join(f"{100 * p:g}%" for p in shown)
         text += (
             f"; decision curves at {decision} {results.time_unit} (net benefit, Vickers et al. "
             f"2008), with the net interventions avoided per 100 patients and the integrated "
