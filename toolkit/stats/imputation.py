@@ -171,7 +171,9 @@ def fit_chained_equations(
         missing or invalid time or event (naming the rows).
     """
     if m < 2 or iterations < 1 or donors < 1:
-        raise ValueError(f"need m >= 2, iterations >= 1, donors >= 1; got {m}, {iterations}, {donors}")
+        raise ValueError(
+            f"need m >= 2, iterations >= 1, donors >= 1; got {m}, {iterations}, {donors}"
+        )
     variables = tuple(str(c) for c in frame.columns)
     levels = _levels(frame)
     codes = _encode(frame, variables, levels)

@@ -121,7 +121,9 @@ def rubin(
     centred = q - estimate
     between_matrix = centred.T @ centred / (m - 1)
     total_matrix = within_matrix + (1 + 1 / m) * between_matrix
-    within, between, total = (np.diag(a).copy() for a in (within_matrix, between_matrix, total_matrix))
+    within, between, total = (
+        np.diag(a).copy() for a in (within_matrix, between_matrix, total_matrix)
+    )
     df = barnard_rubin(m, between, total, dfcom)
     riv = (1 + 1 / m) * between / within
     return PooledEstimate(
