@@ -143,3 +143,19 @@ def test_bad_input_is_named():
         imputed.transform(frame.drop(columns="x1"), time, event)
     with pytest.raises(ValueError, match="numeric or categorical"):
         fit_chained_equations(frame.assign(x1="a"), time, event, m=2)
+
+
+def test_an_absent_level_and_a_collinear_column_do_not_break_the_models():
+    """A level no patient has (its indicator is constant: left out) and an exact copy of
+    a variable (collinear: mice's ridge) still give imputations of observed values."""
+    frame, _, time, event = _cohort(n=120, seed=6)
+    frame["stage"] = frame["stage"].cat.add_categories("IV")
+    frame["z"] = np.random.default_rng(0).standard_normal(len(frame))
+    frame["copy"] = 2 * frame["z"] + 1  # exactly collinear with z in every model
+    imputed = fit_chained_equations(frame, time, event, m=3, iterations=3, seed=4)
+    model = imputed.models[0]["x1"]
+    assert model.predictors[model.coef[1:].tolist().index(0.0)] == "stageIV"  # no intercept
+    for completed in imputed.completed:
+        assert not completed.isna().any().any()
+        assert set(completed["stage"]) <= {"I", "II", "III"}
+        assert completed.loc[frame["x1"].isna(), "x1"].isin(set(frame["x1"].dropna())).all()

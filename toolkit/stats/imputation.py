@@ -320,21 +320,29 @@ def _predictor_names(variables, levels, k) -> tuple[str, ...]:
 
 
 def _fit(name, x, y, observed, variables, levels, k, rng) -> PmmModel:
-    """Least squares and the posterior draw of ``.norm.draw`` on the observed rows."""
+    """Least squares and the posterior draw of ``.norm.draw`` on the observed rows.
+
+    Predictors constant on those rows (an indicator of a level no observed row has)
+    carry nothing and are left out, with coefficient 0, as mice's ``remove.lindep``
+    drops constant predictors; near-collinear ones get mice's ridge, 1e-5 of the
+    diagonal of :math:`X^\\top X`.
+    """
     xo, yo = x[observed], y[observed]
-    gram = xo.T @ xo
-    try:
-        inverse = np.linalg.inv(gram)
-        if not np.all(np.isfinite(inverse)) or np.linalg.cond(gram) > 1e12:
-            raise np.linalg.LinAlgError
-    except np.linalg.LinAlgError:  # collinear (mice: the same ridge, 1e-5 of the diagonal)
-        inverse = np.linalg.inv(gram + np.diag(1e-5 * np.diag(gram)))
-    coef = inverse @ xo.T @ yo
-    residual = yo - xo @ coef
-    df = max(len(yo) - x.shape[1], 1)
+    used = np.ptp(xo, axis=0) > 0
+    used[0] = True  # the intercept
+    xu = xo[:, used]
+    gram = xu.T @ xu
+    if np.linalg.cond(gram) > 1e12:
+        gram = gram + np.diag(1e-5 * np.diag(gram))
+    inverse = np.linalg.inv(gram)
+    coef_used = inverse @ xu.T @ yo
+    residual = yo - xu @ coef_used
+    df = max(len(yo) - xu.shape[1], 1)
     sigma = np.sqrt(residual @ residual / rng.chisquare(df))
-    root = np.linalg.cholesky((inverse + inverse.T) / 2 + 1e-12 * np.eye(len(coef)))
-    draw = coef + sigma * root @ rng.standard_normal(len(coef))
+    root = np.linalg.cholesky((inverse + inverse.T) / 2)
+    coef, draw = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    coef[used] = coef_used
+    draw[used] = coef_used + sigma * root @ rng.standard_normal(len(coef_used))
     return PmmModel(
         variable=name,
         predictors=_predictor_names(variables, levels, k),
