@@ -45,6 +45,15 @@ number of iterations each variable with missing values among the new rows gets
 :math:`x^\\top\\dot\\beta` from the new row's current values and its outcome (event and the
 *training* Nelson-Aalen hazard at its time), matched to the training donors as above.
 
+Why not statsmodels' ``MICEData`` (0.15.0): its PMM matches on the *perturbed*
+parameters for observed and missing rows alike (type-2 matching; mice's default,
+used here, is type 1), with ``k_pmm = 20`` donors and the coefficients
+drawn from :math:`N(\\hat\\beta, \\widehat{\\mathrm{cov}})` without the draw of
+:math:`\\sigma`; it imputes the one table it holds, so its models cannot be fitted on
+the training set and applied to validation rows, and it has no notion of a
+categorical target. Writing the ~200 lines here was the honest way to get mice's
+method and the training-only fit.
+
 Deliberate differences from R: mice's ``maxit`` defaults to 5, ours ``iterations`` to
 10 (cheap here, and closer to convergence); the random numbers are numpy's (a
 ``Generator`` per imputation from ``SeedSequence(seed).spawn(m)``), so the imputed values
