@@ -171,3 +171,21 @@ def test_the_study_refuses_multiple_imputation_until_every_stage_takes_it():
         _settings('missing = "complete-case"\nm = 5\nimputation_seed = 1\n')
     with pytest.raises(StudyInputError, match="not yet carried through"):
         prepare_clinical(config, _table(n=40))
+
+
+def test_the_three_study_models_are_pooled_from_the_majority_selection(cohort):
+    _, result = cohort
+    config = _config()
+    out = imputed.study_models(result.completed, config)
+    chosen = imputed.select_by_majority(result.completed, config)
+    assert list(out.models) == ["signature", "clinical", "integrated"]
+    assert list(out.models["clinical"].variables) == chosen.clinical
+    assert list(out.models["integrated"].variables) == chosen.integrated
+    trains = [c[c["set"] == "train"] for c in result.completed]
+    alone, pooled = imputed.fit_pooled(
+        "signature", trains, ["signature"], chosen.levels, config.validation.times
+    )
+    assert out.models["signature"].coef == alone.coef  # the signature is complete: B = 0
+    np.testing.assert_allclose(pooled.between, 0, atol=1e-20)
+    keys = {f"{t:g}" for t in config.validation.times}
+    assert set(out.models["integrated"].baseline_survival) == keys

@@ -209,3 +209,35 @@ def _survival_at(x, train, beta, lp_centre, times) -> np.ndarray:
     # centring of an offset); shift it to lp_centre
     at_mean = fit.predict_survival(np.zeros((1, 1)), list(times))[0]
     return at_mean ** np.exp(lp_centre - lp.mean())
+
+
+@dataclass(frozen=True)
+class PooledModels:
+    """The study's three models under imputation: what ``stages.models._fit`` makes from one
+    frame, made from ``m``: ``models`` (signature, clinical, integrated: pooled
+    ``FittedModel``), ``pooled`` (their Rubin's-rules estimates) and the selection."""
+
+    models: dict[str, nm.FittedModel]
+    pooled: dict[str, PooledEstimate]
+    selection: MajoritySelection
+
+
+def study_models(completed: Sequence[pd.DataFrame], config: StudyConfig) -> PooledModels:
+    """Majority-rule selection, then the three pooled Cox models on the training rows.
+
+    The seam for the models stage: ``completed`` are the completed model frames (with
+    ``signature``); the returned models replace ``nomograms.fit_model``'s.
+    """
+    selection = select_by_majority(completed, config)
+    trains = [f[f["set"].isin(config.study.train_sets)] for f in completed]
+    wanted = {
+        "signature": ["signature"],
+        "clinical": selection.clinical,
+        "integrated": selection.integrated,
+    }
+    models, pooled = {}, {}
+    for name, variables in wanted.items():
+        models[name], pooled[name] = fit_pooled(
+            name, trains, variables, selection.levels, config.validation.times
+        )
+    return PooledModels(models, pooled, selection)
