@@ -300,7 +300,11 @@ class Validation(_Strict):
     calibration_bootstrap: int = Field(200, ge=0)
     calibration_groups: int = Field(3, ge=1)
     seed: int = 0
-    missing: Literal["complete-case", "impute-median-mode", "error"] = "complete-case"
+    missing: Literal["complete-case", "impute-median-mode", "multiple-imputation", "error"] = (
+        "complete-case"
+    )
+    m: int = Field(20, ge=2)
+    imputation_seed: int = 0
     min_events: int = Field(10, ge=1)
     univariate_alpha: float = Field(0.05, gt=0, lt=1)
 
@@ -314,6 +318,16 @@ class Validation(_Strict):
                 f"got {outside}"
             )
         return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _imputation_settings(self) -> Validation:
+        given = sorted({"m", "imputation_seed"} & self.model_fields_set)
+        if given and self.missing != "multiple-imputation":
+            raise ValueError(
+                f'{" and ".join(given)} apply only with missing = "multiple-imputation" '
+                f"(missing is {self.missing!r})"
+            )
+        return self
 
 
 MIN_INTERNAL_RESAMPLES = 20
@@ -599,6 +613,7 @@ def _prepare(config: StudyConfig, table: pd.DataFrame, problems: list[str]) -> C
             frame[variable.name] = _categorise(variable, table[variable.name], config, problems)
     missing = table[names].isna()
     problems += _missing_refused(config, missing)
+    problems += _imputation_refused(config)
     if problems:
         return None
     exclusions = pd.DataFrame(columns=["patient", "stage", "reason"])
@@ -727,6 +742,23 @@ def _missing_refused(config: StudyConfig, missing: pd.DataFrame) -> list[str]:
         f"{config.study.clinical}: {n_patients(int(rows.sum()))} have missing clinical values "
         f"({listed(detail, sep='; ')}); set validation.missing = "
         '"complete-case" or "impute-median-mode"'
+    ]
+
+
+def _imputation_refused(config: StudyConfig) -> list[str]:
+    """``multiple-imputation`` until every stage takes the ``m`` completed data sets.
+
+    The imputation, the majority-rule selection and the pooled Cox models exist
+    (``toolkit.study.imputed``); the whole-procedure bootstrap and the validation
+    metrics still read one complete clinical frame, so a study refuses it here rather
+    than fail in a later stage.
+    """
+    if config.validation.missing != "multiple-imputation":
+        return []
+    return [
+        'study.toml: validation.missing = "multiple-imputation" is not yet carried through '
+        "the internal-validation and validation stages of a study (the pooled models are "
+        'in toolkit.study.imputed); use "complete-case" or "impute-median-mode" for a study run'
     ]
 
 
