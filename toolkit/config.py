@@ -518,11 +518,20 @@ def _absent_column(name: str, column: str, why: str, spare: Sequence[str]) -> st
     return f"{name}: no column {column!r} ({why}){hint}"
 
 
-def read_clinical(config: StudyConfig, study_dir: Path, manifest: Manifest) -> pd.DataFrame:
+def read_clinical(
+    config: StudyConfig,
+    study_dir: Path,
+    manifest: Manifest,
+    columns: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """clinical.csv indexed by patient, restricted to and aligned with the manifest
-    (:func:`toolkit.imaging.manifest.study_manifest`)."""
+    (:func:`toolkit.imaging.manifest.study_manifest`).
+
+    ``columns`` maps each column the caller needs to why it is needed (what a message
+    says of an absent one); default: the study's outcomes, centre and variables.
+    """
     problems: list[str] = []
-    table = _clinical(config, study_dir, manifest, problems)
+    table = _clinical(config, study_dir, manifest, problems, columns)
     _raise_any(problems)
     return table
 
@@ -540,7 +549,11 @@ def _clinical_columns(config: StudyConfig) -> list[tuple[str, str]]:
 
 
 def _clinical(
-    config: StudyConfig, study_dir: Path, manifest: Manifest | None, problems: list[str]
+    config: StudyConfig,
+    study_dir: Path,
+    manifest: Manifest | None,
+    problems: list[str],
+    columns: Mapping[str, str] | None = None,
 ) -> pd.DataFrame | None:
     """The clinical table aligned with the manifest (its patients, in its order, with their
     ``set``); its problems appended to ``problems``. None when it has no patient column."""
@@ -555,7 +568,7 @@ def _clinical(
         return None
     problems += duplicate_patients(name, table["patient"])
     table = table.drop_duplicates("patient").set_index("patient")
-    needed = dict(_clinical_columns(config))
+    needed = dict(_clinical_columns(config)) if columns is None else dict(columns)
     problems += absent_columns(name, table.columns, needed)
     columns = [c for c in needed if c in table.columns]
     if manifest is None:
@@ -623,6 +636,50 @@ def _prepare(config: StudyConfig, table: pd.DataFrame, problems: list[str]) -> C
     problems += _set_problems(config, frame) or _horizon_problems(config, frame)
     raw = table.loc[frame.index, names].copy()
     return ClinicalData(frame=frame, raw=raw, exclusions=exclusions, imputations=imputations)
+
+
+def prepare_cohort(
+    config: StudyConfig, table: pd.DataFrame, outcomes: bool = False
+) -> ClinicalData:
+    """A new cohort's clinical table for a locked model (``sigkit apply``).
+
+    Every variable of ``config`` that ``table`` (:func:`read_clinical`'s output) has is
+    converted as :func:`prepare_clinical` converts it (levels checked against study.toml,
+    numbers categorised at its cutoffs); with ``outcomes``, the outcome columns too.
+    Unlike :func:`prepare_clinical` nothing is fitted, so there is no set, event or
+    horizon check, and a missing value is never imputed (a locked model does not carry
+    the training values an imputation would need): with ``validation.missing = "error"``
+    the patient is refused, otherwise excluded and listed in ``exclusions``. Every
+    problem is raised at once in a :class:`StudyInputError`, naming the column and the
+    patients.
+    """
+    problems: list[str] = []
+    names = [v.name for v in config.variables if v.name in table.columns]
+    frame = table[["set"]].copy()
+    if outcomes:
+        frame = pd.concat([frame, _outcomes(config, table, problems)], axis=1)
+    for variable in config.variables:
+        if variable.name in table.columns:
+            frame[variable.name] = _categorise(variable, table[variable.name], config, problems)
+    missing = table[names].isna()
+    problems += _missing_refused(config, missing)
+    _raise_any(problems)
+    rows = missing.any(axis=1).to_numpy()
+    exclusions = pd.DataFrame(
+        [
+            {
+                "patient": p,
+                "stage": "clinical",
+                "reason": f"missing {', '.join(c for c in names if missing.loc[p, c])}",
+            }
+            for p in table.index[rows]
+        ],
+        columns=["patient", "stage", "reason"],
+    )
+    kept = frame.index[~rows]
+    return ClinicalData(
+        frame=frame.loc[kept].copy(), raw=table.loc[kept, names].copy(), exclusions=exclusions
+    )
 
 
 def _centres(config: StudyConfig, values: pd.Series, problems: list[str]) -> pd.Series:

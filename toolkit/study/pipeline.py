@@ -25,6 +25,7 @@ from typing import Any
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
 from toolkit.study.stages import (
+    bundle,
     cam,
     clinical,
     extract,
@@ -66,6 +67,12 @@ PIPELINE: tuple[Stage, ...] = (
         ("clinical", "exclusions", "signature", "scores", "models", "selection_notes"),
         ("metrics",),
         validate.run,
+    ),
+    Stage(
+        "bundle",
+        ("clinical", "signature", "scores", "models", "nomograms", "metrics"),
+        ("bundle",),
+        bundle.run,
     ),
     Stage(
         "internal_validation",
