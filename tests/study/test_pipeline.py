@@ -24,6 +24,7 @@ LOGGED = [
     "signature",
     "models",
     "validate",
+    "bundle",
     "internal_validation",
     "r_check",
     "cam",

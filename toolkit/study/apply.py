@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from toolkit.artifacts import atomic_path, provenance, read_parquet_provenance, write_json
@@ -189,8 +190,15 @@ def _imaging(bundle, cohort, manifest_name, out_dir, weights, workers, batch_siz
 
 
 def _write_csv(path: Path, frame: pd.DataFrame, index: bool = False) -> None:
+    """The table as CSV, atomically; floats in their shortest form that reads back to the
+    same number (``repr``; pandas' default drops the 17th digit; read them back with
+    ``pd.read_csv(..., float_precision="round_trip")``), missing ones empty."""
+    shown = frame.copy()
+    for column in shown.columns:
+        if pd.api.types.is_float_dtype(shown[column]):
+            shown[column] = [repr(float(v)) if np.isfinite(v) else "" for v in shown[column]]
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=index)
+        shown.to_csv(tmp, index=index)
 
 
 def _warning_text(warnings: pd.DataFrame) -> dict[str, str]:
