@@ -49,8 +49,8 @@ app.command("synth")(synth.synth)
 app.command("preprocess")(imaging.preprocess)
 app.command("report")(report.report)
 app.command("extract")(deep.extract)
+app.command("apply")(apply.apply)
 app.add_typer(deep.weights_app, name="weights")
 app.add_typer(study.study_app, name="study")
-app.command("apply")(apply.apply)
 
 __all__ = ["app"]
