@@ -523,15 +523,17 @@ def read_clinical(
     study_dir: Path,
     manifest: Manifest,
     columns: Mapping[str, str] | None = None,
+    optional: Sequence[str] = (),
 ) -> pd.DataFrame:
     """clinical.csv indexed by patient, restricted to and aligned with the manifest
     (:func:`toolkit.imaging.manifest.study_manifest`).
 
     ``columns`` maps each column the caller needs to why it is needed (what a message
     says of an absent one); default: the study's outcomes, centre and variables.
+    ``optional`` columns are kept when the table has them.
     """
     problems: list[str] = []
-    table = _clinical(config, study_dir, manifest, problems, columns)
+    table = _clinical(config, study_dir, manifest, problems, columns, optional)
     _raise_any(problems)
     return table
 
@@ -554,6 +556,7 @@ def _clinical(
     manifest: Manifest | None,
     problems: list[str],
     columns: Mapping[str, str] | None = None,
+    optional: Sequence[str] = (),
 ) -> pd.DataFrame | None:
     """The clinical table aligned with the manifest (its patients, in its order, with their
     ``set``); its problems appended to ``problems``. None when it has no patient column."""
@@ -570,12 +573,13 @@ def _clinical(
     table = table.drop_duplicates("patient").set_index("patient")
     needed = dict(_clinical_columns(config)) if columns is None else dict(columns)
     problems += absent_columns(name, table.columns, needed)
-    columns = [c for c in needed if c in table.columns]
+    kept = [c for c in needed if c in table.columns]
+    kept += [c for c in optional if c in table.columns and c not in needed]
     if manifest is None:
-        return table[columns].assign(set="").loc[:, ["set", *columns]]
+        return table[kept].assign(set="").loc[:, ["set", *kept]]
     sets = manifest.sets()
     problems += _unmatched(config, sets.index, table.index)
-    out = table.loc[[p for p in sets.index if p in table.index], columns].copy()
+    out = table.loc[[p for p in sets.index if p in table.index], kept].copy()
     out.insert(0, "set", sets.loc[out.index])
     return out
 

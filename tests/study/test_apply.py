@@ -347,3 +347,62 @@ def test_cli_apply_refuses_with_the_message(study_run, new_cohort, tmp_path):
     )
     assert result.exit_code == 1
     assert "no column 'bclc' (used by the clinical nomogram)" in result.output
+
+
+def _with_outcome(study, cohort, predictions):
+    """The new cohort's model frame with its outcome (``time``, ``event``)."""
+    from toolkit.config import prepare_cohort, read_clinical
+    from toolkit.imaging.manifest import read_manifest
+    from toolkit.study.apply import cohort_config
+
+    config = cohort_config(ModelBundle.load(study / "model"), "manifest.csv", "clinical.csv")
+    manifest = read_manifest(cohort / "manifest.csv", (config.imaging.primary_reader,))
+    table = read_clinical(config, cohort, manifest)
+    frame = prepare_cohort(config, table, outcomes=True).frame.loc[predictions.index].copy()
+    frame["signature"] = predictions["signature"]
+    return frame
+
+
+def test_external_validation_equals_r_on_the_new_cohort(r, study_run, new_cohort, applied):
+    """The validate stage's C-index (IJ SE) and the log-rank of the risk groups at the
+    training cutoff, on the new cohort, equal survival::concordance and survdiff; a
+    horizon beyond the cohort's follow-up is left out and listed."""
+    from toolkit.rbridge.concordance import concordance
+    from toolkit.rbridge.survival import survdiff
+    from toolkit.study.external import external_validation
+
+    study, _, _ = study_run
+    outcome, _ = applied
+    bundle = ModelBundle.load(study / "model")
+    raw = {**bundle.study_toml, "validation": {**bundle.study_toml["validation"], "n_bootstrap": 0}}
+    bundle = replace(bundle, study_toml=raw)  # 12 patients are too few for a bootstrap CI
+    frame = _with_outcome(study, new_cohort, outcome.predictions)
+    result, tables = external_validation(bundle, frame)
+    assert result["n_patients"] == N_NEW and result["n_events"] == int(frame["event"].sum())
+    t, e = frame["time"].to_numpy(float), frame["event"].to_numpy(float)
+    for name in ("clinical", "integrated"):
+        ours = result["cindex"]["external"][name]
+        ref = concordance(t, e, outcome.predictions[f"{name}_lp"])
+        assert ours["c"] == pytest.approx(ref["c"], abs=1e-10)
+        assert ours["se"] == pytest.approx(np.sqrt(ref["var"]), abs=1e-10)
+    groups = result["risk_groups"]
+    high = outcome.predictions["risk_group"] == "high"
+    assert (groups["n_high"], groups["n_low"]) == (int(high.sum()), int((~high).sum()))
+    assert groups["cutoff"] == bundle.risk_groups.cutoff
+    ref = survdiff(t, e, np.where(high, "high", "low"))
+    assert groups["chisq"] == pytest.approx(float(ref["chisq"][0]), abs=1e-10)
+    assert set(tables) >= {"cindex", "calibration", "td_auc", "accuracy"}
+    last = float(frame["time"].max())
+    assert result["beyond_follow_up"] == [h for h in bundle.horizons if h > last]
+    # the run itself wrote validation.json (with the bootstrap: a note if too few patients)
+    written = json.loads((outcome.out_dir / "validation.json").read_text())
+    assert written["provenance"]["labels"] == ["SYNTHETIC", "RANDOM weights"]
+    assert "cindex" in written or written["note"].startswith("not computed: ")
+
+
+def test_a_cohort_without_events_gets_predictions_only():
+    from toolkit.study.external import external_validation
+
+    frame = pd.DataFrame({"time": [1.0, 2.0], "event": [0.0, 0.0]}, index=["P1", "P2"])
+    result, tables = external_validation(None, frame)
+    assert result["note"] == "no events in the cohort: predictions only" and tables == {}

@@ -23,7 +23,9 @@ Nothing is refitted. In order, each step refusing before any imaging work where 
    the training cutoff, and ``labels`` (SYNTHETIC, RANDOM weights, OTHER weights) and
    ``warnings`` (numeric values outside the training range). ``warnings.csv`` lists
    those per patient and variable, ``exclusions.csv`` the patients without a
-   prediction, ``apply.json`` what was done (the model's hash, the weights, the counts).
+   prediction, ``apply.json`` what was done (the model's hash, the weights, the counts);
+6. with outcomes in the clinical table, the external validation of the frozen models
+   (``study.external``): ``OUT_DIR/validation.json`` and ``OUT_DIR/tables/*.parquet``.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ def cohort_config(bundle: ModelBundle, manifest: str, clinical: str) -> StudyCon
     used = set(bundle.variables)
     raw["study"] = {**raw["study"], "manifest": manifest, "clinical": clinical}
     raw["variables"] = [v for v in raw.get("variables", []) if v["name"] in used]
+    raw["outcome"] = {k: v for k, v in raw["outcome"].items() if k != "secondary"}
     return study_from_mapping(raw, "model.json's study_toml")
 
 
@@ -95,7 +98,8 @@ def _needed_columns(bundle: ModelBundle) -> dict[str, str]:
 
 
 def read_cohort(bundle: ModelBundle, cohort: Path, manifest: str, clinical: str):
-    """The cohort's manifest and ``config.ClinicalData`` of the model's variables; refuses
+    """The cohort's manifest and ``config.ClinicalData`` of the model's variables (and of the
+    outcome, ``time`` and ``event``, when the table has both columns); refuses
     (``ApplyError``) what the model cannot score."""
     from toolkit.imaging.manifest import ManifestError, read_manifest
 
@@ -103,8 +107,11 @@ def read_cohort(bundle: ModelBundle, cohort: Path, manifest: str, clinical: str)
     primary = config.imaging.primary_reader
     try:
         table_of_images = read_manifest(cohort / manifest, (primary,), name=manifest)
-        table = read_clinical(config, cohort, table_of_images, _needed_columns(bundle))
-        data = prepare_cohort(config, table)
+        outcome = (config.outcome.time, config.outcome.event)
+        table = read_clinical(
+            config, cohort, table_of_images, _needed_columns(bundle), optional=outcome
+        )
+        data = prepare_cohort(config, table, outcomes=set(outcome) <= set(table.columns))
     except ManifestError as error:
         raise ApplyError(error.problems) from None
     except StudyConfigError as error:
@@ -277,6 +284,10 @@ def apply_model(
     _write_csv(out / "exclusions.csv", exclusions)
     _record(out, bundle, model_dir, cohort, loaded, labels, predictions, exclusions, warnings)
     _tell(echo, out, labels, predictions, exclusions, warnings)
+    if "time" in frame.columns:
+        _validate(out, bundle, frame, labels, echo)
+    else:
+        echo("  no outcome columns in the clinical table: predictions only")
     return ApplyOutcome(out, predictions, exclusions, warnings, tuple(labels))
 
 
@@ -323,3 +334,31 @@ def _tell(echo, out, labels, predictions, exclusions, warnings) -> None:
         listed_ = ", ".join(f"{r.patient} ({r.reason})" for r in exclusions.head(10).itertuples())
         echo(f"  excluded {len(exclusions)} patient(s): {listed_}")
     echo(f"  {len(predictions)} patient(s) scored: {out / 'predictions.csv'}")
+
+
+def _validate(out: Path, bundle: ModelBundle, frame: pd.DataFrame, labels, echo) -> None:
+    """OUT_DIR/validation.json and OUT_DIR/tables/*.parquet (``study.external``)."""
+    from toolkit.artifacts import write_parquet
+    from toolkit.study.external import external_validation
+
+    block = provenance(inputs={"model": bundle.sha256}, synthetic="SYNTHETIC" in labels)
+    block["labels"] = list(labels)
+    try:
+        result, tables = external_validation(bundle, frame)
+    except ValueError as error:  # too few patients for a statistic: the predictions stand
+        result = {
+            "set": "external",
+            "n_patients": len(frame),
+            "n_events": int(frame["event"].sum()),
+        }
+        result["note"] = f"not computed: {error}"
+        tables = {}
+    write_json(out / "validation.json", {**result, "provenance": block})
+    for name, table in tables.items():
+        write_parquet(out / "tables" / f"{name}.parquet", table, block)
+    if "note" in result:
+        echo(f"  external validation: {result['note']}")
+        return
+    cindex = result["cindex"]["external"]
+    text = ", ".join(f"{m} {e['c']:.3f}" for m, e in cindex.items())
+    echo(f"  external validation ({result['n_events']} events): C-index {text}")
