@@ -65,7 +65,7 @@ def test_every_run_writes_a_bundle_that_reproduces_the_study_models_exactly(stud
 
 def test_bundle_records_weights_version_and_training_hashes(study_run):
     from toolkit._version import __version__
-    from toolkit.artifacts import file_hash, read_parquet_provenance
+    from toolkit.artifacts import file_hash, read_json, read_parquet_provenance
 
     study, _, _ = study_run
     manifest = json.loads((study / "model" / "model.json").read_text())
@@ -80,6 +80,9 @@ def test_bundle_records_weights_version_and_training_hashes(study_run):
     assert len(training["model_frame_sha256"]) == 64 and training["n_patients"] > 0
     assert manifest["preprocessing"]["crop_size"] == 224
     assert manifest["study_toml"]["imaging"]["primary_reader"] == "reader1_a"
+    prov = manifest["provenance"]
+    assert prov["weights"] == "random" and prov["synthetic"] is True
+    assert prov["settings"]["stage_key"] == read_json(study / ".sigkit/stages/bundle.json")["key"]
     for entry in manifest["files"].values():
         assert file_hash(study / "model" / entry["path"]) == entry["sha256"]
 
@@ -159,3 +162,31 @@ def test_survival_ci_of_a_bundled_model_worked_by_hand():
     again = BundledCox.from_json(json.loads(json.dumps(bundled.to_json())))
     again_got = again.predict(pd.DataFrame({"x": [1.0, 0.0]}, index=["a", "b"]), [2.0, 1.5])
     np.testing.assert_array_equal(again_got.lower, got.lower)
+
+
+def test_the_bundle_made_in_memory_is_the_one_read_back(study_run, study_frame):
+    """from_study's bundle (the stage's compute) and ModelBundle.load of its files: the
+    same documents, number for number (JSON keeps every float)."""
+    from toolkit.contracts import Metrics, NomogramSpec, SignatureSpec
+    from toolkit.stats.nomogram import Nomogram
+    from toolkit.study.bundle import from_study
+
+    study, _, _ = study_run
+    config, frame, models = study_frame
+    loaded = ModelBundle.load(study / "model")
+    results = study / "results"
+    made = from_study(
+        config,
+        models,
+        {m: Nomogram.from_spec(NomogramSpec.read(results / f"nomogram_{m}.json")) for m in
+         ("clinical", "integrated")},
+        SignatureSpec.read(results / "signature.json"),
+        frame[frame["set"].isin(config.study.train_sets)],
+        cutoff=Metrics.read(results / "metrics.json").risk_groups["cutoff"],
+        weights=dict(loaded.weights),
+        training=dict(loaded.training),
+    )  # fmt: skip
+    assert json.dumps(made.documents()) == json.dumps(loaded.documents())
+    files = json.loads((study / "model" / "model.json").read_text())["files"]
+    expected = {k: v for k, v in loaded.manifest(files).items() if k != "provenance"}
+    assert made.manifest(files) == expected

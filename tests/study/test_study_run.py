@@ -117,6 +117,7 @@ def test_metrics_follow_the_contract_and_say_synthetic_random(study_run):
         "signature",
         "models",
         "validate",
+        "bundle",
         "internal_validation",
         "r_check",
         "cam",

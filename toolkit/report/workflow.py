@@ -23,6 +23,7 @@ DESCRIPTIONS = {
     "validate": "C-index, calibration, risk groups, td-AUC, decision curves",
     "validation": "C-index, calibration, risk groups, td-AUC, decision curves",
     "figures": "Figures and tables",
+    "bundle": "Locked model bundle (model/): what sigkit apply scores a new cohort with",
     "internal_validation": "Whole-procedure bootstrap: optimism, selection stability",
     "r_check": "Every statistic recomputed in R",
     "cam": "Class activation maps of the signature (heat maps)",

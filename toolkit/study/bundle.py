@@ -203,7 +203,8 @@ class ModelBundle:
 
     ``weights`` holds the network weights' ``origin`` and ``sha256``; ``training`` the
     training data's hashes and counts; ``preprocessing`` the
-    ``imaging.preprocess.PreprocessSettings`` the crops were made with (``as_dict``).
+    ``imaging.preprocess.PreprocessSettings`` the crops were made with (``as_dict``);
+    ``provenance`` the bundle stage's block (its key, as every study artifact's).
     """
 
     study: str
@@ -219,6 +220,7 @@ class ModelBundle:
     nomograms: Mapping[str, NomogramSpec]
     risk_groups: RiskGroups
     sigkit_version: str = __version__
+    provenance: Mapping[str, Any] | None = None
     sha256: str = ""
 
     @property
@@ -328,6 +330,7 @@ class ModelBundle:
             "training": dict(self.training),
             "study_toml": dict(self.study_toml),
             "files": dict(files),
+            **({} if self.provenance is None else {"provenance": dict(self.provenance)}),
         }
 
     def documents(self) -> dict[str, dict[str, Any]]:
@@ -384,6 +387,7 @@ class ModelBundle:
             nomograms={m: NomogramSpec.from_json(docs[f"nomogram_{m}"]) for m in NOMOGRAMS},
             risk_groups=RiskGroups(str(risk["model"]), float(risk["cutoff"])),
             sigkit_version=str(manifest["sigkit_version"]),
+            provenance=manifest.get("provenance"),
             sha256=file_hash(path),
         )
 
@@ -470,7 +474,8 @@ def from_study(
         time_unit=study.time_unit,
         horizons=tuple(float(t) for t in config.validation.times),
         study_toml=config.as_written(),
-        preprocessing=PreprocessSettings.from_config(config).as_dict(),
+        # as JSON holds it (lists, not tuples), so that the bundle equals the one read back
+        preprocessing=json.loads(json.dumps(PreprocessSettings.from_config(config).as_dict())),
         weights=dict(weights),
         training=dict(training),
         signature=replace(signature, provenance=None),

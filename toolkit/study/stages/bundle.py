@@ -12,6 +12,7 @@ end of every run).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from toolkit.artifacts import file_hash
@@ -66,7 +67,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
             weights={"origin": ctx.weights_origin, "sha256": ctx.weights_sha256},
             training=_training(ctx, train, inputs),
         )
-        made.save(directory)
+        replace(made, provenance=ctx.prov(key, inputs)).save(directory)
         return {"bundle": locked.ModelBundle.load(directory)}
 
     return Cached(
