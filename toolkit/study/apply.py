@@ -171,8 +171,10 @@ def _imaging(bundle, cohort, manifest_name, out_dir, weights, workers, batch_siz
     from toolkit.deep.extract import extract_crops_dir
     from toolkit.imaging.preprocess import preprocess_cohort
 
-    primary = bundle.config.imaging.primary_reader
+    imaging = bundle.config.imaging
+    primary = imaging.primary_reader
     settings = bundle.preprocess_settings(readers=(primary,))
+    pooling = None if imaging.slices == 1 else imaging.pooling  # as the extract stage
     crops = out_dir / "crops"
     preprocess_cohort(
         cohort / manifest_name, crops, workers=workers, progress=False, settings=settings
@@ -189,7 +191,9 @@ def _imaging(bundle, cohort, manifest_name, out_dir, weights, workers, batch_siz
     if not any(crops.glob("*.npz")):
         raise ApplyError([f"{cohort}: no patient could be preprocessed (see {crops}/failures.csv)"])
     features_path = out_dir / "features.parquet"
-    table = extract_crops_dir(crops, features_path, params=weights, batch_size=batch_size)
+    table = extract_crops_dir(
+        crops, features_path, params=weights, batch_size=batch_size, pooling=pooling
+    )
     table["patient"] = table["patient"].astype(str)
     primary_rows = table[table["reader"].astype(str) == primary].set_index("patient")
     synthetic = bool(read_parquet_provenance(features_path).get("synthetic"))
