@@ -218,7 +218,7 @@ def test_a_model_variable_absent_from_the_clinical_table_is_refused(
     cohort = _cohort_copy(new_cohort, tmp_path, edit=lambda t: t.drop(columns=["alt"]))
     with pytest.raises(
         ApplyError,
-        match=r"clinical.csv: no column 'alt' \(used by the clinical and integrated nomogram\)",
+        match=r"clinical.csv: no column 'alt' \(used by the clinical and integrated nomograms\)",
     ):
         apply_model(study / "model", cohort, tmp_path / "out", weights="random", workers=0)
     assert not (tmp_path / "out").exists()  # refused before any imaging work

@@ -94,7 +94,10 @@ def _needed_columns(bundle: ModelBundle) -> dict[str, str]:
     users = {
         v: [m for m in NOMOGRAMS if v in bundle.models[m].model.variables] for v in bundle.variables
     }
-    return {v: f"used by the {' and '.join(ms)} nomogram" for v, ms in users.items()}
+    return {
+        v: f"used by the {' and '.join(ms)} nomogram{'s' if len(ms) > 1 else ''}"
+        for v, ms in users.items()
+    }
 
 
 def read_cohort(bundle: ModelBundle, cohort: Path, manifest: str, clinical: str):
