@@ -129,7 +129,11 @@ def make_extractor(params: Mapping[str, Any], source: str = "[radiomics]"):
 
     _quiet()
     try:
-        return RadiomicsFeatureExtractor(copy.deepcopy(dict(params)))
+        with warnings.catch_warnings():
+            # pykwalify (PyRadiomics' schema check) loads its extensions with importlib's
+            # deprecated load_module(): nothing of ours to act on
+            warnings.filterwarnings("ignore", "the load_module", DeprecationWarning)
+            return RadiomicsFeatureExtractor(copy.deepcopy(dict(params)))
     except Exception as exc:  # pykwalify's SchemaError, PyRadiomics' ValueError, ...
         raise RadiomicsSettingsError(
             f"{source}: PyRadiomics refuses the settings: {type(exc).__name__}: {exc}"
