@@ -184,9 +184,7 @@ def test_volumes_are_those_the_crops_were_cut_from(cohort):
 
 def test_a_stale_crop_fails_the_patient_not_the_cohort(cohort, tmp_path):
     settings = cohort["preprocess"]
-    other = PreprocessSettings.from_config(
-        load_study(cohort["root"]), register=False, zscore="roi"
-    )
+    other = PreprocessSettings.from_config(load_study(cohort["root"]), register=False, zscore="roi")
     record = rad.patient_features(
         cohort["rows"]["P001"], other, cohort["settings"], str(cohort["root"] / "crops/P001.npz")
     )

@@ -26,6 +26,7 @@ own but for ``additionalInfo`` (off: sigkit records the provenance itself).
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import time
@@ -188,30 +189,46 @@ def crop_safe(params: Mapping[str, Any]) -> bool:
     )
 
 
-def _box(mask, margin: int = 2):
-    """The mask's bounding box (x, y, z slices of a SimpleITK image) widened by ``margin``
-    voxels in-plane and one slice, within the image."""
+SHAPE_CLASSES = ("shape", "shape2D")
+
+
+def _region(volumes: Any, reader: str, mode: str, crop: bool) -> tuple[list[int], list[int]]:
+    """(size, index) of the region to compute ``reader``'s features on, x, y, z: the whole
+    volume ("3d") or the crops' slice ("2d"); with ``crop``, only the mask's bounding box
+    there, widened by 2 voxels in-plane and one slice (within the image)."""
     import SimpleITK as sitk
 
-    array = sitk.GetArrayViewFromImage(mask)
+    mask = volumes.masks[reader]
+    size = list(mask.GetSize())
+    z0 = 0 if mode == "3d" else volumes.slice_index[reader]
+    z1 = size[2] if mode == "3d" else z0 + 1
+    if not crop:
+        return [size[0], size[1], z1 - z0], [0, 0, z0]
+    array = sitk.GetArrayViewFromImage(mask)[z0:z1]
     where = [np.flatnonzero(array.any(axis=axes)) for axes in ((0, 1), (0, 2), (1, 2))]
     if any(len(w) == 0 for w in where):
-        return None  # an empty mask: PyRadiomics says so itself
-    (x, y, z), size = where, mask.GetSize()
-    pads = (margin, margin, 1)
-    return tuple(
-        slice(max(int(w[0]) - pad, 0), min(int(w[-1]) + pad + 1, n))
-        for w, pad, n in zip((x, y, z), pads, size, strict=True)
-    )
+        return [size[0], size[1], z1 - z0], [0, 0, z0]  # empty: PyRadiomics says so itself
+    low, high = [], []
+    for w, pad, start, n in zip(where, (2, 2, 1), (0, 0, z0), (size[0], size[1], z1), strict=True):
+        low.append(max(start + int(w[0]) - pad, start))
+        high.append(min(start + int(w[-1]) + pad + 1, n))
+    return [b - a for a, b in zip(low, high, strict=True)], low
 
 
-def _image_and_mask(volumes: Any, phase: str, reader: str, mode: str, crop: bool):
-    image, mask = volumes.phase(phase), volumes.masks[reader]
-    if mode == "2d":
-        k = volumes.slice_index[reader]
-        image, mask = image[:, :, k : k + 1], mask[:, :, k : k + 1]
-    box = _box(mask) if crop else None
-    return (image, mask) if box is None else (image[box], mask[box])
+def _extractors(params: Mapping[str, Any]):
+    """The extractor of ``params`` and the same without the shape classes (shape features
+    are of the mask alone, the same for every phase: computed once per reader and mode)."""
+    key = json.dumps(params, sort_keys=True, default=str)
+    if key not in _EXTRACTORS:
+        full, rest = make_extractor(params), make_extractor(params)
+        for name in SHAPE_CLASSES:
+            if name in rest.enabledFeatures:
+                rest.enableFeatureClassByName(name, enabled=False)
+        _EXTRACTORS[key] = (full, rest)
+    return _EXTRACTORS[key]
+
+
+_EXTRACTORS: dict[str, tuple[Any, Any]] = {}  # per process: building one reads a YAML schema
 
 
 def _one(extractor, image, mask, where: str) -> tuple[dict[str, float], list[str]]:
@@ -263,25 +280,49 @@ def volume_features(
     """The features of one patient's registered volumes (a
     :class:`toolkit.imaging.preprocess.RegisteredVolumes`): reader -> {column: value}, and
     the warnings ``(reader, phase, mode, text)`` of the features PyRadiomics could not
-    compute (absent from the mapping, or NaN in it)."""
-    extractors = {mode: make_extractor(p) for mode, p in settings.parameters.items()}
-    crop = {mode: crop_safe(p) for mode, p in settings.parameters.items()}
+    compute (absent from the mapping, or NaN in it).
+
+    The shape features, of the mask alone, are computed with the first phase and given to
+    the others as they are (PyRadiomics would compute the same numbers again)."""
     out: dict[str, dict[str, float]] = {}
     warnings: list[tuple[str, str, str, str]] = []
     for reader in volumes.masks:
         columns: dict[str, float] = {}
-        for phase in settings.phases:
-            for mode, extractor in extractors.items():
-                image, mask = _image_and_mask(volumes, phase, reader, mode, crop[mode])
-                where = f"patient {volumes.patient}, reader {reader}, {phase} {mode}"
-                values, found = _one(extractor, image, mask, where)
-                warnings += [(reader, phase, mode, text) for text in found]
+        for mode, params in settings.parameters.items():
+            found = _reader_features(volumes, reader, mode, params, settings.phases)
+            for phase, values, texts in found:
+                warnings += [(reader, phase, mode, text) for text in texts]
                 columns |= {
                     RadiomicsFeature.of(phase, mode, name).format(): value
                     for name, value in values.items()
                 }
         out[reader] = columns
     return out, warnings
+
+
+def _reader_features(volumes, reader: str, mode: str, params, phases: Sequence[str]):
+    """[(phase, {PyRadiomics name: value}, warnings)] of one reader in one mode."""
+    import SimpleITK as sitk
+
+    full, rest = _extractors(params)
+    size, index = _region(volumes, reader, mode, crop_safe(params))
+    mask = sitk.RegionOfInterest(volumes.masks[reader], size, index)
+    shape: dict[str, float] = {}
+    out = []
+    for i, phase in enumerate(phases):
+        image = sitk.RegionOfInterest(volumes.phase(phase), size, index)
+        where = f"patient {volumes.patient}, reader {reader}, {phase} {mode}"
+        values, texts = _one(full if i == 0 else rest, image, mask, where)
+        if i == 0:
+            shape = {n: v for n, v in values.items() if _is_shape(n)}
+        elif values:
+            values = shape | values
+        out.append((phase, values, texts))
+    return out
+
+
+def _is_shape(name: str) -> bool:
+    return RadiomicsFeature.of("phase", "3d", name).feature_class in SHAPE_CLASSES
 
 
 @dataclass(frozen=True)
