@@ -24,6 +24,7 @@ LOGGED = [
     "extract",
     "signature",
     "signature_radiomics",
+    "radiomics_truth",
     "models",
     "validate",
     "internal_validation",

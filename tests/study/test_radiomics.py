@@ -116,3 +116,27 @@ def test_each_signature_file_reads_back_byte_for_byte(study_run, tmp_path, name)
     spec = SignatureSpec.read(study / "results" / name)
     spec.write(tmp_path / name)
     assert (tmp_path / name).read_bytes() == (study / "results" / name).read_bytes()
+
+
+def test_the_synthetic_truth_is_set_beside_the_radiomics_signature(study_run):
+    from scipy.stats import spearmanr
+
+    study, _, _ = study_run
+    tables = study / "results" / "tables"
+    table = pd.read_parquet(tables / "radiomics_truth.parquet")
+    assert list(table.columns) == ["truth", "kind", "feature", "rho", "p", "n"]
+    truth = pd.read_csv(study / "cohort" / "ground_truth" / "truth.csv", dtype={"patient": str})
+    truth = truth.set_index("patient")
+    scores = pd.read_parquet(tables / "scores_radiomics.parquet")["signature_radiomics"]
+    spec = SignatureSpec.read(study / "results" / "signature_radiomics.json")
+    for quantity, rows in table.groupby("truth", sort=False):
+        kinds = list(rows["kind"])
+        assert kinds == ["signature"] + ["signature feature"] * len(spec.features) + [
+            "best feature"
+        ]
+        rho, p = spearmanr(scores, truth.loc[scores.index, quantity])
+        assert rows.iloc[0]["rho"] == rho and rows.iloc[0]["p"] == p
+        assert rows.iloc[0]["n"] == len(scores)
+    # the measured volume must recover the simulated one: a wiring check, not a finding
+    volume = table[(table["truth"] == "tumour_volume_ml") & (table["kind"] == "best feature")]
+    assert volume["rho"].iloc[0] > 0.9, volume

@@ -33,6 +33,7 @@ from toolkit.study.stages import (
     preprocess,
     r_check,
     radiomics,
+    radiomics_truth,
     signature,
     signature_radiomics,
     validate,
@@ -68,6 +69,12 @@ PIPELINE: tuple[Stage, ...] = (
         ("radiomics", "clinical"),
         ("signature_radiomics", "scores_radiomics"),
         signature_radiomics.run,
+    ),
+    Stage(
+        "radiomics_truth",
+        ("radiomics", "signature_radiomics", "scores_radiomics"),
+        ("radiomics_truth",),
+        radiomics_truth.run,
     ),
     Stage("models", ("clinical", "scores"), ("models", "nomograms", "selection_notes"), models.run),
     Stage(

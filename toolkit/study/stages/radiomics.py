@@ -55,7 +55,6 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | Mapping[str, Any]:
 
     crops = given["crops"]
     settings = settings_of(ctx)
-    settings.check()
     features_path = ctx.paths.tables / "radiomics_features.parquet"
     warnings_path = ctx.paths.tables / "radiomics_warnings.parquet"
     inputs = {"crops": file_hash(crops / "manifest.json")}
