@@ -186,11 +186,26 @@ def test_a_stale_crop_fails_the_patient_not_the_cohort(cohort, tmp_path):
     settings = cohort["preprocess"]
     other = PreprocessSettings.from_config(load_study(cohort["root"]), register=False, zscore="roi")
     record = rad.patient_features(
-        cohort["rows"]["P001"], other, cohort["settings"], str(cohort["root"] / "crops/P001.npz")
+        cohort["rows"]["P001"], str(cohort["root"] / "crops/P001.npz"), other, cohort["settings"]
     )
     assert record["status"] == "failed" and record["stage"] == "crops"
     assert "P001.npz was made from other images or settings" in record["reason"]
     assert settings.zscore == "crop"
+
+
+def test_patients_fanned_out_over_dask_give_the_same_table(cohort):
+    with pytest.warns(rad.RadiomicsWarning) as caught:
+        fanned = rad.radiomics_cohort(
+            list(cohort["rows"].values()),
+            cohort["root"] / "crops",
+            cohort["preprocess"],
+            cohort["settings"],
+            workers=1,
+            progress=False,
+        )
+    assert fanned.failures.empty
+    pd.testing.assert_frame_equal(fanned.features, cohort["result"].features, check_exact=True)
+    assert [str(w.message) for w in caught] == cohort["warned"]
 
 
 def test_pyradiomics_settings_it_refuses_are_named():

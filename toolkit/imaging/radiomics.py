@@ -7,6 +7,12 @@ and mode, one ``RadiomicsFeatureExtractor.execute``: "3d" on the tumour volume, 
 the reader's largest-ROI slice (a one-slice image, PyRadiomics' ``force2D`` with the
 ``shape2D`` class in place of ``shape``). Columns are
 ``RadiomicsFeature(phase, mode, ...).format()``: ``portal_3d_original_shape_VoxelVolume``.
+Two shortcuts that leave every number as PyRadiomics gives it (tests/imaging/
+test_radiomics.py compares each feature with PyRadiomics run directly on the whole
+volumes): with the Original image alone, no normalisation and no resampling
+(:func:`crop_safe`), image and mask are first cut to the mask's bounding box, which
+PyRadiomics crops to anyway; and the shape features, of the mask alone, are computed
+with the first phase and copied to the second.
 
 A feature PyRadiomics cannot compute is NaN, with a warning that names the patient, the
 reader, the phase and the mode: all the features of a mask PyRadiomics refuses (a single
@@ -247,9 +253,9 @@ def _one(extractor, image, mask, where: str) -> tuple[dict[str, float], list[str
 
 def patient_features(
     row: dict,
+    crop_path: str,
     preprocess: Any,
     settings: RadiomicsSettings,
-    crop_path: str,
     threads: int | None = None,
 ) -> dict[str, Any]:
     """One patient's features: ``{"patient", "status", "features": {reader: {column: value}},
@@ -348,7 +354,7 @@ def _run_sync(jobs, preprocess, settings, progress) -> list[dict]:
         advance
     ):
         for row, crop in jobs:
-            results.append(patient_features(row, preprocess, settings, crop))
+            results.append(patient_features(row, crop, preprocess, settings))
             advance()
     return results
 
@@ -364,9 +370,9 @@ def _run_dask(jobs, preprocess, settings, workers, scheduler, progress) -> list[
         futures = client.map(
             patient_features,
             [row for row, _ in jobs],
+            [crop for _, crop in jobs],
             preprocess=preprocess,
             settings=settings,
-            crop_path=[crop for _, crop in jobs],
             threads=threads,
             pure=False,
         )
