@@ -102,6 +102,24 @@ def test_unknown_time_unit_is_refused(tmp_path):
         load_study(_cohort(tmp_path, toml=toml))
 
 
+@pytest.mark.parametrize("thresholds", ["[0.1, 1.0]", "[0, 0.2]", "[-0.1]"])
+def test_decision_thresholds_outside_zero_one_are_refused(tmp_path, thresholds):
+    toml = STUDY_TOML.replace(
+        "decision_times = [12, 24]",
+        f"decision_times = [12, 24]\ndecision_thresholds = {thresholds}",
+    )
+    with pytest.raises(StudyConfigError, match=r"strictly between 0 and 1"):
+        load_study(_cohort(tmp_path, toml=toml))
+
+
+def test_decision_thresholds_are_sorted_once_each(tmp_path):
+    toml = STUDY_TOML.replace(
+        "decision_times = [12, 24]",
+        "decision_times = [12, 24]\ndecision_thresholds = [0.3, 0.1, 0.3]",
+    )
+    assert load_study(_cohort(tmp_path, toml=toml)).validation.decision_thresholds == [0.1, 0.3]
+
+
 def test_time_points_beyond_follow_up_suggest_the_unit(tmp_path):
     toml = STUDY_TOML.replace("times = [12, 24, 36]", "times = [12, 24, 120]")
     with pytest.raises(StudyConfigError, match=r"is study.time_unit"):
@@ -280,6 +298,12 @@ def test_a_misspelt_column_is_suggested(tmp_path):
         ('phases = ["arterial", "delayed"]', "imaging.phases: phases must be ['arterial', "),
         ('mask_phase = "delayed"', "imaging.mask_phase: mask_phase must be one of arterial"),
         ("spacing_mm = 0", "imaging.spacing_mm: Input should be greater than 0"),
+        ("slices = 0", "imaging.slices: slices must be a whole number of slices, at least 1"),
+        ("slices = -3", "imaging.slices: slices must be a whole number of slices, at least 1"),
+        ("slices = 2.5", "imaging.slices: slices must be a whole number of slices, at least 1"),
+        ("slices = true", "imaging.slices: slices must be a whole number of slices, at least 1"),
+        ('slices = "every"', "imaging.slices: slices must be a whole number of slices"),
+        ('pooling = "median"', "imaging.pooling: pooling must be one of mean, max; got 'median'"),
     ],
 )
 def test_imaging_settings_the_code_cannot_honour_are_refused(tmp_path, setting, message):
@@ -291,6 +315,22 @@ def test_imaging_settings_the_code_cannot_honour_are_refused(tmp_path, setting, 
         load_study(_cohort(tmp_path, toml=toml))
     (problem,) = caught.value.problems
     assert problem.startswith(f"study.toml: {message}"), problem
+
+
+@pytest.mark.parametrize(
+    ("setting", "slices", "pooling", "choice"),
+    [
+        ("", 1, "mean", {"slices": 1}),  # the default: the paper's one slice
+        ('slices = 1\npooling = "max"', 1, "max", {"slices": 1}),  # pooling idle with one
+        ("slices = 3", 3, "mean", {"slices": 3, "pooling": "mean"}),
+        ('slices = 4\npooling = "max"', 4, "max", {"slices": 4, "pooling": "max"}),
+        ('slices = "all"', "all", "mean", {"slices": "all", "pooling": "mean"}),
+    ],
+)
+def test_slices_and_pooling_are_read_with_defaults(tmp_path, setting, slices, pooling, choice):
+    toml = STUDY_TOML.replace("[imaging]\n", f"[imaging]\n{setting}\n")
+    imaging = load_study(_cohort(tmp_path, toml=toml)).imaging
+    assert (imaging.slices, imaging.pooling, imaging.slice_choice) == (slices, pooling, choice)
 
 
 def test_phases_in_any_order_are_the_supported_phases(tmp_path):

@@ -145,6 +145,13 @@ class Imaging(_Strict):
     ``spacing_mm`` resamples the portal grid in-plane before cropping (None keeps
     it); ``mask_phase`` is the phase the masks were drawn on (masks drawn on the
     arterial phase follow the registration).
+
+    ``slices`` is how many axial slices give each patient's features: 1 (the paper:
+    the largest-ROI slice), k > 1 (the k slices around it) or ``"all"`` (every slice
+    with tumour), chosen by :func:`toolkit.imaging.roi.tumour_slices`; with more than
+    one, each slice's crop goes through the network and ``pooling`` (``"mean"`` or
+    ``"max"``, per feature) pools the features over the slices. ``pooling`` changes
+    nothing when ``slices = 1``.
     """
 
     phases: list[str] = Field(default_factory=lambda: list(PHASES), min_length=1)
@@ -156,6 +163,8 @@ class Imaging(_Strict):
     register_phases: bool = Field(True, alias="register")
     spacing_mm: float | None = Field(None, gt=0)
     mask_phase: str = "arterial"
+    slices: int | Literal["all"] = 1
+    pooling: Literal["mean", "max"] = "mean"
 
     @model_validator(mode="before")
     @classmethod
@@ -198,6 +207,29 @@ class Imaging(_Strict):
     @classmethod
     def _mask_phase(cls, value: str) -> str:
         return _one_of("mask_phase", value, PHASES)
+
+    @field_validator("slices", mode="before")
+    @classmethod
+    def _slices(cls, value: Any) -> Any:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value == "all" or (whole and value >= 1):
+            return value
+        raise ValueError(
+            "slices must be a whole number of slices, at least 1 (1: the largest-ROI slice), "
+            f'or "all" (every slice with tumour); got {value!r}'
+        )
+
+    @field_validator("pooling", mode="before")
+    @classmethod
+    def _pooling(cls, value: Any) -> Any:
+        return _one_of("pooling", value, ("mean", "max")) if isinstance(value, str) else value
+
+    @property
+    def slice_choice(self) -> dict[str, Any]:
+        """The slice choice as provenance records it: ``{"slices": 1}``, or with ``pooling``."""
+        if self.slices == 1:
+            return {"slices": 1}
+        return {"slices": self.slices, "pooling": self.pooling}
 
     @model_validator(mode="after")
     def _primary(self) -> Imaging:
@@ -261,13 +293,41 @@ class Signature(_Strict):
 class Validation(_Strict):
     times: list[float] = Field(default_factory=lambda: [12.0, 24.0, 36.0], min_length=1)
     decision_times: list[float] = Field(default_factory=lambda: [12.0, 24.0])
+    decision_thresholds: list[float] = Field(
+        default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5], min_length=1
+    )
     n_bootstrap: int = Field(1000, ge=0)
     calibration_bootstrap: int = Field(200, ge=0)
     calibration_groups: int = Field(3, ge=1)
     seed: int = 0
-    missing: Literal["complete-case", "impute-median-mode", "error"] = "complete-case"
+    missing: Literal["complete-case", "impute-median-mode", "multiple-imputation", "error"] = (
+        "complete-case"
+    )
+    m: int = Field(20, ge=2)
+    imputation_seed: int = 0
     min_events: int = Field(10, ge=1)
     univariate_alpha: float = Field(0.05, gt=0, lt=1)
+
+    @field_validator("decision_thresholds")
+    @classmethod
+    def _probabilities(cls, value: list[float]) -> list[float]:
+        outside = [v for v in value if not 0 < v < 1]
+        if outside:
+            raise ValueError(
+                f"decision thresholds are probabilities of death strictly between 0 and 1, "
+                f"got {outside}"
+            )
+        return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _imputation_settings(self) -> Validation:
+        given = sorted({"m", "imputation_seed"} & self.model_fields_set)
+        if given and self.missing != "multiple-imputation":
+            raise ValueError(
+                f'{" and ".join(given)} apply only with missing = "multiple-imputation" '
+                f"(missing is {self.missing!r})"
+            )
+        return self
 
 
 RADIOMICS_IMAGE_TYPES = ("Original", "LoG", "Wavelet")
@@ -657,6 +717,7 @@ def _prepare(config: StudyConfig, table: pd.DataFrame, problems: list[str]) -> C
             frame[variable.name] = _categorise(variable, table[variable.name], config, problems)
     missing = table[names].isna()
     problems += _missing_refused(config, missing)
+    problems += _imputation_refused(config)
     if problems:
         return None
     exclusions = pd.DataFrame(columns=["patient", "stage", "reason"])
@@ -785,6 +846,23 @@ def _missing_refused(config: StudyConfig, missing: pd.DataFrame) -> list[str]:
         f"{config.study.clinical}: {n_patients(int(rows.sum()))} have missing clinical values "
         f"({listed(detail, sep='; ')}); set validation.missing = "
         '"complete-case" or "impute-median-mode"'
+    ]
+
+
+def _imputation_refused(config: StudyConfig) -> list[str]:
+    """``multiple-imputation`` until every stage takes the ``m`` completed data sets.
+
+    The imputation, the majority-rule selection and the pooled Cox models exist
+    (``toolkit.study.imputed``); the whole-procedure bootstrap and the validation
+    metrics still read one complete clinical frame, so a study refuses it here rather
+    than fail in a later stage.
+    """
+    if config.validation.missing != "multiple-imputation":
+        return []
+    return [
+        'study.toml: validation.missing = "multiple-imputation" is not yet carried through '
+        "the internal-validation and validation stages of a study (the pooled models are "
+        'in toolkit.study.imputed); use "complete-case" or "impute-median-mode" for a study run'
     ]
 
 

@@ -102,3 +102,37 @@ def write_patient_crops(folder: Path, patient: str, readers=("reader1_a", "reade
         metadata=json.dumps({"patient": patient, "synthetic": True}),
     )
     return path
+
+
+def write_multislice_crops(
+    folder: Path, patient: str, slices=(3, 2), readers=("reader1_a", "reader2"), seed=0
+):
+    """crops/<patient>.npz of a study with [imaging] slices > 1: reader r has slices[r] slice
+    crops (``slices_*``); its largest-ROI crop (the one-slice keys) is its first slice's."""
+    reader_of = np.repeat(np.arange(len(readers)), slices)
+    n = len(reader_of)
+    arterial = ct_like_crops(n, seed=seed)
+    portal = ct_like_crops(n, seed=seed + 1000)
+    mask = np.stack([tumour_mask(c) for c in portal])
+    first = np.r_[0, np.cumsum(slices)[:-1]]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{patient}.npz"
+    np.savez(
+        path,
+        readers=np.array(readers),
+        arterial=arterial[first],
+        portal=portal[first],
+        mask=mask[first],
+        slice_index=np.full(len(readers), 4),
+        centre_index=np.full((len(readers), 2), 112),
+        spacing=np.array([0.8, 0.8, 5.0]),
+        registration=np.zeros(6),
+        metadata=json.dumps({"patient": patient, "synthetic": True}),
+        slices_arterial=arterial,
+        slices_portal=portal,
+        slices_mask=mask,
+        slices_index=np.concatenate([4 + np.arange(k) for k in slices]),
+        slices_centre=np.full((n, 2), 112),
+        slices_reader=reader_of,
+    )
+    return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -151,3 +152,71 @@ def test_compiled_batch_is_capped_per_device_on_a_cpu_and_never_above_the_crops(
     assert placement.batch_size(32, 1000) == CPU_CROPS_PER_DEVICE * k
     assert placement.batch_size(3, 1000) == -(-3 // k) * k
     assert placement.batch_size(32, 1) == k  # one crop: padded to one per device
+
+
+# --------------------------------------------------------------------------- multi-slice pooling
+
+
+def test_pool_slices_is_the_exact_mean_and_maximum_per_row():
+    from toolkit.deep.extract import pool_slices
+
+    features = np.array(
+        [[1.0, -2.0], [3.0, 5.0], [0.5, 0.25], [-1.0, 4.0], [2.0, -8.0], [7.0, 1.0]], np.float32
+    )
+    row_of = np.array([1, 0, 1, 2, 1, 0])  # rows 0: crops 1, 5; 1: crops 0, 2, 4; 2: crop 3
+    mean = pool_slices(features, row_of, 3, "mean")
+    maximum = pool_slices(features, row_of, 3, "max")
+    expected_mean = [[5.0, 3.0], [3.5 / 3, -9.75 / 3], [-1.0, 4.0]]
+    np.testing.assert_array_equal(mean, np.asarray(expected_mean, np.float64).astype(np.float32))
+    np.testing.assert_array_equal(maximum, [[7.0, 5.0], [2.0, 0.25], [-1.0, 4.0]])
+    assert mean.dtype == maximum.dtype == np.float32
+    with pytest.raises(ValueError, match="pooling must be one of mean, max; got 'median'"):
+        pool_slices(features, row_of, 3, "median")
+    with pytest.raises(ValueError, match="every one of the 4 rows needs a crop"):
+        pool_slices(features, row_of, 4, "mean")
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_pooled_crops_folder_pools_each_slice_features(tmp_path, random_weights, pooling):
+    from deep_helpers import write_multislice_crops
+
+    folder = tmp_path / "crops"
+    write_multislice_crops(folder, "P001", slices=(3, 2), seed=1)
+    write_multislice_crops(folder, "P002", slices=(1, 2), seed=2)
+    write_patient_crops(folder, "P003", seed=3)  # preprocessed with slices = 1
+    out = tmp_path / "features.parquet"
+    table = extract_crops_dir(folder, out, params=random_weights, batch_size=4, pooling=pooling)
+    assert table[["patient", "reader"]].values.tolist() == [
+        ["P001", "reader1_a"],
+        ["P001", "reader2"],
+        ["P002", "reader1_a"],
+        ["P002", "reader2"],
+    ]
+    reduce = np.mean if pooling == "mean" else np.max
+    for patient, counts in (("P001", (3, 2)), ("P002", (1, 2))):
+        with np.load(folder / f"{patient}.npz") as data:
+            for phase in ("arterial", "portal"):
+                each = extract(data[f"slices_{phase}"], params=random_weights, batch_size=4)
+                starts = np.r_[0, np.cumsum(counts)]
+                expected = [reduce(each[a:b], axis=0) for a, b in itertools.pairwise(starts)]
+                got = table[table["patient"] == patient].filter(like=f"{phase}_").to_numpy()
+                np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    single = extract_crops_dir(folder, tmp_path / "one.parquet", params=random_weights)
+    assert not np.allclose(single.iloc[:2, 2:].to_numpy(), table.iloc[:2, 2:].to_numpy())
+    with np.load(folder / "P001.npz") as data:  # one-slice reading ignores the slices_* keys
+        largest = extract(data["portal"], params=random_weights, batch_size=2)
+    np.testing.assert_allclose(single.filter(like="portal_").to_numpy()[:2], largest, atol=1e-5)
+    provenance = read_parquet_provenance(out)
+    assert provenance["settings"]["pooling"] == pooling
+    assert [row["slices"] for row in provenance["slices_pooled"]] == [3, 2, 1, 2]
+    [excluded] = provenance["excluded"]
+    assert excluded["patient"] == "P003"
+    assert "missing slices_arterial, slices_portal, slices_reader" in excluded["reason"]
+    assert "pooling" not in read_parquet_provenance(tmp_path / "one.parquet")["settings"]
+
+
+def test_unknown_pooling_of_a_crops_folder_is_refused(tmp_path, random_weights):
+    write_patient_crops(tmp_path / "crops", "P001", seed=1)
+    with pytest.raises(ValueError, match="pooling must be None or one of mean, max; got 'sum'"):
+        extract_crops_dir(tmp_path / "crops", tmp_path / "f.parquet", params=random_weights,
+                          pooling="sum")  # fmt: skip

@@ -394,3 +394,114 @@ def test_spacing_and_mask_phase_are_study_settings():
     settings = PreprocessSettings.from_config(loads_study(toml), qc=False)
     assert (settings.spacing_mm, settings.mask_phase) == (1.5, "portal")
     assert (settings.register, settings.qc, settings.crop_size) == (False, False, 224)
+
+
+# --------------------------------------------------------------------------- multi-slice crops
+
+ONE_SLICE_KEYS = [
+    "arterial", "portal", "mask", "slice_index", "centre_index",
+    "readers", "spacing", "registration", "metadata",
+]  # fmt: skip
+# settings_hash of these settings' as_dict, computed by the code before `slices` existed
+# (main at 9eb682f): a one-slice study's crops keep their hash, so they are not redone
+PINNED_SETTINGS_HASHES = {
+    "default": "71dc22e81110c97292d6db885ff676c3a7908503f8ae221a23b2a2b83a6f597d",
+    "64, unregistered": "11c4c4f02231fc8782bcd25691bd011a62c427654c29884738126930b6e8f53f",
+    # the same with the tiny cohort's readers, as preprocess_cohort fills them in
+    "64, unregistered, 3 readers": (
+        "8214ef89276890707e89ee6c89e38feea9d86ca27da529fab454dde6e4cd3e16"
+    ),
+}
+UNREGISTERED = PreprocessSettings(crop_size=64, register=False)
+
+
+def test_one_slice_settings_hash_is_the_one_from_before_slices_existed():
+    from toolkit.artifacts import settings_hash
+
+    assert "slices" not in PreprocessSettings().as_dict()
+    assert settings_hash(PreprocessSettings().as_dict()) == PINNED_SETTINGS_HASHES["default"]
+    pinned = PINNED_SETTINGS_HASHES["64, unregistered"]
+    assert settings_hash(UNREGISTERED.as_dict()) == pinned
+    assert PreprocessSettings(slices=3).as_dict()["slices"] == 3
+    assert (
+        settings_hash(PreprocessSettings(slices=3).as_dict()) != PINNED_SETTINGS_HASHES["default"]
+    )
+
+
+def _without_settings(metadata) -> dict:
+    meta = json.loads(str(metadata))
+    return {k: v for k, v in meta.items() if k not in ("settings", "settings_hash")}
+
+
+def test_multi_slice_crops_add_keys_and_leave_the_one_slice_crops_bit_for_bit(
+    tiny_cohort, tmp_path
+):
+    from dataclasses import replace
+
+    from toolkit.imaging.roi import tumour_slices
+
+    manifest = _cohort(tiny_cohort, tmp_path, ("P004",))
+    _run(manifest, tmp_path / "one", UNREGISTERED)
+    _run(manifest, tmp_path / "three", replace(UNREGISTERED, slices=3))
+    with (
+        np.load(tmp_path / "one" / "P004.npz") as one,
+        np.load(tmp_path / "three" / "P004.npz") as k,
+    ):
+        assert one.files == ONE_SLICE_KEYS  # the contract of one-slice crops, unchanged
+        meta = json.loads(str(one["metadata"]))
+        assert "slices" not in meta["settings"]
+        assert meta["settings_hash"] == PINNED_SETTINGS_HASHES["64, unregistered, 3 readers"]
+        added = {f"slices_{x}" for x in ("arterial", "portal", "mask", "index", "centre", "reader")}
+        assert set(k.files) == set(ONE_SLICE_KEYS) | added
+        for key in ONE_SLICE_KEYS[:-1]:  # the largest-ROI crops do not depend on `slices`
+            assert one[key].dtype == k[key].dtype and one[key].tobytes() == k[key].tobytes(), key
+        assert _without_settings(one["metadata"]) == _without_settings(k["metadata"])
+        assert json.loads(str(k["metadata"]))["settings"]["slices"] == 3
+        readers = list(k["readers"])
+        for r, reader in enumerate(readers):
+            name = f"mask_{reader}.nii.gz"
+            mask = sitk.GetArrayFromImage(_image(tmp_path / "images" / "P004", name)) > 0.5
+            expected = tumour_slices(mask, 3)  # unregistered: the mask's grid is the portal's
+            mine = k["slices_reader"] == r
+            assert k["slices_index"][mine].tolist() == expected.tolist()
+            assert len(expected) == 3 and one["slice_index"][r] in expected
+            at_largest = np.flatnonzero(mine)[expected.tolist().index(one["slice_index"][r])]
+            for phase in ("arterial", "portal", "mask"):
+                assert k[f"slices_{phase}"][at_largest].tobytes() == one[phase][r].tobytes()
+        assert k["slices_reader"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+        assert k["slices_arterial"].shape == (9, 64, 64) and k["slices_mask"].dtype == np.uint8
+        assert k["slices_centre"].shape == (9, 2)
+
+
+def test_all_slices_crops_every_slice_with_tumour(tiny_cohort, tmp_path):
+    from dataclasses import replace
+
+    manifest = _cohort(tiny_cohort, tmp_path, ("P004",))
+    _run(manifest, tmp_path / "all", replace(UNREGISTERED, slices="all"))
+    mask = sitk.GetArrayFromImage(_image(tmp_path / "images" / "P004", "mask_reader2.nii.gz"))
+    with np.load(tmp_path / "all" / "P004.npz") as npz:
+        last = npz["slices_reader"] == 2
+        expected = np.flatnonzero((mask > 0.5).reshape(len(mask), -1).any(axis=1))
+        assert npz["slices_index"][last].tolist() == expected.tolist()
+        assert len(expected) > 1
+        # each slice's crop is centred on its own slice's ROI centroid and z-scored over the crop
+        from toolkit.imaging.roi import centroid
+
+        centres = [list(centroid(mask[z] > 0.5)) for z in expected]
+        assert npz["slices_centre"][last].tolist() == centres
+        assert npz["slices_mask"][last].sum(axis=(1, 2)).tolist() == [
+            int((mask[z] > 0.5).sum()) for z in expected
+        ]  # the whole ROI of each slice lies in its 64 x 64 crop
+        np.testing.assert_allclose(npz["slices_portal"].mean(axis=(1, 2)), 0.0, atol=1e-4)
+
+
+def test_slices_come_from_the_study_config_and_bad_values_are_refused():
+    from toolkit.config import loads_study
+    from toolkit.synth.cohort import STUDY_TOML
+
+    toml = STUDY_TOML.replace("register = true", 'register = true\nslices = "all"')
+    assert PreprocessSettings.from_config(loads_study(toml)).slices == "all"
+    assert PreprocessSettings.from_config(loads_study(STUDY_TOML)).slices == 1
+    for bad in (0, -1, True, "most"):
+        with pytest.raises(ValueError, match="slices must be a positive integer or 'all'"):
+            PreprocessSettings(slices=bad)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from toolkit.imaging import roi
 from toolkit.imaging.roi import (
     RoiError,
     border_value,
@@ -66,3 +67,71 @@ def test_border_value_is_the_median_of_the_edge():
     image[:, 0] = -1000.0
     image[-1, :] = -1000.0
     assert border_value(image) == -1000.0
+
+
+def _mask_with_areas(areas, shape=(12, 12)):
+    """A (len(areas), *shape) mask whose slice z holds areas[z] tumour pixels."""
+    mask = np.zeros((len(areas), *shape), np.uint8)
+    for z, area in enumerate(areas):
+        mask[z].flat[:area] = 1
+    return mask
+
+
+# slice:                 0  1  2  3  4  5  6  7  8  9
+INTERIOR = _mask_with_areas([0, 0, 3, 5, 9, 7, 4, 2, 0, 0])  # tumour on 2..7, largest 4
+
+
+@pytest.mark.parametrize(
+    ("slices", "expected"),
+    [
+        (1, [4]),
+        (3, [3, 4, 5]),  # odd: the largest in the middle
+        (5, [2, 3, 4, 5, 6]),
+        (2, [3, 4]),  # even: k/2 below the largest, k/2 - 1 above
+        (4, [2, 3, 4, 5]),
+        (6, [2, 3, 4, 5, 6, 7]),  # the whole tumour
+        (7, [2, 3, 4, 5, 6, 7]),  # more than the tumour has: all of it, never a slice without
+        ("all", [2, 3, 4, 5, 6, 7]),
+    ],
+)
+def test_tumour_slices_around_the_largest(slices, expected):
+    assert roi.tumour_slices(INTERIOR, slices).tolist() == expected
+
+
+def test_tumour_slices_shift_back_inside_at_the_tumour_and_volume_edge():
+    # largest at slice 0, the volume's first: the window shifts up, keeping k slices
+    first = _mask_with_areas([9, 7, 5, 3, 1, 0])
+    assert roi.tumour_slices(first, 3).tolist() == [0, 1, 2]
+    assert roi.tumour_slices(first, 4).tolist() == [0, 1, 2, 3]
+    # largest at the volume's last slice: shifts down
+    last = _mask_with_areas([0, 1, 2, 3, 9])
+    assert roi.tumour_slices(last, 3).tolist() == [2, 3, 4]
+    assert roi.tumour_slices(last, 2).tolist() == [3, 4]
+    # largest at the tumour's last slice inside the volume: the empty slices beyond are not used
+    top = _mask_with_areas([0, 2, 4, 8, 0, 0])
+    assert roi.tumour_slices(top, 3).tolist() == [1, 2, 3]
+    assert roi.tumour_slices(top, 2).tolist() == [2, 3]
+    # a one-slice tumour gives that slice whatever k
+    single = _mask_with_areas([0, 0, 6, 0])
+    assert roi.tumour_slices(single, 5).tolist() == [2]
+    assert roi.tumour_slices(single, "all").tolist() == [2]
+
+
+def test_tumour_slices_skip_slices_without_tumour_and_take_the_first_largest():
+    gapped = _mask_with_areas([2, 0, 9, 0, 4, 3])  # tumour on 0, 2, 4, 5
+    assert roi.tumour_slices(gapped, 3).tolist() == [0, 2, 4]
+    assert roi.tumour_slices(gapped, "all").tolist() == [0, 2, 4, 5]
+    tied = _mask_with_areas([0, 5, 5, 5, 0])  # largest_slice takes the first of a tie: 1
+    assert roi.tumour_slices(tied, 1).tolist() == [1]
+    assert roi.tumour_slices(tied, 2).tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("bad", [0, -2, True, 2.5, "some", None])
+def test_tumour_slices_refuse_what_is_not_a_count_or_all(bad):
+    with pytest.raises(ValueError, match="slices must be a positive integer or 'all'"):
+        roi.tumour_slices(INTERIOR, bad)
+
+
+def test_tumour_slices_of_an_empty_mask_is_an_roi_error():
+    with pytest.raises(roi.RoiError):
+        roi.tumour_slices(np.zeros((3, 4, 4), np.uint8), 3)

@@ -21,6 +21,7 @@ TABLES = (
     "tbl-optimism",
     "tbl-rcheck",
     "tbl-internal",
+    "tbl-decision",
     "suptbl-exclusions",
     "suptbl-signature",
     "suptbl-univariate",
@@ -206,6 +207,30 @@ def test_internal_validation_table_equals_its_parquet(page, study_dir, text_of):
     assert f"In each of {record['B']} bootstrap resamples of the training set" in page
     tripod = page.split('id="suptbl-tripod"')[1].split("</table>")[0]
     assert tripod.count('href="#sec-internal"') == 2  # items 12c and 23a
+
+
+def test_decision_table_equals_its_parquet(page, study_dir, text_of):
+    import pandas as pd
+
+    summary = pd.read_parquet(study_dir / "results" / "tables" / "decision_summary.parquet")
+    table = text_of(page, "tbl-decision")
+    for (name, horizon, threshold), at in summary.groupby(["set", "horizon", "threshold"]):
+        by_model = at.set_index("model")
+        integrated, gain = by_model.loc["integrated"], by_model.loc["integrated - clinical"]
+        cells = [
+            f"{100 * threshold:g}%",
+            fmt.number(integrated["treat_all"]),
+            *(fmt.number(by_model.loc[m, "net_benefit"]) for m in ("signature", "clinical")),
+            fmt.number(integrated["net_benefit"]),
+            fmt.number(integrated["interventions_avoided"], 1),
+            fmt.with_ci(gain["net_benefit"], gain["lower"], gain["upper"]),
+        ]
+        assert " ".join(cells) in table, (name, horizon, threshold)
+    from bs4 import BeautifulSoup
+
+    text = BeautifulSoup(page, "html.parser").get_text(" ", strip=True)
+    assert "net interventions avoided per 100 patients" in text
+    assert "threshold probabilities of 10%, 20%, 30%, 40%, 50%" in text
 
 
 def test_r_check_table_lists_every_check(page, study_dir, text_of):

@@ -36,6 +36,7 @@ TABLES = [
     "signature_features",
     "calibration",
     "decision",
+    "decision_summary",
     "td_auc",
     "cindex",
     "exclusions",
@@ -145,6 +146,55 @@ def test_accuracy_block_brier_ipa_auc_ci_and_calibration_slope(study_run):
             for large in entry["calibration_in_the_large"].values():
                 assert large["oe"] == pytest.approx(large["observed"] / large["expected"])
                 assert large["lower"] <= large["oe"] <= large["upper"]
+
+
+def test_decision_summary_is_dcurves_net_benefit_with_the_bootstrap_difference(study_run):
+    """decision_summary.parquet recomputed from the study's models by stats.decision
+    (dcurves' rules; the paired bootstrap of the difference from validation.seed)."""
+    from toolkit.config import load_study, prepare_clinical, read_clinical
+    from toolkit.imaging.manifest import study_manifest
+    from toolkit.stats.decision import compare, decision_curve
+    from toolkit.study.nomograms import FittedModel
+
+    study, _, _ = study_run
+    results = study / "results"
+    table = pd.read_parquet(results / "tables" / "decision_summary.parquet")
+    config = load_study(study / "cohort")
+    clinical = read_clinical(config, study / "cohort", study_manifest(config, study / "cohort"))
+    frame = prepare_clinical(config, clinical).frame
+    scores = pd.read_parquet(results / "tables" / "scores.parquet")
+    frame["signature"] = scores.loc[frame.index, "signature"]
+    models = contracts.StudyModels.read(results / "models.json", model=FittedModel).models
+    assert sorted(table["threshold"].unique()) == [0.1, 0.2, 0.3, 0.4, 0.5]
+    assert set(table["set"]) == {"train", "validation"}
+    thresholds, boot = [0.1, 0.2, 0.3, 0.4, 0.5], config.validation
+    for name in ("train", "validation"):
+        followed = frame.loc[frame["set"] == name, "time"].max()
+        within = [h for h in boot.decision_times if h <= followed]
+        assert sorted(table.loc[table["set"] == name, "horizon"].unique()) == within
+    for (name, horizon), block in table.groupby(["set", "horizon"]):
+        rows = frame[frame["set"] == name]
+        t, e = rows["time"].to_numpy(float), rows["event"].to_numpy(float)
+        risk = {m: 1 - models[m].survival(rows, [horizon])[:, 0] for m in models}
+        by_model = {m: b.sort_values("threshold") for m, b in block.groupby("model")}
+        for m in ("signature", "clinical", "integrated"):
+            curve = decision_curve(t, e, risk[m], horizon, thresholds)
+            got = by_model[m]
+            np.testing.assert_array_equal(got["net_benefit"], curve.net_benefit)
+            np.testing.assert_array_equal(got["treat_all"], curve.treat_all)
+            np.testing.assert_array_equal(got["interventions_avoided"], curve.interventions_avoided)
+        for a, b in (("integrated", "clinical"), ("signature", "clinical")):
+            diff = compare(
+                t, e, risk[a], risk[b], horizon, thresholds, B=boot.n_bootstrap, seed=boot.seed
+            )
+            got = by_model[f"{a} - {b}"]
+            np.testing.assert_array_equal(got["net_benefit"], diff.difference)
+            np.testing.assert_array_equal(got[["lower", "upper"]].T, [diff.lower, diff.upper])
+            counts = got["n_resamples"].to_numpy()
+            assert ((0 <= counts) & (counts <= boot.n_bootstrap)).all()
+            assert got.loc[counts == 0, ["lower", "upper"]].isna().all().all()
+    gains = table[table["model"] == "integrated - clinical"]
+    assert (gains["n_resamples"] > 0).any()
 
 
 def test_fixed_model_validation_is_rms_validate_shaped(study_run):

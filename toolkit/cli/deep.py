@@ -92,6 +92,13 @@ def extract(
     batch_size: Annotated[int, typer.Option(min=1, help="Crops per compiled batch.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed of --weights random.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    pooling: Annotated[
+        str | None,
+        typer.Option(
+            help="mean or max: pool the features of every slice the crops hold (crops made "
+            "with [imaging] slices other than 1); default: the largest-ROI slice only."
+        ),
+    ] = None,
 ) -> None:
     """DenseNet-121 features of every patient and reader -> features.parquet."""
     import sys
@@ -111,6 +118,7 @@ def extract(
             normalization=normalization,
             batch_size=batch_size,
             progress=progress,
+            pooling=pooling,
         )
     except (ValueError, W.WeightsNotInstalledError, CropError, FileNotFoundError) as error:
         raise fail(str(error)) from error

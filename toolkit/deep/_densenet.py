@@ -117,9 +117,16 @@ class DenseNet121(nn.Module):
     Returns ``(feature_map, pooled)``: the final feature map after the last batch
     norm + ReLU, (N, 7, 7, 1024) in the compute dtype, and its global average,
     (N, 1024) float32.
+
+    ``blocks``, ``growth_rate`` and ``stem_features`` are DenseNet-121's by default
+    (the only values ImageNet weights fit); smaller ones give the reduced-width
+    networks that the fine-tuning tests train in seconds on a CPU.
     """
 
     dtype: Any = jnp.float32
+    blocks: tuple[int, ...] = BLOCKS
+    growth_rate: int = GROWTH_RATE
+    stem_features: int = STEM_FEATURES
 
     def _conv(self, x, features: int, size: int, name: str, stride: int = 1, pad: int = 0):
         return nn.Conv(
@@ -139,20 +146,20 @@ class DenseNet121(nn.Module):
     @nn.compact
     def __call__(self, images: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         x = images.astype(self.dtype)
-        x = self._conv(x, STEM_FEATURES, 7, "conv1_conv", stride=2, pad=3)
+        x = self._conv(x, self.stem_features, 7, "conv1_conv", stride=2, pad=3)
         x = self._bn_relu(x, "conv1_bn")
         # After the ReLU every value is >= 0, so max pooling's -inf padding equals
         # Keras's zero padding.
         x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-        for stage, n_layers in enumerate(BLOCKS, start=2):
+        for stage, n_layers in enumerate(self.blocks, start=2):
             for layer in range(1, n_layers + 1):
                 prefix = f"conv{stage}_block{layer}"
                 y = self._bn_relu(x, f"{prefix}_0_bn")
-                y = self._conv(y, BOTTLENECK * GROWTH_RATE, 1, f"{prefix}_1_conv")
+                y = self._conv(y, BOTTLENECK * self.growth_rate, 1, f"{prefix}_1_conv")
                 y = self._bn_relu(y, f"{prefix}_1_bn")
-                y = self._conv(y, GROWTH_RATE, 3, f"{prefix}_2_conv", pad=1)
+                y = self._conv(y, self.growth_rate, 3, f"{prefix}_2_conv", pad=1)
                 x = jnp.concatenate([x, y], axis=-1)
-            if stage < 2 + len(BLOCKS) - 1:
+            if stage < 2 + len(self.blocks) - 1:
                 x = self._bn_relu(x, f"pool{stage}_bn")
                 x = nn.avg_pool(x, (2, 2), strides=(2, 2))
                 x = self._conv(x, x.shape[-1] // 2, 1, f"pool{stage}_conv")

@@ -10,7 +10,10 @@ with `jax.sharding` (on a CPU, start Python with
 core; `sigkit extract` does that itself).
 
 `extract_crops_dir` reads `sigkit preprocess`'s `crops/<patient>.npz` files and
-builds the features table of docs/contracts.md.
+builds the features table of docs/contracts.md: from each patient's and reader's
+largest-ROI crop, or, for a study with ``[imaging] slices`` other than 1, from the
+crops of every chosen slice (the ``slices_*`` keys), pooled over the slices by
+`pool_slices`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +46,7 @@ DEFAULT_WINDOW = (-3.0, 3.0)
 # caches (measured on 2 EPYC cores: 0.035 CPU-s per image at 1-4 crops, 0.042 at 8, 0.048
 # at 16, 0.07 at 32), so the compiled batch is capped at this many crops per device.
 CPU_CROPS_PER_DEVICE = 4
+POOLINGS = ("mean", "max")
 
 
 class CropError(ValueError):
@@ -248,37 +253,60 @@ def feature_maps(
 
 @dataclass(frozen=True)
 class CropsDirectory:
-    """Crops read from `sigkit preprocess`'s folder, in (patient, reader) row order."""
+    """Crops read from `sigkit preprocess`'s folder, in (patient, reader) row order.
+
+    One-slice reading: one crop per row, ``row_of`` None. Every-slice reading
+    (``read_crops_dir(..., slices=True)``): each row's slice crops in turn, and
+    ``row_of[i]`` is the row that crop i belongs to.
+    """
 
     patients: list[str]
     readers: list[str]
-    crops: dict[str, np.ndarray]  # phase -> (rows, 224, 224)
+    crops: dict[str, np.ndarray]  # phase -> (crops, 224, 224)
     hashes: dict[str, str]
     excluded: list[dict[str, str]]
     synthetic: bool | None
+    row_of: np.ndarray | None = None
 
 
-def _read_npz(path: Path) -> tuple[list[str], dict[str, np.ndarray], bool | None]:
+_SLICE_KEYS = (*(f"slices_{phase}" for phase in PHASES), "slices_reader")
+
+
+def _read_npz(path: Path, slices: bool = False):
+    """readers, phase -> crops, synthetic flag, and the reader of each crop (None: one each)."""
     with np.load(path, allow_pickle=False) as data:
-        missing = [key for key in ("readers", *PHASES) if key not in data.files]
+        wanted = ("readers", *(_SLICE_KEYS if slices else PHASES))
+        missing = [key for key in wanted if key not in data.files]
         if missing:
-            raise CropError(f"{path.name}: missing {', '.join(missing)}")
+            why = " (preprocessed with [imaging] slices = 1?)" if slices else ""
+            raise CropError(f"{path.name}: missing {', '.join(missing)}{why}")
         readers = [str(r) for r in data["readers"]]
-        phases = {phase: np.asarray(data[phase]) for phase in PHASES}
+        prefix = "slices_" if slices else ""
+        phases = {phase: np.asarray(data[prefix + phase]) for phase in PHASES}
+        reader_of = np.asarray(data["slices_reader"]) if slices else np.arange(len(readers))
         meta = json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+    n = len(reader_of)
     for phase, array in phases.items():
-        if array.shape != (len(readers), CROP_SIZE, CROP_SIZE):
+        if array.shape != (n, CROP_SIZE, CROP_SIZE):
             raise CropError(
-                f"{path.stem}: {phase} crops have shape {array.shape}, expected "
-                f"({len(readers)}, {CROP_SIZE}, {CROP_SIZE}) for readers {readers}"
+                f"{path.stem}: {prefix}{phase} crops have shape {array.shape}, expected "
+                f"({n}, {CROP_SIZE}, {CROP_SIZE}) for readers {readers}"
             )
-        phases[phase] = check_crops(array, [f"{path.stem} ({phase}, {r})" for r in readers])
+        names = [f"{path.stem} ({phase}, {readers[r]})" for r in reader_of]
+        phases[phase] = check_crops(array, names)
+    without = sorted(set(range(len(readers))) - set(reader_of.tolist()))
+    if without or reader_of.min(initial=0) < 0 or reader_of.max(initial=0) >= len(readers):
+        raise CropError(f"{path.stem}: slices_reader does not give every reader a slice")
     synthetic = meta.get("synthetic") if isinstance(meta, dict) else None
-    return readers, phases, synthetic
+    return readers, phases, synthetic, (reader_of if slices else None)
 
 
-def read_crops_dir(crops_dir: str | os.PathLike[str]) -> CropsDirectory:
-    """Read every crops/<patient>.npz; a bad file is excluded with its reason (never silently)."""
+def read_crops_dir(crops_dir: str | os.PathLike[str], *, slices: bool = False) -> CropsDirectory:
+    """Read every crops/<patient>.npz; a bad file is excluded with its reason (never silently).
+
+    ``slices``: read the crops of every chosen slice (``slices_*``) instead of the
+    largest-ROI slice's; a file without them is excluded, saying so.
+    """
     from toolkit.artifacts import file_hash
 
     crops_dir = Path(crops_dir)
@@ -288,15 +316,18 @@ def read_crops_dir(crops_dir: str | os.PathLike[str]) -> CropsDirectory:
     patients: list[str] = []
     readers: list[str] = []
     stacks: dict[str, list[np.ndarray]] = {phase: [] for phase in PHASES}
+    rows: list[np.ndarray] = []
     hashes: dict[str, str] = {}
     excluded: list[dict[str, str]] = []
     flags: set[bool | None] = set()
     for path in files:
         try:
-            names, phases, synthetic = _read_npz(path)
+            names, phases, synthetic, reader_of = _read_npz(path, slices)
         except (CropError, ValueError, OSError, KeyError) as error:
             excluded.append({"patient": path.stem, "reason": str(error)})
             continue
+        if reader_of is not None:
+            rows.append(len(patients) + reader_of)
         patients += [path.stem] * len(names)
         readers += names
         for phase in PHASES:
@@ -313,7 +344,29 @@ def read_crops_dir(crops_dir: str | os.PathLike[str]) -> CropsDirectory:
         hashes=hashes,
         excluded=excluded,
         synthetic=flags.pop() if len(flags) == 1 else None,
+        row_of=np.concatenate(rows) if slices else None,
     )
+
+
+def pool_slices(features: np.ndarray, row_of: np.ndarray, n_rows: int, pooling: str) -> np.ndarray:
+    """Per row r, the mean or the maximum, feature by feature, of the crops i with row_of[i] = r.
+
+    The mean is summed in float64 and rounded once to float32; the maximum is exact.
+    Every row must have at least one crop. Returns (n_rows, features) float32.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
+    row_of = np.asarray(row_of)
+    counts = np.bincount(row_of, minlength=n_rows)
+    if len(counts) != n_rows or not counts.all():
+        raise ValueError(f"every one of the {n_rows} rows needs a crop; row counts {counts}")
+    order = np.argsort(row_of, kind="stable")
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    values = np.asarray(features)[order]
+    if pooling == "max":
+        return np.maximum.reduceat(values, starts, axis=0).astype(np.float32)
+    sums = np.add.reduceat(values.astype(np.float64), starts, axis=0)
+    return (sums / counts[:, None]).astype(np.float32)
 
 
 def feature_columns(phase: str) -> list[str]:
@@ -329,25 +382,29 @@ def extract_crops_dir(
     normalization: str = "zscore",
     batch_size: int = 32,
     progress: bool = False,
+    pooling: str | None = None,
 ):
     """Write features.parquet (docs/contracts.md) for a crops folder; return the table.
 
     One row per patient and reader: `patient`, `reader`, `arterial_0000…1023`,
-    `portal_0000…1023` (float32). Provenance: the weights' origin and SHA-256,
-    each crop file's hash, the settings, the patients excluded and why.
+    `portal_0000…1023` (float32). ``pooling`` None: the features of the largest-ROI
+    slice's crop (a one-slice study); ``"mean"`` or ``"max"``: the features of every
+    chosen slice's crop (``slices_*``), pooled per row by `pool_slices`. Provenance:
+    the weights' origin and SHA-256, each crop file's hash, the settings (with the
+    pooling, and the number of slices pooled per row, when pooled), the patients
+    excluded and why.
     """
     import pandas as pd
 
     from toolkit.artifacts import provenance, write_parquet
 
+    if pooling is not None and pooling not in POOLINGS:
+        raise ValueError(f"pooling must be None or one of {', '.join(POOLINGS)}; got {pooling!r}")
     weights = resolve_weights(params)
-    data = read_crops_dir(crops_dir)
+    data = read_crops_dir(crops_dir, slices=pooling is not None)
     both = np.concatenate([data.crops[phase] for phase in PHASES])
-    labels = [
-        f"{p} ({phase}, {r})"
-        for phase in PHASES
-        for p, r in zip(data.patients, data.readers, strict=True)
-    ]
+    rows = data.row_of if data.row_of is not None else np.arange(len(data.patients))
+    labels = [f"{data.patients[r]} ({phase}, {data.readers[r]})" for phase in PHASES for r in rows]
     features = extract(
         both,
         params=weights,
@@ -357,18 +414,32 @@ def extract_crops_dir(
         progress=progress,
         patients=labels,
     )
-    n = len(data.patients)
+    n, m = len(data.patients), len(rows)
     blocks = [pd.DataFrame({"patient": data.patients, "reader": data.readers})]
     for index, phase in enumerate(PHASES):
-        values = features[index * n : (index + 1) * n]
+        values = features[index * m : (index + 1) * m]
+        if pooling is not None:
+            values = pool_slices(values, rows, n, pooling)
         blocks.append(pd.DataFrame(values, columns=feature_columns(phase)))
     table = pd.concat(blocks, axis=1)
-    settings = {"dtype": dtype, "normalization": normalization, "batch_size": batch_size}
+    settings: dict[str, Any] = {
+        "dtype": dtype,
+        "normalization": normalization,
+        "batch_size": batch_size,
+    }
+    if pooling is not None:
+        settings["pooling"] = pooling
     block = provenance(
         inputs=data.hashes, settings=settings, weights=weights.origin, synthetic=data.synthetic
     )
     block.update({k: v for k, v in weights.describe().items() if k != "weights"})
     block["excluded"] = data.excluded
     block["devices"] = [str(d) for d in jax.local_devices()]
+    if pooling is not None:
+        counts = np.bincount(rows, minlength=n)
+        block["slices_pooled"] = [
+            {"patient": p, "reader": r, "slices": int(c)}
+            for p, r, c in zip(data.patients, data.readers, counts, strict=True)
+        ]
     write_parquet(out, table, block)
     return table

@@ -7,7 +7,9 @@ register the arterial phase onto the portal phase (Euler3D, Mattes MI:
 :mod:`toolkit.imaging.register`); resample the masks onto the portal grid
 (optionally with a fixed in-plane spacing); then for each reader take the axial
 slice with the largest ROI, crop both phases 224 x 224 around the ROI centroid
-(padded with the slice's background value) and z-score the crop (or the ROI).
+(padded with the slice's background value) and z-score the crop (or the ROI);
+with ``slices`` other than 1, the same for each slice that
+:func:`toolkit.imaging.roi.tumour_slices` chooses, around that slice's own centroid.
 Writes ``crops/<patient>.npz`` (docs/contracts.md) and ``crops/qc/<patient>.png``.
 
 Per cohort (:func:`preprocess_cohort`): patients fan out through Dask
@@ -57,6 +59,10 @@ class PreprocessSettings:
     register: register arterial onto portal; False resamples by physical position only.
     spacing_mm: resample in-plane to this spacing before cropping (None: keep the portal grid).
     mask_phase: the phase the masks were drawn on ("arterial": they follow the registration).
+    slices: 1 (the largest-ROI slice only), k > 1 or "all": also write the crops of the slices
+        that `toolkit.imaging.roi.tumour_slices` chooses (the ``slices_*`` keys of the crops).
+        1 is left out of `as_dict`, so one-slice crops keep the settings hash they had
+        before the setting existed.
     qc: write crops/qc/<patient>.png.
     """
 
@@ -66,6 +72,7 @@ class PreprocessSettings:
     register: bool = True
     spacing_mm: float | None = None
     mask_phase: str = "arterial"
+    slices: int | str = 1
     qc: bool = True
     registration: RegistrationSettings = field(default_factory=RegistrationSettings)
 
@@ -80,6 +87,9 @@ class PreprocessSettings:
             raise ValueError(f"crop_size must be at least 8 pixels, not {self.crop_size}")
         if self.spacing_mm is not None and self.spacing_mm <= 0:
             raise ValueError(f"spacing_mm must be positive, not {self.spacing_mm}")
+        one_or_more = isinstance(self.slices, int) and not isinstance(self.slices, bool)
+        if not (self.slices == "all" or (one_or_more and self.slices >= 1)):
+            raise ValueError(f"slices must be a positive integer or 'all', not {self.slices!r}")
 
     @classmethod
     def from_config(cls, config: StudyConfig, **overrides: Any) -> PreprocessSettings:
@@ -95,6 +105,7 @@ class PreprocessSettings:
             "register": imaging.register_phases,
             "spacing_mm": imaging.spacing_mm,
             "mask_phase": imaging.mask_phase,
+            "slices": imaging.slices,
         }
         return cls(**(values | overrides))
 
@@ -102,6 +113,8 @@ class PreprocessSettings:
         data = asdict(self)
         data["readers"] = list(self.readers or [])
         data.pop("qc")  # the QC picture does not change the crops
+        if self.slices == 1:
+            data.pop("slices")  # as before the setting existed: the same settings hash
         return data
 
 
@@ -319,39 +332,69 @@ def _phase_slice(image, grid, transform, k: int, fill: float) -> np.ndarray:
 
 
 def _crops(arterial, portal, grid, transform, masks, settings) -> dict[str, np.ndarray]:
-    """Per reader: largest-ROI slice, centroid, both phases' crops, the mask crop."""
+    """Per reader: largest-ROI slice, centroid, both phases' crops, the mask crop; with
+    ``settings.slices`` other than 1, also every chosen slice's crops (`_slice_crops`)."""
     import SimpleITK as sitk
 
     from toolkit.imaging import roi
 
     identity = sitk.Transform(3, sitk.sitkIdentity)
-    size = settings.crop_size
-    art_fill = roi.border_value(sitk.GetArrayViewFromImage(arterial)[0])
-    por_fill = roi.border_value(sitk.GetArrayViewFromImage(portal)[0])
-    out: dict[str, list] = {k: [] for k in ("arterial", "portal", "mask", "slice", "centre")}
+    fills = (
+        roi.border_value(sitk.GetArrayViewFromImage(arterial)[0]),
+        roi.border_value(sitk.GetArrayViewFromImage(portal)[0]),
+    )
     cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for mask in masks.values():
-        k = roi.largest_slice(mask)
-        centre = roi.centroid(mask[k])
+
+    def planes(k: int) -> tuple[np.ndarray, np.ndarray]:
         if k not in cache:
             cache[k] = (
-                _phase_slice(arterial, grid, transform, k, art_fill),
-                _phase_slice(portal, grid, identity, k, por_fill),
+                _phase_slice(arterial, grid, transform, k, fills[0]),
+                _phase_slice(portal, grid, identity, k, fills[1]),
             )
-        art, por = cache[k]
-        mask_crop = roi.crop(mask[k], centre, size, 0)
-        for name, plane, fill in (("arterial", art, art_fill), ("portal", por, por_fill)):
-            window = roi.crop(plane, centre, size, fill)
-            out[name].append(roi.zscore(window, mask_crop, settings.zscore))
-        out["mask"].append(mask_crop)
-        out["slice"].append(k)
-        out["centre"].append(centre)
+        return cache[k]
+
+    chosen = [[roi.largest_slice(mask)] for mask in masks.values()]
+    out = _slice_crops(list(masks.values()), chosen, planes, fills, settings)
+    arrays = {
+        "arterial": out["arterial"],
+        "portal": out["portal"],
+        "mask": out["mask"],
+        "slice_index": out["index"],
+        "centre_index": out["centre"],
+    }
+    if settings.slices != 1:
+        chosen = [roi.tumour_slices(mask, settings.slices).tolist() for mask in masks.values()]
+        extra = _slice_crops(list(masks.values()), chosen, planes, fills, settings)
+        arrays |= {f"slices_{key}": value for key, value in extra.items()}
+    return arrays
+
+
+def _slice_crops(masks, chosen, planes, fills, settings) -> dict[str, np.ndarray]:
+    """The crops of slices ``chosen[r]`` of reader r's mask, readers in order, each centred
+    at its own slice's ROI centroid and z-scored as the largest-ROI slice's crop is."""
+    from toolkit.imaging import roi
+
+    size = settings.crop_size
+    keys = ("arterial", "portal", "mask", "index", "centre", "reader")
+    out: dict[str, list] = {k: [] for k in keys}
+    for reader, (mask, ks) in enumerate(zip(masks, chosen, strict=True)):
+        for k in ks:
+            centre = roi.centroid(mask[k])
+            mask_crop = roi.crop(mask[k], centre, size, 0)
+            for name, plane, fill in zip(("arterial", "portal"), planes(k), fills, strict=True):
+                window = roi.crop(plane, centre, size, fill)
+                out[name].append(roi.zscore(window, mask_crop, settings.zscore))
+            out["mask"].append(mask_crop)
+            out["index"].append(k)
+            out["centre"].append(centre)
+            out["reader"].append(reader)
     return {
         "arterial": np.stack(out["arterial"]).astype(np.float32),
         "portal": np.stack(out["portal"]).astype(np.float32),
         "mask": np.stack(out["mask"]).astype(np.uint8),
-        "slice_index": np.asarray(out["slice"], dtype=np.int64),
-        "centre_index": np.asarray(out["centre"], dtype=np.int64),
+        "index": np.asarray(out["index"], dtype=np.int64),
+        "centre": np.asarray(out["centre"], dtype=np.int64),
+        "reader": np.asarray(out["reader"], dtype=np.int64),
     }
 
 

@@ -3,7 +3,8 @@
 The paper's recipe: the axial slice where the delineated tumour is largest, a
 224 x 224 square centred at the ROI's centroid in that slice, and a z-score
 (subtract the mean, divide by the standard deviation) over the square. The
-z-score over the ROI's pixels only is an option.
+z-score over the ROI's pixels only is an option, and so are more slices than the
+largest one (`tumour_slices`: k around it, or every slice with tumour).
 """
 
 from __future__ import annotations
@@ -53,6 +54,38 @@ def largest_slice(mask: np.ndarray) -> int:
     if areas.max() <= 0:
         raise RoiError("the mask has no voxel in any slice")
     return int(np.argmax(areas))
+
+
+def tumour_slices(mask: np.ndarray, slices: int | str = 1) -> np.ndarray:
+    """The axial slices (axis 0) whose crops give a patient's features, in increasing order.
+
+    With T the slices that hold tumour (ROI area > 0), in order, and s the largest-ROI
+    slice (`largest_slice`) at position p of T:
+
+    - ``slices = 1``: [s], the paper's choice;
+    - ``slices = k > 1``: the k consecutive slices of T at positions p - floor(k/2) to
+      p - floor(k/2) + k - 1, so s is the middle one for odd k and, for even k, the one
+      just above the middle (k/2 slices of lower index, k/2 - 1 of higher index). Where
+      the window would pass the tumour's first or last slice (the volume's edge included,
+      which the tumour cannot pass) it is shifted back inside T, so it keeps k slices
+      and still holds s; a tumour on fewer than k slices gives all of T;
+    - ``slices = "all"``: all of T.
+
+    Windows are taken in T, not in the volume, so a slice without tumour is never chosen
+    (a mask whose tumour skips slices yields the nearest slices that hold it).
+    """
+    whole = isinstance(slices, int) and not isinstance(slices, bool)
+    if not (slices == "all" or (whole and slices >= 1)):
+        raise ValueError(f"slices must be a positive integer or 'all'; got {slices!r}")
+    areas = np.asarray(mask).reshape(mask.shape[0], -1).sum(axis=1)
+    largest = largest_slice(mask)
+    tumour = np.flatnonzero(areas > 0)
+    if slices == "all":
+        return tumour
+    k = min(int(slices), len(tumour))
+    position = int(np.searchsorted(tumour, largest))
+    start = min(max(position - int(slices) // 2, 0), len(tumour) - k)
+    return tumour[start : start + k]
 
 
 def centroid(mask2d: np.ndarray) -> tuple[int, int]:

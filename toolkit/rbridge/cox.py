@@ -169,3 +169,50 @@ def survfit_coxph(
         float(conf_int),
         computation=f"survival::survfit.coxph (ties {ties!r}, conf.type {conf_type!r})",
     )
+
+
+_OFFSET_LOGLIK = """
+function(eta, time, event, ties, weights) {
+  d <- data.frame(time = time, event = event, eta = eta)
+  fml <- survival::Surv(time, event) ~ offset(eta)
+  fit <- if (is.null(weights)) survival::coxph(fml, data = d, ties = ties)
+         else { d$w <- weights; survival::coxph(fml, data = d, ties = ties, weights = w) }
+  # a model with no coefficients: coxph.null, whose loglik is the one value at the offset;
+  # the same number as a one-coefficient model held at beta = 1 by iter.max = 0
+  held <- if (is.null(weights)) survival::coxph(survival::Surv(time, event) ~ eta, data = d,
+                                                ties = ties, init = 1, iter.max = 0)
+          else survival::coxph(survival::Surv(time, event) ~ eta, data = d, ties = ties,
+                               weights = w, init = 1, iter.max = 0)
+  list(loglik = fit$loglik, class = class(fit), held = held$loglik)
+}
+"""
+
+
+@functools.cache
+def _offset_loglik():
+    return r_function(_OFFSET_LOGLIK, ["survival"])
+
+
+def offset_loglik(
+    eta: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    *,
+    ties: str = "efron",
+    weights: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """``coxph(Surv(time, event) ~ offset(eta), ties, weights)$loglik``: the partial
+    log-likelihood of a fixed linear predictor.
+
+    Returns loglik (one value: coxph fits a ``coxph.null``), class, and held: the
+    (initial, final) loglik of ``~ eta`` with ``init = 1, iter.max = 0``, the same quantity.
+    """
+    return call(
+        _offset_loglik(),
+        np.asarray(eta, dtype=float),
+        np.asarray(time, dtype=float),
+        np.asarray(event, dtype=float),
+        ties,
+        None if weights is None else np.asarray(weights, dtype=float),
+        computation=f"survival::coxph with an offset only (ties {ties!r})",
+    )

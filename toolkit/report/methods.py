@@ -76,6 +76,29 @@ def _variable(variable: dict[str, Any]) -> str:
     return f"{label}{unit}"
 
 
+def _slices_text(imaging: dict[str, Any]) -> str:
+    """Where the crops were taken ([imaging] slices, toolkit.imaging.roi.tumour_slices)."""
+    slices = imaging.get("slices", 1)
+    if slices == 1:
+        return "on the axial slice with the largest tumour ROI"
+    if slices == "all":
+        return "on every axial slice with tumour"
+    return (
+        f"on the {slices} consecutive axial slices with tumour around the slice with the "
+        "largest tumour ROI (fewer where the tumour spans fewer), on each"
+    )
+
+
+def _pooled(imaging: dict[str, Any]) -> str:
+    if imaging.get("slices", 1) == 1:
+        return ""
+    how = {"mean": "mean", "max": "maximum"}.get(imaging.get("pooling", "mean"), "?")
+    return (
+        f", pooled over the slices by their {how} feature by feature; the reproducibility "
+        "(ICC) filter below was computed on these pooled features"
+    )
+
+
 def predictors(results: StudyResults) -> str:
     imaging = results.settings.get("imaging", {})
     phases = _join(imaging.get("phases", ["arterial", "portal"]))
@@ -91,9 +114,9 @@ def predictors(results: StudyResults) -> str:
         )
     crop = imaging.get("crop_size", 224)
     text += (
-        f"; on the axial slice with the largest tumour ROI a {crop}×{crop} crop centred at the "
+        f"; {_slices_text(imaging)} a {crop}×{crop} crop centred at the "
         f"ROI centroid was z-scored ({imaging.get('zscore', 'crop')}) and passed through "
-        "DenseNet-121 without its classifier, giving 1024 features per phase."
+        f"DenseNet-121 without its classifier, giving 1024 features per phase{_pooled(imaging)}."
     )
     weights = results.weights
     if weights == "random":
@@ -121,14 +144,30 @@ def sample_size(results: StudyResults) -> str:
 
 
 def missing_data(results: StudyResults) -> str:
-    rule = results.settings.get("validation", {}).get("missing", "complete-case")
+    settings = results.settings.get("validation", {})
+    rule = settings.get("missing", "complete-case")
     described = {
+        "multiple-imputation": _multiple_imputation(settings.get("m", 20)),
         "complete-case": "complete-case analysis (patients missing a model variable were excluded "
         "from that model and counted in @suptbl-exclusions)",
         "impute-median-mode": "single imputation with the training set's median (numeric) or mode "
         "(categorical), applied unchanged to the validation set",
     }
     return f"**Missing data.** {described.get(rule, rule)}."
+
+
+def _multiple_imputation(m: int) -> str:
+    return (
+        f"multiple imputation by chained equations ({m} imputations; predictive mean "
+        "matching with 5 donors, type-1 matching, categorical variables on their level "
+        "codes), the outcome entering every imputation model as the event indicator and the "
+        "Nelson–Aalen cumulative hazard (White and Royston 2009); the imputation models were "
+        "fitted on the training set and applied unchanged to the validation set. The Cox "
+        "models were fitted on each completed data set and pooled by Rubin's rules "
+        "(Barnard–Rubin degrees of freedom, as `mice::pool`), and a variable was kept by "
+        "stepwise selection when it was selected in at least half of the imputations "
+        "(majority method, Wood et al. 2008)"
+    )
 
 
 def model_building(results: StudyResults) -> str:
@@ -179,7 +218,18 @@ def validation(results: StudyResults) -> str:
         "accuracy (IPA) against the Kaplan–Meier null model; median-split risk groups "
         "(training median applied unchanged to validation) compared by the log-rank test"
     )
-    text += f"; decision curves at {decision} {results.time_unit}." if decision else "."
+    if decision:
+        summary = results.table("decision_summary")
+        shown = [] if summary is None else sorted(summary["threshold"].unique())
+        thresholds = ", ".join(f"{100 * p:g}%" for p in shown)
+        text += (
+            f"; decision curves at {decision} {results.time_unit} (net benefit, Vickers et al. "
+            f"2008), with the net interventions avoided per 100 patients and the integrated "
+            f"nomogram's net-benefit gain over the clinical one (paired bootstrap percentile "
+            f"95% CI) at threshold probabilities of {thresholds} (@tbl-decision)."
+        )
+    else:
+        text += "."
     boot = (results.metrics.fixed_model_validation or {}).get("B")
     if boot:
         text += (

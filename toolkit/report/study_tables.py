@@ -578,3 +578,33 @@ def internal_validation_table(results: StudyResults) -> str:
                 ]
             )
     return fmt.html_table(header, rows, group_rows=groups)
+
+
+def decision_summary_table(results: StudyResults) -> str:
+    """Net benefit at the decision thresholds: each model, treat all, the integrated
+    nomogram's interventions avoided per 100 and its net-benefit gain over the clinical
+    nomogram with the bootstrap 95% CI."""
+    table = results.table("decision_summary")
+    if table is None or table.empty:
+        return missing("tables/decision_summary.parquet")
+    header = ["Threshold", "Treat all", *(MODEL_LABELS[m] for m in MODELS)]
+    header += ["Interventions avoided per 100 (integrated)", "Integrated − clinical (95% CI)"]
+    rows: list[list[Any]] = []
+    groups = []
+    for (name, horizon), block in table.groupby(["set", "horizon"], sort=False):
+        groups.append(len(rows))
+        rows.append([f"{SET_LABELS.get(name, name)} set, {float(horizon):g} {results.time_unit}"])
+        for threshold, at in block.groupby("threshold", sort=True):
+            by_model = at.set_index("model")
+            integrated = by_model.loc["integrated"]
+            gain = by_model.loc["integrated - clinical"]
+            rows.append(
+                [
+                    f"{100 * float(threshold):g}%",
+                    fmt.number(integrated["treat_all"]),
+                    *(fmt.number(by_model.loc[m, "net_benefit"]) for m in MODELS),
+                    fmt.number(integrated["interventions_avoided"], 1),
+                    fmt.with_ci(gain["net_benefit"], gain["lower"], gain["upper"]),
+                ]
+            )
+    return fmt.html_table(header, rows, group_rows=groups)

@@ -128,7 +128,7 @@ _ITEMS: tuple[tuple[str, str, str, str, tuple[str, ...], str], ...] = (
      "suptbl-signature"), "models.json and nomogram JSON hold every coefficient"),
     ("23a", "Results", "Model performance", "Performance with CIs, key subgroups, plots",
      ("tbl-cindex", "tbl-accuracy", "tbl-calslope", "tbl-calibration", "tbl-optimism",
-      "fig-decision"),
+      "fig-decision", "tbl-decision"),
      "no subgroup analysis"),
     ("23b", "Results", "Model performance", "Heterogeneity of performance across clusters",
      (), "not reported: study.toml declares no centre"),

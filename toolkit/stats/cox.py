@@ -52,9 +52,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from scipy import stats
-from threadpoolctl import threadpool_limits
 
 from toolkit.stats import _coxexact, _coxinput
+from toolkit.stats._blas import one_blas_thread
 from toolkit.stats._checks import check_survival, listed
 from toolkit.stats._coxsurv import (
     ConfType,
@@ -795,7 +795,7 @@ def fit(
         _check_exact(risk, weights, extras, robust)
     # The products are n x p by p x p: one BLAS thread is fastest, and idle BLAS
     # threads spinning on a busy machine cost more than the work itself.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         start = partial_likelihood(risk, np.zeros(p))
         result = (newton_exact if ties == "exact" else newton)(risk, start, eps, max_iter)
     beta, loglik, info = result.beta, result.loglik, result.information

@@ -57,9 +57,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from toolkit.stats import _resampled_cox, cox
+from toolkit.stats._blas import one_blas_thread
 from toolkit.stats._checks import check_survival, listed
 from toolkit.stats._rows import row_products
 
@@ -399,7 +399,7 @@ def validate_cox(
     n = len(data.time)
     draws = _resamples(resamples, B, seed, n)
     counts = _counts(draws, n)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         beta = _full_fit(data)
         original = _original(data, beta)
         fits = _resampled_cox.newton(data.risk, data.risk.x, counts[:, data.order], _EPS, _MAX_ITER)

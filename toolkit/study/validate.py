@@ -303,6 +303,58 @@ def decision(sets, models, config: StudyConfig) -> dict[str, pd.DataFrame]:
     return out
 
 
+def decision_summary(sets, models, config: StudyConfig) -> pd.DataFrame:
+    """Net benefit, interventions avoided and the models' net-benefit differences, tabled.
+
+    At each decision time and each of ``validation.decision_thresholds``, by the
+    ``dcurves`` rules (``stats.decision.decision_curve``: treated when risk >= the
+    threshold; NaN where the treated patients' follow-up ends before the time):
+    one row per set, time, threshold and model with its net benefit, treating
+    everyone's and the net interventions avoided per 100 patients; and one row
+    per comparison of :data:`COMPARISONS` (``model`` "a - b") with the difference
+    of net benefit and its paired bootstrap percentile 95% CI
+    (``stats.decision.compare``, ``validation.n_bootstrap`` resamples, at least
+    20, from ``validation.seed``). A decision time beyond a set's follow-up has
+    no rows for that set. The decision-curve figures and ``decision.parquet``
+    keep Vickers' ``stdca`` rules (see ``stats.decision``).
+    """
+    from toolkit.stats.decision import compare, decision_curve
+
+    thresholds = list(config.validation.decision_thresholds)
+    B = max(config.validation.n_bootstrap, 20)
+    rows: list[dict[str, Any]] = []
+    for name, data in sets.items():
+        t, e = data["time"].to_numpy(float), data["event"].to_numpy(float)
+        for horizon in config.validation.decision_times:
+            if horizon > t.max():
+                continue
+            risk = {m: 1 - models[m].survival(data, [horizon])[:, 0] for m in MODELS}
+            base = {"set": name, "horizon": float(horizon)}
+            for m in MODELS:
+                curve = decision_curve(t, e, risk[m], horizon, thresholds)
+                for k, threshold in enumerate(curve.thresholds):
+                    rows.append(
+                        base
+                        | {"threshold": float(threshold), "model": m}
+                        | {"net_benefit": curve.net_benefit[k], "treat_all": curve.treat_all[k]}
+                        | {"interventions_avoided": curve.interventions_avoided[k]}
+                    )
+            for a, b in COMPARISONS:
+                diff = compare(
+                    t, e, risk[a], risk[b], horizon, thresholds, B=B, seed=config.validation.seed
+                )
+                for k, threshold in enumerate(diff.thresholds):
+                    rows.append(
+                        base
+                        | {"threshold": float(threshold), "model": f"{a} - {b}"}
+                        | {"net_benefit": diff.difference[k], "lower": diff.lower[k]}
+                        | {"upper": diff.upper[k], "n_resamples": int(diff.n_resamples[k])}
+                    )
+    columns = ["set", "horizon", "threshold", "model", "net_benefit", "treat_all"]
+    columns += ["interventions_avoided", "lower", "upper", "n_resamples"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def risk_groups(sets, models) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Median split of the integrated linear predictor (training median), log-rank per set."""
     from toolkit.stats.survival import logrank

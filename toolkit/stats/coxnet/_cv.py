@@ -106,6 +106,20 @@ def _grouped_deviance(x, death, start, end, w_full, w_train, coef):
     return full - train
 
 
+_PAD = 32
+
+
+def _padded(coef: np.ndarray) -> np.ndarray:
+    """``coef`` (penalties x p) with rows of zeros up to a multiple of 32 penalties.
+
+    The path's length varies from fit to fit (glmnet's early stop); jax compiles
+    :func:`_grouped_deviance` once per shape, so padded lengths share at most four
+    programs for the default 100 penalties instead of one program per length.
+    """
+    pad = -len(coef) % _PAD
+    return np.concatenate([coef, np.zeros((pad, coef.shape[1]))]) if pad else coef
+
+
 def _fold_values(data: Data, folds, measure, coefs):
     """Per fold and penalty: deviance per event (or C-index) of the held-out rows."""
     values, fold_weights = [], []
@@ -117,8 +131,10 @@ def _fold_values(data: Data, folds, measure, coefs):
             w_train = np.where(held, 0.0, data.weights)
             w_train = w_train * (~held).sum() / w_train.sum()
             dev = np.asarray(
-                _grouped_deviance(data.x, data.death, data.start, data.end, w_full, w_train, coef)
-            )
+                _grouped_deviance(
+                    data.x, data.death, data.start, data.end, w_full, w_train, _padded(coef)
+                )
+            )[: len(coef)]
             events = float((data.weights * data.death)[held].sum())
             values.append(dev / events)
             fold_weights.append(events)

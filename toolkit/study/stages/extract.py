@@ -4,7 +4,9 @@
 docs/contracts.md). The stage is keyed on the crops' manifest and the weights,
 and hands on the features table: as extracted, or read back when skipped.
 Either way the run's weights label (``Context.weights_origin``) is the one the
-features' provenance records.
+features' provenance records. With ``[imaging] slices`` other than 1 the features
+of every chosen slice are pooled by ``[imaging] pooling``; the slice choice then
+joins the stage's settings (a one-slice study keeps the key it had before).
 """
 
 from __future__ import annotations
@@ -47,10 +49,12 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
     if loaded.origin == "random":
         ctx.echo("    DenseNet-121 with RANDOM weights: every output is labelled so")
     crops = given["crops"]
+    imaging = ctx.config.imaging
+    pooling = None if imaging.slices == 1 else imaging.pooling
 
     def compute(key: str) -> dict[str, pd.DataFrame]:
         table = extract_crops_dir(
-            crops, ctx.paths.features, params=loaded, batch_size=ctx.batch_size
+            crops, ctx.paths.features, params=loaded, batch_size=ctx.batch_size, pooling=pooling
         )
         return {"features": features_table(ctx, table)}
 
@@ -62,7 +66,8 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
             "crops": file_hash(crops / "manifest.json"),
             "weights": ctx.weights_sha256 or loaded.origin,
         },
-        settings={"batch_size": ctx.batch_size, "dtype": "float32"},
+        settings={"batch_size": ctx.batch_size, "dtype": "float32"}
+        | ({} if pooling is None else imaging.slice_choice),
         files=(ctx.paths.features,),
         compute=compute,
         load=load,

@@ -1,20 +1,26 @@
 """preprocess: the cohort's images -> one crop file per patient in ``STUDY_DIR/crops``.
 
 ``imaging.preprocess.preprocess_cohort`` registers, selects the largest-ROI
-slice, crops and z-scores (see there). The stage is keyed on the manifest and
-every image's size and modification time, and hands on the crops folder.
+slice (and, with ``[imaging] slices`` other than 1, the slices around it), crops
+and z-scores (see there). The stage is keyed on the manifest and every image's
+size and modification time, and on [imaging] less ``pooling`` (the crops do not
+depend on it) and less ``slices = 1`` (so a one-slice study keeps the key it had
+before the setting existed); it hands on the crops folder.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.artifacts import file_hash, settings_hash
 from toolkit.imaging.manifest import study_manifest
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
+
+if TYPE_CHECKING:
+    from toolkit.config import StudyConfig
 
 
 def image_fingerprint(ctx: Context) -> str:
@@ -29,6 +35,13 @@ def image_fingerprint(ctx: Context) -> str:
             stat = path.stat() if path.exists() else None
             parts.append(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"{rel}:absent")
     return settings_hash({"files": parts})
+
+
+def crop_settings(config: StudyConfig) -> dict[str, Any]:
+    """[imaging] as the crops depend on it: without ``pooling``, and without ``slices`` at 1."""
+    imaging = config.imaging
+    leave_out = {"pooling"} | ({"slices"} if imaging.slices == 1 else set())
+    return imaging.model_dump(by_alias=True, exclude=leave_out)
 
 
 def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
@@ -51,7 +64,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
 
     return Cached(
         inputs={"images": image_fingerprint(ctx)},
-        settings=ctx.config.imaging.model_dump(by_alias=True),
+        settings=crop_settings(ctx.config),
         files=(ctx.paths.crops / "manifest.json",),
         compute=compute,
         load=lambda: {"crops": ctx.paths.crops},

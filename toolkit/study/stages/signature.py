@@ -3,6 +3,8 @@
 ``study.signature.build`` does the work (ICC filter, mRMR, elastic-net Cox with
 CV, see there) on the training patients. Writes ``results/signature.json`` and
 the tables ``signature_features``, ``signature_cv``, ``mrmr_ranking``, ``icc``
+(its provenance's ``features_from`` names the slice choice, ``{"slices": 1}`` or
+``{"slices": k or "all", "pooling": ...}``, whose features the ICC was computed on)
 and ``scores`` (the primary reader's signature per patient, with its set).
 :func:`signature_of` does the same for any feature source: the radiomics signature
 (``stages.signature_radiomics``) writes the same files with the source's suffix.
@@ -11,7 +13,7 @@ and ``scores`` (the primary reader's signature per patient, with its set).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -19,6 +21,16 @@ from toolkit.artifacts import file_hash, write_parquet
 from toolkit.contracts import IccSummary, SignatureSpec
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
+
+if TYPE_CHECKING:
+    from toolkit.config import StudyConfig
+
+
+def icc_provenance(prov: dict[str, Any], config: StudyConfig) -> dict[str, Any]:
+    """The ICC table's provenance: the stage's, and ``features_from``, the slice choice
+    (``[imaging] slices`` and, with more than one slice, ``pooling``) whose features the
+    ICC was computed on."""
+    return prov | {"features_from": config.imaging.slice_choice}
 
 
 def _write_tables(ctx: Context, built, prov: dict[str, Any], source) -> None:
@@ -31,7 +43,9 @@ def _write_tables(ctx: Context, built, prov: dict[str, Any], source) -> None:
     write_parquet(tables / source.file("signature_cv", "parquet"), built.cv, prov)
     write_parquet(tables / source.file("mrmr_ranking", "parquet"), built.ranking, prov)
     icc_table = pd.DataFrame({"feature": built.feature_names, "icc": built.icc})
-    write_parquet(tables / source.file("icc", "parquet"), icc_table, prov)
+    # the slice choice is that of the deep features' crops: the radiomics use the volumes
+    icc_prov = icc_provenance(prov, ctx.config) if source.name == "deep" else prov
+    write_parquet(tables / source.file("icc", "parquet"), icc_table, icc_prov)
 
 
 def _primary_rows(ctx: Context, features: pd.DataFrame, patients: pd.Index, source) -> pd.DataFrame:

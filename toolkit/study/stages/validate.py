@@ -3,7 +3,8 @@
 ``study.validate`` computes each block (C-index and comparisons, calibration,
 time-dependent AUC, decision curves, risk groups, median survival, see there)
 and ``study.figures.all_figures`` draws them. Writes metrics.json, the tables
-``calibration``, ``td_auc``, ``accuracy``, ``decision``, ``cindex``, ``exclusions``,
+``calibration``, ``td_auc``, ``accuracy``, ``decision``, ``decision_summary``, ``cindex``,
+``exclusions``,
 ``imputations`` and ``baseline`` (Table 1), and the validation figures.
 """
 
@@ -89,6 +90,8 @@ def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> Me
     write_parquet(ctx.paths.tables / "accuracy.parquet", accuracy_table, prov)
     decision_all = pd.concat([d.assign(set=s) for s, d in decision.items()], ignore_index=True)
     write_parquet(ctx.paths.tables / "decision.parquet", decision_all, prov)
+    summary = val.decision_summary(sets, models, ctx.config)
+    write_parquet(ctx.paths.tables / "decision_summary.parquet", summary, prov)
     write_parquet(ctx.paths.tables / "cindex.parquet", _cindex_table(cindex), prov)
     exclusions = _exclusions(given["exclusions"])
     write_parquet(ctx.paths.tables / "exclusions.parquet", exclusions, prov)
