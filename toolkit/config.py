@@ -330,6 +330,95 @@ class Validation(_Strict):
         return self
 
 
+RADIOMICS_IMAGE_TYPES = ("Original", "LoG", "Wavelet")
+RADIOMICS_FEATURE_CLASSES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
+# the settings a PyRadiomics parameter file replaces; giving both is refused
+_EXTRACTION_SETTINGS = (
+    "image_types",
+    "log_sigmas",
+    "feature_classes",
+    "bin_width",
+    "resampled_spacing_mm",
+)
+
+
+class Radiomics(_Strict):
+    """study.toml's ``[radiomics]``: the handcrafted (PyRadiomics, IBSI) features.
+
+    ``mode`` is "3d" (the tumour volume), "2d" (the largest-ROI slice the crops come from)
+    or "both". The extraction is set here (``image_types``, ``log_sigmas`` for LoG,
+    ``feature_classes``, ``bin_width``, ``resampled_spacing_mm`` = [x, y, z]) or by a
+    PyRadiomics ``parameter_file`` (YAML, relative to the folder of study.toml), never
+    both. Defaults: PyRadiomics' own (Original image, every class, bin width 25, no
+    resampling).
+    """
+
+    enabled: bool = True
+    mode: Literal["3d", "2d", "both"] = "both"
+    image_types: list[str] = Field(default_factory=lambda: ["Original"], min_length=1)
+    log_sigmas: list[float] = Field(default_factory=list)
+    feature_classes: list[str] = Field(
+        default_factory=lambda: list(RADIOMICS_FEATURE_CLASSES), min_length=1
+    )
+    bin_width: float = Field(25.0, gt=0)
+    resampled_spacing_mm: list[float] | None = None
+    parameter_file: str | None = None
+
+    @field_validator("image_types")
+    @classmethod
+    def _image_types(cls, value: list[str]) -> list[str]:
+        return _listed_once("image_types", value, RADIOMICS_IMAGE_TYPES)
+
+    @field_validator("feature_classes")
+    @classmethod
+    def _classes(cls, value: list[str]) -> list[str]:
+        return _listed_once("feature_classes", value, RADIOMICS_FEATURE_CLASSES)
+
+    @field_validator("log_sigmas")
+    @classmethod
+    def _sigmas(cls, value: list[float]) -> list[float]:
+        if any(not sigma > 0 for sigma in value):
+            raise ValueError(f"log_sigmas must be positive (mm); got {value}")
+        return value
+
+    @field_validator("resampled_spacing_mm")
+    @classmethod
+    def _spacing(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (len(value) != 3 or any(not v > 0 for v in value)):
+            raise ValueError(
+                f"resampled_spacing_mm must be 3 positive spacings [x, y, z] (mm); got {value}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Radiomics:
+        if "LoG" in self.image_types and not self.log_sigmas:
+            raise ValueError('image_types has "LoG" but log_sigmas is empty: give the sigmas (mm)')
+        if self.log_sigmas and "LoG" not in self.image_types:
+            raise ValueError('log_sigmas is given but image_types has no "LoG"')
+        both = sorted(set(_EXTRACTION_SETTINGS) & self.model_fields_set)
+        if self.parameter_file is not None and both:
+            raise ValueError(
+                f"parameter_file replaces {', '.join(both)}: give either the PyRadiomics "
+                "parameter file or these settings, not both"
+            )
+        return self
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The modes to compute, in the features' column order: ("3d", "2d") for "both"."""
+        return ("3d", "2d") if self.mode == "both" else (self.mode,)
+
+
+def _listed_once(setting: str, value: list[str], allowed: tuple[str, ...]) -> list[str]:
+    for item in value:
+        _one_of(setting, item, allowed)
+    repeated = sorted({v for v in value if value.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{setting} lists {repeated} more than once")
+    return value
+
+
 MIN_INTERNAL_RESAMPLES = 20
 """The fewest bootstrap resamples ``[internal_validation] B`` accepts."""
 
@@ -366,6 +455,7 @@ class StudyConfig(_Strict):
     imaging: Imaging
     variables: list[Variable] = Field(default_factory=list)
     signature: Signature = Field(default_factory=Signature)
+    radiomics: Radiomics = Field(default_factory=Radiomics)
     validation: Validation = Field(default_factory=Validation)
     internal_validation: InternalValidation = Field(default_factory=InternalValidation)
     _written: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -474,10 +564,24 @@ def check_inputs(config: StudyConfig, study_dir: Path) -> None:
 
     problems: list[str] = []
     manifest = check_study_manifest(config, study_dir, problems)
+    problems += _parameter_file_problems(config, study_dir)
     table = _clinical(config, study_dir, manifest, problems)
     if table is not None:
         _prepare(config, table, problems)
     _raise_any(problems)
+
+
+def _parameter_file_problems(config: StudyConfig, study_dir: Path) -> list[str]:
+    """[radiomics] parameter_file, when the stage will read it, must be a file."""
+    section = config.radiomics
+    if not section.enabled or section.parameter_file is None:
+        return []
+    if (study_dir / section.parameter_file).is_file():
+        return []
+    return [
+        f"study.toml: radiomics.parameter_file: {section.parameter_file!r} not found in "
+        f"{study_dir} (the PyRadiomics parameter file, relative to study.toml's folder)"
+    ]
 
 
 def _raise_any(problems: list[str]) -> None:

@@ -113,8 +113,11 @@ def test_metrics_follow_the_contract_and_say_synthetic_random(study_run):
     names = [stage["name"] for stage in metrics["stages"]]
     assert names == [
         "preprocess",
+        "radiomics",
         "extract",
         "signature",
+        "signature_radiomics",
+        "radiomics_truth",
         "models",
         "validate",
         "bundle",

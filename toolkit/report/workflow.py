@@ -14,9 +14,12 @@ from toolkit.contracts import Stage
 DESCRIPTIONS = {
     "synth": "Synthetic cohort: CT phantoms, masks, outcomes",
     "preprocess": "Register arterial→portal; largest-ROI slice; 224×224 crop; z-score",
+    "radiomics": "PyRadiomics (IBSI) features, 2-D and 3-D, per phase and reader",
     "extract": "DenseNet-121 features, 1024 per phase and reader",
     "icc": "Reproducibility filter: ICC across readers",
     "signature": "ICC filter → mRMR ranking → elastic-net Cox with k-fold CV",
+    "signature_radiomics": "The same ICC filter → mRMR → elastic-net Cox on the radiomics",
+    "radiomics_truth": "Radiomics signature vs the simulated tumour (synthetic cohorts)",
     "nomograms": "Univariate Cox screen → stepwise AIC → nomograms",
     "models": "Univariate Cox screen → stepwise AIC → clinical and integrated nomograms",
     "report": "This report",

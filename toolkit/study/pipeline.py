@@ -10,7 +10,7 @@ after it; files are for the resume cache and for the report.
 
 Adding a stage is one module with a ``run`` and one line in :data:`PIPELINE`::
 
-    Stage("radiomics", ("crops",), ("radiomics",), radiomics.run),
+    Stage("texture", ("crops",), ("texture",), texture.run),
 
 :func:`check` verifies the declarations before anything runs: every input is
 a study input or an output of an earlier stage, no result is made twice.
@@ -33,7 +33,10 @@ from toolkit.study.stages import (
     models,
     preprocess,
     r_check,
+    radiomics,
+    radiomics_truth,
     signature,
+    signature_radiomics,
     validate,
 )
 
@@ -58,9 +61,22 @@ STUDY_INPUTS: tuple[str, ...] = ()
 
 PIPELINE: tuple[Stage, ...] = (
     Stage("preprocess", (), ("crops",), preprocess.run),
+    Stage("radiomics", ("crops",), ("radiomics",), radiomics.run),
     Stage("extract", ("crops",), ("features",), extract.run),
     Stage("clinical", ("features",), ("clinical", "exclusions"), clinical.run),
     Stage("signature", ("features", "clinical"), ("signature", "scores"), signature.run),
+    Stage(
+        "signature_radiomics",
+        ("radiomics", "clinical"),
+        ("signature_radiomics", "scores_radiomics"),
+        signature_radiomics.run,
+    ),
+    Stage(
+        "radiomics_truth",
+        ("radiomics", "signature_radiomics", "scores_radiomics"),
+        ("radiomics_truth",),
+        radiomics_truth.run,
+    ),
     Stage("models", ("clinical", "scores"), ("models", "nomograms", "selection_notes"), models.run),
     Stage(
         "validate",
