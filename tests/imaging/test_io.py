@@ -25,7 +25,18 @@ def test_volume_formats_round_trip(tmp_path, suffix):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
-def test_dicom_series_folder_is_read_as_one_volume(tmp_path):
+@pytest.fixture
+def restored_locale():
+    """GDCM's DICOM writer sets the process's locale to "C" (LC_ALL) and leaves it so:
+    every later ``open()`` without an encoding would then decode ASCII. Restore it."""
+    import locale
+
+    saved = locale.setlocale(locale.LC_ALL)
+    yield
+    locale.setlocale(locale.LC_ALL, saved)
+
+
+def test_dicom_series_folder_is_read_as_one_volume(tmp_path, restored_locale):
     image, array = _volume()
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
