@@ -24,6 +24,8 @@ TABLES = (
     "tbl-decision",
     "suptbl-exclusions",
     "suptbl-signature",
+    "suptbl-radiomics",
+    "suptbl-radiomics-truth",
     "suptbl-univariate",
     "suptbl-tripod",
     "suptbl-ph",
@@ -231,6 +233,21 @@ def test_decision_table_equals_its_parquet(page, study_dir, text_of):
     text = BeautifulSoup(page, "html.parser").get_text(" ", strip=True)
     assert "net interventions avoided per 100 patients" in text
     assert "threshold probabilities of 10%, 20%, 30%, 40%, 50%" in text
+
+
+def test_radiomics_tables_equal_their_parquet(page, study_dir, text_of):
+    import pandas as pd
+
+    tables = study_dir / "results" / "tables"
+    weights = pd.read_parquet(tables / "signature_features_radiomics.parquet")
+    shown = text_of(page, "suptbl-radiomics")
+    assert len(weights) > 0
+    for r in weights.itertuples(index=False):
+        assert f"{r.feature} {fmt.number(r.coefficient, 4)} {fmt.number(r.icc, 3)}" in shown
+    truth = pd.read_parquet(tables / "radiomics_truth.parquet")
+    shown = text_of(page, "suptbl-radiomics-truth")
+    for r in truth.itertuples(index=False):
+        assert f"{r.truth} {r.kind} {r.feature} {fmt.number(r.rho)}" in shown
 
 
 def test_r_check_table_lists_every_check(page, study_dir, text_of):
