@@ -83,7 +83,7 @@ def test_models_json_is_study_models_of_the_runs_completed_sets(imputed_run):
 
 
 def test_r_check_compares_the_pooled_fits_with_mice_pool_and_passes(imputed_run):
-    study, outcome, _, _ = imputed_run
+    study, _, _, _ = imputed_run
     record = RCheck.read(study / "results" / "r_check.json")
     failed = [c.name for c in record.checks if not c.passed]
     assert record.passed, failed
