@@ -94,18 +94,29 @@ def test_r_check_compares_the_pooled_fits_with_mice_pool_and_passes(imputed_run)
     assert any(c.name.startswith("concordance C-index") for c in record.checks)
 
 
-def test_the_report_lists_the_missing_values_and_the_methods_say_what_was_done(imputed_run):
-    from toolkit.report import study_tables
-    from toolkit.report.methods import missing_data
-    from toolkit.report.study import load
+def test_the_report_lists_the_missing_values_and_the_methods_say_what_was_done(
+    imputed_run, tmp_path
+):
+    from bs4 import BeautifulSoup
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
 
     study, _, _, deleted = imputed_run
-    results = load(study)
-    html = study_tables.exclusions_table(results)
-    assert "Missing clinical values" in html
     table = pd.read_parquet(study / "results" / "tables" / "missing_values.parquet")
     for column, patients in deleted.items():
         assert int(table.loc[table["variable"] == column, "n_missing"].sum()) == len(patients)
-    assert f"{len(deleted['afp'])}" in html and "chained equations" in html
-    text = missing_data(results)
-    assert f"({M} imputations" in text and "averaged over the imputations" in text
+    assert set(table.loc[table["n_missing"] == 0, "action"]) == {"complete"}
+    out = tmp_path / "study.html"
+    command = ["report", str(study), "--renderer", "jupyter", "--out", str(out)]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "Missing clinical values" in page
+    cells = [
+        [td.get_text(strip=True) for td in tr.find_all("td")[:3]]
+        for tr in BeautifulSoup(page, "html.parser").find_all("tr")
+    ]
+    for r in table[table["n_missing"] > 0].itertuples():
+        assert [r.variable, r.set, f"{r.n_missing} of {r.n}"] in cells
+    assert f"({M} imputations" in page and "averaged over the imputations" in page
