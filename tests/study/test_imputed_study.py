@@ -78,6 +78,9 @@ def test_models_json_is_study_models_of_the_runs_completed_sets(imputed_run):
     pooled = pd.read_parquet(study / "results" / "tables" / "pooled_estimates.parquet")
     integrated = pooled[pooled["model"] == "integrated"]
     np.testing.assert_allclose(integrated["se"], direct.models["integrated"].se, atol=1e-12)
+    # no locked bundle under imputation; the complete-case run's is removed, not left stale
+    assert not (study / "model").exists()
+    assert any("no model bundle under multiple imputation" in line for line in lines)
     counts = pd.read_parquet(study / "results" / "tables" / "majority_selection.parquet")
     assert counts["clinical"].max() <= M and set(counts["m"]) == {M}
 

@@ -172,7 +172,8 @@ def _multiple_imputation(m: int) -> str:
         "(the univariate table, the nomograms' axes, the proportional-hazards test, the "
         "bootstrap optimism corrections and the whole-procedure internal validation, "
         "which does not repeat the imputation inside its resamples) used the first "
-        "completed data set. @suptbl-exclusions lists the values missing per variable"
+        "completed data set. No locked model bundle was written (`sigkit apply` does not yet "
+        "impute a new cohort). @suptbl-exclusions lists the values missing per variable"
     )
 
 
