@@ -535,14 +535,33 @@ def _sci(value: Any) -> str:
 
 
 def exclusions_table(results: StudyResults) -> str:
-    """Patients excluded at any stage, with the stage and the reason."""
+    """Patients excluded at any stage, with the stage and the reason; under multiple
+    imputation followed by the missing values per variable and set (``missing_values``)."""
     frame = results.table("exclusions")
     if frame is None:
         return missing("results/tables/exclusions.parquet")
     if frame.empty:
-        return '<p class="note">No patient was excluded.</p>'
+        return '<p class="note">No patient was excluded.</p>' + missing_values_table(results)
     frame = frame.reset_index(drop=frame.index.name is None)
-    return fmt.html_table([str(c).capitalize() for c in frame.columns], frame.values.tolist())
+    header = [str(c).capitalize() for c in frame.columns]
+    return fmt.html_table(header, frame.values.tolist()) + missing_values_table(results)
+
+
+def missing_values_table(results: StudyResults) -> str:
+    """How many values each variable had missing in each set, and what was done
+    (the ``missing_values`` table, written under multiple imputation; empty otherwise)."""
+    frame = results.table("missing_values")
+    if frame is None:
+        return ""
+    rows = [
+        [r.variable, r.set, f"{int(r.n_missing)} of {int(r.n)}", r.action]
+        for r in frame.itertuples(index=False)
+        if int(r.n_missing)
+    ]
+    if not rows:
+        return '<p class="note">No clinical value was missing.</p>'
+    header = ["Variable", "Set", "Missing", "What was done"]
+    return '<p class="note">Missing clinical values.</p>' + fmt.html_table(header, rows)
 
 
 INTERNAL_METRICS = {
