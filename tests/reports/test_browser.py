@@ -121,49 +121,55 @@ def test_calculator_names_the_model_bundle_it_computes(opened_study, bundle):
     assert f"SHA-256 {bundle.sha256}" in line.text
 
 
-@pytest.mark.parametrize("model", ["integrated", "clinical"])
-def test_calculator_survival_and_ci_equal_the_bundle_prediction(opened_study, bundle, model):
-    """Several patients, one beyond the training range where the model has a numeric term:
-    every survival and 95% CI limit equals ``BundledCox.predict`` (survfit's), 1e-6, and the
-    warning names exactly the values outside the bundle's training ranges."""
+def _check_patient(driver, bundle, model: str, values: dict) -> tuple[bool, list[str]]:
+    """Enter one patient; assert the page's survival, CI limits, points and warning equal
+    Python's. Returns whether an upper limit is below 1 and the warning's lines."""
     import pandas as pd
     from selenium.webdriver.common.by import By
 
     bundled = bundle.models[model]
     nomogram = bundle.nomograms[model].to_json()
-    patients = _patients(nomogram, dict(bundled.ranges))
-    warnings_seen, upper_below_one = [], False
-    for values in patients:
-        _enter(opened_study, model, values)
-        frame = pd.DataFrame({k: [v] for k, v in values.items()}, index=["entered"])
-        predicted = bundled.predict(frame, bundle.horizons)
-        shown = {k: _shown(opened_study, k) for k in ("survival", "lower", "upper")}
-        assert {float(t) for t in shown["survival"]} == set(bundle.horizons)
+    _enter(driver, model, values)
+    frame = pd.DataFrame({k: [v] for k, v in values.items()}, index=["entered"])
+    predicted = bundled.predict(frame, bundle.horizons)
+    shown = {k: _shown(driver, k) for k in ("survival", "lower", "upper")}
+    assert {float(t) for t in shown["survival"]} == set(bundle.horizons)
+    for kind, expected in (
+        ("survival", predicted.survival),
+        ("lower", predicted.lower),
+        ("upper", predicted.upper),
+    ):
         for j, time in enumerate(bundle.horizons):
-            for kind, expected in (
-                ("survival", predicted.survival),
-                ("lower", predicted.lower),
-                ("upper", predicted.upper),
-            ):
-                got = shown[kind][f"{time:g}"]
-                assert abs(got - expected[0, j]) < 1e-6, (model, values, time, kind, got)
-            upper_below_one |= bool(predicted.upper[0, j] < 1)
-            assert predicted.lower[0, j] < predicted.survival[0, j] <= predicted.upper[0, j]
-        items = opened_study.find_elements(By.CSS_SELECTOR, "#calc-outside li")
-        expected = _expected_warning(nomogram, dict(bundled.ranges), values)
-        assert [i.text for i in items] == expected, (model, values)
-        warning = opened_study.find_element(By.ID, "calc-warning")
-        assert warning.is_displayed() is bool(expected)
-        warnings_seen.extend(expected)
-        points = float(opened_study.find_element(By.ID, "calc-total").get_attribute("data-value"))
-        expected_points = Nomogram.from_spec(bundle.nomograms[model]).total_points(
-            {k: [v] for k, v in values.items()}
-        )
-        assert abs(points - float(expected_points[0])) < 1e-6
-    # the CI's upper limit is compared below 1 too, not only where it is cut at 1
-    assert upper_below_one, (model, patients)
-    if bundled.ranges:
-        assert warnings_seen, "no patient was outside the training range"
+            got = shown[kind][f"{time:g}"]
+            assert abs(got - expected[0, j]) < 1e-6, (model, values, time, kind, got)
+    assert (predicted.lower < predicted.survival).all()
+    assert (predicted.survival <= predicted.upper).all()
+    items = driver.find_elements(By.CSS_SELECTOR, "#calc-outside li")
+    expected = _expected_warning(nomogram, dict(bundled.ranges), values)
+    assert [i.text for i in items] == expected, (model, values)
+    assert driver.find_element(By.ID, "calc-warning").is_displayed() is bool(expected)
+    points = float(driver.find_element(By.ID, "calc-total").get_attribute("data-value"))
+    total = Nomogram.from_spec(bundle.nomograms[model]).total_points(
+        {k: [v] for k, v in values.items()}
+    )
+    assert abs(points - float(total[0])) < 1e-6
+    return bool((predicted.upper < 1).any()), expected
+
+
+def test_calculator_survival_and_ci_equal_the_bundle_prediction(opened_study, bundle):
+    """Several patients per nomogram, one beyond the training range where the model has a
+    numeric term: every survival and 95% CI limit equals ``BundledCox.predict`` (survfit's),
+    1e-6, and the warning names exactly the values outside the bundle's training ranges."""
+    upper_below_one, warned = False, []
+    for model in ("integrated", "clinical"):
+        ranges = dict(bundle.models[model].ranges)
+        for values in _patients(bundle.nomograms[model].to_json(), ranges):
+            below, lines = _check_patient(opened_study, bundle, model, values)
+            upper_below_one |= below
+            warned.extend(lines)
+    # the upper limit is compared where it is not cut at 1 too; the warning was shown
+    assert upper_below_one
+    assert warned, "no patient was outside the training range"
 
 
 def test_calculator_handles_negative_coefficients_and_extrapolation(browser, tmp_path):

@@ -245,6 +245,7 @@ def calculator_html(
     payload = _script_json(
         {name: replace(n, provenance=None).to_json() for name, n in nomograms.items()}
     )
+    bundle_json, bundle_note = _bundle_payload(bundle, nomograms, bundle_note)
     first = default if default in nomograms else next(iter(nomograms))
     options = "".join(
         f'<option value="{html.escape(name)}"{" selected" if name == first else ""}>'
@@ -253,12 +254,12 @@ def calculator_html(
     )
     return f"""<div id="nomogram-calculator" class="calculator">
 <script type="application/json" id="nomogram-data">{payload}</script>
-{_bundle_block(bundle, nomograms, bundle_note)}
+{_bundle_block(bundle, bundle_json, bundle_note)}
 <p><label for="calc-model">Model</label> <select id="calc-model">{options}</select></p>
 <table class="report-table calc-table"><thead><tr><th>Predictor</th><th>Value</th>
 <th>Points</th></tr></thead><tbody id="calc-inputs"></tbody></table>
 <table class="report-table calc-table"><tbody id="calc-outputs"></tbody></table>
-{_warning(bundle)}
+{_warning(bundle_json)}
 <script>{_SCRIPT}</script>
 </div>"""
 
@@ -284,18 +285,27 @@ def bundle_data(bundle: ModelBundle, models) -> dict[str, Any]:
     }
 
 
-def _script_json(data: Any) -> str:
-    return json.dumps(data, allow_nan=False).replace("</", "<\\/")
+def _script_json(data: Any, allow_nan: bool = True) -> str:
+    return json.dumps(data, allow_nan=allow_nan).replace("</", "<\\/")
 
 
-def _bundle_block(bundle: ModelBundle | None, models, note: str) -> str:
+def _bundle_payload(bundle: ModelBundle | None, models, note: str) -> tuple[str | None, str]:
+    """The bundle's JSON for the page, or None and why."""
     if bundle is None:
+        return None, note
+    try:  # JSON.parse takes no NaN: a model with a non-finite term gets no CI, said
+        return _script_json(bundle_data(bundle, models), allow_nan=False), ""
+    except ValueError:
+        return None, "its models have non-finite terms"
+
+
+def _bundle_block(bundle: ModelBundle | None, payload: str | None, note: str) -> str:
+    if bundle is None or payload is None:
         why = f" ({html.escape(note)})" if note else ""
         return (
             '<p id="calc-bundle" class="note">No 95% CI and no training-range check: the '
             f"locked model bundle is not available{why}.</p>"
         )
-    payload = _script_json(bundle_data(bundle, models))
     sha = html.escape(bundle.sha256)
     return f"""<script type="application/json" id="model-bundle-data">{payload}</script>
 <p id="calc-bundle" data-sha256="{sha}">Computed from the locked model bundle
@@ -305,8 +315,8 @@ the 95% CI of <code>survfit(fit, newdata)</code> (log scale), as <code>sigkit ap
 predicts it.</p>"""
 
 
-def _warning(bundle: ModelBundle | None) -> str:
-    if bundle is None:
+def _warning(payload: str | None) -> str:
+    if payload is None:
         return """<p id="calc-warning" class="note" hidden>A value lies outside the nomogram's axis:
 the points are extrapolated beyond the training range.</p>"""
     return """<div id="calc-warning" class="note" hidden><p>Outside the training data: the model
