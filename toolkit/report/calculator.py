@@ -117,7 +117,9 @@ _SCRIPT = r"""
         input.min = p.min;
         input.max = p.max;
         input.value = +((p.min + p.max) / 2).toPrecision(6);
-        var range = " range " + +p.min.toPrecision(4) + " to " + +p.max.toPrecision(4);
+        var pred = prediction();
+        var range = pred && pred.range_text[p.name] ? " training range " + pred.range_text[p.name]
+          : " range " + +p.min.toPrecision(4) + " to " + +p.max.toPrecision(4);
         cell.appendChild(text("span", range, {"class": "range"}));
       }
       input.id = "calc-input-" + p.name;
