@@ -318,3 +318,31 @@ def test_signature_table_equals_signature_json(page, study_dir, text_of):
     table = text_of(page, "suptbl-signature")
     for feature, weight in zip(signature["features"], signature["coefficients"], strict=True):
         assert f"{feature} {feature.split('_')[0]} {weight:.4f}" in table
+
+
+def test_a_changed_model_bundle_is_named_and_the_calculator_shows_no_ci(study_dir, tmp_path):
+    """The report reads model/ through ModelBundle.load: a bundle changed after it was
+    written is refused, and the calculator says why instead of computing from it."""
+    import shutil
+
+    from toolkit.report import calculator
+    from toolkit.report import study as report_study
+
+    copy = tmp_path / "study"
+    (copy / "results").mkdir(parents=True)
+    shutil.copy(study_dir / "results" / "metrics.json", copy / "results" / "metrics.json")
+    shutil.copytree(study_dir / "model", copy / "model")
+    intact = report_study.load(copy)
+    assert intact.bundle is not None and intact.bundle_note == ""
+    assert len(intact.bundle.sha256) == 64
+    cox = copy / "model" / "cox_integrated.json"
+    cox.write_text(cox.read_text(encoding="utf-8").replace("[", "[ ", 1), encoding="utf-8")
+    changed = report_study.load(copy)
+    assert changed.bundle is None
+    assert "cox_integrated.json: its SHA-256 differs" in changed.bundle_note
+    page = calculator.calculator_html(
+        intact.bundle.nomograms, bundle=changed.bundle, bundle_note=changed.bundle_note
+    )
+    assert 'id="model-bundle-data"' not in page
+    assert "No 95% CI and no training-range check" in page
+    assert "its SHA-256 differs" in page
