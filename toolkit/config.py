@@ -541,12 +541,25 @@ class ClinicalData:
     (or float) column per study variable. ``raw`` holds the original values for
     the baseline table. ``exclusions`` and ``imputations`` list what the
     ``missing`` setting did, patient by patient.
+
+    With ``missing = "multiple-imputation"`` ``frame`` keeps its missing values and
+    the clinical stage adds ``completed`` (the ``m`` completed frames, training and
+    validation rows, ``study.imputed.impute_cohort``) and ``missing`` (per variable and
+    set: ``n_missing``, ``n`` and what was done); ``completed`` is empty otherwise, and
+    when no value is missing.
     """
 
     frame: pd.DataFrame
     raw: pd.DataFrame
     exclusions: pd.DataFrame
     imputations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    completed: tuple[pd.DataFrame, ...] = ()
+    missing: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def imputed(self) -> bool:
+        """Whether the study runs on ``m`` completed data sets (multiple imputation)."""
+        return len(self.completed) > 0
 
 
 def check_inputs(config: StudyConfig, study_dir: Path) -> None:
@@ -734,7 +747,6 @@ def _prepare(config: StudyConfig, table: pd.DataFrame, problems: list[str]) -> C
             frame[variable.name] = _categorise(variable, table[variable.name], config, problems)
     missing = table[names].isna()
     problems += _missing_refused(config, missing)
-    problems += _imputation_refused(config)
     if problems:
         return None
     exclusions = pd.DataFrame(columns=["patient", "stage", "reason"])
@@ -910,25 +922,16 @@ def _missing_refused(config: StudyConfig, missing: pd.DataFrame) -> list[str]:
     ]
 
 
-def _imputation_refused(config: StudyConfig) -> list[str]:
-    """``multiple-imputation`` until every stage takes the ``m`` completed data sets.
-
-    The imputation, the majority-rule selection and the pooled Cox models exist
-    (``toolkit.study.imputed``); the whole-procedure bootstrap and the validation
-    metrics still read one complete clinical frame, so a study refuses it here rather
-    than fail in a later stage.
-    """
-    if config.validation.missing != "multiple-imputation":
-        return []
-    return [
-        'study.toml: validation.missing = "multiple-imputation" is not yet carried through '
-        "the internal-validation and validation stages of a study (the pooled models are "
-        'in toolkit.study.imputed); use "complete-case" or "impute-median-mode" for a study run'
-    ]
-
-
 def _apply_missing(config: StudyConfig, frame: pd.DataFrame, missing: pd.DataFrame):
+    """``complete-case`` drops, ``impute-median-mode`` fills; ``multiple-imputation``
+    keeps the missing values (the clinical stage imputes, ``study.imputed``)."""
     rows = missing.any(axis=1).to_numpy()
+    if config.validation.missing == "multiple-imputation":
+        return (
+            frame,
+            pd.DataFrame(columns=["patient", "stage", "reason"]),
+            pd.DataFrame(columns=["patient", "variable", "value"]),
+        )
     if config.validation.missing == "complete-case":
         detail = {p: [c for c in missing.columns if missing.loc[p, c]] for p in frame.index[rows]}
         exclusions = pd.DataFrame(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 import pytest
@@ -52,7 +51,7 @@ def _inputs(nomogram: dict, pick: str) -> dict:
     return values
 
 
-def _drive(driver, model: str, values: dict) -> dict[str, float]:
+def _enter(driver, model: str, values: dict) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -64,28 +63,113 @@ def _drive(driver, model: str, values: dict) -> dict[str, float]:
         else:
             element.clear()
             element.send_keys(repr(float(value)))
-    outputs = driver.find_elements(By.CSS_SELECTOR, "[id^=calc-survival-]")
-    return {o.get_attribute("id")[len("calc-survival-") :]: float(o.get_attribute("data-value"))
-            for o in outputs}  # fmt: skip
 
 
-@pytest.mark.parametrize(("model", "pick"), [("integrated", "low"), ("clinical", "high")])
-def test_calculator_equals_python_nomogram(opened_study, study_dir, model, pick):
-    data = json.loads(
-        (study_dir / "results" / f"nomogram_{model}.json").read_text(encoding="utf-8")
-    )
-    nomogram = Nomogram.from_json(data)
-    values = _inputs(data, pick)
-    shown = _drive(opened_study, model, values)
-    assert set(shown) == set(nomogram.baseline_survival)
-    total = nomogram.total_points({k: [v] for k, v in values.items()})
-    for time, survival in shown.items():
-        expected = float(nomogram.survival(total, float(time))[0])
-        assert abs(survival - expected) < 1e-6, (model, time, survival, expected)
+def _shown(driver, prefix: str) -> dict[str, float]:
+    """Each output ``calc-<prefix>-<time>``'s full-precision value, by time."""
     from selenium.webdriver.common.by import By
 
-    points = float(opened_study.find_element(By.ID, "calc-total").get_attribute("data-value"))
+    outputs = driver.find_elements(By.CSS_SELECTOR, f"[id^=calc-{prefix}-]")
+    start = len(f"calc-{prefix}-")
+    return {o.get_attribute("id")[start:]: float(o.get_attribute("data-value")) for o in outputs}
+
+
+def _drive(driver, model: str, values: dict) -> dict[str, float]:
+    _enter(driver, model, values)
+    return _shown(driver, "survival")
+
+
+def _patients(nomogram: dict, ranges: dict) -> list[dict]:
+    """Low and high picks inside the axes, and one with each numeric predictor beyond its
+    training range (above for the first, below for the others)."""
+    patients = [_inputs(nomogram, "low"), _inputs(nomogram, "high")]
+    outside = _inputs(nomogram, "high")
+    for i, (name, (low, high)) in enumerate(ranges.items()):
+        if name in outside:
+            outside[name] = round(high + 0.4 * (high - low), 4) if i == 0 else round(low - 1, 4)
+    if outside != patients[1]:
+        patients.append(outside)
+    return patients
+
+
+def _expected_warning(nomogram: dict, ranges: dict, values: dict) -> list[str]:
+    from toolkit.report.calculator import range_text
+
+    lines = []
+    for p in nomogram["predictors"]:
+        name = p["name"]
+        if name in ranges and not ranges[name][0] <= values[name] <= ranges[name][1]:
+            typed = repr(float(values[name]))
+            lines.append(f"{p['label']}: {typed} is outside the training range "
+                         f"{range_text(*ranges[name])}")  # fmt: skip
+    return lines
+
+
+@pytest.fixture(scope="module")
+def bundle(study_dir):
+    from toolkit.study.bundle import ModelBundle
+
+    return ModelBundle.load(study_dir / "model")
+
+
+def test_calculator_names_the_model_bundle_it_computes(opened_study, bundle):
+    from selenium.webdriver.common.by import By
+
+    line = opened_study.find_element(By.ID, "calc-bundle")
+    assert len(bundle.sha256) == 64
+    assert line.get_attribute("data-sha256") == bundle.sha256
+    assert f"SHA-256 {bundle.sha256}" in line.text
+
+
+def _check_patient(driver, bundle, model: str, values: dict) -> tuple[bool, list[str]]:
+    """Enter one patient; assert the page's survival, CI limits, points and warning equal
+    Python's. Returns whether an upper limit is below 1 and the warning's lines."""
+    import pandas as pd
+    from selenium.webdriver.common.by import By
+
+    bundled = bundle.models[model]
+    nomogram = bundle.nomograms[model].to_json()
+    _enter(driver, model, values)
+    frame = pd.DataFrame({k: [v] for k, v in values.items()}, index=["entered"])
+    predicted = bundled.predict(frame, bundle.horizons)
+    shown = {k: _shown(driver, k) for k in ("survival", "lower", "upper")}
+    assert {float(t) for t in shown["survival"]} == set(bundle.horizons)
+    for kind, expected in (
+        ("survival", predicted.survival),
+        ("lower", predicted.lower),
+        ("upper", predicted.upper),
+    ):
+        for j, time in enumerate(bundle.horizons):
+            got = shown[kind][f"{time:g}"]
+            assert abs(got - expected[0, j]) < 1e-6, (model, values, time, kind, got)
+    assert (predicted.lower < predicted.survival).all()
+    assert (predicted.survival <= predicted.upper).all()
+    items = driver.find_elements(By.CSS_SELECTOR, "#calc-outside li")
+    expected = _expected_warning(nomogram, dict(bundled.ranges), values)
+    assert [i.text for i in items] == expected, (model, values)
+    assert driver.find_element(By.ID, "calc-warning").is_displayed() is bool(expected)
+    points = float(driver.find_element(By.ID, "calc-total").get_attribute("data-value"))
+    total = Nomogram.from_spec(bundle.nomograms[model]).total_points(
+        {k: [v] for k, v in values.items()}
+    )
     assert abs(points - float(total[0])) < 1e-6
+    return bool((predicted.upper < 1).any()), expected
+
+
+def test_calculator_survival_and_ci_equal_the_bundle_prediction(opened_study, bundle):
+    """Several patients per nomogram, one beyond the training range where the model has a
+    numeric term: every survival and 95% CI limit equals ``BundledCox.predict`` (survfit's),
+    1e-6, and the warning names exactly the values outside the bundle's training ranges."""
+    upper_below_one, warned = False, []
+    for model in ("integrated", "clinical"):
+        ranges = dict(bundle.models[model].ranges)
+        for values in _patients(bundle.nomograms[model].to_json(), ranges):
+            below, lines = _check_patient(opened_study, bundle, model, values)
+            upper_below_one |= below
+            warned.extend(lines)
+    # the upper limit is compared where it is not cut at 1 too; the warning was shown
+    assert upper_below_one
+    assert warned, "no patient was outside the training range"
 
 
 def test_calculator_handles_negative_coefficients_and_extrapolation(browser, tmp_path):

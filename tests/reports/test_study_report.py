@@ -24,6 +24,8 @@ TABLES = (
     "tbl-decision",
     "suptbl-exclusions",
     "suptbl-signature",
+    "suptbl-radiomics",
+    "suptbl-radiomics-truth",
     "suptbl-univariate",
     "suptbl-tripod",
     "suptbl-ph",
@@ -233,6 +235,21 @@ def test_decision_table_equals_its_parquet(page, study_dir, text_of):
     assert "threshold probabilities of 10%, 20%, 30%, 40%, 50%" in text
 
 
+def test_radiomics_tables_equal_their_parquet(page, study_dir, text_of):
+    import pandas as pd
+
+    tables = study_dir / "results" / "tables"
+    weights = pd.read_parquet(tables / "signature_features_radiomics.parquet")
+    shown = text_of(page, "suptbl-radiomics")
+    assert len(weights) > 0
+    for r in weights.itertuples(index=False):
+        assert f"{r.feature} {fmt.number(r.coefficient, 4)} {fmt.number(r.icc, 3)}" in shown
+    truth = pd.read_parquet(tables / "radiomics_truth.parquet")
+    shown = text_of(page, "suptbl-radiomics-truth")
+    for r in truth.itertuples(index=False):
+        assert f"{r.truth} {r.kind} {r.feature} {fmt.number(r.rho)}" in shown
+
+
 def test_r_check_table_lists_every_check(page, study_dir, text_of):
     checks = json.loads((study_dir / "results" / "r_check.json").read_text())["checks"]
     table = text_of(page, "tbl-rcheck")
@@ -301,3 +318,31 @@ def test_signature_table_equals_signature_json(page, study_dir, text_of):
     table = text_of(page, "suptbl-signature")
     for feature, weight in zip(signature["features"], signature["coefficients"], strict=True):
         assert f"{feature} {feature.split('_')[0]} {weight:.4f}" in table
+
+
+def test_a_changed_model_bundle_is_named_and_the_calculator_shows_no_ci(study_dir, tmp_path):
+    """The report reads model/ through ModelBundle.load: a bundle changed after it was
+    written is refused, and the calculator says why instead of computing from it."""
+    import shutil
+
+    from toolkit.report import calculator
+    from toolkit.report import study as report_study
+
+    copy = tmp_path / "study"
+    (copy / "results").mkdir(parents=True)
+    shutil.copy(study_dir / "results" / "metrics.json", copy / "results" / "metrics.json")
+    shutil.copytree(study_dir / "model", copy / "model")
+    intact = report_study.load(copy)
+    assert intact.bundle is not None and intact.bundle_note == ""
+    assert len(intact.bundle.sha256) == 64
+    cox = copy / "model" / "cox_integrated.json"
+    cox.write_text(cox.read_text(encoding="utf-8").replace("[", "[ ", 1), encoding="utf-8")
+    changed = report_study.load(copy)
+    assert changed.bundle is None
+    assert "cox_integrated.json: its SHA-256 differs" in changed.bundle_note
+    page = calculator.calculator_html(
+        intact.bundle.nomograms, bundle=changed.bundle, bundle_note=changed.bundle_note
+    )
+    assert 'id="model-bundle-data"' not in page
+    assert "No 95% CI and no training-range check" in page
+    assert "its SHA-256 differs" in page

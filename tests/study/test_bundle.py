@@ -190,3 +190,61 @@ def test_the_bundle_made_in_memory_is_the_one_read_back(study_run, study_frame):
     files = json.loads((study / "model" / "model.json").read_text())["files"]
     expected = {k: v for k, v in loaded.manifest(files).items() if k != "provenance"}
     assert made.manifest(files) == expected
+
+
+def test_survival_terms_give_the_prediction_by_their_documented_formula():
+    """``BundledCox.survival_terms`` (what the report's calculator computes from) gives
+    ``predict``'s survival and log limits by its docstring's formula: two terms (a level and
+    a number), a time before the first observed time (limits 1), one between event times
+    and one beyond the last."""
+    from toolkit.study.nomograms import FittedModel
+
+    model = FittedModel(
+        name="m",
+        variables=("stage", "x"),
+        terms=(Term("stage", "II"), Term("x")),
+        coef=(0.7, -0.4),
+        se=(0.3, 0.2),
+        p=(0.02, 0.04),
+        means=(0.4, 1.5),
+        lp_centre=0.7 * 0.4 - 0.4 * 1.5,
+        baseline_survival={"0.5": 1.0, "1.5": math.exp(-0.2), "9": math.exp(-0.5)},
+        loglik=0.0,
+        aic=0.0,
+        levels={"stage": ("I", "II")},
+    )
+    baseline = BaselineHazard(
+        time=np.array([1.0, 2.0]),
+        cumulative_hazard=np.array([0.2, 0.5]),
+        variance=np.array([0.01, 0.04]),
+        xbar=np.array([[0.05, 0.3], [0.12, 0.7]]),
+        first_time=0.8,
+    )
+    covariance = np.array([[0.09, 0.01], [0.01, 0.04]])
+    bundled = BundledCox(model, covariance, baseline, {"x": (0.0, 3.0)})
+    times = [0.5, 1.5, 9.0]
+    frame = pd.DataFrame({"stage": ["II", "I"], "x": [2.5, -1.0]}, index=["a", "b"])
+    got = bundled.predict(frame, times)
+    terms = json.loads(json.dumps(bundled.survival_terms(times)))
+    assert terms["training_range"] == {"x": [0.0, 3.0]}
+    assert [t["time"] for t in terms["times"]] == times
+    for row, (stage, x_value) in enumerate(zip(frame["stage"], frame["x"], strict=True)):
+        x = np.array(
+            [float(stage == t["level"]) if t["level"] else x_value for t in terms["terms"]]
+        )
+        centred = x - np.array(terms["means"])
+        lp, risk = x @ terms["coef"], math.exp(centred @ terms["coef"])
+        for j, at in enumerate(terms["times"]):
+            s = at["baseline_survival"] ** math.exp(lp - terms["lp_centre"])
+            d = at["cumulative_hazard"] * centred - np.array(at["xbar"])
+            se = risk * math.sqrt(at["variance"] + d @ np.array(terms["covariance"]) @ d)
+            lower, upper = s * math.exp(-terms["z"] * se), min(1.0, s * math.exp(terms["z"] * se))
+            if at["time"] < terms["first_time"]:
+                lower = upper = 1.0
+            assert got.survival[row, j] == pytest.approx(s, abs=1e-14)
+            assert got.std_err[row, j] == pytest.approx(se, abs=1e-14)
+            assert got.lower[row, j] == pytest.approx(lower, abs=1e-14)
+            assert got.upper[row, j] == pytest.approx(upper, abs=1e-14)
+    assert terms["z"] == Z_975
+    assert got.lower[0, 0] == got.upper[0, 0] == 1.0  # t = 0.5 is before the first time
+    assert got.upper[1, 2] < 1.0 or got.upper[0, 2] < 1.0  # an upper limit not cut at 1

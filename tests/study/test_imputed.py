@@ -163,14 +163,18 @@ def _settings(lines: str):
     )
 
 
-def test_the_study_refuses_multiple_imputation_until_every_stage_takes_it():
+def test_multiple_imputation_settings_and_prepare_keeps_the_missing_values():
     config = _settings('missing = "multiple-imputation"\nm = 5\nimputation_seed = 3\n')
     assert (config.validation.m, config.validation.imputation_seed) == (5, 3)
     assert _settings('missing = "multiple-imputation"\n').validation.m == 20
     with pytest.raises(StudyInputError, match="imputation_seed and m apply only with"):
         _settings('missing = "complete-case"\nm = 5\nimputation_seed = 1\n')
-    with pytest.raises(StudyInputError, match="not yet carried through"):
-        prepare_clinical(config, _table(n=40))
+    table = _table(n=40)
+    table.loc[["P003", "P010"], "alt"] = np.nan
+    data = prepare_clinical(config, table)
+    # nothing dropped, nothing filled: the clinical stage imputes (impute_cohort)
+    assert list(data.frame.index[data.frame["alt"].isna()]) == ["P003", "P010"]
+    assert data.exclusions.empty and data.imputations.empty and not data.imputed
 
 
 def test_the_three_study_models_are_pooled_from_the_majority_selection(cohort):

@@ -1,14 +1,24 @@
-"""The interactive nomogram calculator: plain JavaScript over results/nomogram_*.json.
+"""The interactive nomogram calculator: plain JavaScript over the locked model bundle.
 
-It computes exactly what :class:`toolkit.stats.nomogram.Nomogram` computes
+Points: exactly what :class:`toolkit.stats.nomogram.Nomogram` computes
 (docs/contracts.md): a categorical predictor's points are its level's points; a
 numeric predictor's are ``(coef * x - min(coef * min, coef * max)) * points_per_lp``;
-``lp = lp_at_zero_points + total / points_per_lp`` and
-``S(t) = baseline_survival[t] ** exp(lp - lp_centre)``. Values outside a
-numeric predictor's axis are extrapolated (and flagged), as in Python.
+``lp = lp_at_zero_points + total / points_per_lp``.
+
+Survival and its 95% CI, given the study's model bundle (``STUDY_DIR/model/``,
+:class:`toolkit.study.bundle.ModelBundle`): the page computes what
+``BundledCox.predict`` computes (``survfit(fit, newdata)``, log CI, survival 3.5-3)
+from the terms :meth:`BundledCox.survival_terms` evaluates at the horizons and
+embeds (design terms, coefficients, means, covariance, the baseline hazard's curve
+terms, the normal quantile); the formula is in that method's docstring. An entered
+numeric value outside the bundle's training range is named in a warning, and the page
+says which bundle (model.json's SHA-256) it computes. Without a bundle (a run before
+the bundle stage) the survival is the nomogram's ``baseline_survival ** exp(lp -
+lp_centre)``, without CI, and the warning is the nomogram axis's, as before.
 
 Every output element carries its full-precision value in ``data-value`` so
-tests can compare it with Python's; the visible text is rounded.
+tests can compare it with Python's; the visible text is rounded. The page loads
+nothing: data and script are inline.
 """
 
 from __future__ import annotations
@@ -17,13 +27,17 @@ import html
 import json
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from toolkit.contracts import NomogramSpec
+from toolkit.study.bundle import ModelBundle
 
 _SCRIPT = r"""
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("nomogram-data").textContent);
+  var bundleData = document.getElementById("model-bundle-data");
+  var bundle = bundleData ? JSON.parse(bundleData.textContent) : null;
   var root = document.getElementById("nomogram-calculator");
   var modelSelect = root.querySelector("#calc-model");
   var inputs = root.querySelector("#calc-inputs");
@@ -34,6 +48,38 @@ _SCRIPT = r"""
     return (p.coef * x - lowest) * current().points_per_lp;
   }
   function current() { return data[modelSelect.value]; }
+  function prediction() { return bundle ? bundle.models[modelSelect.value] : null; }
+  function valueOf(name) { return document.getElementById("calc-input-" + name).value; }
+  function design(pred) {
+    return pred.terms.map(function (term) {
+      if (term.level === null) { return parseFloat(valueOf(term.variable)); }
+      return valueOf(term.variable) === term.level ? 1 : 0;
+    });
+  }
+  function dot(a, b) {
+    var sum = 0;
+    for (var j = 0; j < a.length; j++) { sum += a[j] * b[j]; }
+    return sum;
+  }
+  // BundledCox.survival_terms' formula: survfit's survival, log-scale SE and log CI
+  function survivalWithCi(pred, x) {
+    var lp = dot(x, pred.coef);
+    var centred = x.map(function (v, j) { return v - pred.means[j]; });
+    var risk = Math.exp(dot(centred, pred.coef));
+    return pred.times.map(function (at) {
+      var s = Math.pow(at.baseline_survival, Math.exp(lp - pred.lp_centre));
+      var d = centred.map(function (c, j) { return at.cumulative_hazard * c - at.xbar[j]; });
+      var quadratic = 0;
+      for (var j = 0; j < d.length; j++) { quadratic += d[j] * dot(pred.covariance[j], d); }
+      var se = risk * Math.sqrt(at.variance + quadratic);
+      var logS = s === 0 ? NaN : Math.log(s);
+      var lower = Math.exp(logS - pred.z * se);
+      var upper = Math.min(Math.exp(logS + pred.z * se), 1);
+      if (at.time < pred.first_time) { lower = 1; upper = 1; }
+      return {time: at.time, survival: s, lower: lower, upper: upper};
+    });
+  }
+  function percent(v) { return isFinite(v) ? (100 * v).toFixed(1) + "%" : "?"; }
   function pointsOf(p) {
     var el = document.getElementById("calc-input-" + p.name);
     if (p.kind === "categorical") {
@@ -71,7 +117,9 @@ _SCRIPT = r"""
         input.min = p.min;
         input.max = p.max;
         input.value = +((p.min + p.max) / 2).toPrecision(6);
-        var range = " range " + +p.min.toPrecision(4) + " to " + +p.max.toPrecision(4);
+        var pred = prediction();
+        var range = pred && pred.range_text[p.name] ? " training range " + pred.range_text[p.name]
+          : " range " + +p.min.toPrecision(4) + " to " + +p.max.toPrecision(4);
         cell.appendChild(text("span", range, {"class": "range"}));
       }
       input.id = "calc-input-" + p.name;
@@ -96,7 +144,7 @@ _SCRIPT = r"""
     model.predictors.forEach(function (p) {
       var pts = pointsOf(p);
       if (p.kind !== "categorical") {
-        var x = parseFloat(document.getElementById("calc-input-" + p.name).value);
+        var x = parseFloat(valueOf(p.name));
         outside = outside || x < p.min || x > p.max;
       }
       setOutput("calc-points-" + p.name, pts, isFinite(pts) ? pts.toFixed(1) : "?");
@@ -105,25 +153,64 @@ _SCRIPT = r"""
     var lp = model.lp_at_zero_points + total / model.points_per_lp;
     setOutput("calc-total", total, isFinite(total) ? total.toFixed(1) : "?");
     setOutput("calc-lp", lp, isFinite(lp) ? lp.toFixed(3) : "?");
+    var pred = prediction();
+    if (pred) {
+      survivalWithCi(pred, design(pred)).forEach(function (r) {
+        var key = String(r.time);
+        setOutput("calc-survival-" + key, r.survival, percent(r.survival));
+        setOutput("calc-lower-" + key, r.lower, percent(r.lower));
+        setOutput("calc-upper-" + key, r.upper, percent(r.upper));
+      });
+      rangeWarning(model, pred);
+      return;
+    }
     Object.keys(model.baseline_survival).forEach(function (t) {
       var s = Math.pow(model.baseline_survival[t], Math.exp(lp - model.lp_centre));
-      setOutput("calc-survival-" + t, s, isFinite(s) ? (100 * s).toFixed(1) + "%" : "?");
+      setOutput("calc-survival-" + t, s, percent(s));
     });
     document.getElementById("calc-warning").hidden = !outside;
   }
+  // each entered numeric value outside the bundle's training range, named
+  function rangeWarning(model, pred) {
+    var list = document.getElementById("calc-outside");
+    list.innerHTML = "";
+    model.predictors.forEach(function (p) {
+      var range = pred.training_range[p.name];
+      if (p.kind === "categorical" || !range) { return; }
+      var typed = valueOf(p.name);
+      var x = parseFloat(typed);
+      if (!(x < range[0] || x > range[1])) { return; }
+      var item = text("li", (p.label || p.name) + ": " + typed +
+        " is outside the training range " + pred.range_text[p.name], {
+          "data-variable": p.name, "data-value": String(x),
+          "data-min": String(range[0]), "data-max": String(range[1])});
+      list.appendChild(item);
+    });
+    document.getElementById("calc-warning").hidden = list.children.length === 0;
+  }
   function buildOutputs() {
     var model = current();
+    var pred = prediction();
     outputs.innerHTML = "";
+    var unit = model.time_unit.replace(/s$/, "");
     var rows = [["Total points", "calc-total"], ["Linear predictor", "calc-lp"]];
-    Object.keys(model.baseline_survival).sort(function (a, b) { return a - b; })
-      .forEach(function (t) {
-        var unit = model.time_unit.replace(/s$/, "");
-        rows.push([t + "-" + unit + " survival", "calc-survival-" + t]);
-      });
+    var times = pred ? pred.times.map(function (at) { return String(at.time); })
+      : Object.keys(model.baseline_survival);
+    times.sort(function (a, b) { return a - b; }).forEach(function (t) {
+      rows.push([t + "-" + unit + " survival", "calc-survival-" + t, t]);
+    });
     rows.forEach(function (r) {
       var row = document.createElement("tr");
       row.appendChild(text("th", r[0]));
       row.appendChild(text("td", "", {id: r[1], "class": "num"}));
+      if (pred && r[2] !== undefined) {
+        var ci = document.createElement("td");
+        ci.appendChild(text("span", "95% CI "));
+        ci.appendChild(text("span", "", {id: "calc-lower-" + r[2], "class": "num"}));
+        ci.appendChild(text("span", " to "));
+        ci.appendChild(text("span", "", {id: "calc-upper-" + r[2], "class": "num"}));
+        row.appendChild(ci);
+      }
       outputs.appendChild(row);
     });
   }
@@ -134,21 +221,33 @@ _SCRIPT = r"""
 """
 
 
-def calculator_html(nomograms: Mapping[str, NomogramSpec], default: str = "integrated") -> str:
+def calculator_html(
+    nomograms: Mapping[str, NomogramSpec],
+    default: str = "integrated",
+    bundle: ModelBundle | None = None,
+    bundle_note: str = "",
+) -> str:
     """The calculator's HTML: the nomograms' JSON, a model chooser, inputs and outputs.
 
     Parameters
     ----------
-    nomograms : model name -> its results/nomogram_<model>.json record.
+    nomograms : model name -> its results/nomogram_<model>.json record; with ``bundle``,
+        the bundle's nomograms are used instead (the same record as the models stage
+        wrote, as locked).
     default : the model shown first.
+    bundle : the study's locked model bundle: survival with its 95% CI, the training-range
+        warning and the bundle's hash. None: the nomograms' survival only, ``bundle_note``
+        saying why.
     """
+    if bundle is not None:
+        nomograms = dict(bundle.nomograms)
     if not nomograms:
         return '<p class="missing">Not produced by this run: results/nomogram_*.json.</p>'
     # the calculator's data is the nomogram JSON without its provenance
-    payload = json.dumps(
+    payload = _script_json(
         {name: replace(n, provenance=None).to_json() for name, n in nomograms.items()}
     )
-    payload = payload.replace("</", "<\\/")
+    bundle_json, bundle_note = _bundle_payload(bundle, nomograms, bundle_note)
     first = default if default in nomograms else next(iter(nomograms))
     options = "".join(
         f'<option value="{html.escape(name)}"{" selected" if name == first else ""}>'
@@ -157,11 +256,70 @@ def calculator_html(nomograms: Mapping[str, NomogramSpec], default: str = "integ
     )
     return f"""<div id="nomogram-calculator" class="calculator">
 <script type="application/json" id="nomogram-data">{payload}</script>
+{_bundle_block(bundle, bundle_json, bundle_note)}
 <p><label for="calc-model">Model</label> <select id="calc-model">{options}</select></p>
 <table class="report-table calc-table"><thead><tr><th>Predictor</th><th>Value</th>
 <th>Points</th></tr></thead><tbody id="calc-inputs"></tbody></table>
 <table class="report-table calc-table"><tbody id="calc-outputs"></tbody></table>
-<p id="calc-warning" class="note" hidden>A value lies outside the nomogram's axis: the points
-are extrapolated beyond the training range.</p>
+{_warning(bundle_json)}
 <script>{_SCRIPT}</script>
 </div>"""
+
+
+def range_text(low: float, high: float) -> str:
+    """A training range as the calculator's warning states it (4 significant digits)."""
+    return f"{low:.4g} to {high:.4g}"
+
+
+def bundle_data(bundle: ModelBundle, models) -> dict[str, Any]:
+    """The bundle's part of the page: its hash, and per model the terms its survival and CI
+    need at the horizons (``BundledCox.survival_terms``) with its ranges' text."""
+    entries = {}
+    for name in models:
+        terms = bundle.models[name].survival_terms(bundle.horizons)
+        terms["range_text"] = {k: range_text(*v) for k, v in terms["training_range"].items()}
+        entries[name] = terms
+    return {
+        "sha256": bundle.sha256,
+        "study": bundle.study,
+        "sigkit_version": bundle.sigkit_version,
+        "models": entries,
+    }
+
+
+def _script_json(data: Any, allow_nan: bool = True) -> str:
+    return json.dumps(data, allow_nan=allow_nan).replace("</", "<\\/")
+
+
+def _bundle_payload(bundle: ModelBundle | None, models, note: str) -> tuple[str | None, str]:
+    """The bundle's JSON for the page, or None and why."""
+    if bundle is None:
+        return None, note
+    try:  # JSON.parse takes no NaN: a model with a non-finite term gets no CI, said
+        return _script_json(bundle_data(bundle, models), allow_nan=False), ""
+    except ValueError:
+        return None, "its models have non-finite terms"
+
+
+def _bundle_block(bundle: ModelBundle | None, payload: str | None, note: str) -> str:
+    if bundle is None or payload is None:
+        why = f" ({html.escape(note)})" if note else ""
+        return (
+            '<p id="calc-bundle" class="note">No 95% CI and no training-range check: the '
+            f"locked model bundle is not available{why}.</p>"
+        )
+    sha = html.escape(bundle.sha256)
+    return f"""<script type="application/json" id="model-bundle-data">{payload}</script>
+<p id="calc-bundle" data-sha256="{sha}">Computed from the locked model bundle
+<code>model/model.json</code>, SHA-256 <code>{sha}</code> (study
+{html.escape(bundle.study)}, sigkit {html.escape(bundle.sigkit_version)}): each survival with
+the 95% CI of <code>survfit(fit, newdata)</code> (log scale), as <code>sigkit apply</code>
+predicts it.</p>"""
+
+
+def _warning(payload: str | None) -> str:
+    if payload is None:
+        return """<p id="calc-warning" class="note" hidden>A value lies outside the nomogram's axis:
+the points are extrapolated beyond the training range.</p>"""
+    return """<div id="calc-warning" class="note" hidden><p>Outside the training data: the model
+extrapolates, and its interval does not account for that.</p><ul id="calc-outside"></ul></div>"""

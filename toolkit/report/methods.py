@@ -166,7 +166,14 @@ def _multiple_imputation(m: int) -> str:
         "models were fitted on each completed data set and pooled by Rubin's rules "
         "(Barnard–Rubin degrees of freedom, as `mice::pool`), and a variable was kept by "
         "stepwise selection when it was selected in at least half of the imputations "
-        "(majority method, Wood et al. 2008)"
+        "(majority method, Wood et al. 2008). The validation metrics were computed once on "
+        "each patient's linear predictor averaged over the imputations (the pooled "
+        "coefficients applied to every completed data set); what needs a single data set "
+        "(the univariate table, the nomograms' axes, the proportional-hazards test, the "
+        "bootstrap optimism corrections and the whole-procedure internal validation, "
+        "which does not repeat the imputation inside its resamples) used the first "
+        "completed data set. No locked model bundle was written (`sigkit apply` does not yet "
+        "impute a new cohort). @suptbl-exclusions lists the values missing per variable"
     )
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from toolkit.config import load_study, study_from_mapping
 from toolkit.contracts import InternalValidation, Metrics, NomogramSpec, RCheck, SignatureSpec
+from toolkit.study.bundle import BundleError, ModelBundle
 
 # the study's sets and models, named once (by the stage that computes them)
 from toolkit.study.validate import MODELS as MODELS
@@ -38,7 +39,9 @@ class StudyResults:
     """The contents of STUDY_DIR/results, read through toolkit.contracts, and the study's
     settings: study.toml as written, validated by :func:`toolkit.config.load_study`.
     ``r_check``, ``signature`` and ``internal_validation`` are None when the run did not
-    write them; ``nomograms`` has the models whose nomogram_<model>.json exists."""
+    write them; ``nomograms`` has the models whose nomogram_<model>.json exists; ``bundle`` is
+    STUDY_DIR/model/ (the locked model bundle), None with ``bundle_note`` saying why when it
+    is absent or unreadable."""
 
     study_dir: Path
     results: Path
@@ -48,6 +51,8 @@ class StudyResults:
     signature: SignatureSpec | None = None
     nomograms: dict[str, NomogramSpec] = field(default_factory=dict)
     internal_validation: InternalValidation | None = None
+    bundle: ModelBundle | None = None
+    bundle_note: str = ""
 
     def table(self, name: str) -> pd.DataFrame | None:
         path = self.results / "tables" / f"{name}.parquet"
@@ -104,6 +109,7 @@ def load(study_dir: str | Path | None = None) -> StudyResults:
     if not (results / "metrics.json").is_file():
         raise FileNotFoundError(f"{results / 'metrics.json'} is missing")
     metrics = Metrics.read(results / "metrics.json")
+    bundle, bundle_note = _bundle(study_dir / "model")
     return StudyResults(
         study_dir=study_dir,
         results=results,
@@ -117,7 +123,20 @@ def load(study_dir: str | Path | None = None) -> StudyResults:
             if (results / f"nomogram_{model}.json").is_file()
         },
         internal_validation=_read(InternalValidation, results / "internal_validation.json"),
+        bundle=bundle,
+        bundle_note=bundle_note,
     )
+
+
+def _bundle(model_dir: Path) -> tuple[ModelBundle | None, str]:
+    """The locked model bundle of ``model_dir``, or None and why (absent, or refused by
+    ``ModelBundle.load``: a changed file, another format)."""
+    if not model_dir.is_dir():
+        return None, f"{model_dir.name}/ (the locked model bundle) was not produced by this run"
+    try:
+        return ModelBundle.load(model_dir), ""
+    except BundleError as error:
+        return None, str(error)
 
 
 def sections(results: StudyResults) -> frozenset[str]:

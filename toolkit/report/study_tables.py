@@ -535,14 +535,33 @@ def _sci(value: Any) -> str:
 
 
 def exclusions_table(results: StudyResults) -> str:
-    """Patients excluded at any stage, with the stage and the reason."""
+    """Patients excluded at any stage, with the stage and the reason; under multiple
+    imputation followed by the missing values per variable and set (``missing_values``)."""
     frame = results.table("exclusions")
     if frame is None:
         return missing("results/tables/exclusions.parquet")
     if frame.empty:
-        return '<p class="note">No patient was excluded.</p>'
+        return '<p class="note">No patient was excluded.</p>' + missing_values_table(results)
     frame = frame.reset_index(drop=frame.index.name is None)
-    return fmt.html_table([str(c).capitalize() for c in frame.columns], frame.values.tolist())
+    header = [str(c).capitalize() for c in frame.columns]
+    return fmt.html_table(header, frame.values.tolist()) + missing_values_table(results)
+
+
+def missing_values_table(results: StudyResults) -> str:
+    """How many values each variable had missing in each set, and what was done
+    (the ``missing_values`` table, written under multiple imputation; empty otherwise)."""
+    frame = results.table("missing_values")
+    if frame is None:
+        return ""
+    rows = [
+        [r.variable, r.set, f"{int(r.n_missing)} of {int(r.n)}", r.action]
+        for r in frame.itertuples(index=False)
+        if int(r.n_missing)
+    ]
+    if not rows:
+        return '<p class="note">No clinical value was missing.</p>'
+    header = ["Variable", "Set", "Missing", "What was done"]
+    return '<p class="note">Missing clinical values.</p>' + fmt.html_table(header, rows)
 
 
 INTERNAL_METRICS = {
@@ -608,3 +627,40 @@ def decision_summary_table(results: StudyResults) -> str:
                 ]
             )
     return fmt.html_table(header, rows, group_rows=groups)
+
+
+def _radiomics_off(results: StudyResults) -> bool:
+    return results.settings.get("radiomics", {}).get("enabled", True) is False
+
+
+def radiomics_signature_table(results: StudyResults) -> str:
+    """The radiomics signature's features, weights, reproducibility (ICC) and mRMR rank."""
+    frame = results.table("signature_features_radiomics")
+    if frame is None:
+        if _radiomics_off(results):
+            return "<p>No radiomics signature: study.toml sets [radiomics] enabled = false.</p>"
+        return missing("results/tables/signature_features_radiomics.parquet")
+    rows = [
+        [
+            record["feature"],
+            fmt.number(record["coefficient"], 4),
+            fmt.number(record["icc"], 3),
+            fmt.cell(record["mrmr_rank"]),
+        ]
+        for record in frame.reset_index(drop=True).to_dict("records")
+    ]
+    return fmt.html_table(["Feature", "Weight", "ICC", "mRMR rank"], rows)
+
+
+def radiomics_truth_table(results: StudyResults) -> str:
+    """Spearman's rho of the radiomics signature and its features with the simulated tumour."""
+    frame = results.table("radiomics_truth")
+    if frame is None:
+        if not results.synthetic or _radiomics_off(results):
+            return "<p>Not applicable: the cohort has no simulated truth or no radiomics.</p>"
+        return missing("results/tables/radiomics_truth.parquet")
+    rows = [
+        [str(r.truth), str(r.kind), str(r.feature), fmt.number(r.rho), fmt.pvalue(r.p), str(r.n)]
+        for r in frame.itertuples(index=False)
+    ]
+    return fmt.html_table(["Simulated quantity", "Kind", "Feature", "Spearman ρ", "P", "n"], rows)

@@ -257,6 +257,27 @@ def confidence_limits(
     return lower, upper
 
 
+def terms_at(
+    terms: CurveTerms, times: np.ndarray, level: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:math:`H(t)`, :math:`\\sum_{t_k \\le t} dV_k` and :math:`\\sum_{t_k \\le t} d\\bar X_k`
+    (times, then times x p) of stratum ``level`` at each of ``times``: the curve terms at the
+    last event time at or before t, 0 before the first event (and in a stratum without one).
+    """
+    cumhaz = np.zeros(len(times))
+    varhaz = np.zeros(len(times))
+    xbar = np.zeros((len(times), terms.xbar.shape[1]))
+    events = np.flatnonzero(terms.stratum == level)
+    if not len(events):  # a stratum without events: no hazard, no variance
+        return cumhaz, varhaz, xbar
+    i = np.searchsorted(terms.time[events], times, side="right") - 1
+    at, reached = events[np.maximum(i, 0)], i >= 0
+    cumhaz = np.where(reached, terms.cumhaz[at], 0.0)
+    varhaz = np.where(reached, terms.varhaz[at], 0.0)
+    xbar = np.where(reached[:, None], terms.xbar[at], 0.0)
+    return cumhaz, varhaz, xbar
+
+
 def curve_std_err(
     terms: CurveTerms,
     coef: np.ndarray,
@@ -278,15 +299,8 @@ def curve_std_err(
     varhaz = np.zeros_like(cumhaz)
     xbar = np.zeros((len(x), len(times), p))
     for level in np.unique(stratum):
-        events = np.flatnonzero(terms.stratum == level)
-        if not len(events):  # a stratum without events: no hazard, no variance
-            continue
         here = stratum == level
-        i = np.searchsorted(terms.time[events], times, side="right") - 1
-        at, reached = events[np.maximum(i, 0)], i >= 0
-        cumhaz[here] = np.where(reached, terms.cumhaz[at], 0.0)
-        varhaz[here] = np.where(reached, terms.varhaz[at], 0.0)
-        xbar[here] = np.where(reached[:, None], terms.xbar[at], 0.0)
+        cumhaz[here], varhaz[here], xbar[here] = terms_at(terms, times, level)
     d = cumhaz[:, :, None] * centred[:, None, :] - xbar
     quadratic = np.einsum("ijp,pq,ijq->ij", d, variance, d)
     return risk[:, None] * np.sqrt(varhaz + quadratic)

@@ -45,7 +45,14 @@ from toolkit._version import __version__
 from toolkit.artifacts import file_hash, write_json
 from toolkit.config import StudyConfig, study_from_mapping
 from toolkit.contracts import CoxModel, NomogramSpec, SignatureSpec
-from toolkit.stats._coxsurv import CurveTerms, confidence_limits, curve_std_err, curve_terms
+from toolkit.stats._coxsurv import (
+    CurveTerms,
+    confidence_limits,
+    curve_std_err,
+    curve_terms,
+    terms_at,
+)
+from toolkit.stats.wald import quantile
 from toolkit.study.nomograms import FittedModel
 
 FORMAT = "sigkit-model"
@@ -161,6 +168,45 @@ class BundledCox:
         std_err = curve_std_err(terms, coef, means, self.covariance, x, t, zeros)
         lower, upper = confidence_limits(survival, std_err, terms, t, zeros, "log", CONF_INT)
         return Survival(self.model.linear_predictor(frame), survival, std_err, lower, upper)
+
+    def survival_terms(self, times) -> dict[str, Any]:
+        """What :meth:`predict` needs of the model to give one row's survival and log CI at
+        ``times`` (the study report's calculator computes from these, JSON-ready).
+
+        With the row's design ``x`` (``terms``: variable, level; a level's column is 1 when
+        the variable has that level), ``lp = x'coef``, ``r = exp((x - means)'coef)``, at each
+        time ``S = baseline_survival ** exp(lp - lp_centre)``, ``d = H (x - means) - xbar``,
+        ``se = r sqrt(variance + d' covariance d)`` and the limits ``S exp(-/+ z se)`` (upper
+        at most 1), both 1 at a time before ``first_time``: ``predict``'s formula, with the
+        baseline hazard's curve terms looked up at the times by the same function.
+        """
+        t = np.asarray(times, dtype=float)
+        cumhaz, variance, xbar = terms_at(self.baseline.curve_terms(), t)
+        return {
+            "terms": [
+                {"variable": term.variable, "level": term.level} for term in self.model.terms
+            ],
+            "coef": list(self.model.coef),
+            "means": list(self.model.means),
+            "lp_centre": self.model.lp_centre,
+            "covariance": self.covariance.tolist(),
+            "first_time": self.baseline.first_time,
+            "z": quantile(CONF_INT),
+            "conf_int": CONF_INT,
+            "times": [
+                {"time": float(time), "baseline_survival": float(base), "cumulative_hazard": h}
+                | {"variance": v, "xbar": list(x)}
+                for time, base, h, v, x in zip(
+                    t,
+                    self.model.baseline_at(t),
+                    cumhaz.tolist(),
+                    variance.tolist(),
+                    xbar.tolist(),
+                    strict=True,
+                )
+            ],
+            "training_range": {k: list(v) for k, v in self.ranges.items()},
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -241,3 +241,66 @@ def study_models(completed: Sequence[pd.DataFrame], config: StudyConfig) -> Pool
             name, trains, variables, selection.levels, config.validation.times
         )
     return PooledModels(models, pooled, selection)
+
+
+@dataclass(frozen=True)
+class AveragedModel:
+    """A pooled model whose predictions average the linear predictor over imputations.
+
+    .. math:: \\bar\\eta_i = \\frac{1}{m} \\sum_j x_{ij}^\\top \\hat\\beta, \\qquad
+              S_i(t) = S_0(t)^{\\exp(\\bar\\eta_i - \\bar\\eta_0)}
+
+    with :math:`\\hat\\beta` the pooled coefficients, :math:`x_{ij}` patient ``i``'s row
+    in completed set ``j`` and :math:`S_0`, :math:`\\bar\\eta_0` the pooled model's
+    baseline survival and centre (``fit_pooled``). The validation metrics are computed
+    once on these predictions (Wood, Royston and White 2015, Biom J 57:614, "pool the
+    linear predictor, then compute the measure"), not averaged over imputations.
+    ``completed`` are the completed model frames (indexed by patient, with
+    ``signature``); rows are looked up by their index. Every other attribute is the
+    model's (``variables``, ``levels``, ``coef``...).
+    """
+
+    model: nm.FittedModel
+    completed: tuple[pd.DataFrame, ...]
+
+    def __getattr__(self, name: str):
+        if name in ("model", "completed"):
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+    def linear_predictor(self, rows: pd.DataFrame) -> np.ndarray:
+        values = [self.model.linear_predictor(c.loc[rows.index]) for c in self.completed]
+        return np.mean(values, axis=0)
+
+    def survival(self, rows: pd.DataFrame, times) -> np.ndarray:
+        """(rows, times) survival at the averaged linear predictor."""
+        lp = self.linear_predictor(rows)
+        base = np.array([self.model.baseline_survival[f"{float(t):g}"] for t in times])
+        return base[None, :] ** np.exp(lp - self.model.lp_centre)[:, None]
+
+
+def averaged(models, completed: Sequence[pd.DataFrame]) -> dict[str, AveragedModel]:
+    """Each pooled model as an :class:`AveragedModel` over the completed model frames."""
+    return {name: AveragedModel(model, tuple(completed)) for name, model in models.items()}
+
+
+def pooled_table(pooled: dict[str, PooledEstimate]) -> pd.DataFrame:
+    """The Rubin's-rules estimates of every model, one row per model and term."""
+    rows = []
+    for name, p in pooled.items():
+        for k, term in enumerate(p.names):
+            rows.append(
+                {
+                    "model": name,
+                    "term": term,
+                    "estimate": float(p.estimate[k]),
+                    "se": float(p.se[k]),
+                    "within": float(p.within[k]),
+                    "between": float(p.between[k]),
+                    "df": float(p.df[k]),
+                    "fmi": float(p.fmi[k]),
+                    "p": float(p.p[k]),
+                    "m": int(p.m),
+                }
+            )
+    return pd.DataFrame(rows)

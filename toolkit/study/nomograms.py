@@ -58,8 +58,12 @@ class FittedModel(CoxModel):
     def survival(self, frame: pd.DataFrame, times) -> np.ndarray:
         """(rows, times) predicted survival, survfit.coxph's centring."""
         lp = self.linear_predictor(frame)
-        base = np.array([self.baseline_survival[_key(t)] for t in times])
-        return base[None, :] ** np.exp(lp - self.lp_centre)[:, None]
+        return self.baseline_at(times)[None, :] ** np.exp(lp - self.lp_centre)[:, None]
+
+    def baseline_at(self, times) -> np.ndarray:
+        """The baseline survival (covariates at the means) at each of ``times``, horizons of
+        the model's ``baseline_survival``."""
+        return np.array([self.baseline_survival[_key(t)] for t in times])
 
     @classmethod
     def from_fit(cls, name: str, fit: CoxFit, variables, levels, times, note="") -> FittedModel:

@@ -19,6 +19,14 @@
   computation; metrics.json's ``fixed_model_validation`` used numpy's draws of the
   same seed, so its numbers differ from these by the resampling alone.
 
+Under multiple imputation (``completed`` given) the models group is instead each
+pooled model against ``mice::pool`` of ``coxph`` on the run's completed training sets
+(estimate, SE, Barnard-Rubin df and P, 1e-8): the pooled model is no single ``coxph``
+fit, so the refit, ``survfit.coxph`` and ``rms::nomogram`` checks do not apply and are
+not run. Every other check takes the models' averaged predictions
+(``imputed.AveragedModel``) and, where it refits (``cox.zph``, ``rms::validate``), the
+first completed set, as the study computed them.
+
 A check passes when the largest absolute difference is within its tolerance
 (``toolkit.rbridge.compare``; the entry shows the values at that element).
 What R says while computing a group of checks (its warnings) goes with each of
@@ -27,7 +35,7 @@ the group's checks as ``notes``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -103,6 +111,30 @@ def _model_checks(models, nomograms, sets, times) -> list[RCheckEntry]:
             ours = [p["points"] for p in axis]
             theirs = ref_nomo["predictors"][spec["name"]]["points"]
             checks.append(_check(f"rms::nomogram points, {m}: {spec['name']}", ours, theirs, 1e-6))
+    return checks
+
+
+def _pool_checks(models, completed, train_sets) -> list[RCheckEntry]:
+    """Each pooled model against ``mice::pool`` of ``coxph`` fits on the completed sets."""
+    from toolkit.rbridge.imputation import pool_coxph
+    from toolkit.stats import cox
+    from toolkit.stats.pooling import pool_cox
+
+    trains = [c[c["set"].isin(train_sets)] for c in completed]
+    t, e = trains[0]["time"].to_numpy(float), trains[0]["event"].to_numpy(float)
+    checks = []
+    for m in MODELS:
+        model = models[m]
+        designs = [design_matrix(tr, list(model.variables), dict(model.levels)) for tr in trains]
+        ours = pool_cox([cox.fit(x, t, e, names=names) for x, names in designs])
+        ref = pool_coxph(np.stack([x for x, _ in designs]), t, e)
+        for label, value, theirs in (
+            ("estimate", model.coef, ref["estimate"]),
+            ("SE", model.se, ref["std_error"]),
+            ("df", ours.df, ref["df"]),
+            ("P", model.p, ref["p_value"]),
+        ):
+            checks.append(_check(f"mice::pool {label}, {m} model", value, theirs, 1e-8))
     return checks
 
 
@@ -285,12 +317,22 @@ def r_check(
     times: list[float],
     ph_table: pd.DataFrame,
     provenance: Mapping[str, Any] | None = None,
+    completed: Sequence[pd.DataFrame] = (),
+    train_sets: Sequence[str] = (),
 ) -> RCheck:
     """Every check (r_check.json's record); ``passed`` only if all pass. R errors become
-    failed checks. ``ph_table`` is the run's ``ph_test`` table (the models stage's)."""
+    failed checks. ``ph_table`` is the run's ``ph_test`` table (the models stage's).
+    ``completed``: the completed model frames under multiple imputation (whose training
+    rows are in ``train_sets``), when the models are pooled."""
     checks: list[RCheckEntry] = []
+
+    def model_group():
+        if completed:
+            return _pool_checks(models, completed, train_sets)
+        return _model_checks(models, nomograms, sets, times)
+
     groups = (
-        ("models", lambda: _model_checks(models, nomograms, sets, times)),
+        ("models", model_group),
         ("concordance", lambda: _concordance_checks(models, metrics, sets)),
         ("td_auc", lambda: _auc_checks(models, metrics, sets, times)),
         ("accuracy", lambda: _accuracy_checks(models, metrics, sets)),

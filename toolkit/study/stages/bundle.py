@@ -7,6 +7,12 @@ and baseline hazard, both nomograms, the risk groups' training cutoff (metrics.j
 ``risk_groups.cutoff``), the horizons and the training data's hashes. Keyed on the
 files it is made of and the validate stage (metrics.json gains the stage timings at the
 end of every run).
+
+Not under multiple imputation (``clinical.imputed``): the bundle's prediction
+intervals need one Cox fit's covariance and baseline hazard, and ``sigkit apply``
+would need the training imputation models to complete a new cohort; neither is
+carried yet. The stage then writes no bundle, removes a bundle a previous run left
+(it would hold other models than models.json's) and hands on ``None``.
 """
 
 from __future__ import annotations
@@ -36,10 +42,25 @@ def _training(ctx: Context, train, inputs: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
-    """Hands on ``bundle``: the ``ModelBundle`` as ``ModelBundle.load`` reads it back."""
+def _not_under_imputation(ctx: Context) -> dict[str, Any]:
+    import shutil
+
+    if ctx.paths.model.exists():
+        shutil.rmtree(ctx.paths.model)
+    ctx.echo(
+        "    no model bundle under multiple imputation (sigkit apply cannot impute a new "
+        "cohort yet); a previous run's model/ was removed"
+    )
+    return {"bundle": None}
+
+
+def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
+    """Hands on ``bundle``: the ``ModelBundle`` as ``ModelBundle.load`` reads it back
+    (``None`` under multiple imputation)."""
     from toolkit.study import bundle as locked
 
+    if given["clinical"].imputed:
+        return _not_under_imputation(ctx)
     directory = ctx.paths.model
     results = ctx.paths.results
     inputs = {

@@ -2,9 +2,12 @@
 
 Not cached: reading and preparing the clinical table (``config.prepare_clinical``:
 outcome columns, levels, missing values) takes well under a second, so it runs
-every time and never appears in the stage log. Exclusions are the patients of
-the clinical table without features (with the preprocessing failure, where
-``crops/failures.csv`` has one) followed by those ``prepare_clinical`` left out.
+every time and never appears in the stage log. With ``validation.missing =
+"multiple-imputation"`` and values missing, it also imputes them ``m`` times
+(``study.imputed.impute_cohort``, fitted on the training rows) and hands the
+completed sets on in ``clinical``. Exclusions are the patients of the clinical
+table without features (with the preprocessing failure, where ``crops/failures.csv``
+has one) followed by those ``prepare_clinical`` left out.
 """
 
 from __future__ import annotations
@@ -55,4 +58,22 @@ def run(ctx: Context, given: Mapping[str, Any]) -> dict[str, Any]:
             f"  imputed {len(data.imputations)} missing clinical value(s) "
             f"(validation.missing = {ctx.config.validation.missing!r}); see tables/imputations"
         )
+    if ctx.config.validation.missing == "multiple-imputation" and data.raw.isna().any().any():
+        data = _impute(ctx, data)
     return {"clinical": data, "exclusions": exclusions}
+
+
+def _impute(ctx: Context, data):
+    """``data`` with its ``m`` completed frames and the count of missing values."""
+    from dataclasses import replace
+
+    from toolkit.study.imputed import impute_cohort
+
+    settings = ctx.config.validation
+    cohort = impute_cohort(ctx.config, data.frame, m=settings.m, seed=settings.imputation_seed)
+    n = int(cohort.missing["n_missing"].sum())
+    ctx.echo(
+        f"  {n} missing clinical value(s) imputed {settings.m} times (chained equations, "
+        "fitted on the training set); see tables/missing_values"
+    )
+    return replace(data, completed=cohort.completed, missing=cohort.missing)

@@ -13,6 +13,11 @@ horizon), ``internal_validation_resamples`` (one row per resample),
 ``internal_validation_values`` (every resample's values) and ``selection_stability``, and
 the figure ``selection_stability``. Keyed on the features, the clinical table,
 scores.parquet and models.json, and the settings the procedure uses.
+
+Under multiple imputation the bootstrap runs on the first completed data set (each
+resample re-runs the complete-data selection there; the imputation is not repeated
+inside the resamples), and the apparent performance is the pooled models' on that set;
+the report's methods say so.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from toolkit.artifacts import file_hash, save_figure, write_parquet
 from toolkit.contracts import InternalValidation
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
-from toolkit.study.stages.models import model_frame
+from toolkit.study.stages.models import model_frames
 
 TABLES = (
     "internal_validation",
@@ -53,7 +58,9 @@ def _resamples(ctx: Context, given: Mapping[str, Any]) -> list:
     from toolkit.study import internal
 
     config = ctx.config
-    data = internal.training_data(given["features"], given["clinical"].frame, config)
+    clinical = given["clinical"]
+    frame = clinical.completed[0] if clinical.imputed else clinical.frame
+    data = internal.training_data(given["features"], frame, config)
     B = config.internal_validation.B
     workers = ctx.workers if ctx.workers is not None else 2
     bar = progress_bar(
@@ -76,7 +83,7 @@ def _write(ctx: Context, given: Mapping[str, Any], replicates, prov) -> Internal
     from toolkit.study import internal
 
     config, models = ctx.config, given["models"]
-    frame = model_frame(given["clinical"], given["scores"])
+    frame = model_frames(given["clinical"], given["scores"])[0]
     train = frame[frame["set"].isin(config.study.train_sets)]
     original = internal.evaluate(models, train, config)
     stability = internal.selection_stability(

@@ -8,6 +8,14 @@ each nomogram's points (``nomogram_for``). Writes ``results/models.json``,
 nomograms, ``nomograms.ph_test``), and the nomogram, forest and
 ``schoenfeld_<model>`` figures; with ``study.centre``, the table ``clustered_se``
 (the nomograms' SEs clustered by centre beside the model-based ones).
+
+Under multiple imputation (``clinical.imputed``) ``study.imputed.study_models`` makes
+the three models: majority-rule selection over the ``m`` completed sets and the Cox
+fits pooled by Rubin's rules, written as models.json's ``FittedModel`` s (the same
+contract) and the tables ``pooled_estimates`` (estimate, within, between, SE, df,
+FMI, P per model and term) and ``majority_selection`` (how often each variable was
+chosen). What needs one data set (the ``univariate`` table, the nomograms' axis
+ranges, the PH test, the clustered SEs) uses the first completed set.
 """
 
 from __future__ import annotations
@@ -27,7 +35,18 @@ NOMOGRAMS = ("clinical", "integrated")
 
 def model_frame(clinical, scores: pd.DataFrame) -> pd.DataFrame:
     """The clinical frame with each patient's ``signature`` score: what the models take."""
-    frame = clinical.frame.copy()
+    return _with_signature(clinical.frame, scores)
+
+
+def model_frames(clinical, scores: pd.DataFrame) -> list[pd.DataFrame]:
+    """The model frame of each completed set under multiple imputation, else the one frame."""
+    if not clinical.imputed:
+        return [model_frame(clinical, scores)]
+    return [_with_signature(c, scores) for c in clinical.completed]
+
+
+def _with_signature(frame: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
     frame["signature"] = scores.loc[frame.index, "signature"].to_numpy(float)
     return frame
 
@@ -112,16 +131,20 @@ def _nomogram_path(ctx: Context, name: str):
 def _fit(ctx: Context, clinical, scores: pd.DataFrame, prov: dict[str, Any]) -> dict[str, Any]:
     from toolkit.study import nomograms as nm
 
-    frame = model_frame(clinical, scores)
-    train = frame[frame["set"].isin(ctx.config.study.train_sets)]
-    chosen = nm.select(frame, ctx.config)
-    times = ctx.config.validation.times
-    levels = chosen.levels
-    models = {
-        "signature": nm.fit_model("signature", train, ["signature"], levels, times),
-        "clinical": nm.fit_model("clinical", train, chosen.clinical, levels, times),
-        "integrated": nm.fit_model("integrated", train, chosen.integrated, levels, times),
-    }
+    frames = model_frames(clinical, scores)
+    train = frames[0][frames[0]["set"].isin(ctx.config.study.train_sets)]
+    chosen = nm.select(frames[0], ctx.config)
+    if clinical.imputed:
+        models, notes = _pooled(ctx, frames, prov)
+    else:
+        times = ctx.config.validation.times
+        levels = chosen.levels
+        models = {
+            "signature": nm.fit_model("signature", train, ["signature"], levels, times),
+            "clinical": nm.fit_model("clinical", train, chosen.clinical, levels, times),
+            "integrated": nm.fit_model("integrated", train, chosen.integrated, levels, times),
+        }
+        notes = chosen.notes
     write_parquet(ctx.paths.tables / "univariate.parquet", chosen.univariate, prov)
     nomograms = {}
     for name in NOMOGRAMS:
@@ -135,7 +158,19 @@ def _fit(ctx: Context, clinical, scores: pd.DataFrame, prov: dict[str, Any]) -> 
         clustered = [nm.clustered_table(models[n], train).assign(model=n) for n in NOMOGRAMS]
         table = pd.concat(clustered, ignore_index=True)
         write_parquet(ctx.paths.tables / "clustered_se.parquet", table, prov)
-    return {"models": models, "nomograms": nomograms, "selection_notes": chosen.notes}
+    return {"models": models, "nomograms": nomograms, "selection_notes": notes}
+
+
+def _pooled(ctx: Context, frames: list[pd.DataFrame], prov: dict[str, Any]):
+    """The three pooled models (``imputed.study_models``) and their two tables."""
+    from toolkit.study import imputed
+
+    out = imputed.study_models(frames, ctx.config)
+    table = imputed.pooled_table(out.pooled)
+    write_parquet(ctx.paths.tables / "pooled_estimates.parquet", table, prov)
+    counts = out.selection.counts.assign(m=out.selection.m)
+    write_parquet(ctx.paths.tables / "majority_selection.parquet", counts, prov)
+    return out.models, out.selection.notes
 
 
 def run(ctx: Context, given: Mapping[str, Any]) -> Cached:

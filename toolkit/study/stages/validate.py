@@ -6,6 +6,14 @@ and ``study.figures.all_figures`` draws them. Writes metrics.json, the tables
 ``calibration``, ``td_auc``, ``accuracy``, ``decision``, ``decision_summary``, ``cindex``,
 ``exclusions``,
 ``imputations`` and ``baseline`` (Table 1), and the validation figures.
+
+Under multiple imputation the validation rows were imputed by the training imputation
+models; each model's predictions are its pooled coefficients applied to each completed
+set and the linear predictor averaged over the imputations (``imputed.AveragedModel``),
+and every metric is computed once on those. What refits a model on bootstrap resamples
+(the calibration optimism and ``fixed_model_validation``) uses the first completed
+training set. The table ``missing_values`` counts each variable's missing values per
+set and says what was done.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from toolkit.artifacts import file_hash, write_parquet
 from toolkit.contracts import Metrics
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
-from toolkit.study.stages.models import model_frame
+from toolkit.study.stages.models import model_frames
 
 
 def _cindex_table(cindex: dict[str, Any]) -> pd.DataFrame:
@@ -58,13 +66,27 @@ def _baseline(ctx: Context, clinical, prov) -> None:
     write_parquet(ctx.paths.tables / "baseline.parquet", table, prov)
 
 
+def evaluated(ctx: Context, clinical, scores: pd.DataFrame, models):
+    """The rows of each set and the models as the metrics see them.
+
+    Under multiple imputation: the first completed set's rows (for what needs a design)
+    and the pooled models predicting at the linear predictor averaged over imputations.
+    """
+    from toolkit.study import imputed
+    from toolkit.study import validate as val
+
+    frames = model_frames(clinical, scores)
+    sets = val.set_rows(frames[0], ctx.config)
+    return sets, (imputed.averaged(models, frames) if clinical.imputed else models)
+
+
 def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> Metrics:
     """Every block of metrics.json; writes the tables and figures on the way."""
     from toolkit.study import figures
     from toolkit.study import validate as val
 
-    models, clinical = given["models"], given["clinical"]
-    sets = val.set_rows(model_frame(clinical, given["scores"]), ctx.config)
+    clinical = given["clinical"]
+    sets, models = evaluated(ctx, clinical, given["scores"], given["models"])
     cindex, comparisons = val.cindex(sets, models, ctx.config)
     calibration, calibration_table = val.calibration(sets, models, ctx.config)
     td_auc, auc_table = val.td_auc(sets, models, ctx.config)
@@ -97,6 +119,8 @@ def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> Me
     write_parquet(ctx.paths.tables / "exclusions.parquet", exclusions, prov)
     imputed = clinical.imputations.astype(str)
     write_parquet(ctx.paths.tables / "imputations.parquet", imputed, prov)
+    if clinical.imputed:
+        write_parquet(ctx.paths.tables / "missing_values.parquet", clinical.missing, prov)
     _baseline(ctx, clinical, prov)
     figures.all_figures(ctx, sets, models, calibration_table, decision, td_auc, groups, high)
     return metrics

@@ -1,0 +1,125 @@
+"""A study run with validation.missing = "multiple-imputation": the session's synthetic
+study with 10 % of AFP and ALT deleted at random and m = 3, run end to end from its
+cached features. models.json holds exactly what ``imputed.study_models`` makes of the
+run's completed sets, r_check compares the pooled fits with mice::pool, and the report
+lists the missing values."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit.config import load_study, prepare_clinical, read_clinical
+from toolkit.contracts import RCheck, StudyModels
+from toolkit.imaging.manifest import study_manifest
+from toolkit.study import imputed
+from toolkit.study.nomograms import FittedModel
+
+M, SEED = 3, 5
+DELETED = ("afp", "alt")
+
+
+@pytest.fixture(scope="module")
+def imputed_run(study_run, tmp_path_factory):
+    from toolkit.study.run import run_study
+
+    source, _, _ = study_run
+    study = tmp_path_factory.mktemp("imputed_study") / "study"
+    shutil.copytree(source, study)
+    toml = study / "cohort" / "study.toml"
+    text = toml.read_text()
+    assert 'missing = "complete-case"\n' in text, "synth's study.toml changed its missing"
+    toml.write_text(
+        text.replace(
+            'missing = "complete-case"\n',
+            f'missing = "multiple-imputation"\nm = {M}\nimputation_seed = {SEED}\n',
+        )
+    )
+    path = study / "cohort" / "clinical.csv"
+    table = pd.read_csv(path, dtype=str)
+    rng = np.random.default_rng(11)
+    deleted = {}
+    for column in DELETED:
+        rows = rng.choice(len(table), size=round(0.1 * len(table)), replace=False)
+        table.loc[rows, column] = np.nan
+        deleted[column] = set(table.loc[rows, table.columns[0]])
+    table.to_csv(path, index=False)
+    lines: list[str] = []
+    outcome = run_study(study, weights="random", workers=0, report=False, echo=lines.append)
+    return study, outcome, lines, deleted
+
+
+def test_models_json_is_study_models_of_the_runs_completed_sets(imputed_run):
+    study, _, lines, _ = imputed_run
+    assert any(f"imputed {M} times" in line for line in lines)
+    config = load_study(study / "cohort" / "study.toml")
+    cohort = study / "cohort"
+    data = prepare_clinical(config, read_clinical(config, cohort, study_manifest(config, cohort)))
+    scores = pd.read_parquet(study / "results" / "tables" / "scores.parquet")
+    frame = data.frame.loc[[p for p in data.frame.index if p in scores.index]]
+    completed = imputed.impute_cohort(config, frame, m=M, seed=SEED).completed
+    frames = []
+    for c in completed:
+        c = c.copy()
+        c["signature"] = scores.loc[c.index, "signature"].to_numpy(float)
+        frames.append(c)
+    direct = imputed.study_models(frames, config)
+    saved = StudyModels.read(study / "results" / "models.json", model=FittedModel)
+    for name, model in direct.models.items():
+        ours = saved.models[name]
+        assert ours.terms == model.terms and ours.variables == model.variables
+        np.testing.assert_allclose(ours.coef, model.coef, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(ours.se, model.se, rtol=0, atol=1e-12)
+        assert ours.baseline_survival == pytest.approx(model.baseline_survival, abs=1e-12)
+        assert ours.note.startswith(f"pooled over {M} imputations")
+    pooled = pd.read_parquet(study / "results" / "tables" / "pooled_estimates.parquet")
+    integrated = pooled[pooled["model"] == "integrated"]
+    np.testing.assert_allclose(integrated["se"], direct.models["integrated"].se, atol=1e-12)
+    # no locked bundle under imputation; the complete-case run's is removed, not left stale
+    assert not (study / "model").exists()
+    assert any("no model bundle under multiple imputation" in line for line in lines)
+    counts = pd.read_parquet(study / "results" / "tables" / "majority_selection.parquet")
+    assert counts["clinical"].max() <= M and set(counts["m"]) == {M}
+
+
+def test_r_check_compares_the_pooled_fits_with_mice_pool_and_passes(imputed_run):
+    study, _, _, _ = imputed_run
+    record = RCheck.read(study / "results" / "r_check.json")
+    failed = [c.name for c in record.checks if not c.passed]
+    assert record.passed, failed
+    pooled = [c for c in record.checks if c.name.startswith("mice::pool")]
+    assert len(pooled) == 4 * 3  # estimate, SE, df, P of the three models
+    assert max(c.diff for c in pooled) <= 1e-8
+    assert not any(c.name.startswith("coxph coefficients") for c in record.checks)
+    assert any(c.name.startswith("concordance C-index") for c in record.checks)
+
+
+def test_the_report_lists_the_missing_values_and_the_methods_say_what_was_done(
+    imputed_run, tmp_path
+):
+    from bs4 import BeautifulSoup
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    study, _, _, deleted = imputed_run
+    table = pd.read_parquet(study / "results" / "tables" / "missing_values.parquet")
+    for column, patients in deleted.items():
+        assert int(table.loc[table["variable"] == column, "n_missing"].sum()) == len(patients)
+    assert set(table.loc[table["n_missing"] == 0, "action"]) == {"complete"}
+    out = tmp_path / "study.html"
+    command = ["report", str(study), "--renderer", "jupyter", "--out", str(out)]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "Missing clinical values" in page
+    cells = [
+        [td.get_text(strip=True) for td in tr.find_all("td")[:3]]
+        for tr in BeautifulSoup(page, "html.parser").find_all("tr")
+    ]
+    for r in table[table["n_missing"] > 0].itertuples():
+        assert [r.variable, r.set, f"{r.n_missing} of {r.n}"] in cells
+    assert f"({M} imputations" in page and "averaged over the imputations" in page
