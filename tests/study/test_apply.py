@@ -406,3 +406,36 @@ def test_a_cohort_without_events_gets_predictions_only():
     frame = pd.DataFrame({"time": [1.0, 2.0], "event": [0.0, 0.0]}, index=["P1", "P2"])
     result, tables = external_validation(None, frame)
     assert result["note"] == "no events in the cohort: predictions only" and tables == {}
+
+
+def test_apply_writes_transportability_of_its_predictions(study_run, new_cohort, applied):
+    """transport.json: the original model's O/E is calibration-in-the-large of
+    predictions.csv's survival, its slope the calibration slope of predictions.csv's
+    linear predictor; the bundle has no training patients, which the case-mix says."""
+    from toolkit.stats.calibration import calibration_in_the_large, calibration_slope
+
+    study, _, _ = study_run
+    outcome, lines = applied
+    frame = _with_outcome(study, new_cohort, outcome.predictions)
+    written = json.loads((outcome.out_dir / "transport.json").read_text())
+    assert written["provenance"]["labels"] == ["SYNTHETIC", "RANDOM weights"]
+    assert any("transportability" in line for line in lines)
+    t, e = frame["time"].to_numpy(float), frame["event"].to_numpy(float)
+    horizons = written["horizons"]
+    assert horizons == [h for h in ModelBundle.load(study / "model").horizons if h <= t.max()]
+    for name in ("clinical", "integrated"):
+        block = written["models"][name]
+        assert "no training patients" in block["case_mix"]["note"]
+        lp = outcome.predictions[f"{name}_lp"].to_numpy(float)
+        new = block["case_mix"]["linear_predictor"]["new"]
+        assert new["mean"] == pytest.approx(lp.mean(), abs=1e-12)
+        if "note" in block["updating"]:
+            assert block["updating"]["note"].startswith("not computed: ")
+            continue
+        original = block["updating"]["original"]
+        slope = calibration_slope(t, e, lp)
+        assert original["calibration_slope"]["slope"] == pytest.approx(slope.slope, abs=1e-12)
+        columns = [f"{name}_survival_{h:g}" for h in horizons]
+        large = calibration_in_the_large(t, e, outcome.predictions[columns].to_numpy(), horizons)
+        oe = [original["horizons"][f"{h:g}"]["oe"] for h in horizons]
+        np.testing.assert_allclose(oe, large.ratio, atol=1e-12, rtol=0)
