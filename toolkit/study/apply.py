@@ -28,7 +28,9 @@ Nothing is refitted. In order, each step refusing before any imaging work where 
    (``study.external``): ``OUT_DIR/validation.json`` and ``OUT_DIR/tables/*.parquet``;
    and their transportability (``study.transport``: the linear predictor's case-mix,
    the updates of the baseline hazard, the slope and the coefficients, each with its
-   calibration): ``OUT_DIR/transport.json`` and ``tables/transport_updates.parquet``.
+   calibration): ``OUT_DIR/transport.json`` and ``tables/transport_updates.parquet``;
+7. ``OUT_DIR/report/apply.html`` (``report.api.render_apply_report``, the study report's
+   renderer), unless ``report=False`` (``--no-report``).
 """
 
 from __future__ import annotations
@@ -254,12 +256,14 @@ def apply_model(
     batch_size: int = 16,
     manifest: str = "manifest.csv",
     clinical: str = "clinical.csv",
+    report: bool = True,
     echo: Callable[[str], None] = print,
 ) -> ApplyOutcome:
     """Score the cohort in ``cohort_dir`` with the model in ``model_dir`` (module docstring).
 
-    Raises ``ApplyError`` (every problem at once) for a cohort or weights the model
-    cannot score, ``bundle.BundleError`` for a model folder that is not a bundle.
+    ``report=False`` skips the page (``--no-report``). Raises ``ApplyError`` (every
+    problem at once) for a cohort or weights the model cannot score,
+    ``bundle.BundleError`` for a model folder that is not a bundle.
     """
     from toolkit.deep.weights import load
 
@@ -298,6 +302,10 @@ def apply_model(
         _validate(out, bundle, frame, labels, echo)
     else:
         echo("  no outcome columns in the clinical table: predictions only")
+    if report:
+        from toolkit.report.api import render_apply_report
+
+        echo(f"  report: {render_apply_report(out)}")
     return ApplyOutcome(out, predictions, exclusions, warnings, tuple(labels))
 
 
