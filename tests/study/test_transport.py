@@ -106,3 +106,40 @@ def test_without_training_rows_the_membership_models_are_said_missing(cohorts):
     assert "membership_lp" not in case_mix and "no training patients" in case_mix["note"]
     model = bundle.models["integrated"].model
     assert case_mix["linear_predictor"]["training"] == {"mean": model.lp_centre}
+
+
+def test_the_apply_pages_validation_tables_show_validation_json(cohorts, transported, tmp_path):
+    """The page's external-validation and transportability tables on a cohort large enough
+    for every statistic (the study's validation set): the JSON's numbers, as printed."""
+    import pandas as pd
+
+    from toolkit.artifacts import write_parquet
+    from toolkit.report import apply as page
+    from toolkit.report.formatting import number, pvalue, with_ci
+
+    bundle, _, new = cohorts
+    validation, tables = external_validation(bundle, new)
+    write_parquet(tmp_path / "tables" / "decision.parquet", tables["decision"], {})
+    results = page.ApplyResults(tmp_path, {}, pd.DataFrame(), validation, transported[0])
+    shown = page.cindex_table(results) + page.calibration_table(results)
+    shown += page.risk_groups_table(results) + page.decision_table(results)
+    for e in validation["cindex"]["external"].values():
+        assert with_ci(e["c"], e["lower"], e["upper"]) in shown
+    for c in validation["comparisons"]["external"].values():
+        assert f"<td>{number(c['diff'])}</td>" in shown.replace(' class="num"', "")
+        assert pvalue(c["p"]) in shown
+    for name in MODELS:
+        accuracy = validation["accuracy"]["external"][name]
+        for h, large in accuracy["calibration_in_the_large"].items():
+            assert with_ci(large["oe"], large["lower"], large["upper"]) in shown
+            assert number(accuracy["brier"][h]["ipa"]) in shown
+            assert number(validation["td_auc"]["external"][name][h]) in shown
+    groups = validation["risk_groups"]
+    assert number(groups["chisq"]) in shown and number(groups["cutoff"]) in shown
+    decision = tables["decision"]
+    at = decision[decision["threshold"].round(6) == 0.2].iloc[0]
+    assert number(at["net_benefit"]) in shown
+    mix = page.case_mix_table(results)
+    for block in transported[0]["models"].values():
+        member = block["case_mix"]["membership_variables"]
+        assert with_ci(member["auc"], member["lower"], member["upper"]) in mix
