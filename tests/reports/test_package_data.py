@@ -45,6 +45,6 @@ def test_wheel_holds_every_report_source(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("sigkit-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     sources = sorted(p.name for p in TEMPLATES.iterdir() if p.suffix in (".qmd", ".css", ".yml"))
-    assert len(sources) == 6
+    assert len(sources) == 7  # study, validation, apply, _setup, _footer, css, _quarto.yml
     missing = [s for s in sources if f"toolkit/report/templates/{s}" not in names]
     assert not missing, f"not in {wheel.name}: {missing}"

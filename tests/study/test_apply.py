@@ -280,6 +280,7 @@ def test_other_weights_are_refused_unless_allowed_and_then_labelled(
         tmp_path / "out",
         allow_other_weights=True,
         workers=0,
+        report=False,  # the page is the applied fixture's (test_the_apply_page_shows_the_json)
         echo=lambda _: None,
     )
     label = f"OTHER weights than the model's (SHA-256 {other.sha256[:16]}...)"
@@ -406,3 +407,76 @@ def test_a_cohort_without_events_gets_predictions_only():
     frame = pd.DataFrame({"time": [1.0, 2.0], "event": [0.0, 0.0]}, index=["P1", "P2"])
     result, tables = external_validation(None, frame)
     assert result["note"] == "no events in the cohort: predictions only" and tables == {}
+
+
+def test_apply_writes_transportability_of_its_predictions(study_run, new_cohort, applied):
+    """transport.json: the original model's O/E is calibration-in-the-large of
+    predictions.csv's survival, its slope the calibration slope of predictions.csv's
+    linear predictor; the bundle has no training patients, which the case-mix says."""
+    from toolkit.stats.calibration import calibration_in_the_large, calibration_slope
+
+    study, _, _ = study_run
+    outcome, lines = applied
+    frame = _with_outcome(study, new_cohort, outcome.predictions)
+    written = json.loads((outcome.out_dir / "transport.json").read_text())
+    assert written["provenance"]["labels"] == ["SYNTHETIC", "RANDOM weights"]
+    assert any("transportability" in line for line in lines)
+    t, e = frame["time"].to_numpy(float), frame["event"].to_numpy(float)
+    horizons = written["horizons"]
+    assert horizons == [h for h in ModelBundle.load(study / "model").horizons if h <= t.max()]
+    for name in ("clinical", "integrated"):
+        block = written["models"][name]
+        assert "no training patients" in block["case_mix"]["note"]
+        lp = outcome.predictions[f"{name}_lp"].to_numpy(float)
+        new = block["case_mix"]["linear_predictor"]["new"]
+        assert new["mean"] == pytest.approx(lp.mean(), abs=1e-12)
+        if "note" in block["updating"]:
+            assert block["updating"]["note"].startswith("not computed: ")
+            continue
+        original = block["updating"]["original"]
+        slope = calibration_slope(t, e, lp)
+        assert original["calibration_slope"]["slope"] == pytest.approx(slope.slope, abs=1e-12)
+        columns = [f"{name}_survival_{h:g}" for h in horizons]
+        large = calibration_in_the_large(t, e, outcome.predictions[columns].to_numpy(), horizons)
+        oe = [original["horizons"][f"{h:g}"]["oe"] for h in horizons]
+        np.testing.assert_allclose(oe, large.ratio, atol=1e-12, rtol=0)
+
+
+def test_the_apply_page_shows_the_json(applied):
+    """OUT_DIR/report/apply.html, self-contained, shows the bundle's hash and labels and, as
+    printed (three decimals), the numbers of apply.json, predictions.csv, validation.json and
+    transport.json."""
+    from toolkit.report import apply as page
+    from toolkit.report.formatting import number, with_ci
+
+    outcome, lines = applied
+    path = outcome.out_dir / "report" / "apply.html"
+    text = path.read_text(encoding="utf-8")
+    assert f"report: {path}" in lines[-1]
+    assert "<script src=" not in text and 'rel="stylesheet" href' not in text
+    record = json.loads((outcome.out_dir / "apply.json").read_text())
+    assert record["model"]["sha256"] in text and record["weights"]["sha256"] in text
+    for label in record["labels"]:
+        assert label in text
+    lp = outcome.predictions["integrated_lp"]
+    assert f"{number(lp.mean())} ({number(lp.std(ddof=1))})" in text
+    validation = json.loads((outcome.out_dir / "validation.json").read_text())
+    if "cindex" in validation:
+        for e in validation["cindex"]["external"].values():
+            assert with_ci(e["c"], e["lower"], e["upper"]) in text
+    else:
+        assert validation["note"] in text
+    transport = json.loads((outcome.out_dir / "transport.json").read_text())
+    shown = 0
+    for block in transport["models"].values():
+        new = block["case_mix"]["linear_predictor"]["new"]
+        assert number(new["sd"]) in text
+        for method, entry in block["updating"].items():
+            if method == "note":
+                assert entry in text
+                continue
+            for cells in entry["horizons"].values():
+                assert with_ci(cells["oe"], cells["oe_lower"], cells["oe_upper"]) in text
+                shown += 1
+    assert shown or all("note" in b["updating"] for b in transport["models"].values())
+    assert page.METHOD_LABELS["baseline"] in text or not shown

@@ -30,10 +30,14 @@ def apply(
     workers: Annotated[int | None, typer.Option(help="Imaging worker processes.")] = None,
     manifest: Annotated[str, typer.Option(help="The cohort's manifest file.")] = "manifest.csv",
     clinical: Annotated[str, typer.Option(help="The cohort's clinical table.")] = "clinical.csv",
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Write OUT_DIR/report/apply.html.")
+    ] = True,
 ) -> None:
     """Preprocess, extract and score a new cohort with the frozen model (nothing refitted)."""
     from toolkit.config import StudyConfigError
     from toolkit.deep.weights import WeightsError, WeightsNotInstalledError
+    from toolkit.report.api import RenderError
     from toolkit.study.apply import apply_model
     from toolkit.study.bundle import BundleError
 
@@ -47,6 +51,7 @@ def apply(
             workers=workers,
             manifest=manifest,
             clinical=clinical,
+            report=report,
             echo=typer.echo,
         )
     except (
@@ -54,5 +59,6 @@ def apply(
         StudyConfigError,
         WeightsError,
         WeightsNotInstalledError,
+        RenderError,
     ) as exc:
         raise fail(str(exc)) from None

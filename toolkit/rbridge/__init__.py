@@ -59,6 +59,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "psych": "r-cran-psych",
     "riskRegression": "r-cran-riskregression",
     "mice": "r-cran-mice",
+    "pROC": "r-cran-proc",
     "stats": "r-base-core",
 }
 

@@ -58,3 +58,18 @@ def render_validation_report(
     }
     with report_sources() as sources:
         return render(sources / "validation.qmd", Path(out).resolve(), env, renderer)
+
+
+def render_apply_report(
+    out_dir: str | Path, *, out: str | Path | None = None, renderer: Renderer = "auto"
+) -> Path:
+    """Render templates/apply.qmd over a ``sigkit apply`` OUT_DIR into
+    ``OUT_DIR/report/apply.html`` (or ``out``)."""
+    out_dir = Path(out_dir).resolve()
+    if not (out_dir / "apply.json").is_file():
+        raise RenderError(f"{out_dir / 'apply.json'} not found: run `sigkit apply` first")
+    target = Path(out) if out is not None else out_dir / "report" / "apply.html"
+    with report_sources() as sources:
+        return render(
+            sources / "apply.qmd", target.resolve(), {"SIGKIT_APPLY_DIR": str(out_dir)}, renderer
+        )

@@ -25,7 +25,12 @@ Nothing is refitted. In order, each step refusing before any imaging work where 
    those per patient and variable, ``exclusions.csv`` the patients without a
    prediction, ``apply.json`` what was done (the model's hash, the weights, the counts);
 6. with outcomes in the clinical table, the external validation of the frozen models
-   (``study.external``): ``OUT_DIR/validation.json`` and ``OUT_DIR/tables/*.parquet``.
+   (``study.external``): ``OUT_DIR/validation.json`` and ``OUT_DIR/tables/*.parquet``;
+   and their transportability (``study.transport``: the linear predictor's case-mix,
+   the updates of the baseline hazard, the slope and the coefficients, each with its
+   calibration): ``OUT_DIR/transport.json`` and ``tables/transport_updates.parquet``;
+7. ``OUT_DIR/report/apply.html`` (``report.api.render_apply_report``, the study report's
+   renderer), unless ``report=False`` (``--no-report``).
 """
 
 from __future__ import annotations
@@ -251,12 +256,14 @@ def apply_model(
     batch_size: int = 16,
     manifest: str = "manifest.csv",
     clinical: str = "clinical.csv",
+    report: bool = True,
     echo: Callable[[str], None] = print,
 ) -> ApplyOutcome:
     """Score the cohort in ``cohort_dir`` with the model in ``model_dir`` (module docstring).
 
-    Raises ``ApplyError`` (every problem at once) for a cohort or weights the model
-    cannot score, ``bundle.BundleError`` for a model folder that is not a bundle.
+    ``report=False`` skips the page (``--no-report``). Raises ``ApplyError`` (every
+    problem at once) for a cohort or weights the model cannot score,
+    ``bundle.BundleError`` for a model folder that is not a bundle.
     """
     from toolkit.deep.weights import load
 
@@ -295,6 +302,10 @@ def apply_model(
         _validate(out, bundle, frame, labels, echo)
     else:
         echo("  no outcome columns in the clinical table: predictions only")
+    if report:
+        from toolkit.report.api import render_apply_report
+
+        echo(f"  report: {render_apply_report(out)}")
     return ApplyOutcome(out, predictions, exclusions, warnings, tuple(labels))
 
 
@@ -363,9 +374,24 @@ def _validate(out: Path, bundle: ModelBundle, frame: pd.DataFrame, labels, echo)
     write_json(out / "validation.json", {**result, "provenance": block})
     for name, table in tables.items():
         write_parquet(out / "tables" / f"{name}.parquet", table, block)
+    if result["n_events"]:
+        _transport(out, bundle, frame, block, echo)
     if "note" in result:
         echo(f"  external validation: {result['note']}")
         return
     cindex = result["cindex"]["external"]
     text = ", ".join(f"{m} {e['c']:.3f}" for m, e in cindex.items())
     echo(f"  external validation ({result['n_events']} events): C-index {text}")
+
+
+def _transport(out: Path, bundle: ModelBundle, frame: pd.DataFrame, block, echo) -> None:
+    """OUT_DIR/transport.json and OUT_DIR/tables/transport_updates.parquet
+    (``study.transport``; the bundle has no training patients: no membership model)."""
+    from toolkit.artifacts import write_parquet
+    from toolkit.study.transport import transportability
+
+    result, table = transportability(bundle, frame)
+    write_json(out / "transport.json", {**result, "provenance": block})
+    if len(table):
+        write_parquet(out / "tables" / "transport_updates.parquet", table, block)
+    echo(f"  transportability (case-mix, model updating): {out / 'transport.json'}")
