@@ -32,7 +32,9 @@ training patients are split once (`inner_split`: stratified by event, seeded) in
 an inner training set, the only one the loss above is taken over, and an inner
 validation set, whose own Cox loss per event (its own risk sets, crops not augmented)
 is computed before every step; training stops when it has not improved for
-``patience`` steps, and the parameters of the best step are the result.
+``patience`` steps, and the parameters of the best step are the result (the best
+after at least one step: the initial parameters, whose zero head makes eta constant,
+are never chosen; ``validation_losses[0]``, the null model's loss, is the reference).
 
 **Memory: chunks with an exact risk set.** With ``chunk_size`` set, no forward pass
 holds more than ``chunk_size`` patients' activations. The loss couples every
@@ -277,19 +279,22 @@ def _eta_function(network: CoxNetwork, chunks: Chunks):
     return eta
 
 
-def _loss_and_grad(network: CoxNetwork, risk: RiskSets, chunks: Chunks):
-    """(params, arterial, portal) -> (L, dL/dparams), exact over the risk set (see above)."""
-    scale = 1.0 / float(risk.event_weight)
+def _per_event(eta: jax.Array, risk: RiskSets) -> jax.Array:
+    return negative_partial_loglik(eta, risk) / risk.event_weight.astype(eta.dtype)
+
+
+def loss_and_grad(network: CoxNetwork, chunks: Chunks):
+    """(params, arterial, portal, risk) -> (L, dL/dparams), exact over the risk set (see
+    above). ``risk`` is an argument, not a constant, so that one compiled program serves
+    every cohort of the same size (the folds of a cross-validation)."""
     eta_of = _eta_function(network, chunks)
 
-    def loss_of_eta(eta):
-        return negative_partial_loglik(eta, risk) * scale
-
     if chunks.count == 1:
-        return jax.value_and_grad(lambda p, a, q: loss_of_eta(eta_of(p, a, q)))
+        return jax.value_and_grad(lambda p, a, q, risk: _per_event(eta_of(p, a, q), risk))
 
-    def value_and_grad(params, arterial, portal):
-        value, g = jax.value_and_grad(loss_of_eta)(eta_of(params, arterial, portal))
+    def value_and_grad(params, arterial, portal, risk):
+        eta = eta_of(params, arterial, portal)
+        value, g = jax.value_and_grad(_per_event)(eta, risk)
         cotangents = chunks.lay_out(g)
 
         def accumulate(total, xs):
@@ -319,33 +324,31 @@ class _Trainer:
     def __post_init__(self) -> None:
         settings, chunks = self.settings, self.chunks
         self.optimiser = optax.adamw(settings.learning_rate, weight_decay=settings.weight_decay)
-        value_and_grad = _loss_and_grad(self.network, self.risk, chunks)
+        value_and_grad = loss_and_grad(self.network, chunks)
+        risk = self.risk
         augmentation = settings.augmentation
 
-        def step(params, state, arterial, portal, key):
+        def step(params, state, arterial, portal, key, risk):
             if augmentation is not None and augmentation.active:
                 arterial, portal = augment(key, arterial, portal, augmentation)
             arterial, portal = (
                 jax.lax.with_sharding_constraint(chunks.lay_out(x), chunks.sharding)
                 for x in (arterial, portal)
             )
-            value, grads = value_and_grad(params, arterial, portal)
+            value, grads = value_and_grad(params, arterial, portal, risk)
             updates, state = self.optimiser.update(grads, state, params)
             return optax.apply_updates(params, updates), state, value
 
-        self.step = jax.jit(step)
+        compiled = jax.jit(step)
+        self.step = lambda params, state, a, p, key: compiled(params, state, a, p, key, risk)
         self.train_loss = self._loss(self.risk, chunks)
         if self.validation_risk is not None:
             self.validation_loss = self._loss(self.validation_risk, self.validation_chunks)
 
     def _loss(self, risk: RiskSets, chunks: Chunks):
         eta_of = _eta_function(self.network, chunks)
-        scale = 1.0 / float(risk.event_weight)
-
-        def loss(params, arterial, portal):
-            return negative_partial_loglik(eta_of(params, arterial, portal), risk) * scale
-
-        return jax.jit(loss)
+        compiled = jax.jit(lambda params, a, p, risk: _per_event(eta_of(params, a, p), risk))
+        return lambda params, a, p: compiled(params, a, p, risk)
 
 
 def finetune(
@@ -434,9 +437,10 @@ def _train(trainer: _Trainer, params, arterial, portal, train, validation):
     for k in range(settings.steps + 1):
         if len(validation):
             checked.append(float(trainer.validation_loss(params, va, vp)))
-            if checked[-1] < best[0]:
+            # the initial parameters (a zero head: eta constant) are no candidate
+            if k >= 1 and checked[-1] < best[0]:
                 best = (checked[-1], k, params)
-            elif k - best[1] >= settings.patience:
+            elif k >= 1 and k - best[1] >= settings.patience:
                 break
         if k == settings.steps:
             break
