@@ -126,13 +126,17 @@ def test_study_run_with_a_finetuned_signature_completes(finetuned_study):
 
 
 def test_report_methods_say_how_the_signature_was_trained(finetuned_study):
-    from toolkit.report import methods
+    from toolkit.report import methods, narrative
     from toolkit.report.study import load
 
     study, out, _ = finetuned_study
     assert out.exit_code == 0, out.output
-    text = methods.model_building(load(study))
+    results = load(study)
+    assert "weight decay, augmentation and early stopping" in methods.sample_size(results)
+    text = methods.model_building(results)
     assert "fine-tuned end to end" in text
     assert "3-fold cross-validation with the fine-tuning repeated inside each outer fold" in text
     assert "reduced-width DenseNet" in text and "exact Cox partial likelihood" in text
     assert "mRMR" not in text.split("No ICC filter")[0]
+    summary = narrative.signature(results)
+    assert "fine-tuned end to end" in summary and "combines 0 features" not in summary

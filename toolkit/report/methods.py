@@ -137,7 +137,13 @@ def sample_size(results: StudyResults) -> str:
     icc = results.metrics.icc
     n_features = icc.n_features if icc is not None else None
     text = "**Sample size.** No formal sample-size calculation; all available patients were used."
-    if events is not None:
+    finetuned = results.settings.get("signature", {}).get("source") == "finetuned"
+    if events is not None and finetuned:
+        text += (
+            f" The training set had {events} events, hence the network's weight decay, "
+            "augmentation and early stopping on an inner validation split."
+        )
+    elif events is not None:
         text += f" The training set had {events} events"
         text += f" for {n_features} candidate image features" if n_features else ""
         text += ", hence the penalised (elastic-net) selection."
