@@ -140,3 +140,24 @@ def test_report_methods_say_how_the_signature_was_trained(finetuned_study):
     assert "mRMR" not in text.split("No ICC filter")[0]
     summary = narrative.signature(results)
     assert "fine-tuned end to end" in summary and "combines 0 features" not in summary
+
+
+def test_finetune_settings_are_checked_where_study_toml_is_read():
+    from pydantic import ValidationError
+
+    from toolkit.config import Signature
+
+    assert Signature().source == "frozen" and Finetune().full_width
+    assert not Finetune(**SMALL).full_width
+    for bad, message in (
+        ({"input_size": 48}, "multiple of 32"),
+        ({"input_size": 256}, "less than or equal to 224"),
+        ({"blocks": [1, 0]}, "at least one layer"),
+        ({"dtype": "float16"}, "float32"),
+        ({"chunk_size": 0}, "greater than or equal to 1"),
+        ({"epochs": 3}, "Extra inputs are not permitted"),
+    ):
+        with pytest.raises(ValidationError, match=message):
+            Finetune(**bad)
+    with pytest.raises(ValidationError, match="frozen"):
+        Signature(source="trained")
