@@ -6,9 +6,9 @@
 set -euo pipefail
 
 R_PACKAGES=(r-base-core r-base-dev r-cran-survival r-cran-rms r-cran-glmnet r-cran-mass
-            r-cran-psych r-cran-riskregression)
+            r-cran-psych r-cran-riskregression r-cran-mice)
 BROWSER_PACKAGES=(chromium chromium-driver)
-R_CHECK='for (p in c("survival","rms","glmnet","MASS","psych","riskRegression")) if (!requireNamespace(p, quietly=TRUE)) quit(status=1)'
+R_CHECK='for (p in c("survival","rms","glmnet","MASS","psych","riskRegression","mice")) if (!requireNamespace(p, quietly=TRUE)) quit(status=1)'
 
 r_ok() {
     command -v Rscript >/dev/null 2>&1 &&

@@ -25,7 +25,7 @@ def test_module_entry_point_runs():
 def test_every_command_group_is_there_in_the_order_help_lists_them():
     root = typer.main.get_command(app)
     context = click.Context(root)
-    commands = ["validate", "synth", "preprocess", "report", "extract", "weights", "study"]
+    commands = ["validate", "synth", "preprocess", "report", "extract", "apply", "weights", "study"]
     assert root.list_commands(context) == commands
     for group, subcommands in (
         ("weights", ["import", "fetch", "info"]),

@@ -366,3 +366,77 @@ def test_an_empty_patient_id_or_set_in_the_manifest_is_named(tmp_path):
         "clinical.csv: 1 patient not in manifest.csv (P004); add their images to the "
         "manifest or remove their rows",
     ]
+
+
+def _radiomics(section: str):
+    from toolkit.config import loads_study
+
+    return loads_study(STUDY_TOML + f"\n[radiomics]\n{section}\n").radiomics
+
+
+def test_radiomics_defaults_are_pyradiomics_own_in_both_modes():
+    radiomics = loads_study_without_section()
+    assert radiomics.enabled and radiomics.mode == "both" and radiomics.modes == ("3d", "2d")
+    assert radiomics.image_types == ["Original"] and radiomics.bin_width == 25.0
+    assert radiomics.feature_classes == [
+        "shape",
+        "firstorder",
+        "glcm",
+        "glrlm",
+        "glszm",
+        "gldm",
+        "ngtdm",
+    ]
+    assert radiomics.resampled_spacing_mm is None and radiomics.parameter_file is None
+    assert _radiomics('mode = "2d"').modes == ("2d",)
+    sigmas = _radiomics('image_types = ["Original", "LoG"]\nlog_sigmas = [1.0, 3.0]')
+    assert sigmas.log_sigmas == [1.0, 3.0]
+
+
+def loads_study_without_section():
+    from toolkit.config import loads_study
+
+    assert "[radiomics]" not in STUDY_TOML
+    return loads_study(STUDY_TOML).radiomics
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ('mode = "3D"', "radiomics.mode: Input should be '3d', '2d' or 'both'"),
+        ('image_types = ["Original", "Gabor"]', "radiomics.image_types: image_types must be one"),
+        ('image_types = ["LoG"]', 'radiomics: image_types has "LoG" but log_sigmas is empty'),
+        ("log_sigmas = [1.0]", 'radiomics: log_sigmas is given but image_types has no "LoG"'),
+        (
+            'image_types = ["LoG"]\nlog_sigmas = [0.0]',
+            "radiomics.log_sigmas: log_sigmas must be positive",
+        ),
+        ('feature_classes = ["glcm", "glcm"]', "radiomics.feature_classes: feature_classes lists"),
+        ('feature_classes = ["shape2D"]', "radiomics.feature_classes: feature_classes must be"),
+        ("feature_classes = []", "radiomics.feature_classes: List should have at least 1 item"),
+        ("bin_width = 0", "radiomics.bin_width: Input should be greater than 0"),
+        ("resampled_spacing_mm = [1.0, 1.0]", "radiomics.resampled_spacing_mm: resampled_spacing"),
+        ("resampled_spacing_mm = [1, 0, 1]", "radiomics.resampled_spacing_mm: resampled_spacing"),
+        (
+            'parameter_file = "params.yaml"\nbin_width = 10',
+            "radiomics: parameter_file replaces bin_width: give either",
+        ),
+        ("bin_count = 32", "radiomics.bin_count: unknown setting"),
+    ],
+)
+def test_radiomics_settings_the_code_cannot_honour_are_refused(section, message):
+    with pytest.raises(StudyInputError) as caught:
+        _radiomics(section)
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"study.toml: {message}"), problem
+
+
+def test_a_radiomics_parameter_file_that_is_absent_is_named_before_any_stage(tmp_path):
+    toml = STUDY_TOML + '\n[radiomics]\nparameter_file = "pyradiomics.yaml"\n'
+    folder = _cohort(tmp_path, toml=toml)
+    with pytest.raises(StudyInputError) as caught:
+        check_inputs(load_study(folder), folder)
+    assert caught.value.problems == [
+        f"study.toml: radiomics.parameter_file: 'pyradiomics.yaml' not found in {folder} "
+        "(the PyRadiomics parameter file, relative to study.toml's folder)"
+    ]

@@ -10,7 +10,14 @@ import pytest
 
 from toolkit import contracts
 from toolkit.artifacts import write_json
-from toolkit.contracts import ContractError, FeatureName, Term, feature_names
+from toolkit.contracts import (
+    ContractError,
+    FeatureName,
+    RadiomicsFeature,
+    Term,
+    feature_names,
+    parse_feature,
+)
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "contracts.md"
 
@@ -300,3 +307,59 @@ def test_every_handed_on_result_is_documented_with_the_stage_that_makes_it():
     rows = re.findall(r"^\| `(\w+)` \| (\w+) \|", section, flags=re.MULTILINE)
     declared = [(name, stage.name) for stage in PIPELINE for name in stage.outputs]
     assert rows == declared
+
+
+@pytest.mark.parametrize(
+    ("text", "record"),
+    [
+        (
+            "portal_3d_original_shape_VoxelVolume",
+            RadiomicsFeature("portal", "3d", "original", "shape", "VoxelVolume"),
+        ),
+        (
+            "arterial_2d_original_shape2D_PixelSurface",
+            RadiomicsFeature("arterial", "2d", "original", "shape2D", "PixelSurface"),
+        ),
+        (
+            "portal_3d_log-sigma-1-0-mm-3D_firstorder_10Percentile",
+            RadiomicsFeature("portal", "3d", "log-sigma-1-0-mm-3D", "firstorder", "10Percentile"),
+        ),
+        (
+            "arterial_3d_wavelet-LLH_glcm_Idmn",
+            RadiomicsFeature("arterial", "3d", "wavelet-LLH", "glcm", "Idmn"),
+        ),
+    ],
+)
+def test_radiomics_feature_round_trips_and_keeps_pyradiomics_name(text, record):
+    assert RadiomicsFeature.parse(text) == record
+    assert record.format() == text
+    assert RadiomicsFeature.is_feature(text) and not FeatureName.is_feature(text)
+    assert parse_feature(text) == record
+    assert text.endswith(record.pyradiomics_name)
+    assert RadiomicsFeature.of(record.phase, record.mode, record.pyradiomics_name) == record
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "portal_original_shape_VoxelVolume",  # no mode
+        "portal_3D_original_shape_VoxelVolume",  # the mode is lower case
+        "portal_3d_original_shape",  # no feature
+        "portal_3d_original_shape_Voxel_Volume",  # one part too many
+        "late_portal_3d_original_shape_VoxelVolume",  # a phase with an underscore
+        "portal_3d__shape_VoxelVolume",
+        "",
+    ],
+)
+def test_radiomics_feature_refuses_bad_text_naming_it(text):
+    assert not RadiomicsFeature.is_feature(text)
+    with pytest.raises(ContractError, match=re.escape(repr(text))):
+        RadiomicsFeature.parse(text)
+
+
+def test_a_feature_of_either_source_is_parsed_and_other_text_refused():
+    assert parse_feature("arterial_0012") == FeatureName("arterial", 12)
+    with pytest.raises(ContractError, match="expected a feature name, deep"):
+        parse_feature("arterial_12")
+    with pytest.raises(ContractError, match="mode '4d'"):
+        RadiomicsFeature("portal", "4d", "original", "shape", "VoxelVolume")

@@ -1,4 +1,5 @@
-"""The one way sigkit starts a local Dask cluster (preprocessing, the internal validation)."""
+"""The one way sigkit starts a local Dask cluster (preprocessing, radiomics, the internal
+validation), or connects to a running one."""
 
 from __future__ import annotations
 
@@ -27,3 +28,20 @@ def local_client(workers: int) -> Iterator[Any]:
     finally:
         client.close()
         cluster.close()
+
+
+@contextlib.contextmanager
+def dask_client(workers: int, scheduler: str | None = None) -> Iterator[Any]:
+    """The client of the scheduler at ``scheduler`` ("tcp://host:port"), else of a local
+    cluster of ``workers`` (:func:`local_client`); closed on exit."""
+    from distributed import Client
+
+    if not scheduler:
+        with local_client(workers) as client:
+            yield client
+        return
+    client = Client(scheduler)
+    try:
+        yield client
+    finally:
+        client.close()

@@ -351,7 +351,11 @@ class Validation(_Strict):
     calibration_bootstrap: int = Field(200, ge=0)
     calibration_groups: int = Field(3, ge=1)
     seed: int = 0
-    missing: Literal["complete-case", "impute-median-mode", "error"] = "complete-case"
+    missing: Literal["complete-case", "impute-median-mode", "multiple-imputation", "error"] = (
+        "complete-case"
+    )
+    m: int = Field(20, ge=2)
+    imputation_seed: int = 0
     min_events: int = Field(10, ge=1)
     univariate_alpha: float = Field(0.05, gt=0, lt=1)
 
@@ -365,6 +369,105 @@ class Validation(_Strict):
                 f"got {outside}"
             )
         return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _imputation_settings(self) -> Validation:
+        given = sorted({"m", "imputation_seed"} & self.model_fields_set)
+        if given and self.missing != "multiple-imputation":
+            raise ValueError(
+                f'{" and ".join(given)} apply only with missing = "multiple-imputation" '
+                f"(missing is {self.missing!r})"
+            )
+        return self
+
+
+RADIOMICS_IMAGE_TYPES = ("Original", "LoG", "Wavelet")
+RADIOMICS_FEATURE_CLASSES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
+# the settings a PyRadiomics parameter file replaces; giving both is refused
+_EXTRACTION_SETTINGS = (
+    "image_types",
+    "log_sigmas",
+    "feature_classes",
+    "bin_width",
+    "resampled_spacing_mm",
+)
+
+
+class Radiomics(_Strict):
+    """study.toml's ``[radiomics]``: the handcrafted (PyRadiomics, IBSI) features.
+
+    ``mode`` is "3d" (the tumour volume), "2d" (the largest-ROI slice the crops come from)
+    or "both". The extraction is set here (``image_types``, ``log_sigmas`` for LoG,
+    ``feature_classes``, ``bin_width``, ``resampled_spacing_mm`` = [x, y, z]) or by a
+    PyRadiomics ``parameter_file`` (YAML, relative to the folder of study.toml), never
+    both. Defaults: PyRadiomics' own (Original image, every class, bin width 25, no
+    resampling).
+    """
+
+    enabled: bool = True
+    mode: Literal["3d", "2d", "both"] = "both"
+    image_types: list[str] = Field(default_factory=lambda: ["Original"], min_length=1)
+    log_sigmas: list[float] = Field(default_factory=list)
+    feature_classes: list[str] = Field(
+        default_factory=lambda: list(RADIOMICS_FEATURE_CLASSES), min_length=1
+    )
+    bin_width: float = Field(25.0, gt=0)
+    resampled_spacing_mm: list[float] | None = None
+    parameter_file: str | None = None
+
+    @field_validator("image_types")
+    @classmethod
+    def _image_types(cls, value: list[str]) -> list[str]:
+        return _listed_once("image_types", value, RADIOMICS_IMAGE_TYPES)
+
+    @field_validator("feature_classes")
+    @classmethod
+    def _classes(cls, value: list[str]) -> list[str]:
+        return _listed_once("feature_classes", value, RADIOMICS_FEATURE_CLASSES)
+
+    @field_validator("log_sigmas")
+    @classmethod
+    def _sigmas(cls, value: list[float]) -> list[float]:
+        if any(not sigma > 0 for sigma in value):
+            raise ValueError(f"log_sigmas must be positive (mm); got {value}")
+        return value
+
+    @field_validator("resampled_spacing_mm")
+    @classmethod
+    def _spacing(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (len(value) != 3 or any(not v > 0 for v in value)):
+            raise ValueError(
+                f"resampled_spacing_mm must be 3 positive spacings [x, y, z] (mm); got {value}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Radiomics:
+        if "LoG" in self.image_types and not self.log_sigmas:
+            raise ValueError('image_types has "LoG" but log_sigmas is empty: give the sigmas (mm)')
+        if self.log_sigmas and "LoG" not in self.image_types:
+            raise ValueError('log_sigmas is given but image_types has no "LoG"')
+        both = sorted(set(_EXTRACTION_SETTINGS) & self.model_fields_set)
+        if self.parameter_file is not None and both:
+            raise ValueError(
+                f"parameter_file replaces {', '.join(both)}: give either the PyRadiomics "
+                "parameter file or these settings, not both"
+            )
+        return self
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The modes to compute, in the features' column order: ("3d", "2d") for "both"."""
+        return ("3d", "2d") if self.mode == "both" else (self.mode,)
+
+
+def _listed_once(setting: str, value: list[str], allowed: tuple[str, ...]) -> list[str]:
+    for item in value:
+        _one_of(setting, item, allowed)
+    repeated = sorted({v for v in value if value.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{setting} lists {repeated} more than once")
+    return value
 
 
 MIN_INTERNAL_RESAMPLES = 20
@@ -403,6 +506,7 @@ class StudyConfig(_Strict):
     imaging: Imaging
     variables: list[Variable] = Field(default_factory=list)
     signature: Signature = Field(default_factory=Signature)
+    radiomics: Radiomics = Field(default_factory=Radiomics)
     validation: Validation = Field(default_factory=Validation)
     internal_validation: InternalValidation = Field(default_factory=InternalValidation)
     _written: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -511,10 +615,24 @@ def check_inputs(config: StudyConfig, study_dir: Path) -> None:
 
     problems: list[str] = []
     manifest = check_study_manifest(config, study_dir, problems)
+    problems += _parameter_file_problems(config, study_dir)
     table = _clinical(config, study_dir, manifest, problems)
     if table is not None:
         _prepare(config, table, problems)
     _raise_any(problems)
+
+
+def _parameter_file_problems(config: StudyConfig, study_dir: Path) -> list[str]:
+    """[radiomics] parameter_file, when the stage will read it, must be a file."""
+    section = config.radiomics
+    if not section.enabled or section.parameter_file is None:
+        return []
+    if (study_dir / section.parameter_file).is_file():
+        return []
+    return [
+        f"study.toml: radiomics.parameter_file: {section.parameter_file!r} not found in "
+        f"{study_dir} (the PyRadiomics parameter file, relative to study.toml's folder)"
+    ]
 
 
 def _raise_any(problems: list[str]) -> None:
@@ -555,11 +673,22 @@ def _absent_column(name: str, column: str, why: str, spare: Sequence[str]) -> st
     return f"{name}: no column {column!r} ({why}){hint}"
 
 
-def read_clinical(config: StudyConfig, study_dir: Path, manifest: Manifest) -> pd.DataFrame:
+def read_clinical(
+    config: StudyConfig,
+    study_dir: Path,
+    manifest: Manifest,
+    columns: Mapping[str, str] | None = None,
+    optional: Sequence[str] = (),
+) -> pd.DataFrame:
     """clinical.csv indexed by patient, restricted to and aligned with the manifest
-    (:func:`toolkit.imaging.manifest.study_manifest`)."""
+    (:func:`toolkit.imaging.manifest.study_manifest`).
+
+    ``columns`` maps each column the caller needs to why it is needed (what a message
+    says of an absent one); default: the study's outcomes, centre and variables.
+    ``optional`` columns are kept when the table has them.
+    """
     problems: list[str] = []
-    table = _clinical(config, study_dir, manifest, problems)
+    table = _clinical(config, study_dir, manifest, problems, columns, optional)
     _raise_any(problems)
     return table
 
@@ -577,7 +706,12 @@ def _clinical_columns(config: StudyConfig) -> list[tuple[str, str]]:
 
 
 def _clinical(
-    config: StudyConfig, study_dir: Path, manifest: Manifest | None, problems: list[str]
+    config: StudyConfig,
+    study_dir: Path,
+    manifest: Manifest | None,
+    problems: list[str],
+    columns: Mapping[str, str] | None = None,
+    optional: Sequence[str] = (),
 ) -> pd.DataFrame | None:
     """The clinical table aligned with the manifest (its patients, in its order, with their
     ``set``); its problems appended to ``problems``. None when it has no patient column."""
@@ -592,14 +726,15 @@ def _clinical(
         return None
     problems += duplicate_patients(name, table["patient"])
     table = table.drop_duplicates("patient").set_index("patient")
-    needed = dict(_clinical_columns(config))
+    needed = dict(_clinical_columns(config)) if columns is None else dict(columns)
     problems += absent_columns(name, table.columns, needed)
-    columns = [c for c in needed if c in table.columns]
+    kept = [c for c in needed if c in table.columns]
+    kept += [c for c in optional if c in table.columns and c not in needed]
     if manifest is None:
-        return table[columns].assign(set="").loc[:, ["set", *columns]]
+        return table[kept].assign(set="").loc[:, ["set", *kept]]
     sets = manifest.sets()
     problems += _unmatched(config, sets.index, table.index)
-    out = table.loc[[p for p in sets.index if p in table.index], columns].copy()
+    out = table.loc[[p for p in sets.index if p in table.index], kept].copy()
     out.insert(0, "set", sets.loc[out.index])
     return out
 
@@ -650,6 +785,7 @@ def _prepare(config: StudyConfig, table: pd.DataFrame, problems: list[str]) -> C
             frame[variable.name] = _categorise(variable, table[variable.name], config, problems)
     missing = table[names].isna()
     problems += _missing_refused(config, missing)
+    problems += _imputation_refused(config)
     if problems:
         return None
     exclusions = pd.DataFrame(columns=["patient", "stage", "reason"])
@@ -659,6 +795,50 @@ def _prepare(config: StudyConfig, table: pd.DataFrame, problems: list[str]) -> C
     problems += _set_problems(config, frame) or _horizon_problems(config, frame)
     raw = table.loc[frame.index, names].copy()
     return ClinicalData(frame=frame, raw=raw, exclusions=exclusions, imputations=imputations)
+
+
+def prepare_cohort(
+    config: StudyConfig, table: pd.DataFrame, outcomes: bool = False
+) -> ClinicalData:
+    """A new cohort's clinical table for a locked model (``sigkit apply``).
+
+    Every variable of ``config`` that ``table`` (:func:`read_clinical`'s output) has is
+    converted as :func:`prepare_clinical` converts it (levels checked against study.toml,
+    numbers categorised at its cutoffs); with ``outcomes``, the outcome columns too.
+    Unlike :func:`prepare_clinical` nothing is fitted, so there is no set, event or
+    horizon check, and a missing value is never imputed (a locked model does not carry
+    the training values an imputation would need): with ``validation.missing = "error"``
+    the patient is refused, otherwise excluded and listed in ``exclusions``. Every
+    problem is raised at once in a :class:`StudyInputError`, naming the column and the
+    patients.
+    """
+    problems: list[str] = []
+    names = [v.name for v in config.variables if v.name in table.columns]
+    frame = table[["set"]].copy()
+    if outcomes:
+        frame = pd.concat([frame, _outcomes(config, table, problems)], axis=1)
+    for variable in config.variables:
+        if variable.name in table.columns:
+            frame[variable.name] = _categorise(variable, table[variable.name], config, problems)
+    missing = table[names].isna()
+    problems += _missing_refused(config, missing)
+    _raise_any(problems)
+    rows = missing.any(axis=1).to_numpy()
+    exclusions = pd.DataFrame(
+        [
+            {
+                "patient": p,
+                "stage": "clinical",
+                "reason": f"missing {', '.join(c for c in names if missing.loc[p, c])}",
+            }
+            for p in table.index[rows]
+        ],
+        columns=["patient", "stage", "reason"],
+    )
+    kept = frame.index[~rows]
+    return ClinicalData(
+        frame=frame.loc[kept].copy(), raw=table.loc[kept, names].copy(), exclusions=exclusions
+    )
 
 
 def _centres(config: StudyConfig, values: pd.Series, problems: list[str]) -> pd.Series:
@@ -778,6 +958,23 @@ def _missing_refused(config: StudyConfig, missing: pd.DataFrame) -> list[str]:
         f"{config.study.clinical}: {n_patients(int(rows.sum()))} have missing clinical values "
         f"({listed(detail, sep='; ')}); set validation.missing = "
         '"complete-case" or "impute-median-mode"'
+    ]
+
+
+def _imputation_refused(config: StudyConfig) -> list[str]:
+    """``multiple-imputation`` until every stage takes the ``m`` completed data sets.
+
+    The imputation, the majority-rule selection and the pooled Cox models exist
+    (``toolkit.study.imputed``); the whole-procedure bootstrap and the validation
+    metrics still read one complete clinical frame, so a study refuses it here rather
+    than fail in a later stage.
+    """
+    if config.validation.missing != "multiple-imputation":
+        return []
+    return [
+        'study.toml: validation.missing = "multiple-imputation" is not yet carried through '
+        "the internal-validation and validation stages of a study (the pooled models are "
+        'in toolkit.study.imputed); use "complete-case" or "impute-median-mode" for a study run'
     ]
 
 

@@ -1,6 +1,8 @@
 """Typed names that sigkit's stages hand on: the one place their text form is made or read.
 
-A deep feature is ``FeatureName(phase, index)``, written ``arterial_0012``; a model term is
+A deep feature is ``FeatureName(phase, index)``, written ``arterial_0012``; a handcrafted one
+``RadiomicsFeature(phase, mode, image_type, feature_class, feature)``, written
+``portal_3d_original_shape_VoxelVolume``; a model term is
 ``Term(variable, level)``, written ``bclc[C]`` for a level of a categorical variable (treatment
 coding against its first level) and ``alt`` for a numeric one. Every column, JSON key and
 table row that carries such a name is made by ``format`` and read back by ``parse``; nothing
@@ -20,6 +22,14 @@ from typing import Any
 
 _PHASE = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _FEATURE = re.compile(r"(?P<phase>[A-Za-z][A-Za-z0-9]*)_(?P<index>[0-9]{4})")
+_RADIOMICS = re.compile(
+    r"(?P<phase>[A-Za-z][A-Za-z0-9]*)_(?P<mode>2d|3d)_(?P<pyradiomics>[^_]+_[^_]+_[^_]+)"
+)
+_PYRADIOMICS = re.compile(
+    r"(?P<image_type>[A-Za-z][A-Za-z0-9.-]*)_(?P<feature_class>[A-Za-z][A-Za-z0-9]*)"
+    r"_(?P<feature>[A-Za-z0-9]+)"
+)
+RADIOMICS_MODES = ("3d", "2d")
 _VARIABLE = re.compile(r"[A-Za-z][A-Za-z0-9_.]*")
 _TERM = re.compile(r"(?P<variable>[^\[\]]+)(\[(?P<level>[^\[\]]*)\])?")
 _INDEX_LIMIT = 10_000  # four digits in the text form
@@ -79,6 +89,92 @@ class FeatureName:
 def feature_names(phase: str, n_features: int) -> list[str]:
     """The column names of one phase's ``n_features`` deep features, in index order."""
     return [FeatureName(phase, i).format() for i in range(n_features)]
+
+
+@dataclass(frozen=True, order=True)
+class RadiomicsFeature:
+    """One PyRadiomics feature of a CT ``phase``, computed in ``mode`` ("3d": the tumour
+    volume; "2d": the largest-ROI slice the crops come from).
+
+    ``image_type``, ``feature_class`` and ``feature`` are the three parts of PyRadiomics' own
+    name (``original_shape_VoxelVolume``, ``wavelet-LLH_glcm_Idmn``,
+    ``log-sigma-1-0-mm-3D_firstorder_10Percentile``): the image type is letters, digits,
+    ``-`` and ``.``; the class letters and digits; the feature letters and digits.
+    """
+
+    phase: str
+    mode: str
+    image_type: str
+    feature_class: str
+    feature: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.phase, str) or not _PHASE.fullmatch(self.phase):
+            raise ContractError(
+                f"radiomics feature phase {self.phase!r}: use letters and digits only, "
+                "starting with a letter"
+            )
+        if self.mode not in RADIOMICS_MODES:
+            raise ContractError(
+                f"radiomics feature mode {self.mode!r}: must be one of {', '.join(RADIOMICS_MODES)}"
+            )
+        name = f"{self.image_type}_{self.feature_class}_{self.feature}"
+        parts = (self.image_type, self.feature_class, self.feature)
+        if not all(isinstance(p, str) for p in parts) or not _PYRADIOMICS.fullmatch(name):
+            raise ContractError(
+                f"{name!r}: expected a PyRadiomics feature name <image type>_<class>_<feature>, "
+                "e.g. original_shape_VoxelVolume"
+            )
+
+    @property
+    def pyradiomics_name(self) -> str:
+        """The name PyRadiomics gives the feature: ``original_shape_VoxelVolume``."""
+        return f"{self.image_type}_{self.feature_class}_{self.feature}"
+
+    def format(self) -> str:
+        return f"{self.phase}_{self.mode}_{self.pyradiomics_name}"
+
+    @classmethod
+    def of(cls, phase: str, mode: str, pyradiomics_name: str) -> RadiomicsFeature:
+        """The feature PyRadiomics names ``pyradiomics_name``, of ``phase`` in ``mode``."""
+        match = _fullmatch(
+            _PYRADIOMICS,
+            pyradiomics_name,
+            "a PyRadiomics feature name <image type>_<class>_<feature>, e.g. "
+            "original_shape_VoxelVolume",
+        )
+        return cls(phase, mode, match["image_type"], match["feature_class"], match["feature"])
+
+    @classmethod
+    def parse(cls, text: str) -> RadiomicsFeature:
+        match = _fullmatch(
+            _RADIOMICS,
+            text,
+            "a radiomics feature name <phase>_<2d|3d>_<PyRadiomics name>, e.g. "
+            "portal_3d_original_shape_VoxelVolume",
+        )
+        return cls.of(match["phase"], match["mode"], match["pyradiomics"])
+
+    @classmethod
+    def is_feature(cls, text: str) -> bool:
+        """Whether ``text`` is a radiomics feature name (for picking columns out of a table)."""
+        if not isinstance(text, str) or _RADIOMICS.fullmatch(text) is None:
+            return False
+        return _PYRADIOMICS.fullmatch(_RADIOMICS.fullmatch(text)["pyradiomics"]) is not None
+
+
+def parse_feature(text: str) -> FeatureName | RadiomicsFeature:
+    """A signature's feature from its text form: a deep ``FeatureName`` (``arterial_0012``)
+    or a ``RadiomicsFeature`` (``portal_3d_original_shape_VoxelVolume``)."""
+    if FeatureName.is_feature(text):
+        return FeatureName.parse(text)
+    if RadiomicsFeature.is_feature(text):
+        return RadiomicsFeature.parse(text)
+    raise ContractError(
+        f"{text!r}: expected a feature name, deep (<phase>_<4-digit index>, e.g. arterial_0012) "
+        "or radiomics (<phase>_<2d|3d>_<PyRadiomics name>, e.g. "
+        "portal_3d_original_shape_VoxelVolume)"
+    )
 
 
 @dataclass(frozen=True)
@@ -207,13 +303,17 @@ class IccSummary:
 
 @dataclass(frozen=True)
 class SignatureSpec(_JsonFile):
-    """results/signature.json: the deep-learning signature as the signature stage fitted it.
+    """results/signature.json: the deep-learning signature as the signature stage fitted it
+    (results/signature_radiomics.json: the radiomics signature, of ``RadiomicsFeature``s).
 
+    ``n_incomplete`` counts the features left out before the ICC filter because they are
+    NaN for some patient (PyRadiomics could not compute them); None where the source never
+    has any (the deep features), and then signature.json has no such key.
     The signature is ``sum_k coefficients[k] * (x_k - means[k]) / scales[k]`` over the
     ``features`` (primary reader's values; ``scales`` are the training SDs, ``ddof = 0``).
     """
 
-    features: tuple[FeatureName, ...]
+    features: tuple[FeatureName | RadiomicsFeature, ...]
     coefficients: tuple[float, ...]
     l1_ratio: float
     penalty: str
@@ -224,6 +324,7 @@ class SignatureSpec(_JsonFile):
     note: str = ""
     icc: IccSummary | None = None
     provenance: JsonMap | None = None
+    n_incomplete: int | None = None
 
     def __post_init__(self) -> None:
         sizes = {len(self.features), len(self.coefficients), len(self.means), len(self.scales)}
@@ -244,6 +345,7 @@ class SignatureSpec(_JsonFile):
             "standardisation": {"means": list(self.means), "scales": list(self.scales)},
             "note": self.note,
             **_optional("icc", self.icc.to_json() if self.icc is not None else None),
+            **_optional("n_incomplete", self.n_incomplete),
             **_optional("provenance", self.provenance),
         }
 
@@ -255,7 +357,7 @@ class SignatureSpec(_JsonFile):
         standardisation = get("standardisation")
         icc = data.get("icc")
         return cls(
-            features=tuple(FeatureName.parse(f) for f in get("features")),
+            features=tuple(parse_feature(f) for f in get("features")),
             coefficients=_floats(get("coefficients")),
             l1_ratio=float(get("l1_ratio")),
             penalty=str(get("penalty")),
@@ -266,6 +368,7 @@ class SignatureSpec(_JsonFile):
             note=str(data.get("note", "")),
             icc=IccSummary.from_json(icc) if icc is not None else None,
             provenance=data.get("provenance"),
+            n_incomplete=None if data.get("n_incomplete") is None else int(data["n_incomplete"]),
         )
 
 

@@ -226,8 +226,11 @@ def test_decision_table_equals_its_parquet(page, study_dir, text_of):
             fmt.with_ci(gain["net_benefit"], gain["lower"], gain["upper"]),
         ]
         assert " ".join(cells) in table, (name, horizon, threshold)
-    methods = text_of(page, "sec-methods")
-    assert "interventions avoided per 100 patients" in methods and "10%, 20%" in methods
+    from bs4 import BeautifulSoup
+
+    text = BeautifulSoup(page, "html.parser").get_text(" ", strip=True)
+    assert "net interventions avoided per 100 patients" in text
+    assert "threshold probabilities of 10%, 20%, 30%, 40%, 50%" in text
 
 
 def test_r_check_table_lists_every_check(page, study_dir, text_of):

@@ -26,3 +26,25 @@ def study_copy(study_run, tmp_path):
     target = tmp_path / "study"
     shutil.copytree(study, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def study_frame(study_run):
+    """(config, model frame, models) of the session study: every patient with features, its
+    set, outcome, variables and signature score; models.json's ``FittedModel``s."""
+    import pandas as pd
+
+    from toolkit.config import load_study, prepare_clinical, read_clinical
+    from toolkit.contracts import StudyModels
+    from toolkit.imaging.manifest import study_manifest
+    from toolkit.study.nomograms import FittedModel
+
+    study, _, _ = study_run
+    cohort = study / "cohort"
+    config = load_study(cohort)
+    data = prepare_clinical(config, read_clinical(config, cohort, study_manifest(config, cohort)))
+    scores = pd.read_parquet(study / "results" / "tables" / "scores.parquet")
+    frame = data.frame.loc[[p for p in data.frame.index if p in scores.index]].copy()
+    frame["signature"] = scores.loc[frame.index, "signature"].to_numpy(float)
+    models = StudyModels.read(study / "results" / "models.json", model=FittedModel).models
+    return config, frame, models

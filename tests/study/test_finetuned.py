@@ -123,6 +123,7 @@ def test_study_run_with_a_finetuned_signature_completes(finetuned_study):
     models = read_json(results / "models.json")
     assert "signature" in str(models)
     assert not (results / "internal_validation.json").exists()  # left out, as documented
+    assert not (study / "model" / "model.json").exists()
 
 
 def test_report_methods_say_how_the_signature_was_trained(finetuned_study):

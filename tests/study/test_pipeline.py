@@ -20,10 +20,14 @@ from toolkit.study.pipeline import PIPELINE, STUDY_INPUTS, PipelineError, Stage,
 
 LOGGED = [
     "preprocess",
+    "radiomics",
     "extract",
     "signature",
+    "signature_radiomics",
+    "radiomics_truth",
     "models",
     "validate",
+    "bundle",
     "internal_validation",
     "r_check",
     "cam",
@@ -37,7 +41,7 @@ def test_every_input_is_made_by_an_earlier_stage():
         assert set(stage.inputs) <= made, stage.name
         assert not set(stage.outputs) & made, stage.name
         made |= set(stage.outputs)
-    assert [s.name for s in PIPELINE] == [*LOGGED[:2], "clinical", *LOGGED[2:]]
+    assert [s.name for s in PIPELINE] == [*LOGGED[:3], "clinical", *LOGGED[3:]]
     for stage in PIPELINE:
         assert stage.run.__module__ == f"toolkit.study.stages.{stage.name}", stage.name
 
@@ -163,7 +167,7 @@ def test_a_new_stage_is_one_module_plus_one_line(study_copy):
     ctx = context()
     results = run_pipeline(ctx, stages)
     ran = {r.name: r.skipped for r in ctx.log.records}
-    assert list(ran) == [*LOGGED[:3], "tertiles", *LOGGED[3:]]
+    assert list(ran) == [*LOGGED[:4], "tertiles", *LOGGED[4:]]
     assert not ran["tertiles"] and all(ran[name] for name in LOGGED)
     scores = pd.read_parquet(paths.tables / "scores.parquet")
     pd.testing.assert_frame_equal(results["scores"], scores, check_exact=True)

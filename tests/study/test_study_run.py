@@ -113,10 +113,14 @@ def test_metrics_follow_the_contract_and_say_synthetic_random(study_run):
     names = [stage["name"] for stage in metrics["stages"]]
     assert names == [
         "preprocess",
+        "radiomics",
         "extract",
         "signature",
+        "signature_radiomics",
+        "radiomics_truth",
         "models",
         "validate",
+        "bundle",
         "internal_validation",
         "r_check",
         "cam",
@@ -187,7 +191,11 @@ def test_decision_summary_is_dcurves_net_benefit_with_the_bootstrap_difference(s
             got = by_model[f"{a} - {b}"]
             np.testing.assert_array_equal(got["net_benefit"], diff.difference)
             np.testing.assert_array_equal(got[["lower", "upper"]].T, [diff.lower, diff.upper])
-            assert (got["n_resamples"] > 0).all()
+            counts = got["n_resamples"].to_numpy()
+            assert ((0 <= counts) & (counts <= boot.n_bootstrap)).all()
+            assert got.loc[counts == 0, ["lower", "upper"]].isna().all().all()
+    gains = table[table["model"] == "integrated - clinical"]
+    assert (gains["n_resamples"] > 0).any()
 
 
 def test_fixed_model_validation_is_rms_validate_shaped(study_run):

@@ -6,6 +6,7 @@
     deep.py       sigkit extract, sigkit weights import|fetch|info
     report.py     sigkit report
     study.py      sigkit study run|demo
+    apply.py      sigkit apply                 (a locked model scores a new cohort)
 
 The modules import only typer and rich at the top; JAX, SimpleITK and rpy2 are
 imported inside the commands, so that `sigkit --version` and `--help` stay instant.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import typer
 
 from toolkit._version import __version__
-from toolkit.cli import deep, imaging, report, study, synth, validate
+from toolkit.cli import apply, deep, imaging, report, study, synth, validate
 
 app = typer.Typer(
     name="sigkit",
@@ -48,6 +49,7 @@ app.command("synth")(synth.synth)
 app.command("preprocess")(imaging.preprocess)
 app.command("report")(report.report)
 app.command("extract")(deep.extract)
+app.command("apply")(apply.apply)
 app.add_typer(deep.weights_app, name="weights")
 app.add_typer(study.study_app, name="study")
 

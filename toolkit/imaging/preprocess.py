@@ -22,12 +22,10 @@ interrupted run resumes. Failures never stop the run: each is listed in
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -315,6 +313,17 @@ def _masks_on_grid(masks, source, grid, transform) -> dict[str, np.ndarray]:
     return out
 
 
+def _grid_and_masks(arterial, portal, mask_arrays, transform, settings):
+    """The crops' grid and every reader's mask moved onto it (see :func:`_masks_on_grid`)."""
+    import SimpleITK as sitk
+
+    grid = _target_grid(portal, settings.spacing_mm)
+    if settings.mask_phase == "arterial":
+        return grid, _masks_on_grid(mask_arrays, arterial, grid, transform)
+    identity = sitk.Transform(3, sitk.sitkIdentity)
+    return grid, _masks_on_grid(mask_arrays, portal, grid, identity)
+
+
 def _phase_slice(image, grid, transform, k: int, fill: float) -> np.ndarray:
     import SimpleITK as sitk
 
@@ -455,11 +464,7 @@ def _process(row, settings, out_dir: Path, threads, start) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     transform = fit.transform()
-    grid = _target_grid(portal, settings.spacing_mm)
-    if settings.mask_phase == "arterial":
-        on_grid = _masks_on_grid(mask_arrays, arterial, grid, transform)
-    else:
-        on_grid = _masks_on_grid(mask_arrays, portal, grid, sitk.Transform(3, sitk.sitkIdentity))
+    grid, on_grid = _grid_and_masks(arterial, portal, mask_arrays, transform, settings)
     arrays = _crops(arterial, portal, grid, transform, on_grid, settings)
     meta = {
         "patient": row["patient"],
@@ -501,6 +506,90 @@ def _process(row, settings, out_dir: Path, threads, start) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------ the volumes the crops were cut from
+
+
+@dataclass(frozen=True)
+class RegisteredVolumes:
+    """One patient's volumes on the grid its crops were cut from (the portal grid, or that
+    grid resampled in-plane to ``spacing_mm``), as :func:`registered_volumes` rebuilds them.
+
+    arterial: the arterial phase registered onto the grid (the crop's transform, linear).
+    portal: the portal phase on the grid.
+    masks: reader -> the reader's binary mask (uint8) on the grid, primary reader first.
+    slice_index: reader -> the axial slice of that reader's crops (the largest ROI).
+    """
+
+    patient: str
+    arterial: Any  # SimpleITK.Image, float32
+    portal: Any  # SimpleITK.Image, float32
+    masks: dict[str, Any]
+    slice_index: dict[str, int]
+
+    def phase(self, name: str) -> Any:
+        return {"arterial": self.arterial, "portal": self.portal}[name]
+
+
+def _crop_record(crop_path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    try:
+        with np.load(crop_path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in ("readers", "slice_index", "registration")}
+            meta = json.loads(str(data["metadata"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise PatientFailure("crops", f"{crop_path.name} cannot be read: {exc}") from None
+    return meta, arrays
+
+
+def registered_volumes(
+    row: dict, settings: PreprocessSettings, crop_path: str | os.PathLike[str]
+) -> RegisteredVolumes:
+    """The volumes and masks that ``crop_path`` (a ``crops/<patient>.npz``) was cut from.
+
+    Nothing is chosen again: the registration is the crop's stored Euler3D transform
+    (parameters and centre), the slices are the crop's ``slice_index``; the masks go
+    through the checks and the resampling of :func:`process_patient` (largest component,
+    linear resampling thresholded at 0.5). Raises :class:`PatientFailure` when the crop
+    was made from other input files or settings than ``row`` and ``settings`` name.
+    """
+    import SimpleITK as sitk
+
+    from toolkit.imaging import roi
+    from toolkit.imaging.register import euler_transform
+
+    crop_path = Path(crop_path)
+    meta, arrays = _crop_record(crop_path)
+    readers = tuple(str(r) for r in arrays["readers"])
+    files = _input_files(row, readers)
+    input_hash = settings_hash(input_hashes(files, row.get("folder")))
+    settings = replace(settings, readers=readers)
+    if (meta.get("input_hash"), meta.get("settings_hash")) != (
+        input_hash,
+        settings_hash(settings.as_dict()),
+    ):
+        raise PatientFailure(
+            "crops", f"{crop_path.name} was made from other images or settings; preprocess again"
+        )
+    arterial, portal, masks = _read_inputs(files, readers, row.get("folder"))
+    mask_arrays, _ = _check_inputs(files, arterial, portal, masks, settings.mask_phase)
+    transform = euler_transform(arrays["registration"], meta["registration"]["centre"])
+    grid, on_grid = _grid_and_masks(arterial, portal, mask_arrays, transform, settings)
+    art_fill = roi.border_value(sitk.GetArrayViewFromImage(arterial)[0])
+    por_fill = roi.border_value(sitk.GetArrayViewFromImage(portal)[0])
+    identity = sitk.Transform(3, sitk.sitkIdentity)
+    mask_images = {}
+    for reader, array in on_grid.items():
+        image = sitk.GetImageFromArray(array)
+        image.CopyInformation(grid)
+        mask_images[reader] = image
+    return RegisteredVolumes(
+        patient=str(row["patient"]),
+        arterial=_resample(arterial, grid, transform, default=art_fill),
+        portal=portal if grid is portal else _resample(portal, grid, identity, default=por_fill),
+        masks=mask_images,
+        slice_index={r: int(k) for r, k in zip(readers, arrays["slice_index"], strict=True)},
+    )
+
+
 # --------------------------------------------------------------------------- the cohort
 
 
@@ -525,30 +614,14 @@ def _run_sync(rows, settings, out_dir, progress) -> list[dict]:
     return results
 
 
-@contextlib.contextmanager
-def _dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
-    """The given scheduler's client, else one of a local cluster of ``workers``; closed after."""
-    from distributed import Client
-
-    from toolkit._dask import local_client
-
-    if not scheduler:
-        with local_client(workers) as client:
-            yield client
-        return
-    client = Client(scheduler)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
 def _run_dask(rows, settings, out_dir, workers, scheduler, progress) -> list[dict]:
     from distributed import as_completed
 
+    from toolkit._dask import dask_client
+
     threads = None if scheduler else max(1, (os.cpu_count() or 1) // workers)
     results = []
-    with _dask_client(workers, scheduler) as client:
+    with dask_client(workers, scheduler) as client:
         futures = client.map(
             process_patient,
             rows,

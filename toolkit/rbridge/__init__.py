@@ -58,6 +58,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "MASS": "r-cran-mass",
     "psych": "r-cran-psych",
     "riskRegression": "r-cran-riskregression",
+    "mice": "r-cran-mice",
     "stats": "r-base-core",
 }
 

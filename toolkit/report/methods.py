@@ -151,8 +151,10 @@ def sample_size(results: StudyResults) -> str:
 
 
 def missing_data(results: StudyResults) -> str:
-    rule = results.settings.get("validation", {}).get("missing", "complete-case")
+    settings = results.settings.get("validation", {})
+    rule = settings.get("missing", "complete-case")
     described = {
+        "multiple-imputation": _multiple_imputation(settings.get("m", 20)),
         "complete-case": "complete-case analysis (patients missing a model variable were excluded "
         "from that model and counted in @suptbl-exclusions)",
         "impute-median-mode": "single imputation with the training set's median (numeric) or mode "
@@ -208,6 +210,20 @@ def _finetuned_signature(results: StudyResults) -> str:
     ) + _centre_sentence(results)
 
 
+def _multiple_imputation(m: int) -> str:
+    return (
+        f"multiple imputation by chained equations ({m} imputations; predictive mean "
+        "matching with 5 donors, type-1 matching, categorical variables on their level "
+        "codes), the outcome entering every imputation model as the event indicator and the "
+        "Nelson–Aalen cumulative hazard (White and Royston 2009); the imputation models were "
+        "fitted on the training set and applied unchanged to the validation set. The Cox "
+        "models were fitted on each completed data set and pooled by Rubin's rules "
+        "(Barnard–Rubin degrees of freedom, as `mice::pool`), and a variable was kept by "
+        "stepwise selection when it was selected in at least half of the imputations "
+        "(majority method, Wood et al. 2008)"
+    )
+
+
 def model_building(results: StudyResults) -> str:
     sig = results.settings.get("signature", {})
     if sig.get("source") == "finetuned":
@@ -259,7 +275,9 @@ def validation(results: StudyResults) -> str:
         "(training median applied unchanged to validation) compared by the log-rank test"
     )
     if decision:
-        thresholds = ", ".join(f"{100 * p:g}%" for p in settings.get("decision_thresholds", []))
+        summary = results.table("decision_summary")
+        shown = [] if summary is None else sorted(summary["threshold"].unique())
+        thresholds = ", ".join(f"{100 * p:g}%" for p in shown)
         text += (
             f"; decision curves at {decision} {results.time_unit} (net benefit, Vickers et al. "
             f"2008), with the net interventions avoided per 100 patients and the integrated "

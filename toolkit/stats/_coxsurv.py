@@ -233,19 +233,46 @@ def predicted_survival(
         i = np.searchsorted(knots, times, side="right") - 1
         cumhaz[here] = np.outer(np.exp(lp[here]), np.where(i >= 0, hazard[np.maximum(i, 0)], 0.0))
     survival = np.exp(-cumhaz)
-    std_err = _std_err(fit, terms, x, times, stratum)
-    lower, upper = _limits(survival, std_err, conf_type, quantile(conf_int))
-    before = times[None, :] < terms.first_time[stratum][:, None]
-    lower[before], upper[before] = 1.0, 1.0
+    std_err = curve_std_err(terms, fit.coef, fit.means, fit.variance, x, times, stratum)
+    lower, upper = confidence_limits(survival, std_err, terms, times, stratum, conf_type, conf_int)
     return PredictedSurvival(
         times, survival, std_err, lower, upper, cumhaz, conf_type, float(conf_int)
     )
 
 
-def _std_err(fit: CoxFit, terms: CurveTerms, x, times, stratum) -> np.ndarray:
-    """:math:`r \\sqrt{\\sum dV + d^\\top V d}` per row and time (the module docstring)."""
-    centred = x - fit.means
-    risk = np.exp(row_products(centred, fit.coef))
+def confidence_limits(
+    survival: np.ndarray,
+    std_err: np.ndarray,
+    terms: CurveTerms,
+    times: np.ndarray,
+    stratum: np.ndarray,
+    conf_type: str,
+    conf_int: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``conf_type`` limits of ``survival`` (rows, times) with its log-scale ``std_err``,
+    1 before the first observed time of each row's stratum (the module docstring)."""
+    lower, upper = _limits(survival, std_err, conf_type, quantile(conf_int))
+    before = times[None, :] < terms.first_time[stratum][:, None]
+    lower[before], upper[before] = 1.0, 1.0
+    return lower, upper
+
+
+def curve_std_err(
+    terms: CurveTerms,
+    coef: np.ndarray,
+    means: np.ndarray,
+    variance: np.ndarray,
+    x: np.ndarray,
+    times: np.ndarray,
+    stratum: np.ndarray,
+) -> np.ndarray:
+    """:math:`r \\sqrt{\\sum dV + d^\\top V d}` per row and time (the module docstring).
+
+    Only the fit's curve terms, coefficients, means and variance ``V`` enter, so a model
+    saved without its data (``toolkit.study.bundle``) gives survfit's standard errors too.
+    """
+    centred = x - means
+    risk = np.exp(row_products(centred, coef))
     p = x.shape[1]
     cumhaz = np.zeros((len(x), len(times)))
     varhaz = np.zeros_like(cumhaz)
@@ -261,7 +288,7 @@ def _std_err(fit: CoxFit, terms: CurveTerms, x, times, stratum) -> np.ndarray:
         varhaz[here] = np.where(reached, terms.varhaz[at], 0.0)
         xbar[here] = np.where(reached[:, None], terms.xbar[at], 0.0)
     d = cumhaz[:, :, None] * centred[:, None, :] - xbar
-    quadratic = np.einsum("ijp,pq,ijq->ij", d, fit.variance, d)
+    quadratic = np.einsum("ijp,pq,ijq->ij", d, variance, d)
     return risk[:, None] * np.sqrt(varhaz + quadratic)
 
 

@@ -35,6 +35,11 @@ class StudyPaths:
         return self.study_dir / "features" / "features.parquet"
 
     @property
+    def model(self) -> Path:
+        """The locked model bundle (``toolkit.study.bundle``)."""
+        return self.study_dir / "model"
+
+    @property
     def results(self) -> Path:
         return self.study_dir / "results"
 

@@ -20,7 +20,8 @@ for the frozen signature.
 Not done (yet): class-activation maps of the fine-tuned head (the study's ``cam``
 stage is left out of a fine-tuned run), the whole-procedure bootstrap (each of its
 resamples would fine-tune again; the ``internal_validation`` stage is left out too),
-and the fine-tuned weights in the locked model bundle.
+and the fine-tuned weights in the locked model bundle (the ``bundle`` stage is left out:
+``sigkit apply`` scores a signature from frozen features).
 """
 
 from __future__ import annotations

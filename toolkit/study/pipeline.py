@@ -10,7 +10,7 @@ after it; files are for the resume cache and for the report.
 
 Adding a stage is one module with a ``run`` and one line in :data:`PIPELINE`::
 
-    Stage("radiomics", ("crops",), ("radiomics",), radiomics.run),
+    Stage("texture", ("crops",), ("texture",), texture.run),
 
 :func:`check` verifies the declarations before anything runs: every input is
 a study input or an output of an earlier stage, no result is made twice.
@@ -25,6 +25,7 @@ from typing import Any
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
 from toolkit.study.stages import (
+    bundle,
     cam,
     clinical,
     extract,
@@ -32,7 +33,10 @@ from toolkit.study.stages import (
     models,
     preprocess,
     r_check,
+    radiomics,
+    radiomics_truth,
     signature,
+    signature_radiomics,
     validate,
 )
 
@@ -57,15 +61,34 @@ STUDY_INPUTS: tuple[str, ...] = ()
 
 PIPELINE: tuple[Stage, ...] = (
     Stage("preprocess", (), ("crops",), preprocess.run),
+    Stage("radiomics", ("crops",), ("radiomics",), radiomics.run),
     Stage("extract", ("crops",), ("features",), extract.run),
     Stage("clinical", ("features",), ("clinical", "exclusions"), clinical.run),
     Stage("signature", ("crops", "features", "clinical"), ("signature", "scores"), signature.run),
+    Stage(
+        "signature_radiomics",
+        ("radiomics", "clinical"),
+        ("signature_radiomics", "scores_radiomics"),
+        signature_radiomics.run,
+    ),
+    Stage(
+        "radiomics_truth",
+        ("radiomics", "signature_radiomics", "scores_radiomics"),
+        ("radiomics_truth",),
+        radiomics_truth.run,
+    ),
     Stage("models", ("clinical", "scores"), ("models", "nomograms", "selection_notes"), models.run),
     Stage(
         "validate",
         ("clinical", "exclusions", "signature", "scores", "models", "selection_notes"),
         ("metrics",),
         validate.run,
+    ),
+    Stage(
+        "bundle",
+        ("clinical", "signature", "scores", "models", "nomograms", "metrics"),
+        ("bundle",),
+        bundle.run,
     ),
     Stage(
         "internal_validation",
@@ -84,8 +107,9 @@ PIPELINE: tuple[Stage, ...] = (
 
 
 # A fine-tuned signature (``[signature] source = "finetuned"``) has no frozen features for
-# these stages to refit or to draw: study.finetuned's docstring says what is left for later.
-NOT_FINETUNED = ("internal_validation", "cam")
+# these stages to refit, draw or lock into the model bundle (whose apply scores features):
+# study.finetuned's docstring says what is left for later.
+NOT_FINETUNED = ("bundle", "internal_validation", "cam")
 
 
 def stages_for(config: Any) -> tuple[Stage, ...]:

@@ -1,4 +1,11 @@
-"""The deep-learning signature: ICC filter -> mRMR -> elastic-net Cox with k-fold CV.
+"""A signature of one feature source: ICC filter -> mRMR -> elastic-net Cox with k-fold CV.
+
+The feature source is a parameter (:class:`FeatureSource`): the deep features
+(:data:`DEEP`, ``FeatureName`` columns) give the deep-learning signature, the PyRadiomics
+features (:data:`RADIOMICS`, ``RadiomicsFeature`` columns) the radiomics signature, by the
+same steps. A feature that is NaN for some patient of the table (PyRadiomics could not
+compute it) is left out before step 1, and the build counts it (``n_incomplete``); the
+deep features are never NaN.
 
 1. **Reproducibility.** For every deep feature, ICC (``icc_type``, ICC(2,1) by
    default) across the readers' delineations on the training patients
@@ -18,7 +25,8 @@ The signature is ``sum_k coef_k * (x_k - mean_k) / sd_k``: higher = worse.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +35,7 @@ import pandas as pd
 
 from toolkit.config import Signature as SignatureSettings
 from toolkit.config import StudyConfig
-from toolkit.contracts import FeatureName, IccSummary, SignatureSpec
+from toolkit.contracts import FeatureName, IccSummary, RadiomicsFeature, SignatureSpec
 from toolkit.stats._checks import drop_redundant, listed
 from toolkit.stats._rows import row_products
 
@@ -37,11 +45,37 @@ class SignatureError(ValueError):
 
 
 @dataclass(frozen=True)
+class FeatureSource:
+    """Where a signature's features come from: their columns and the names of its files.
+
+    ``name``: "deep" or "radiomics"; ``suffix``: added to the stem of every file of its
+    signature ("" for the deep one: ``signature.json``; ``_radiomics``:
+    ``signature_radiomics.json``, ``icc_radiomics.parquet``, ...); ``is_feature`` and
+    ``parse``: the contract of its column names.
+    """
+
+    name: str
+    suffix: str
+    is_feature: Callable[[str], bool]
+    parse: Callable[[str], FeatureName | RadiomicsFeature]
+
+    def file(self, stem: str, extension: str) -> str:
+        """The file name of ``stem`` for this source: ``icc.parquet``, ``icc_radiomics.parquet``."""
+        return f"{stem}{self.suffix}.{extension}"
+
+
+DEEP = FeatureSource("deep", "", FeatureName.is_feature, FeatureName.parse)
+RADIOMICS = FeatureSource(
+    "radiomics", "_radiomics", RadiomicsFeature.is_feature, RadiomicsFeature.parse
+)
+
+
+@dataclass(frozen=True)
 class Signature:
     """The fitted signature, to score features tables; signature.json holds its
     ``SignatureSpec`` (``spec``, ``from_spec``)."""
 
-    features: tuple[FeatureName, ...]
+    features: tuple[FeatureName | RadiomicsFeature, ...]
     coefficients: np.ndarray
     means: np.ndarray
     scales: np.ndarray
@@ -73,9 +107,13 @@ class Signature:
         return "signature = " + " ".join(terms)
 
     def spec(
-        self, icc: IccSummary | None = None, provenance: Mapping[str, Any] | None = None
+        self,
+        icc: IccSummary | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        n_incomplete: int | None = None,
     ) -> SignatureSpec:
-        """signature.json's record, with the ICC filter's counts and the provenance."""
+        """signature.json's record, with the ICC filter's counts, the provenance and (for a
+        source whose features can be NaN) the count of features left out as incomplete."""
         return SignatureSpec(
             features=self.features,
             coefficients=tuple(float(c) for c in self.coefficients),
@@ -88,6 +126,7 @@ class Signature:
             note=self.note,
             icc=icc,
             provenance=provenance,
+            n_incomplete=n_incomplete,
         )
 
     @classmethod
@@ -121,15 +160,22 @@ class SignatureBuild:
     n_copies: int
     ranking: pd.DataFrame  # mRMR order of the top features
     cv: pd.DataFrame  # per l1_ratio: chosen penalty, CV deviance, features kept
+    n_incomplete: int = 0  # features NaN for some patient, left out before the ICC filter
 
 
-def feature_names(table: pd.DataFrame, phases: list[str]) -> list[str]:
+def feature_names(
+    table: pd.DataFrame, phases: list[str], source: FeatureSource = DEEP
+) -> list[str]:
+    """The table's feature columns of ``source`` in ``phases``, in the table's order."""
     wanted = set(phases)
-    return [
-        c
-        for c in table.columns
-        if FeatureName.is_feature(c) and FeatureName.parse(c).phase in wanted
-    ]
+    return [c for c in table.columns if source.is_feature(c) and source.parse(c).phase in wanted]
+
+
+def complete_features(table: pd.DataFrame, names: list[str]) -> tuple[list[str], list[str]]:
+    """``names`` split into those with a value for every row of ``table`` and the others."""
+    present = table[names].notna().all(axis=0).to_numpy() if names else np.zeros(0, bool)
+    complete = [n for n, ok in zip(names, present, strict=True) if ok]
+    return complete, [n for n, ok in zip(names, present, strict=True) if not ok]
 
 
 def reader_array(
@@ -194,26 +240,42 @@ def _choose(fits: dict[float, Any], penalty: str) -> tuple[float, int, str]:
 
 
 def training_ratings(
-    features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig
+    features: pd.DataFrame,
+    clinical: pd.DataFrame,
+    config: StudyConfig,
+    source: FeatureSource = DEEP,
+    names: list[str] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """The training patients' (patients, readers, features) ratings and the feature names.
 
     Patients in the clinical frame's order, readers primary-first
     (``config.imaging.reader_order``): ``ratings[:, 0]`` is the reader the
     signature is ranked and fitted on, and the one run.py scores and the CAMs draw.
+    ``names``: the feature columns to take (default: every feature of ``source``).
     """
     train = clinical.index[clinical["set"].isin(config.study.train_sets)].astype(str).tolist()
-    names = feature_names(features, config.imaging.phases)
+    if names is None:
+        names = feature_names(features, config.imaging.phases, source)
     return reader_array(features, train, list(config.imaging.reader_order), names), names
 
 
-def build(features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig) -> SignatureBuild:
-    """Build the signature on the training patients (see the module docstring)."""
-    ratings, names = training_ratings(features, clinical, config)
+def build(
+    features: pd.DataFrame,
+    clinical: pd.DataFrame,
+    config: StudyConfig,
+    source: FeatureSource = DEEP,
+) -> SignatureBuild:
+    """Build the signature of ``source``'s features on the training patients (see the
+    module docstring); features NaN for some patient of ``features`` are left out first."""
+    names, incomplete = complete_features(
+        features, feature_names(features, config.imaging.phases, source)
+    )
+    ratings, names = training_ratings(features, clinical, config, source, names)
     train = clinical[clinical["set"].isin(config.study.train_sets)]
     time = train["time"].to_numpy(float)
     event = train["event"].to_numpy(float)
-    return fit_signature(ratings, names, time, event, config.signature)
+    built = fit_signature(ratings, names, time, event, config.signature, source)
+    return dataclasses.replace(built, n_incomplete=len(incomplete))
 
 
 def fit_signature(
@@ -222,13 +284,14 @@ def fit_signature(
     time: np.ndarray,
     event: np.ndarray,
     settings: SignatureSettings,
+    source: FeatureSource = DEEP,
 ) -> SignatureBuild:
     """The signature of ``ratings`` (patients, readers, features; primary reader first).
 
     Every step of the module docstring on these patients alone: what
     :func:`build` runs on the training set, and ``study.internal`` on each
     bootstrap resample of it. ``names`` are the features' column names,
-    ``time``/``event`` the patients' outcome.
+    ``time``/``event`` the patients' outcome, ``source`` their contract.
     """
     from toolkit.stats import coxnet, mrmr
 
@@ -257,7 +320,7 @@ def fit_signature(
     coef = np.asarray(fits[ratio].path.coef[index], dtype=float)
     chosen = np.flatnonzero(coef != 0)
     signature = Signature(
-        features=tuple(FeatureName.parse(top[i]) for i in chosen),
+        features=tuple(source.parse(top[i]) for i in chosen),
         coefficients=coef[chosen],
         means=means[chosen],
         scales=scales[chosen],

@@ -51,3 +51,52 @@ def registration_errors(
             }
         )
     return pd.DataFrame(rows)
+
+
+TUMOUR_TRUTH = (
+    "tumour_volume_ml",
+    "size_cm_drawn",
+    "necrosis",
+    "heterogeneity_hu",
+    "enhancement_hu",
+    "washout_hu",
+)
+"""The simulated tumour quantities of ``ground_truth/truth.csv`` that image features can see."""
+
+RECOVERY_COLUMNS = ["truth", "kind", "feature", "rho", "p", "n"]
+
+
+def radiomics_recovery(
+    cohort: str | os.PathLike[str],
+    features: pd.DataFrame,
+    score: pd.Series,
+    signature_features: list[str],
+) -> pd.DataFrame:
+    """What the radiomics signature recovers of the simulated tumour: Spearman's rho.
+
+    rho is Pearson's correlation of the ranks (ties get their average rank), its P the
+    two-sided t approximation with n - 2 degrees of freedom (``scipy.stats.spearmanr``;
+    R's ``cor.test(method = "spearman", exact = FALSE)``). For each quantity of
+    :data:`TUMOUR_TRUTH`, on the patients of ``features`` (one row per patient: the
+    primary reader's), rows of three kinds: ``signature`` (the score ``score``, indexed by
+    patient), ``signature feature`` (each of ``signature_features``) and ``best feature``
+    (the feature of ``features`` with the largest |rho|: what the features could recover at
+    all, a reference, not a test). The simulation is read as it is; nothing is tuned to it.
+    """
+    from scipy.stats import spearmanr
+
+    truth = pd.read_csv(Path(cohort) / "ground_truth" / "truth.csv", dtype={"patient": str})
+    truth = truth.set_index("patient").loc[features.index]
+    values = features.astype(float)
+    rows = []
+    for quantity in TUMOUR_TRUTH:
+        target = truth[quantity].astype(float)
+        every = values.corrwith(target, method="spearman").dropna()
+        best = str(every.abs().idxmax()) if len(every) else None
+        picks = [("signature", "signature_radiomics", score.loc[features.index])]
+        picks += [("signature feature", name, values[name]) for name in signature_features]
+        picks += [("best feature", best, values[best])] if best is not None else []
+        for kind, name, series in picks:
+            rho, p = spearmanr(series.to_numpy(float), target.to_numpy(float))
+            rows.append([quantity, kind, name, float(rho), float(p), len(target)])
+    return pd.DataFrame(rows, columns=RECOVERY_COLUMNS)

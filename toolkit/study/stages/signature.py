@@ -6,13 +6,15 @@ the tables ``signature_features``, ``signature_cv``, ``mrmr_ranking``, ``icc``
 (its provenance's ``features_from`` names the slice choice, ``{"slices": 1}`` or
 ``{"slices": k or "all", "pooling": ...}``, whose features the ICC was computed on)
 and ``scores`` (the primary reader's signature per patient, with its set).
+:func:`signature_of` does the same for any feature source: the radiomics signature
+(``stages.signature_radiomics``) writes the same files with the source's suffix.
 
-With ``[signature] source = "finetuned"`` (``study.finetuned``) the signature is the
+With ``[signature] source = "finetuned"`` (``study.finetuned``) the deep signature is the
 fine-tuned network's linear predictor instead: ``signature.json`` has no features (its
 ``penalty`` is ``"finetuned"``, its note says how it was trained), the tables are
 ``finetune_cv`` (each outer fold's C-index) and ``finetune_folds`` (each training
 patient's outer fold), ``results/finetune.json`` records the training, and ``scores``
-is as above. The stage then also takes the crops.
+is as above. The stage also takes the crops for it.
 """
 
 from __future__ import annotations
@@ -38,15 +40,88 @@ def icc_provenance(prov: dict[str, Any], config: StudyConfig) -> dict[str, Any]:
     return prov | {"features_from": config.imaging.slice_choice}
 
 
-def _write_tables(ctx: Context, built, prov: dict[str, Any]) -> None:
+def _write_tables(ctx: Context, built, prov: dict[str, Any], source) -> None:
     from toolkit.study import signature as sig
 
     tables = ctx.paths.tables
-    write_parquet(tables / "signature_features.parquet", sig.feature_table(built), prov)
-    write_parquet(tables / "signature_cv.parquet", built.cv, prov)
-    write_parquet(tables / "mrmr_ranking.parquet", built.ranking, prov)
+    write_parquet(
+        tables / source.file("signature_features", "parquet"), sig.feature_table(built), prov
+    )
+    write_parquet(tables / source.file("signature_cv", "parquet"), built.cv, prov)
+    write_parquet(tables / source.file("mrmr_ranking", "parquet"), built.ranking, prov)
     icc_table = pd.DataFrame({"feature": built.feature_names, "icc": built.icc})
-    write_parquet(tables / "icc.parquet", icc_table, icc_provenance(prov, ctx.config))
+    # the slice choice is that of the deep features' crops: the radiomics use the volumes
+    icc_prov = icc_provenance(prov, ctx.config) if source.name == "deep" else prov
+    write_parquet(tables / source.file("icc", "parquet"), icc_table, icc_prov)
+
+
+def _primary_rows(ctx: Context, features: pd.DataFrame, patients: pd.Index, source) -> pd.DataFrame:
+    """The primary reader's rows of ``patients``; a patient without one is named."""
+    from toolkit.stats._checks import listed
+    from toolkit.study.signature import SignatureError
+
+    primary = features[features["reader"] == ctx.config.imaging.primary_reader]
+    primary = primary.set_index("patient")
+    absent = [p for p in patients if p not in primary.index]
+    if absent:
+        raise SignatureError(
+            f"the {source.name} features have no row of the primary reader "
+            f"{ctx.config.imaging.primary_reader!r} for {len(absent)} patients ({listed(absent)})"
+        )
+    return primary.loc[patients]
+
+
+def signature_of(
+    ctx: Context, features: pd.DataFrame, clinical, features_hash: str, source
+) -> Cached:
+    """The signature stage of ``source``'s ``features`` (a table whose file hash is
+    ``features_hash``): hands on ``signature<suffix>`` and ``scores<suffix>``."""
+    from toolkit.study import signature as sig
+
+    score = f"signature{source.suffix}"
+    signature_path = ctx.paths.results / source.file("signature", "json")
+    scores_path = ctx.paths.tables / source.file("scores", "parquet")
+    inputs = {"features": features_hash, "clinical": ctx.clinical_hash()}
+
+    def compute(key: str) -> dict[str, Any]:
+        built = sig.build(features, clinical.frame, ctx.config, source)
+        prov = ctx.prov(key, inputs)
+        icc = IccSummary(
+            n_features=len(built.feature_names),
+            n_kept=len(built.kept) + built.n_copies,
+            n_degenerate_removed=built.n_copies,
+            threshold=ctx.config.signature.icc_threshold,
+            type=ctx.config.signature.icc_type,
+        )
+        incomplete = None if source.name == "deep" else built.n_incomplete
+        if incomplete:
+            ctx.echo(
+                f"    {source.name} signature: {incomplete} features NaN for some patient "
+                "left out before the ICC filter"
+            )
+        _write_tables(ctx, built, prov, source)
+        primary = _primary_rows(ctx, features, clinical.frame.index, source)
+        scores = pd.DataFrame(
+            {"set": clinical.frame["set"], score: built.signature.score(primary)},
+            index=clinical.frame.index.rename("patient"),
+        )
+        write_parquet(scores_path, scores, prov)
+        spec = built.signature.spec(icc=icc, provenance=prov, n_incomplete=incomplete)
+        spec.write(signature_path)
+        return {score: spec, f"scores{source.suffix}": scores}
+
+    def load() -> dict[str, Any]:
+        scores = pd.read_parquet(scores_path)
+        return {score: SignatureSpec.read(signature_path), f"scores{source.suffix}": scores}
+
+    return Cached(
+        inputs=inputs,
+        # the frozen signature's key leaves out the fine-tuning settings, as before them
+        settings=ctx.config.signature.model_dump(exclude={"source", "finetune"}),
+        files=(signature_path, scores_path),
+        compute=compute,
+        load=load,
+    )
 
 
 def _finetuned(ctx: Context, given: Mapping[str, Any]) -> Cached:
@@ -133,46 +208,9 @@ def _finetuned(ctx: Context, given: Mapping[str, Any]) -> Cached:
 def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
     """Hands on ``signature`` (signature.json's ``SignatureSpec``) and ``scores``
     (scores.parquet)."""
-    from toolkit.study import signature as sig
+    from toolkit.study.signature import DEEP
 
     if ctx.config.signature.source == "finetuned":
         return _finetuned(ctx, given)
-    features, clinical = given["features"], given["clinical"]
-    signature_path = ctx.paths.results / "signature.json"
-    scores_path = ctx.paths.tables / "scores.parquet"
-    inputs = {"features": file_hash(ctx.paths.features), "clinical": ctx.clinical_hash()}
-
-    def compute(key: str) -> dict[str, Any]:
-        built = sig.build(features, clinical.frame, ctx.config)
-        prov = ctx.prov(key, inputs)
-        icc = IccSummary(
-            n_features=len(built.feature_names),
-            n_kept=len(built.kept) + built.n_copies,
-            n_degenerate_removed=built.n_copies,
-            threshold=ctx.config.signature.icc_threshold,
-            type=ctx.config.signature.icc_type,
-        )
-        _write_tables(ctx, built, prov)
-        primary = features[features["reader"] == ctx.config.imaging.primary_reader]
-        primary = primary.set_index("patient").loc[clinical.frame.index]
-        scores = pd.DataFrame(
-            {"set": clinical.frame["set"], "signature": built.signature.score(primary)},
-            index=clinical.frame.index.rename("patient"),
-        )
-        write_parquet(scores_path, scores, prov)
-        spec = built.signature.spec(icc=icc, provenance=prov)
-        spec.write(signature_path)
-        return {"signature": spec, "scores": scores}
-
-    def load() -> dict[str, Any]:
-        scores = pd.read_parquet(scores_path)
-        return {"signature": SignatureSpec.read(signature_path), "scores": scores}
-
-    return Cached(
-        inputs=inputs,
-        # the frozen signature's key leaves out the fine-tuning settings, as before them
-        settings=ctx.config.signature.model_dump(exclude={"source", "finetune"}),
-        files=(signature_path, scores_path),
-        compute=compute,
-        load=load,
-    )
+    features_hash = file_hash(ctx.paths.features)
+    return signature_of(ctx, given["features"], given["clinical"], features_hash, DEEP)

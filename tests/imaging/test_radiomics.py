@@ -1,0 +1,235 @@
+"""PyRadiomics features of the volumes the crops come from: the wiring, not PyRadiomics itself.
+
+One module-scoped cohort: three patients of the tiny cohort, registration off (the
+phases share one grid), patient P003's reader2 mask cut down to one voxel. The
+features must equal PyRadiomics run directly on the same volumes and masks, column
+for column and bit for bit; the one-voxel mask gives NaN with a warning naming P003.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from toolkit.config import load_study
+from toolkit.contracts import RadiomicsFeature
+from toolkit.imaging import radiomics as rad
+from toolkit.imaging.manifest import read_manifest
+from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort, registered_volumes
+
+PATIENTS = ("P001", "P002", "P003")
+READERS = ("reader1_a", "reader1_b", "reader2")
+
+
+def _one_voxel(folder):
+    """Keep one voxel of the mask (the one nearest its centroid that is inside it)."""
+    path = folder / "mask_reader2.nii.gz"
+    image = sitk.ReadImage(str(path))
+    array = sitk.GetArrayFromImage(image)
+    inside = np.argwhere(array > 0.5)
+    keep = inside[np.argmin(((inside - inside.mean(axis=0)) ** 2).sum(axis=1))]
+    one = np.zeros_like(array)
+    one[tuple(keep)] = 1
+    out = sitk.GetImageFromArray(one)
+    out.CopyInformation(image)
+    sitk.WriteImage(out, str(path))
+
+
+@pytest.fixture(scope="module")
+def cohort(tiny_cohort, tmp_path_factory):
+    root = tmp_path_factory.mktemp("radiomics_cohort")
+    manifest = pd.read_csv(tiny_cohort / "manifest.csv")
+    manifest[manifest["patient"].isin(PATIENTS)].to_csv(root / "manifest.csv", index=False)
+    for patient in PATIENTS:
+        shutil.copytree(tiny_cohort / "images" / patient, root / "images" / patient)
+    shutil.copy(tiny_cohort / "study.toml", root / "study.toml")
+    _one_voxel(root / "images" / "P003")
+    config = load_study(root)
+    settings = PreprocessSettings.from_config(config, register=False, qc=False)
+    summary = preprocess_cohort(
+        root / "manifest.csv", root / "crops", workers=0, progress=False, settings=settings
+    )
+    assert summary.n_failed == 0, summary.failures
+    params = rad.extractor_parameters(
+        rad.parameters_from_settings(config.radiomics), config.radiomics.modes
+    )
+    features = rad.RadiomicsSettings(tuple(config.imaging.phases), params)
+    rows = read_manifest(root / "manifest.csv", settings.readers).rows()
+    with pytest.warns(rad.RadiomicsWarning) as caught:
+        result = rad.radiomics_cohort(
+            rows, root / "crops", settings, features, workers=0, progress=False
+        )
+    return {
+        "root": root,
+        "rows": {r["patient"]: r for r in rows},
+        "preprocess": settings,
+        "settings": features,
+        "result": result,
+        "warned": [str(w.message) for w in caught],
+    }
+
+
+def test_one_row_per_patient_and_reader_and_columns_named_by_the_contract(cohort):
+    table = cohort["result"].features
+    assert list(table.columns[:2]) == ["patient", "reader"]
+    assert list(zip(table["patient"], table["reader"], strict=True)) == [
+        (p, r) for p in PATIENTS for r in READERS
+    ]
+    names = [RadiomicsFeature.parse(c) for c in table.columns[2:]]
+    assert [c.format() for c in names] == list(table.columns[2:])
+    blocks = list(dict.fromkeys((n.phase, n.mode) for n in names))
+    assert blocks == [("arterial", "3d"), ("arterial", "2d"), ("portal", "3d"), ("portal", "2d")]
+    assert "portal_3d_original_shape_VoxelVolume" in table.columns
+    assert "arterial_2d_original_shape2D_PixelSurface" in table.columns
+    classes = {(n.mode, n.feature_class) for n in names}
+    assert ("3d", "shape2D") not in classes and ("2d", "shape") not in classes
+    assert {n.feature_class for n in names} >= {"firstorder", "glcm", "glrlm", "glszm", "ngtdm"}
+
+
+def _direct(volumes, phase, reader, mode, params):
+    """PyRadiomics itself on the whole registered volume (no crop of ours) and the mask."""
+    from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+    image, mask = volumes.phase(phase), volumes.masks[reader]
+    if mode == "2d":
+        k = volumes.slice_index[reader]
+        image, mask = image[:, :, k : k + 1], mask[:, :, k : k + 1]
+    result = RadiomicsFeatureExtractor(copy.deepcopy(params[mode])).execute(image, mask)
+    return {k: float(v) for k, v in result.items() if not k.startswith("diagnostics_")}
+
+
+@pytest.mark.parametrize("patient", ["P001", "P002"])
+def test_every_feature_equals_pyradiomics_run_directly_on_the_same_volumes(cohort, patient):
+    table = cohort["result"].features.set_index(["patient", "reader"])
+    volumes = registered_volumes(
+        cohort["rows"][patient], cohort["preprocess"], cohort["root"] / "crops" / f"{patient}.npz"
+    )
+    compared = 0
+    for reader in READERS:
+        for phase in ("arterial", "portal"):
+            for mode in ("3d", "2d"):
+                direct = _direct(volumes, phase, reader, mode, cohort["settings"].parameters)
+                ours = table.loc[(patient, reader)]
+                for name, value in direct.items():
+                    column = RadiomicsFeature.of(phase, mode, name).format()
+                    assert ours[column] == value, (patient, reader, column)
+                    compared += 1
+    assert compared == len(table.columns) * len(READERS)
+
+
+def test_voxel_volume_and_slice_area_are_the_masks_voxel_counts(cohort):
+    """By hand: VoxelVolume = voxels x voxel volume; the 2-D PixelSurface = the crop's mask
+    pixels x pixel area (the 2-D features are of the slice the crops were cut from)."""
+    table = cohort["result"].features.set_index(["patient", "reader"])
+    for patient in ("P001", "P002"):
+        volumes = registered_volumes(
+            cohort["rows"][patient],
+            cohort["preprocess"],
+            cohort["root"] / "crops" / f"{patient}.npz",
+        )
+        with np.load(cohort["root"] / "crops" / f"{patient}.npz") as crop:
+            crop_pixels = crop["mask"].reshape(len(READERS), -1).sum(axis=1)
+            spacing = crop["spacing"]
+        for i, reader in enumerate(READERS):
+            voxels = int(sitk.GetArrayViewFromImage(volumes.masks[reader]).sum())
+            row = table.loc[(patient, reader)]
+            assert row["portal_3d_original_shape_VoxelVolume"] == pytest.approx(
+                voxels * np.prod(spacing), rel=1e-12
+            )
+            assert row["portal_2d_original_shape2D_PixelSurface"] == pytest.approx(
+                crop_pixels[i] * spacing[0] * spacing[1], rel=1e-12
+            )
+
+
+def test_a_one_voxel_mask_gives_nan_features_and_a_warning_naming_the_patient(cohort):
+    table = cohort["result"].features.set_index(["patient", "reader"])
+    assert table.loc[("P003", "reader2")].isna().all()
+    assert table.loc[("P003", "reader1_a")].notna().all()
+    assert table.drop(index=[("P003", "reader2")]).notna().all().all()
+    warned = cohort["warned"]
+    assert len(warned) == 4  # two phases x two modes
+    assert all(w.startswith("patient P003, reader reader2, ") for w in warned)
+    assert any("arterial 3d: PyRadiomics could not compute the features" in w for w in warned)
+    assert "1 segmented voxel" in warned[0] and warned[0].endswith("; all NaN")
+    listed = cohort["result"].warnings
+    assert list(listed.columns) == ["patient", "reader", "phase", "mode", "warning"]
+    assert set(listed["patient"]) == {"P003"} and list(listed["warning"]) == warned
+
+
+def test_volumes_are_those_the_crops_were_cut_from(cohort):
+    """The rebuilt portal slice, cropped and z-scored as preprocessing does, is the crop."""
+    from toolkit.imaging import roi
+
+    patient = "P001"
+    volumes = registered_volumes(
+        cohort["rows"][patient], cohort["preprocess"], cohort["root"] / "crops" / f"{patient}.npz"
+    )
+    with np.load(cohort["root"] / "crops" / f"{patient}.npz") as crop:
+        for i, reader in enumerate(READERS):
+            k = volumes.slice_index[reader]
+            assert k == int(crop["slice_index"][i])
+            mask = sitk.GetArrayViewFromImage(volumes.masks[reader])[k]
+            plane = sitk.GetArrayViewFromImage(volumes.portal)[k]
+            fill = roi.border_value(sitk.GetArrayViewFromImage(volumes.portal)[0])
+            centre = tuple(crop["centre_index"][i])
+            np.testing.assert_array_equal(roi.crop(mask, centre, 224, 0), crop["mask"][i])
+            window = roi.zscore(roi.crop(plane, centre, 224, fill), crop["mask"][i], "crop")
+            np.testing.assert_allclose(window, crop["portal"][i], rtol=0, atol=1e-5)
+
+
+def test_a_stale_crop_fails_the_patient_not_the_cohort(cohort, tmp_path):
+    settings = cohort["preprocess"]
+    other = PreprocessSettings.from_config(load_study(cohort["root"]), register=False, zscore="roi")
+    record = rad.patient_features(
+        cohort["rows"]["P001"], str(cohort["root"] / "crops/P001.npz"), other, cohort["settings"]
+    )
+    assert record["status"] == "failed" and record["stage"] == "crops"
+    assert "P001.npz was made from other images or settings" in record["reason"]
+    assert settings.zscore == "crop"
+
+
+def test_patients_fanned_out_over_dask_give_the_same_table(cohort):
+    with pytest.warns(rad.RadiomicsWarning) as caught:
+        fanned = rad.radiomics_cohort(
+            list(cohort["rows"].values()),
+            cohort["root"] / "crops",
+            cohort["preprocess"],
+            cohort["settings"],
+            workers=1,
+            progress=False,
+        )
+    assert fanned.failures.empty
+    pd.testing.assert_frame_equal(fanned.features, cohort["result"].features, check_exact=True)
+    assert [str(w.message) for w in caught] == cohort["warned"]
+
+
+def test_pyradiomics_settings_it_refuses_are_named():
+    with pytest.raises(rad.RadiomicsSettingsError, match=r"\[radiomics\] \(3d\): PyRadiomics"):
+        rad.RadiomicsSettings(
+            ("portal",), {"3d": {"imageType": {"Original": {}}, "setting": {"binWidth": "x"}}}
+        ).check()
+
+
+def test_two_d_parameters_force_2d_with_shape2d_and_keep_the_slice_thickness():
+    three_d = {
+        "imageType": {"Original": {}},
+        "featureClass": {"shape": None, "glcm": None},
+        "setting": {"binWidth": 10.0, "resampledPixelSpacing": [1.0, 1.0, 2.0]},
+    }
+    params = rad.extractor_parameters(three_d, ("3d", "2d"))
+    assert params["3d"]["featureClass"] == {"shape": None, "glcm": None}
+    assert params["2d"]["featureClass"] == {"shape2D": None, "glcm": None}
+    assert params["2d"]["setting"] == {
+        "binWidth": 10.0,
+        "resampledPixelSpacing": [1.0, 1.0, 0],
+        "additionalInfo": False,
+        "force2D": True,
+        "force2Ddimension": 0,
+    }
+    assert not rad.crop_safe(params["3d"])
+    assert three_d["setting"]["resampledPixelSpacing"] == [1.0, 1.0, 2.0]  # not changed

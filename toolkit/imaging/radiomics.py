@@ -1,0 +1,464 @@
+"""Handcrafted radiomics features (PyRadiomics, IBSI) of the volumes and masks the crops come from.
+
+Per patient (:func:`patient_features`): the registered volumes and every reader's mask
+on the crops' grid (:func:`toolkit.imaging.preprocess.registered_volumes`: the crop's own
+transform and largest-ROI slices, nothing chosen again); then, for every reader, phase
+and mode, one ``RadiomicsFeatureExtractor.execute``: "3d" on the tumour volume, "2d" on
+the reader's largest-ROI slice (a one-slice image, PyRadiomics' ``force2D`` with the
+``shape2D`` class in place of ``shape``). Columns are
+``RadiomicsFeature(phase, mode, ...).format()``: ``portal_3d_original_shape_VoxelVolume``.
+Two shortcuts that leave every number as PyRadiomics gives it (tests/imaging/
+test_radiomics.py compares each feature with PyRadiomics run directly on the whole
+volumes): with the Original image alone, no normalisation and no resampling
+(:func:`crop_safe`), image and mask are first cut to the mask's bounding box, which
+PyRadiomics crops to anyway; and the shape features, of the mask alone, are computed
+with the first phase and copied to the second.
+
+A feature PyRadiomics cannot compute is NaN, with a warning that names the patient, the
+reader, the phase and the mode: all the features of a mask PyRadiomics refuses (a single
+voxel, a ROI one voxel thick in 3-D), and the single features its feature classes give
+up on (it logs the error and leaves the feature out; the column is then NaN here).
+
+Per cohort (:func:`radiomics_cohort`): patients fan out through Dask as preprocessing's
+do (:func:`toolkit._dask.dask_client`), or run in this process with ``workers=0``; a
+progress bar counts them. A patient that fails (a stale crop, an unreadable image) is
+returned among the failures and has no row.
+
+PyRadiomics' settings are its parameter mapping (``imageType``, ``featureClass``,
+``setting``), one per mode (:func:`extractor_parameters`); the defaults are PyRadiomics'
+own but for ``additionalInfo`` (off: sigkit records the provenance itself).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit._progress import progress_bar
+from toolkit.contracts import RadiomicsFeature
+
+WARNING_COLUMNS = ["patient", "reader", "phase", "mode", "warning"]
+FAILURE_COLUMNS = ["patient", "stage", "reason"]
+
+
+class RadiomicsSettingsError(ValueError):
+    """The radiomics settings (study.toml's [radiomics], a parameter file) are not usable."""
+
+
+class RadiomicsWarning(UserWarning):
+    """Features PyRadiomics could not compute for a patient: they are NaN."""
+
+
+def pyradiomics_version() -> str:
+    import radiomics
+
+    return str(radiomics.__version__)
+
+
+def _quiet() -> None:
+    """PyRadiomics logs every step (and a note per GLCM) to stderr: keep its errors only,
+    which the NaN warnings report anyway."""
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+
+
+def parameters_from_settings(radiomics: Any) -> dict[str, Any]:
+    """The 3-D PyRadiomics parameter mapping of study.toml's validated ``[radiomics]``
+    (a :class:`toolkit.config.Radiomics` without a ``parameter_file``)."""
+    image_types: dict[str, dict[str, Any]] = {}
+    for name in radiomics.image_types:
+        image_types[name] = {"sigma": list(radiomics.log_sigmas)} if name == "LoG" else {}
+    setting: dict[str, Any] = {"binWidth": float(radiomics.bin_width), "label": 1}
+    if radiomics.resampled_spacing_mm is not None:
+        setting["resampledPixelSpacing"] = [float(v) for v in radiomics.resampled_spacing_mm]
+    return {
+        "imageType": image_types,
+        "featureClass": {name: None for name in radiomics.feature_classes},
+        "setting": setting,
+    }
+
+
+def read_parameter_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A PyRadiomics parameter file (YAML) as its mapping; errors name the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RadiomicsSettingsError(f"{path}: PyRadiomics parameter file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RadiomicsSettingsError(f"{path}: not a YAML parameter file: {exc}") from None
+    if not isinstance(data, dict):
+        raise RadiomicsSettingsError(f"{path}: a parameter file is a mapping, got {data!r}")
+    return data
+
+
+def extractor_parameters(three_d: Mapping[str, Any], modes: Sequence[str]) -> dict[str, Any]:
+    """mode -> the parameter mapping of its extractor, from the 3-D mapping ``three_d``.
+
+    The 2-D mapping is the 3-D one with ``force2D`` (in-plane texture, axial:
+    ``force2Ddimension = 0``), the ``shape2D`` class in place of ``shape``, and a
+    resampling (if any) that keeps the slice's thickness (z spacing 0, PyRadiomics' "keep").
+    Both run without ``additionalInfo`` (the diagnostics, image hashes included).
+    """
+    out: dict[str, Any] = {}
+    for mode in modes:
+        params = copy.deepcopy(dict(three_d))
+        params.setdefault("setting", {})
+        params["setting"] = dict(params["setting"] or {}) | {"additionalInfo": False}
+        if mode == "2d":
+            params["setting"] |= {"force2D": True, "force2Ddimension": 0}
+            spacing = params["setting"].get("resampledPixelSpacing")
+            if spacing:
+                params["setting"]["resampledPixelSpacing"] = [*spacing[:2], 0]
+            classes = params.get("featureClass") or {}
+            params["featureClass"] = {
+                ("shape2D" if name == "shape" else name): value for name, value in classes.items()
+            }
+        out[mode] = params
+    return out
+
+
+def make_extractor(params: Mapping[str, Any], source: str = "[radiomics]"):
+    """PyRadiomics' extractor of ``params``; a mapping its schema refuses names ``source``."""
+    from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+    _quiet()
+    try:
+        with warnings.catch_warnings():
+            # pykwalify (PyRadiomics' schema check) loads its extensions with importlib's
+            # deprecated load_module(): nothing of ours to act on
+            warnings.filterwarnings("ignore", "the load_module", DeprecationWarning)
+            return RadiomicsFeatureExtractor(copy.deepcopy(dict(params)))
+    except Exception as exc:  # pykwalify's SchemaError, PyRadiomics' ValueError, ...
+        raise RadiomicsSettingsError(
+            f"{source}: PyRadiomics refuses the settings: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class RadiomicsSettings:
+    """What the features depend on: the phases, the modes and each mode's parameters."""
+
+    phases: tuple[str, ...]
+    parameters: Mapping[str, Mapping[str, Any]]  # mode -> PyRadiomics parameter mapping
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return tuple(self.parameters)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The provenance: PyRadiomics' version and every mode's parameters."""
+        return {
+            "pyradiomics": pyradiomics_version(),
+            "phases": list(self.phases),
+            "parameters": copy.deepcopy(dict(self.parameters)),
+        }
+
+    def check(self) -> None:
+        """Raise :class:`RadiomicsSettingsError` if PyRadiomics refuses any mode's mapping."""
+        for mode, params in self.parameters.items():
+            make_extractor(params, f"[radiomics] ({mode})")
+
+
+def _scalars(result: Mapping[str, Any]) -> dict[str, float]:
+    """PyRadiomics' result without its diagnostics, as floats."""
+    return {
+        name: float(value) for name, value in result.items() if not name.startswith("diagnostics_")
+    }
+
+
+def crop_safe(params: Mapping[str, Any]) -> bool:
+    """Whether features of ``params`` depend only on the voxels in the mask's bounding box:
+    the Original image alone, without normalisation (over the whole image) or resampling.
+    Then PyRadiomics itself crops image and mask to that box before it computes anything
+    (``cropToTumorMask``, no padding for segment-based features), so cropping first gives
+    the same numbers and spares PyRadiomics' whole-image passes (the mask's cast and label
+    statistics); filters (LoG, wavelet) would see the crop's border instead of the anatomy.
+    """
+    setting = params.get("setting") or {}
+    return (
+        set(params.get("imageType") or {"Original": {}}) == {"Original"}
+        and not setting.get("normalize", False)
+        and setting.get("resampledPixelSpacing") is None
+    )
+
+
+SHAPE_CLASSES = ("shape", "shape2D")
+
+
+def _region(volumes: Any, reader: str, mode: str, crop: bool) -> tuple[list[int], list[int]]:
+    """(size, index) of the region to compute ``reader``'s features on, x, y, z: the whole
+    volume ("3d") or the crops' slice ("2d"); with ``crop``, only the mask's bounding box
+    there, widened by 2 voxels in-plane and one slice (within the image)."""
+    import SimpleITK as sitk
+
+    mask = volumes.masks[reader]
+    size = list(mask.GetSize())
+    z0 = 0 if mode == "3d" else volumes.slice_index[reader]
+    z1 = size[2] if mode == "3d" else z0 + 1
+    if not crop:
+        return [size[0], size[1], z1 - z0], [0, 0, z0]
+    array = sitk.GetArrayViewFromImage(mask)[z0:z1]
+    where = [np.flatnonzero(array.any(axis=axes)) for axes in ((0, 1), (0, 2), (1, 2))]
+    if any(len(w) == 0 for w in where):
+        return [size[0], size[1], z1 - z0], [0, 0, z0]  # empty: PyRadiomics says so itself
+    low, high = [], []
+    for w, pad, start, n in zip(where, (2, 2, 1), (0, 0, z0), (size[0], size[1], z1), strict=True):
+        low.append(max(start + int(w[0]) - pad, start))
+        high.append(min(start + int(w[-1]) + pad + 1, n))
+    return [b - a for a, b in zip(low, high, strict=True)], low
+
+
+def _extractors(params: Mapping[str, Any]):
+    """The extractor of ``params`` and the same without the shape classes (shape features
+    are of the mask alone, the same for every phase: computed once per reader and mode)."""
+    key = json.dumps(params, sort_keys=True, default=str)
+    if key not in _EXTRACTORS:
+        full, rest = make_extractor(params), make_extractor(params)
+        for name in SHAPE_CLASSES:
+            if name in rest.enabledFeatures:
+                rest.enableFeatureClassByName(name, enabled=False)
+        _EXTRACTORS[key] = (full, rest)
+    return _EXTRACTORS[key]
+
+
+_EXTRACTORS: dict[str, tuple[Any, Any]] = {}  # per process: building one reads a YAML schema
+
+
+def _one(extractor, image, mask, where: str) -> tuple[dict[str, float], list[str]]:
+    """One extraction: the features, and the warnings of those PyRadiomics could not compute."""
+    try:
+        values = _scalars(extractor.execute(image, mask))
+    except Exception as exc:  # PyRadiomics refuses the mask (ValueError) or fails on it
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return {}, [f"{where}: PyRadiomics could not compute the features ({message}); all NaN"]
+    failed = sorted(name for name, value in values.items() if not np.isfinite(value))
+    if not failed:
+        return values, []
+    shown = ", ".join(failed[:5]) + (" ..." if len(failed) > 5 else "")
+    return values, [f"{where}: {len(failed)} features not computed by PyRadiomics ({shown}); NaN"]
+
+
+def patient_features(
+    row: dict,
+    crop_path: str,
+    preprocess: Any,
+    settings: RadiomicsSettings,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """One patient's features: ``{"patient", "status", "features": {reader: {column: value}},
+    "warnings": [(reader, phase, mode, text)], "seconds"}``; never raises (a failure comes
+    back as ``status = "failed"`` with ``stage`` and ``reason``)."""
+    from toolkit.imaging.preprocess import PatientFailure, registered_volumes
+
+    start = time.perf_counter()
+    record: dict[str, Any] = {"patient": row["patient"], "status": "ok", "warnings": []}
+    try:
+        if threads:
+            import SimpleITK as sitk
+
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(threads))
+        volumes = registered_volumes(row, preprocess, crop_path)
+        record["features"], record["warnings"] = volume_features(volumes, settings)
+    except PatientFailure as exc:
+        record.update(status="failed", stage=exc.stage, reason=exc.reason)
+    except Exception as exc:  # any other error fails this patient only
+        record.update(status="failed", stage="unexpected", reason=f"{type(exc).__name__}: {exc}")
+    record["seconds"] = time.perf_counter() - start
+    return record
+
+
+def volume_features(
+    volumes: Any, settings: RadiomicsSettings
+) -> tuple[dict[str, dict[str, float]], list[tuple[str, str, str, str]]]:
+    """The features of one patient's registered volumes (a
+    :class:`toolkit.imaging.preprocess.RegisteredVolumes`): reader -> {column: value}, and
+    the warnings ``(reader, phase, mode, text)`` of the features PyRadiomics could not
+    compute (absent from the mapping, or NaN in it).
+
+    The shape features, of the mask alone, are computed with the first phase and given to
+    the others as they are (PyRadiomics would compute the same numbers again)."""
+    out: dict[str, dict[str, float]] = {}
+    warnings: list[tuple[str, str, str, str]] = []
+    for reader in volumes.masks:
+        columns: dict[str, float] = {}
+        for mode, params in settings.parameters.items():
+            found = _reader_features(volumes, reader, mode, params, settings.phases)
+            for phase, values, texts in found:
+                warnings += [(reader, phase, mode, text) for text in texts]
+                columns |= {
+                    RadiomicsFeature.of(phase, mode, name).format(): value
+                    for name, value in values.items()
+                }
+        out[reader] = columns
+    return out, warnings
+
+
+def _reader_features(volumes, reader: str, mode: str, params, phases: Sequence[str]):
+    """[(phase, {PyRadiomics name: value}, warnings)] of one reader in one mode."""
+    import SimpleITK as sitk
+
+    full, rest = _extractors(params)
+    size, index = _region(volumes, reader, mode, crop_safe(params))
+    mask = sitk.RegionOfInterest(volumes.masks[reader], size, index)
+    shape: dict[str, float] = {}
+    out = []
+    for i, phase in enumerate(phases):
+        image = sitk.RegionOfInterest(volumes.phase(phase), size, index)
+        where = f"patient {volumes.patient}, reader {reader}, {phase} {mode}"
+        values, texts = _one(full if i == 0 else rest, image, mask, where)
+        if i == 0:
+            shape = {n: v for n, v in values.items() if _is_shape(n)}
+        elif values:
+            values = shape | values
+        out.append((phase, values, texts))
+    return out
+
+
+def _is_shape(name: str) -> bool:
+    return RadiomicsFeature.of("phase", "3d", name).feature_class in SHAPE_CLASSES
+
+
+@dataclass(frozen=True)
+class RadiomicsCohort:
+    """Outcome of :func:`radiomics_cohort`."""
+
+    features: pd.DataFrame  # patient, reader, then the RadiomicsFeature columns
+    warnings: pd.DataFrame  # patient, reader, phase, mode, warning
+    failures: pd.DataFrame  # patient, stage, reason
+    seconds: float
+
+    def __str__(self) -> str:
+        n = self.features["patient"].nunique() if len(self.features) else 0
+        return (
+            f"radiomics: {n} patients x {len(self.features.columns) - 2} features, "
+            f"{len(self.failures)} failed, {len(self.warnings)} warnings, {self.seconds:.1f} s"
+        )
+
+
+def _run_sync(jobs, preprocess, settings, progress) -> list[dict]:
+    results = []
+    with progress_bar(len(jobs), enabled=progress, description="radiomics", unit="patients") as (
+        advance
+    ):
+        for row, crop in jobs:
+            results.append(patient_features(row, crop, preprocess, settings))
+            advance()
+    return results
+
+
+def _run_dask(jobs, preprocess, settings, workers, scheduler, progress) -> list[dict]:
+    from distributed import as_completed
+
+    from toolkit._dask import dask_client
+
+    threads = None if scheduler else max(1, (os.cpu_count() or 1) // workers)
+    results = []
+    with dask_client(workers, scheduler) as client:
+        futures = client.map(
+            patient_features,
+            [row for row, _ in jobs],
+            [crop for _, crop in jobs],
+            preprocess=preprocess,
+            settings=settings,
+            threads=threads,
+            pure=False,
+        )
+        patient_of = {f.key: row["patient"] for f, (row, _) in zip(futures, jobs, strict=True)}
+        with progress_bar(
+            len(jobs), enabled=progress, description="radiomics", unit="patients"
+        ) as advance:
+            for future in as_completed(futures):
+                try:
+                    results.append(future.result())
+                except Exception as exc:  # a dead worker fails its patient
+                    reason = f"{type(exc).__name__}: {exc}"
+                    results.append(
+                        {
+                            "patient": patient_of[future.key],
+                            "status": "failed",
+                            "stage": "worker",
+                            "reason": reason,
+                            "warnings": [],
+                        }
+                    )
+                advance()
+    return results
+
+
+def radiomics_cohort(
+    rows: Sequence[dict],
+    crops_dir: str | os.PathLike[str],
+    preprocess: Any,
+    settings: RadiomicsSettings,
+    workers: int | str = 2,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> RadiomicsCohort:
+    """The features of every patient of ``rows`` (manifest rows) that has a crop in
+    ``crops_dir``, one row per patient and reader (readers primary-first), patients in
+    the order of ``rows``.
+
+    ``preprocess`` is the :class:`toolkit.imaging.preprocess.PreprocessSettings` the crops
+    were made with; ``workers`` Dask worker processes of a LocalCluster (0 or "sync": this
+    process), or the cluster at ``scheduler``. Patients without a crop are skipped
+    (preprocessing lists their failures). Each feature PyRadiomics could not compute is
+    warned of (a :class:`RadiomicsWarning` naming the patient, reader, phase and mode).
+    """
+    start = time.perf_counter()
+    settings.check()
+    crops_dir = Path(crops_dir)
+    jobs = [(row, str(crops_dir / f"{row['patient']}.npz")) for row in rows]
+    jobs = [(row, crop) for row, crop in jobs if Path(crop).is_file()]
+    if workers in (0, "0", "sync") and not scheduler:
+        results = _run_sync(jobs, preprocess, settings, progress)
+    else:
+        results = _run_dask(jobs, preprocess, settings, int(workers), scheduler, progress)
+    order = {row["patient"]: i for i, row in enumerate(rows)}
+    results.sort(key=lambda r: order[r["patient"]])
+    for result in results:
+        for *_, text in result["warnings"]:
+            warnings.warn(text, RadiomicsWarning, stacklevel=2)
+    return RadiomicsCohort(
+        features=features_table(results, settings),
+        warnings=pd.DataFrame(
+            [(r["patient"], *w) for r in results for w in r["warnings"]], columns=WARNING_COLUMNS
+        ),
+        failures=pd.DataFrame(
+            [(r["patient"], r["stage"], r["reason"]) for r in results if r["status"] == "failed"],
+            columns=FAILURE_COLUMNS,
+        ),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def features_table(results: Sequence[dict], settings: RadiomicsSettings) -> pd.DataFrame:
+    """The table of :func:`patient_features`' records (the failed ones left out): patient,
+    reader, then every feature any patient has, by phase, then mode, then in PyRadiomics'
+    order; a feature a patient lacks is NaN."""
+    rows = [
+        {"patient": str(r["patient"]), "reader": str(reader), **values}
+        for r in results
+        if r["status"] == "ok"
+        for reader, values in r["features"].items()
+    ]
+    names = list(dict.fromkeys(c for row in rows for c in row if c not in ("patient", "reader")))
+
+    def place(name: str) -> tuple[int, int]:
+        feature = RadiomicsFeature.parse(name)
+        return settings.phases.index(feature.phase), settings.modes.index(feature.mode)
+
+    columns = ["patient", "reader", *sorted(names, key=place)]
+    return pd.DataFrame(rows, columns=columns).astype({"patient": str, "reader": str})

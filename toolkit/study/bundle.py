@@ -1,0 +1,485 @@
+"""The locked model bundle, ``STUDY_DIR/model/``: everything a new cohort is scored with.
+
+``model/model.json`` is the manifest (``format = "sigkit-model"``, ``version``
+:data:`VERSION`). It records the study.toml as written (the variables' definitions,
+the imaging settings), the preprocessing settings, the network weights' origin and
+SHA-256, the risk groups' training cutoff, the horizons, the sigkit version and the
+hashes of the training data, and it names the files beside it with their SHA-256:
+
+``signature.json``
+    the deep-learning signature (``contracts.SignatureSpec``: features, coefficients,
+    means, scales).
+``cox_<model>.json``
+    each final Cox model (``signature``, ``clinical``, ``integrated``): models.json's
+    ``contracts.CoxModel`` (terms, levels, coefficients, baseline survival at the
+    horizons), the coefficients' covariance, the baseline hazard's curve terms at every
+    event time (:class:`BaselineHazard`) and the training range of each numeric term.
+``nomogram_<model>.json``
+    the clinical and integrated nomograms' points (``contracts.NomogramSpec``).
+
+:meth:`ModelBundle.load` reads ``model/`` alone (no other file of the study) and
+refuses a file whose hash differs from the manifest's. :meth:`ModelBundle.predict`
+scores patients with the frozen models: the signature, each nomogram's points,
+linear predictor and predicted survival at each horizon with its 95% CI, and the
+risk group at the training cutoff. The survival and its CI are those of
+``survfit(coxph_fit, newdata)`` (survival 3.5-3, default ``conf.type = "log"``): the
+standard error needs only the curve terms, the coefficients, their means and
+covariance (``toolkit.stats._coxsurv``), so the bundle carries those instead of the
+training data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit._version import __version__
+from toolkit.artifacts import file_hash, write_json
+from toolkit.config import StudyConfig, study_from_mapping
+from toolkit.contracts import CoxModel, NomogramSpec, SignatureSpec
+from toolkit.stats._coxsurv import CurveTerms, confidence_limits, curve_std_err, curve_terms
+from toolkit.study.nomograms import FittedModel
+
+FORMAT = "sigkit-model"
+VERSION = 1
+MANIFEST = "model.json"
+MODELS = ("signature", "clinical", "integrated")
+NOMOGRAMS = ("clinical", "integrated")
+CONF_INT = 0.95
+RISK_MODEL = "integrated"
+
+
+class BundleError(ValueError):
+    """A model folder that is not a readable sigkit model bundle of this version."""
+
+
+@dataclass(frozen=True, eq=False)
+class BaselineHazard:
+    """A Cox fit's baseline hazard as survfit needs it, at each distinct event time t_k.
+
+    For covariates at the fit's means: the cumulative hazard H(t_k), its variance term
+    sum dV and the cumulated weighted means sum dXbar (one column per term), with the
+    first observed time of the training data (the formulas of ``toolkit.stats._coxsurv``).
+    """
+
+    time: np.ndarray
+    cumulative_hazard: np.ndarray
+    variance: np.ndarray
+    xbar: np.ndarray
+    first_time: float
+
+    @classmethod
+    def of_fit(cls, fit) -> BaselineHazard:
+        """The curve terms of an unstratified, right-censored ``cox.CoxFit``."""
+        if fit.stratified:
+            raise BundleError("a stratified Cox model cannot be bundled yet")
+        fit.require_plain("a model bundle")
+        terms = curve_terms(fit.risk_sets, fit.coef)
+        return cls(
+            time=terms.time,
+            cumulative_hazard=terms.cumhaz,
+            variance=terms.varhaz,
+            xbar=terms.xbar,
+            first_time=float(terms.first_time[0]),
+        )
+
+    def curve_terms(self) -> CurveTerms:
+        return CurveTerms(
+            time=self.time,
+            stratum=np.zeros(len(self.time), dtype=np.int64),
+            cumhaz=self.cumulative_hazard,
+            varhaz=self.variance,
+            xbar=self.xbar,
+            first_time=np.array([self.first_time]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "time": self.time.tolist(),
+            "cumulative_hazard": self.cumulative_hazard.tolist(),
+            "variance": self.variance.tolist(),
+            "xbar": self.xbar.tolist(),
+            "first_time": self.first_time,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], n_terms: int) -> BaselineHazard:
+        xbar = np.asarray(data["xbar"], dtype=float).reshape(-1, n_terms)
+        return cls(
+            time=np.asarray(data["time"], dtype=float),
+            cumulative_hazard=np.asarray(data["cumulative_hazard"], dtype=float),
+            variance=np.asarray(data["variance"], dtype=float),
+            xbar=xbar,
+            first_time=float(data["first_time"]),
+        )
+
+
+@dataclass(frozen=True)
+class Survival:
+    """Predicted survival of rows at the horizons, with survfit's log-scale SE and limits."""
+
+    linear_predictor: np.ndarray
+    survival: np.ndarray
+    std_err: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class BundledCox:
+    """One final Cox model as the bundle keeps it.
+
+    ``model`` is the study's ``FittedModel`` (models.json's record: its linear predictor
+    and survival are the study's, to the bit); ``covariance`` the coefficients' variance
+    (coxph's ``fit$var``), ``baseline`` its :class:`BaselineHazard`, ``ranges`` each
+    numeric term's (min, max) over the training patients.
+    """
+
+    model: FittedModel
+    covariance: np.ndarray
+    baseline: BaselineHazard
+    ranges: Mapping[str, tuple[float, float]]
+
+    def predict(self, frame: pd.DataFrame, times) -> Survival:
+        """``summary(survfit(fit, newdata = frame), times)``'s surv, std.err of the cumulative
+        hazard and log limits at :data:`CONF_INT`; ``times`` are horizons of the model's
+        baseline survival. An unseen level raises ``nomograms.ModelError`` naming patients."""
+        t = np.asarray(times, dtype=float)
+        x = self.model.design(frame)
+        survival = self.model.survival(frame, t)
+        terms = self.baseline.curve_terms()
+        zeros = np.zeros(len(x), dtype=np.int64)
+        coef, means = np.asarray(self.model.coef), np.asarray(self.model.means)
+        std_err = curve_std_err(terms, coef, means, self.covariance, x, t, zeros)
+        lower, upper = confidence_limits(survival, std_err, terms, t, zeros, "log", CONF_INT)
+        return Survival(self.model.linear_predictor(frame), survival, std_err, lower, upper)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model.to_json(),
+            "covariance": self.covariance.tolist(),
+            "baseline_hazard": self.baseline.to_json(),
+            "training_range": {k: list(v) for k, v in self.ranges.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BundledCox:
+        model = FittedModel.from_json(data["model"])
+        p = len(model.terms)
+        return cls(
+            model=model,
+            covariance=np.asarray(data["covariance"], dtype=float).reshape(p, p),
+            baseline=BaselineHazard.from_json(data["baseline_hazard"], p),
+            ranges={k: (float(v[0]), float(v[1])) for k, v in data["training_range"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class RiskGroups:
+    """The risk groups as the study split them: ``high`` when ``model``'s linear predictor
+    (uncentred) is above ``cutoff``, the training median (``study.validate.risk_groups``)."""
+
+    model: str
+    cutoff: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "score": "linear predictor", "cutoff": self.cutoff}
+
+    def group(self, linear_predictor: np.ndarray) -> np.ndarray:
+        return np.where(np.asarray(linear_predictor) > self.cutoff, "high", "low")
+
+
+@dataclass(frozen=True, eq=False)
+class ModelBundle:
+    """The locked model of one study run (module docstring); ``sha256`` names it.
+
+    ``weights`` holds the network weights' ``origin`` and ``sha256``; ``training`` the
+    training data's hashes and counts; ``preprocessing`` the
+    ``imaging.preprocess.PreprocessSettings`` the crops were made with (``as_dict``);
+    ``provenance`` the bundle stage's block (its key, as every study artifact's).
+    """
+
+    study: str
+    synthetic: bool
+    time_unit: str
+    horizons: tuple[float, ...]
+    study_toml: Mapping[str, Any]
+    preprocessing: Mapping[str, Any]
+    weights: Mapping[str, str]
+    training: Mapping[str, Any]
+    signature: SignatureSpec
+    models: Mapping[str, BundledCox]
+    nomograms: Mapping[str, NomogramSpec]
+    risk_groups: RiskGroups
+    sigkit_version: str = __version__
+    provenance: Mapping[str, Any] | None = None
+    sha256: str = ""
+
+    @property
+    def config(self) -> StudyConfig:
+        """The training study.toml, validated (the variables' definitions, the imaging)."""
+        return study_from_mapping(self.study_toml, "model.json's study_toml")
+
+    @property
+    def variables(self) -> list[str]:
+        """The clinical variables the nomograms use, in study.toml's order."""
+        used = {v for m in NOMOGRAMS for v in self.models[m].model.variables}
+        return [v.name for v in self.config.variables if v.name in used]
+
+    def training_levels(self, variable: str) -> tuple[str, ...] | None:
+        """The levels a categorical model variable had in training (None: numeric)."""
+        for name in NOMOGRAMS:
+            levels = self.models[name].model.levels
+            if variable in levels:
+                return tuple(levels[variable])
+        return None
+
+    def preprocess_settings(self, **overrides: Any):
+        """The crops' settings as the study made them (``PreprocessSettings``)."""
+        from toolkit.imaging.preprocess import PreprocessSettings
+        from toolkit.imaging.register import RegistrationSettings
+
+        values = dict(self.preprocessing)
+        registration = {
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in dict(values.pop("registration")).items()
+        }
+        values["readers"] = tuple(values["readers"])
+        return PreprocessSettings(
+            **(values | overrides), registration=RegistrationSettings(**registration)
+        )
+
+    # ------------------------------------------------------------------ scoring
+
+    def score_signature(self, primary_features: pd.DataFrame) -> np.ndarray:
+        """The signature of each row of a features table (the primary reader's rows)."""
+        from toolkit.study.signature import Signature
+
+        return Signature.from_spec(self.signature).score(primary_features)
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """predictions.csv's columns for each row of ``frame`` (index: patient; columns:
+        the nomograms' variables as the study codes them and ``signature``).
+
+        ``signature``; per nomogram ``<m>_points`` (total points), ``<m>_lp`` (the linear
+        predictor, uncentred as models.json's), ``<m>_survival_<t>`` with ``_lower`` and
+        ``_upper`` (95% log CI) at each horizon t; ``risk_group`` (high/low) of the
+        integrated linear predictor at the training cutoff.
+        """
+        from toolkit.stats.nomogram import Nomogram
+
+        out = pd.DataFrame(index=frame.index)
+        out["signature"] = frame["signature"].to_numpy(dtype=float)
+        for name in NOMOGRAMS:
+            bundled = self.models[name]
+            nomogram = Nomogram.from_spec(self.nomograms[name])
+            data = {v: _values(frame[v]) for v in bundled.model.variables}
+            out[f"{name}_points"] = nomogram.total_points(data)
+            predicted = bundled.predict(frame, self.horizons)
+            out[f"{name}_lp"] = predicted.linear_predictor
+            for j, t in enumerate(self.horizons):
+                column = f"{name}_survival_{t:g}"
+                out[column] = predicted.survival[:, j]
+                out[f"{column}_lower"] = predicted.lower[:, j]
+                out[f"{column}_upper"] = predicted.upper[:, j]
+        out["risk_group"] = self.risk_groups.group(out[f"{self.risk_groups.model}_lp"])
+        return out
+
+    def out_of_range(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Each patient's numeric model value outside its training range: patient, variable,
+        value, min, max (one row each; the signature included)."""
+        rows = []
+        for variable, (low, high) in self._ranges().items():
+            values = frame[variable].to_numpy(dtype=float)
+            for patient, value in zip(frame.index, values, strict=True):
+                if value < low or value > high:
+                    rows.append(
+                        {"patient": patient, "variable": variable, "value": value}
+                        | {"min": low, "max": high}
+                    )
+        return pd.DataFrame(rows, columns=["patient", "variable", "value", "min", "max"])
+
+    def _ranges(self) -> dict[str, tuple[float, float]]:
+        ranges: dict[str, tuple[float, float]] = {}
+        for name in NOMOGRAMS:
+            ranges.update(self.models[name].ranges)
+        return ranges
+
+    # ------------------------------------------------------------------ files
+
+    def manifest(self, files: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "sigkit_version": self.sigkit_version,
+            "study": self.study,
+            "synthetic": self.synthetic,
+            "time_unit": self.time_unit,
+            "horizons": list(self.horizons),
+            "weights": dict(self.weights),
+            "preprocessing": dict(self.preprocessing),
+            "risk_groups": self.risk_groups.to_json(),
+            "training": dict(self.training),
+            "study_toml": dict(self.study_toml),
+            "files": dict(files),
+            **({} if self.provenance is None else {"provenance": dict(self.provenance)}),
+        }
+
+    def documents(self) -> dict[str, dict[str, Any]]:
+        """Each file the manifest names (file name -> its JSON)."""
+        docs = {"signature.json": self.signature.to_json()}
+        docs.update({f"cox_{m}.json": self.models[m].to_json() for m in MODELS})
+        docs.update({f"nomogram_{m}.json": self.nomograms[m].to_json() for m in NOMOGRAMS})
+        return docs
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the bundle into ``directory`` (each file atomically, the manifest last);
+        returns the manifest's path."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for name, data in self.documents().items():
+            write_json(directory / name, data)
+            files[name.removesuffix(".json")] = {
+                "path": name,
+                "sha256": file_hash(directory / name),
+            }
+        return write_json(directory / MANIFEST, self.manifest(files))
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> ModelBundle:
+        """The bundle in ``directory`` (its model.json and the files it names, nothing else).
+
+        Raises ``BundleError`` when model.json is absent or of another format or version,
+        or a named file is absent or differs from its recorded SHA-256.
+        """
+        directory = Path(directory)
+        path = directory / MANIFEST
+        if not path.is_file():
+            raise BundleError(f"{directory}: no {MANIFEST}; is it a study's model/ folder?")
+        manifest = _read(path)
+        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+            raise BundleError(
+                f"{path}: format {manifest.get('format')!r} version {manifest.get('version')!r};"
+                f" this sigkit ({__version__}) reads {FORMAT!r} version {VERSION}"
+            )
+        docs = {key: _checked(directory, key, entry) for key, entry in manifest["files"].items()}
+        risk = manifest["risk_groups"]
+        return cls(
+            study=str(manifest["study"]),
+            synthetic=bool(manifest["synthetic"]),
+            time_unit=str(manifest["time_unit"]),
+            horizons=tuple(float(t) for t in manifest["horizons"]),
+            study_toml=manifest["study_toml"],
+            preprocessing=manifest["preprocessing"],
+            weights=manifest["weights"],
+            training=manifest["training"],
+            signature=SignatureSpec.from_json(docs["signature"]),
+            models={m: BundledCox.from_json(docs[f"cox_{m}"]) for m in MODELS},
+            nomograms={m: NomogramSpec.from_json(docs[f"nomogram_{m}"]) for m in NOMOGRAMS},
+            risk_groups=RiskGroups(str(risk["model"]), float(risk["cutoff"])),
+            sigkit_version=str(manifest["sigkit_version"]),
+            provenance=manifest.get("provenance"),
+            sha256=file_hash(path),
+        )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise BundleError(f"{path}: cannot be read as JSON ({error})") from None
+
+
+def _checked(directory: Path, key: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    path = directory / str(entry["path"])
+    if not path.is_file():
+        raise BundleError(f"{path}: named by {MANIFEST} ({key}) but absent")
+    if file_hash(path) != entry["sha256"]:
+        raise BundleError(
+            f"{path}: its SHA-256 differs from the one {MANIFEST} records; the locked model "
+            "was changed after it was written"
+        )
+    return _read(path)
+
+
+def _values(column: pd.Series) -> list[Any]:
+    """A column as the nomogram takes it: level names of a categorical, else numbers."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return [str(v) for v in column.astype(object)]
+    return list(column.to_numpy(dtype=float))
+
+
+def training_ranges(model: CoxModel, train: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """(min, max) over ``train`` of each numeric variable of ``model``."""
+    return {
+        v: (float(train[v].min()), float(train[v].max()))
+        for v in model.variables
+        if v not in model.levels
+    }
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    """SHA-256 of a table's CSV text (index, columns and values as written)."""
+    return hashlib.sha256(frame.to_csv().encode("utf-8")).hexdigest()
+
+
+def from_study(
+    config: StudyConfig,
+    models: Mapping[str, FittedModel],
+    nomograms: Mapping[str, Any],
+    signature: SignatureSpec,
+    train: pd.DataFrame,
+    cutoff: float,
+    weights: Mapping[str, str],
+    training: Mapping[str, Any],
+) -> ModelBundle:
+    """The bundle of a study's final models, refitted once on ``train`` (the training rows
+    of the model frame) for what models.json does not keep: the covariance and the
+    baseline hazard's curve terms.
+
+    The refit is the models stage's own fit (same rows, same design, Efron ties); a refit
+    whose coefficients are not bit for bit models.json's raises ``BundleError``.
+    ``nomograms`` are the models stage's ``stats.nomogram.Nomogram`` objects.
+    """
+    import warnings
+
+    from toolkit.imaging.preprocess import PreprocessSettings
+    from toolkit.study.nomograms import refit
+
+    bundled = {}
+    for name in MODELS:
+        model = models[name]
+        with warnings.catch_warnings():
+            # the fit's warnings (monotone likelihood...) are already in the model's note
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fit = refit(model, train)
+        if not np.array_equal(fit.coef, np.asarray(model.coef)):
+            raise BundleError(f"model {name!r}: the refit's coefficients differ from models.json")
+        bundled[name] = BundledCox(
+            model, fit.variance, BaselineHazard.of_fit(fit), training_ranges(model, train)
+        )
+    study = config.study
+    return ModelBundle(
+        study=study.name,
+        synthetic=bool(study.synthetic),
+        time_unit=study.time_unit,
+        horizons=tuple(float(t) for t in config.validation.times),
+        study_toml=config.as_written(),
+        # as JSON holds it (lists, not tuples), so that the bundle equals the one read back
+        preprocessing=json.loads(json.dumps(PreprocessSettings.from_config(config).as_dict())),
+        weights=dict(weights),
+        training=dict(training),
+        signature=replace(signature, provenance=None),
+        models=bundled,
+        nomograms={m: nomograms[m].spec() for m in NOMOGRAMS},
+        risk_groups=RiskGroups(RISK_MODEL, float(cutoff)),
+    )

@@ -1,0 +1,79 @@
+"""bundle: the final models, locked -> ``STUDY_DIR/model/`` (``study.bundle.ModelBundle``).
+
+Everything ``sigkit apply`` needs to score a new cohort, in one folder that needs no
+other file of the study: the study.toml as written, the preprocessing settings, the
+weights' origin and SHA-256, the signature, the three Cox models with their covariance
+and baseline hazard, both nomograms, the risk groups' training cutoff (metrics.json's
+``risk_groups.cutoff``), the horizons and the training data's hashes. Keyed on the
+files it is made of and the validate stage (metrics.json gains the stage timings at the
+end of every run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from toolkit.artifacts import file_hash
+from toolkit.study._stages import Cached
+from toolkit.study.context import Context
+from toolkit.study.stages.models import model_frame
+
+
+def _training(ctx: Context, train, inputs: Mapping[str, str]) -> dict[str, Any]:
+    """The training data's hashes (the files, and the model frame's training rows)."""
+    from toolkit.study.bundle import frame_hash
+
+    return {
+        "sets": list(ctx.config.study.train_sets),
+        "n_patients": len(train),
+        "n_events": int(train["event"].sum()),
+        "clinical_sha256": inputs["clinical"],
+        "manifest_sha256": file_hash(ctx.paths.cohort / ctx.config.study.manifest),
+        "features_sha256": inputs["features"],
+        "model_frame_sha256": frame_hash(train),
+    }
+
+
+def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
+    """Hands on ``bundle``: the ``ModelBundle`` as ``ModelBundle.load`` reads it back."""
+    from toolkit.study import bundle as locked
+
+    directory = ctx.paths.model
+    results = ctx.paths.results
+    inputs = {
+        "signature": file_hash(results / "signature.json"),
+        "models": file_hash(results / "models.json"),
+        **{f"nomogram_{m}": file_hash(results / f"nomogram_{m}.json") for m in locked.NOMOGRAMS},
+        "validate": ctx.log.key_of("validate"),
+        "features": file_hash(ctx.paths.features),
+        "clinical": ctx.clinical_hash(),
+    }
+    names = ["signature", *(f"cox_{m}" for m in locked.MODELS)]
+    names += [f"nomogram_{m}" for m in locked.NOMOGRAMS]
+    files = (directory / locked.MANIFEST, *(directory / f"{n}.json" for n in names))
+
+    def compute(key: str) -> dict[str, Any]:
+        frame = model_frame(given["clinical"], given["scores"])
+        train = frame[frame["set"].isin(ctx.config.study.train_sets)]
+        made = locked.from_study(
+            ctx.config,
+            given["models"],
+            given["nomograms"],
+            given["signature"],
+            train,
+            cutoff=given["metrics"].risk_groups["cutoff"],
+            weights={"origin": ctx.weights_origin, "sha256": ctx.weights_sha256},
+            training=_training(ctx, train, inputs),
+        )
+        replace(made, provenance=ctx.prov(key, inputs)).save(directory)
+        return {"bundle": locked.ModelBundle.load(directory)}
+
+    return Cached(
+        inputs={**inputs, "weights": ctx.weights_sha256},
+        settings={"bundle_version": locked.VERSION},
+        files=files,
+        compute=compute,
+        load=lambda: {"bundle": locked.ModelBundle.load(directory)},
+    )
