@@ -280,7 +280,58 @@ class Variable(_Strict):
         return [f"<{c[0]}", *inner, f">={c[-1]}"]
 
 
+class Finetune(_Strict):
+    """study.toml's ``[signature.finetune]``: fine-tuning DenseNet-121 with a Cox head
+    (``toolkit.deep.finetune``), used when ``[signature] source = "finetuned"``.
+
+    ``blocks``, ``growth_rate``, ``stem_features``: the network's width, DenseNet-121's
+    by default (the only width the study's ImageNet weights fit; any other starts from
+    random weights, seeded). ``input_size``: the side the 224 x 224 crops are resized
+    to (bilinear, antialiased) before the network, a multiple of 32. ``steps``: the most
+    epochs (one AdamW update each, every training crop seen once). ``chunk_size``:
+    patients per forward pass (bounded memory, exact risk set). ``dtype``: the
+    backbone's compute dtype (bfloat16 for GPUs).
+    """
+
+    blocks: list[int] = Field(default_factory=lambda: [6, 12, 24, 16], min_length=1)
+    growth_rate: int = Field(32, ge=1)
+    stem_features: int = Field(64, ge=1)
+    input_size: int = Field(224, ge=32, le=CROP_SIZE, multiple_of=32)
+    steps: int = Field(100, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    validation_fraction: float = Field(0.2, ge=0, lt=1)
+    patience: int = Field(10, ge=1)
+    chunk_size: int | None = Field(16, ge=1)
+    augmentation: bool = True
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+    @field_validator("blocks")
+    @classmethod
+    def _positive_blocks(cls, value: list[int]) -> list[int]:
+        if any(b < 1 for b in value):
+            raise ValueError(f"every dense block needs at least one layer, got {value}")
+        return value
+
+    @property
+    def full_width(self) -> bool:
+        """DenseNet-121's own width, the one ImageNet weights fit."""
+        return (tuple(self.blocks), self.growth_rate, self.stem_features) == (
+            (6, 12, 24, 16),
+            32,
+            64,
+        )
+
+
 class Signature(_Strict):
+    """study.toml's ``[signature]``. ``source``: "frozen" (default) builds the signature
+    from frozen DenseNet-121 features (ICC filter, mRMR, elastic-net Cox;
+    ``toolkit.study.signature``); "finetuned" trains the network and a Cox head end to
+    end (``toolkit.study.finetuned``, settings in ``finetune``), cross-validated with
+    ``n_folds`` outer folds seeded by ``seed``."""
+
+    source: Literal["frozen", "finetuned"] = "frozen"
+    finetune: Finetune = Field(default_factory=Finetune)
     icc_threshold: float = Field(0.75, ge=-1, le=1)
     icc_type: str = "ICC2"
     mrmr_k: int = Field(30, ge=1)

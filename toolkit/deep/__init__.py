@@ -3,7 +3,8 @@
 Modules: `weights` (import, cache, load), `extract` (jit-compiled, sharded
 extraction), `cam` (class activation maps of a linear signature), `cox_loss` (the
 Cox negative partial log-likelihood for training, in JAX), `finetune` (the backbone and
-a Cox head trained end to end by Optax on that loss); the network
+a Cox head trained end to end by Optax on that loss), `augment` (its random flips,
+rotations and intensity jitter); the network
 itself is private (`_densenet`) and re-exported here. The re-exports load
 lazily so that importing `toolkit.deep` (the CLI does) does not import JAX.
 """

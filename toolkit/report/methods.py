@@ -8,6 +8,7 @@ actually did; ``toolkit.report.tripod`` maps each item to its section.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from toolkit.report.study import StudyResults, cohort_sentence
@@ -136,7 +137,13 @@ def sample_size(results: StudyResults) -> str:
     icc = results.metrics.icc
     n_features = icc.n_features if icc is not None else None
     text = "**Sample size.** No formal sample-size calculation; all available patients were used."
-    if events is not None:
+    finetuned = results.settings.get("signature", {}).get("source") == "finetuned"
+    if events is not None and finetuned:
+        text += (
+            f" The training set had {events} events, hence the network's weight decay, "
+            "augmentation and early stopping on an inner validation split."
+        )
+    elif events is not None:
         text += f" The training set had {events} events"
         text += f" for {n_features} candidate image features" if n_features else ""
         text += ", hence the penalised (elastic-net) selection."
@@ -154,6 +161,53 @@ def missing_data(results: StudyResults) -> str:
         "(categorical), applied unchanged to the validation set",
     }
     return f"**Missing data.** {described.get(rule, rule)}."
+
+
+def _finetuned_signature(results: StudyResults) -> str:
+    """How a fine-tuned signature was trained, from results/finetune.json."""
+    path = results.results / "finetune.json"
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    tuned = record.get("settings", {})
+    width = (
+        "DenseNet-121"
+        if tuned.get("blocks", [6, 12, 24, 16]) == [6, 12, 24, 16]
+        and tuned.get("growth_rate", 32) == 32
+        else (
+            f"a reduced-width DenseNet (blocks {tuned.get('blocks')}, growth rate "
+            f"{tuned.get('growth_rate')}, stem {tuned.get('stem_features')} channels)"
+        )
+    )
+    augmentation = (
+        "random flips, rotations up to 10° and intensity jitter"
+        if tuned.get("augmentation", True)
+        else "no augmentation"
+    )
+    cv = record.get("cv_c_index_mean")
+    cv_text = f" (mean C-index {cv:.3f})" if isinstance(cv, float) else ""
+    return (
+        f"**Model building.** The signature was **fine-tuned end to end**: {width}, "
+        f"backbone from {record.get('backbone', '?')}, shared by both phases, with a linear "
+        "Cox head on the pooled features of the arterial and portal crops "
+        f"({tuned.get('input_size', 224)}×{tuned.get('input_size', 224)}), trained by AdamW "
+        f"(learning rate {tuned.get('learning_rate', '?')}, weight decay "
+        f"{tuned.get('weight_decay', '?')}) on the exact Cox partial likelihood (Efron ties) "
+        "over the whole training risk set at every step, batch-norm statistics frozen, "
+        f"{augmentation}, at most {tuned.get('steps', '?')} epochs with early stopping on a "
+        f"{100 * tuned.get('validation_fraction', 0):g}% inner validation split of the "
+        "training set (stratified by event; the best epoch's parameters kept). Its "
+        f"discrimination was first estimated by {record.get('n_folds', '?')}-fold "
+        "cross-validation with the fine-tuning repeated inside each outer fold"
+        f"{cv_text}; the final network, trained on the whole training set (stopped at epoch "
+        f"{record.get('best_step', '?')}), gives the signature, its linear predictor, and "
+        "scored the validation set once. No ICC filter or mRMR applies; CAMs and the "
+        "whole-procedure bootstrap are not computed for a fine-tuned signature. Clinical "
+        "candidates and the signature were screened by univariate Cox regression "
+        "(P < 0.05, @suptbl-univariate); backward stepwise selection by AIC gave the "
+        "clinical nomogram (clinical candidates only) and the integrated nomogram (clinical "
+        "candidates and the signature). The proportional-hazards assumption of both was "
+        "tested by `cox.zph`'s score test (Kaplan–Meier time scale; a categorical variable "
+        "as one term)."
+    ) + _centre_sentence(results)
 
 
 def _multiple_imputation(m: int) -> str:
@@ -179,6 +233,8 @@ def _multiple_imputation(m: int) -> str:
 
 def model_building(results: StudyResults) -> str:
     sig = results.settings.get("signature", {})
+    if sig.get("source") == "finetuned":
+        return _finetuned_signature(results)
     icc = results.metrics.icc
     kept = f" ({icc.n_kept} of {icc.n_features} kept)" if icc is not None else ""
     l1 = ", ".join(f"{x:g}" for x in sig.get("l1_ratios", []))

@@ -62,7 +62,14 @@ def signature(results: StudyResults) -> str:
         phases[feature.phase] = phases.get(feature.phase, 0) + 1
     by_phase = " and ".join(f"{v} {k}" for k, v in phases.items()) + " phase"
     cindex = results.metrics.cindex
-    text = f"The deep-learning signature combines {n} features ({by_phase}; @suptbl-signature)."
+    if results.settings.get("signature", {}).get("source") == "finetuned":
+        note = results.signature.note if results.signature is not None else ""
+        text = (
+            "The deep-learning signature is the linear predictor of the network fine-tuned "
+            f"end to end ({note})."
+        )
+    else:
+        text = f"The deep-learning signature combines {n} features ({by_phase}; @suptbl-signature)."
     text += (
         f" Its C-index was {_ci(cindex.get('train', {}).get('signature'))} in the training set "
         f"and {_ci(cindex.get('validation', {}).get('signature'))} in the validation set."

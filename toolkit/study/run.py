@@ -24,7 +24,7 @@ from toolkit.config import StudyConfig, check_inputs, load_study
 from toolkit.contracts import Metrics, RCheck
 from toolkit.study._stages import StageLog, StudyInUseError, study_lock
 from toolkit.study.context import Context, StudyPaths, resolve
-from toolkit.study.pipeline import run_pipeline
+from toolkit.study.pipeline import run_pipeline, stages_for
 
 
 class RCheckFailed(RuntimeError):
@@ -101,7 +101,7 @@ def run_study(
 def _run_stages(ctx: Context) -> tuple[Metrics, RCheck]:
     """Every stage of the pipeline; metrics.json gains the stage timings and the R check's
     verdict."""
-    results = run_pipeline(ctx)
+    results = run_pipeline(ctx, stages_for(ctx.config))
     r_check: RCheck = results["r_check"]
     metrics = replace(results["metrics"], stages=ctx.log.timings(), r_check_passed=r_check.passed)
     metrics.write(ctx.paths.results / "metrics.json")
