@@ -1,11 +1,12 @@
 """The one way sigkit starts a local Dask cluster (preprocessing, radiomics, the internal
-validation), or connects to a running one."""
+validation), or connects to a running one, and fans patients out over it."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 
@@ -45,3 +46,61 @@ def dask_client(workers: int, scheduler: str | None = None) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+def _worker_failure(patient: str, exc: Exception) -> dict[str, Any]:
+    return {
+        "patient": patient,
+        "status": "failed",
+        "stage": "worker",
+        "reason": f"{type(exc).__name__}: {exc}",
+        "warnings": [],
+    }
+
+
+def map_patients(
+    function: Callable[..., dict[str, Any]],
+    patients: Sequence[str],
+    args: Sequence[Sequence[Any]],
+    kwargs: dict[str, Any],
+    *,
+    workers: int | str,
+    scheduler: str | None,
+    progress: bool,
+    description: str,
+) -> list[dict[str, Any]]:
+    """``function(*args[i], **kwargs)`` for each patient, as records, with a progress bar.
+
+    ``workers`` 0 (or "sync") without a ``scheduler``: in this process, in order.
+    Otherwise over :func:`dask_client` (``threads`` added to ``kwargs``: the cores a
+    local worker may use), in completion order; a patient whose worker died or raised
+    gets a failed record (stage "worker", the exception as its reason), so one patient
+    never stops the others.
+    """
+    from toolkit._progress import progress_bar
+
+    bar = progress_bar(len(patients), enabled=progress, description=description, unit="patients")
+    if workers in (0, "0", "sync") and not scheduler:
+        with bar as advance:
+            out = []
+            for each in args:
+                out.append(function(*each, **kwargs))
+                advance()
+            return out
+    from distributed import as_completed
+
+    workers = int(workers)
+    threads = None if scheduler else max(1, (os.cpu_count() or 1) // workers)
+    out = []
+    with dask_client(workers, scheduler) as client:
+        columns = [list(column) for column in zip(*args, strict=True)] if args else []
+        futures = client.map(function, *columns, **kwargs, threads=threads, pure=False)
+        patient_of = {f.key: p for f, p in zip(futures, patients, strict=True)}
+        with bar as advance:
+            for future in as_completed(futures):
+                try:
+                    out.append(future.result())
+                except Exception as exc:  # a dead worker fails its patient
+                    out.append(_worker_failure(patient_of[future.key], exc))
+                advance()
+    return out

@@ -136,3 +136,28 @@ def write_multislice_crops(
         slices_reader=reader_of,
     )
     return path
+
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def smoke_run(script: str, cwd: Path, out: Path, *flags: str):
+    """``benchmarks/<script> --smoke [flags]`` in a fresh process with ``$OUT`` = ``out``
+    (XLA_FLAGS unset, so the script sets up its own devices); asserts it exits 0."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OUT=str(out))
+    env.pop("XLA_FLAGS", None)
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--smoke", *flags],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done

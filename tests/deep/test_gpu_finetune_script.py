@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_finetune.py"
+from deep_helpers import smoke_run
 
 
 def test_gpu_finetune_script_smoke_run_writes_a_complete_report(tmp_path):
-    env = dict(os.environ, OUT=str(tmp_path))
-    env.pop("XLA_FLAGS", None)
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    done = smoke_run("gpu_finetune.py", tmp_path, tmp_path)
     report = json.loads((tmp_path / "gpu_finetune.json").read_text())
     assert report["smoke"] is True and report["study_patients"] == 120
     assert [r["dtype"] for r in report["rows"]] == ["bfloat16", "float32"]

@@ -7,28 +7,13 @@ sigkit's configurations and the bfloat16-vs-float32 check.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_extract.py"
+from deep_helpers import smoke_run
 
 
-def _smoke(tmp_path: Path, out: Path, *flags: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OUT=str(out))
-    env.pop("XLA_FLAGS", None)
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", *flags],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    return done
+def _smoke(tmp_path: Path, out: Path, *flags: str):
+    return smoke_run("gpu_extract.py", tmp_path, out, *flags)
 
 
 def test_gpu_benchmark_script_smoke_run_writes_a_complete_report(tmp_path):

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from toolkit._progress import progress_bar
+from toolkit._dask import map_patients
 from toolkit._version import __version__
 from toolkit.artifacts import atomic_path, file_hash, settings_hash, write_json
 from toolkit.config import PHASES
@@ -603,48 +603,6 @@ def _failed(patient: str, stage: str, reason: str) -> dict[str, Any]:
     }
 
 
-def _run_sync(rows, settings, out_dir, progress) -> list[dict]:
-    results = []
-    with progress_bar(
-        len(rows), enabled=progress, description="preprocess", unit="patients"
-    ) as advance:
-        for row in rows:
-            results.append(process_patient(row, settings, str(out_dir)))
-            advance()
-    return results
-
-
-def _run_dask(rows, settings, out_dir, workers, scheduler, progress) -> list[dict]:
-    from distributed import as_completed
-
-    from toolkit._dask import dask_client
-
-    threads = None if scheduler else max(1, (os.cpu_count() or 1) // workers)
-    results = []
-    with dask_client(workers, scheduler) as client:
-        futures = client.map(
-            process_patient,
-            rows,
-            settings=settings,
-            out_dir=str(out_dir),
-            threads=threads,
-            pure=False,
-        )
-        patient_of = {f.key: r["patient"] for f, r in zip(futures, rows, strict=True)}
-        with progress_bar(
-            len(rows), enabled=progress, description="preprocess", unit="patients"
-        ) as advance:
-            for future in as_completed(futures):
-                try:
-                    results.append(future.result())
-                except Exception as exc:  # a dead worker fails its patient
-                    results.append(
-                        _failed(patient_of[future.key], "worker", f"{type(exc).__name__}: {exc}")
-                    )
-                advance()
-    return results
-
-
 def preprocess_cohort(
     manifest_path: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -676,10 +634,16 @@ def preprocess_cohort(
     settings = replace(settings, readers=manifest.readers)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = manifest.rows()
-    if workers in (0, "0", "sync") and not scheduler:
-        results = _run_sync(rows, settings, out_dir, progress)
-    else:
-        results = _run_dask(rows, settings, out_dir, int(workers), scheduler, progress)
+    results = map_patients(
+        process_patient,
+        [r["patient"] for r in rows],
+        [(r,) for r in rows],
+        {"settings": settings, "out_dir": str(out_dir)},
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+        description="preprocess",
+    )
     results += [_failed(p, "manifest", reason) for p, reason in manifest.problems.items()]
     for result in results:
         if result["status"] == "failed" and result["patient"] in set(manifest.frame["patient"]):

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from toolkit._progress import progress_bar
+from toolkit._dask import map_patients
 from toolkit.contracts import RadiomicsFeature
 
 WARNING_COLUMNS = ["patient", "reader", "phase", "mode", "warning"]
@@ -348,56 +348,6 @@ class RadiomicsCohort:
         )
 
 
-def _run_sync(jobs, preprocess, settings, progress) -> list[dict]:
-    results = []
-    with progress_bar(len(jobs), enabled=progress, description="radiomics", unit="patients") as (
-        advance
-    ):
-        for row, crop in jobs:
-            results.append(patient_features(row, crop, preprocess, settings))
-            advance()
-    return results
-
-
-def _run_dask(jobs, preprocess, settings, workers, scheduler, progress) -> list[dict]:
-    from distributed import as_completed
-
-    from toolkit._dask import dask_client
-
-    threads = None if scheduler else max(1, (os.cpu_count() or 1) // workers)
-    results = []
-    with dask_client(workers, scheduler) as client:
-        futures = client.map(
-            patient_features,
-            [row for row, _ in jobs],
-            [crop for _, crop in jobs],
-            preprocess=preprocess,
-            settings=settings,
-            threads=threads,
-            pure=False,
-        )
-        patient_of = {f.key: row["patient"] for f, (row, _) in zip(futures, jobs, strict=True)}
-        with progress_bar(
-            len(jobs), enabled=progress, description="radiomics", unit="patients"
-        ) as advance:
-            for future in as_completed(futures):
-                try:
-                    results.append(future.result())
-                except Exception as exc:  # a dead worker fails its patient
-                    reason = f"{type(exc).__name__}: {exc}"
-                    results.append(
-                        {
-                            "patient": patient_of[future.key],
-                            "status": "failed",
-                            "stage": "worker",
-                            "reason": reason,
-                            "warnings": [],
-                        }
-                    )
-                advance()
-    return results
-
-
 def radiomics_cohort(
     rows: Sequence[dict],
     crops_dir: str | os.PathLike[str],
@@ -422,10 +372,16 @@ def radiomics_cohort(
     crops_dir = Path(crops_dir)
     jobs = [(row, str(crops_dir / f"{row['patient']}.npz")) for row in rows]
     jobs = [(row, crop) for row, crop in jobs if Path(crop).is_file()]
-    if workers in (0, "0", "sync") and not scheduler:
-        results = _run_sync(jobs, preprocess, settings, progress)
-    else:
-        results = _run_dask(jobs, preprocess, settings, int(workers), scheduler, progress)
+    results = map_patients(
+        patient_features,
+        [row["patient"] for row, _ in jobs],
+        jobs,
+        {"preprocess": preprocess, "settings": settings},
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+        description="radiomics",
+    )
     order = {row["patient"]: i for i, row in enumerate(rows)}
     results.sort(key=lambda r: order[r["patient"]])
     for result in results:
