@@ -26,7 +26,6 @@ fits (there is no pooled likelihood; they are reported, not used for selection).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -196,18 +195,15 @@ def fit_pooled(
 def _survival_at(x, train, beta, lp_centre, times) -> np.ndarray:
     """S_j(t) at linear predictor ``lp_centre``: completed set j's baseline at ``beta``."""
     lp = x @ beta
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # z = 0/0 of the empty iteration
-        fit = cox.fit(
-            np.zeros((len(lp), 1)),
-            train["time"].to_numpy(float),
-            train["event"].to_numpy(float),
-            offset=lp,
-            max_iter=0,
-        )
-    # the offset fit's curve at X = 0 is the one at the mean linear predictor (survfit's
-    # centring of an offset); shift it to lp_centre
-    at_mean = fit.predict_survival(np.zeros((1, 1)), list(times))[0]
+    # the offset-only fit (no covariate): its baseline is the curve at the mean linear
+    # predictor (survfit's centring of an offset); shift it to lp_centre
+    fit = cox.fit(
+        np.empty((len(lp), 0)),
+        train["time"].to_numpy(float),
+        train["event"].to_numpy(float),
+        offset=lp,
+    )
+    at_mean = fit.predict_survival(np.zeros((1, 0)), list(times))[0]
     return at_mean ** np.exp(lp_centre - lp.mean())
 
 
