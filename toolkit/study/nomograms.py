@@ -67,9 +67,7 @@ STUDY_MODELS = (
     ModelSpec("clinical", "Clinical nomogram", (), clinical=True),
     ModelSpec("integrated", "Integrated nomogram", (DEEP,), clinical=True),
     ModelSpec("radiomics", "Radiomics signature", (RADIOMICS,), clinical=False),
-    ModelSpec(
-        "integrated_radiomics", "Integrated radiomics nomogram", (RADIOMICS,), clinical=True
-    ),
+    ModelSpec("integrated_radiomics", "Integrated radiomics nomogram", (RADIOMICS,), clinical=True),
     ModelSpec("combined", "Combined nomogram", (DEEP, RADIOMICS), clinical=True),
 )
 MODEL_SPECS = {spec.name: spec for spec in STUDY_MODELS}

@@ -113,6 +113,53 @@ def cindex(sets, models: Mapping[str, FittedModel], config: StudyConfig):
     return out, comparisons
 
 
+def models_compared(cindex, models) -> pd.DataFrame:
+    """The models side by side (table ``models_compared``): one row per model with its
+    variables, number of terms, training log-likelihood and AIC, and its C-index with
+    the Wald 95% CI in each set (metrics.json's ``cindex``).
+
+    ``best_aic`` marks the nomogram (a model with clinical variables) of the lowest
+    training AIC, -2 log L + 2 (terms): all are fitted on the same training rows, so
+    their AICs compare; a signature alone is one score, not a nomogram, and is not a
+    candidate.
+    """
+    from toolkit.study.nomograms import MODEL_SPECS
+
+    rows = []
+    for m in models_of(models):
+        model = models[m]
+        row = {
+            "model": m,
+            "label": MODEL_SPECS[m].label,
+            "variables": list(model.variables),
+            "n_terms": len(model.terms),
+            "loglik": float(model.loglik),
+            "aic": float(model.aic),
+        }
+        for name in SETS:
+            entry = cindex.get(name, {}).get(m, {})
+            for key in ("c", "lower", "upper"):
+                row[f"{key}_{name}"] = entry.get(key, np.nan)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    nomograms = table["model"].isin(nomograms_of(models))
+    best = table.loc[nomograms, "aic"].idxmin()
+    table["best_aic"] = table.index == best
+    return table
+
+
+def comparisons_table(comparisons) -> pd.DataFrame:
+    """metrics.json's ``comparisons`` as a table (``cindex_comparisons``): per set and pair,
+    the C-index difference a - b, its SE, z and P."""
+    rows = [
+        {"set": s, "a": a, "b": b, **comparisons[s][f"{a}_vs_{b}"]}
+        for s in comparisons
+        for a, b in COMPARISONS
+        if f"{a}_vs_{b}" in comparisons[s]
+    ]
+    return pd.DataFrame(rows, columns=["set", "a", "b", "diff", "se", "z", "p"])
+
+
 def _refitter(model: FittedModel, train: pd.DataFrame, times):
     """For the optimism bootstrap: refit the model's variables on resampled rows."""
     from toolkit.stats._efron import efron_fit

@@ -34,6 +34,7 @@ from toolkit.contracts import NomogramSpec, StudyModels
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
 
+
 def model_frame(clinical, scores: pd.DataFrame, scores_radiomics=None) -> pd.DataFrame:
     """The clinical frame with each patient's ``signature`` score (and its
     ``signature_radiomics`` score when ``scores_radiomics`` is given): what the models

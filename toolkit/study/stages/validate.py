@@ -4,7 +4,9 @@
 time-dependent AUC, decision curves, risk groups, median survival, see there)
 and ``study.figures.all_figures`` draws them. Writes metrics.json, the tables
 ``calibration``, ``td_auc``, ``accuracy``, ``decision``, ``decision_summary``, ``cindex``,
-``exclusions``,
+``models_compared`` (every model's terms, training AIC and C-index with CI per set, the
+nomogram of the lowest training AIC marked), ``cindex_comparisons`` (the comparison
+tests), ``exclusions``,
 ``imputations`` and ``baseline`` (Table 1), and the validation figures.
 
 Under multiple imputation the validation rows were imputed by the training imputation
@@ -118,6 +120,10 @@ def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> Me
     summary = val.decision_summary(sets, models, ctx.config)
     write_parquet(ctx.paths.tables / "decision_summary.parquet", summary, prov)
     write_parquet(ctx.paths.tables / "cindex.parquet", _cindex_table(cindex), prov)
+    compared = val.models_compared(cindex, models)
+    write_parquet(ctx.paths.tables / "models_compared.parquet", compared, prov)
+    tests = val.comparisons_table(comparisons)
+    write_parquet(ctx.paths.tables / "cindex_comparisons.parquet", tests, prov)
     exclusions = _exclusions(given["exclusions"])
     write_parquet(ctx.paths.tables / "exclusions.parquet", exclusions, prov)
     imputed = clinical.imputations.astype(str)
