@@ -168,7 +168,8 @@ def proportional_hazards(results: StudyResults) -> str:
             parts.append(f"{MODEL_LABELS[model].lower()} global {_p(overall['p'].iloc[0])}")
         for row in rows[(rows["term"] != "GLOBAL") & (rows["p"] < 0.05)].itertuples():
             violated.append(
-                f"{results.variable_label(row.term)} in the {model} nomogram ({_p(row.p)})"
+                f"{results.variable_label(row.term)} in the {MODEL_LABELS[model].lower()} "
+                f"({_p(row.p)})"
             )
     text = (
         "The proportional-hazards assumption was tested by the score test of scaled "

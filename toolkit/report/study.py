@@ -36,8 +36,8 @@ class StudyResults:
     """The contents of STUDY_DIR/results, read through toolkit.contracts, and the study's
     settings: study.toml as written, validated by :func:`toolkit.config.load_study`.
     ``r_check``, ``signature`` and ``internal_validation`` are None when the run did not
-    write them; ``nomograms`` has the models whose nomogram_<model>.json exists (in
-    ``MODELS`` order); ``bundle`` is
+    write them; ``nomograms`` has the validated models whose nomogram_<model>.json exists
+    (in ``MODELS`` order); ``bundle`` is
     STUDY_DIR/model/ (the locked model bundle), None with ``bundle_note`` saying why when it
     is absent or unreadable."""
 
@@ -118,12 +118,18 @@ def load(study_dir: str | Path | None = None) -> StudyResults:
         nomograms={
             model: NomogramSpec.read(results / f"nomogram_{model}.json")
             for model in MODELS
-            if (results / f"nomogram_{model}.json").is_file()
+            if model in _validated(metrics) and (results / f"nomogram_{model}.json").is_file()
         },
         internal_validation=_read(InternalValidation, results / "internal_validation.json"),
         bundle=bundle,
         bundle_note=bundle_note,
     )
+
+
+def _validated(metrics: Metrics) -> set[str]:
+    """The models the run validated: metrics.json's ``cindex`` (a nomogram file of another
+    model is not this run's)."""
+    return {m for per_set in metrics.cindex.values() for m in per_set}
 
 
 def _bundle(model_dir: Path) -> tuple[ModelBundle | None, str]:

@@ -119,13 +119,8 @@ def multivariable_table(results: StudyResults) -> str:
 
 
 def _nomogram_models(results: StudyResults) -> list[str]:
-    """The run's nomograms: clinical and integrated, and those with a multivariable table."""
-    return [
-        m
-        for m in MODELS
-        if m in ("clinical", "integrated")
-        or (MODEL_SPECS[m].clinical and results.table(f"multivariable_{m}") is not None)
-    ]
+    """The run's nomograms (the validated models with clinical variables)."""
+    return [m for m in run_models(results) if MODEL_SPECS[m].clinical]
 
 
 def univariate_table(results: StudyResults) -> str:

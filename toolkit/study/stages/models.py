@@ -217,6 +217,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
 
     def compute(key: str) -> dict[str, Any]:
         prov = ctx.prov(key, inputs)
+        _remove_others(ctx, names)
         fitted = _fit(ctx, clinical, model_frames(clinical, scores, radiomics), prov)
         models = fitted["models"]
         notes = list(fitted["selection_notes"])
@@ -237,6 +238,30 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
         load=lambda: load_models(ctx),
     )
 
+
+def _remove_others(ctx: Context, names: list[str]) -> None:
+    """The files of a nomogram this run does not make (an earlier run with radiomics made
+    it) are removed, so that no reader takes a stale model for one of this run's."""
+    from toolkit.study.nomograms import STUDY_MODELS
+
+    for spec in STUDY_MODELS:
+        if spec.clinical and spec.name not in names:
+            name = spec.name
+            for path in (
+                _nomogram_path(ctx, name),
+                ctx.paths.tables / f"multivariable_{name}.parquet",
+                *(
+                    ctx.paths.figures / f"{kind}_{name}.{suffix}"
+                    for kind in FIGURE_KINDS
+                    for suffix in ("png", "svg")
+                ),
+            ):
+                path.unlink(missing_ok=True)
+
+
+# the figures the models stage (nomogram, schoenfeld) and the validate stage (calibration per
+# set) draw per nomogram
+FIGURE_KINDS = ("nomogram", "schoenfeld", "calibration_train", "calibration_validation")
 
 NOT_IMPUTED = (
     "radiomics models: not made under multiple imputation (the pooled models are the "
