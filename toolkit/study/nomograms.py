@@ -245,8 +245,9 @@ class Selection:
 
 
 def _screened(train, config: StudyConfig, scores: list[str], notes: list[str]):
-    """The univariate screen of the clinical candidates and ``scores``: (table, levels,
-    the candidates the screen could test, those it kept, their P)."""
+    """The univariate screen of the clinical candidates and ``scores``: (table, training
+    levels, the clinical candidates it kept, each screened variable's likelihood-ratio P).
+    When none passes, the candidate with the smallest P is kept alone."""
     clinical = [v.name for v in config.variables]
     levels, single = training_levels(train, clinical)
     notes.extend(f"{v}: one level only in the training set, not a candidate" for v in single)

@@ -212,7 +212,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
         "scores": file_hash(ctx.paths.tables / "scores.parquet"),
         "clinical": ctx.clinical_hash(),
     }
-    if radiomics is not None:
+    if given["scores_radiomics"] is not None:  # its models, or the note that none is made
         inputs["scores_radiomics"] = file_hash(ctx.paths.tables / "scores_radiomics.parquet")
 
     def compute(key: str) -> dict[str, Any]:
