@@ -291,7 +291,12 @@ def apply_model(
     if not scored:
         raise ApplyError([f"{cohort}: no patient left to score ({len(exclusions)} excluded)"])
     frame = data.frame.loc[scored].copy()
-    frame["signature"] = bundle.score_signature(features.loc[scored])
+    if "finetuned" in bundle.weights:  # a fine-tuned signature: its network scores the crops
+        from toolkit.study.finetuned import score_with_bundle
+
+        frame["signature"] = score_with_bundle(bundle, Path(model_dir), out / "crops", scored)
+    else:
+        frame["signature"] = bundle.score_signature(features.loc[scored])
     predictions, warnings = score(bundle, frame, labels)
     _write_csv(out / "predictions.csv", predictions, index=True)
     _write_csv(out / "warnings.csv", warnings)
