@@ -84,7 +84,9 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
         "clinical": ctx.clinical_hash(),
     }
     if ctx.config.signature.source == "finetuned":
-        inputs["finetuned"] = file_hash(results / "finetuned.safetensors")
+        from toolkit.study.finetuned import WEIGHTS_FILE
+
+        inputs["finetuned"] = file_hash(results / WEIGHTS_FILE)
     names = ["signature", *(f"cox_{m}" for m in locked.MODELS)]
     names += [f"nomogram_{m}" for m in locked.NOMOGRAMS]
     files = (directory / locked.MANIFEST, *(directory / f"{n}.json" for n in names))

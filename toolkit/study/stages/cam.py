@@ -44,7 +44,9 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
     }
     tuned = ctx.config.signature.source == "finetuned"
     if tuned:
-        inputs["finetuned"] = file_hash(ctx.paths.results / "finetuned.safetensors")
+        from toolkit.study.finetuned import WEIGHTS_FILE
+
+        inputs["finetuned"] = file_hash(ctx.paths.results / WEIGHTS_FILE)
 
     def compute(key: str) -> dict[str, Any]:
         if tuned:
