@@ -155,12 +155,13 @@ def overlay_figure(
     title: str = "",
     window: tuple[float, float] = DEFAULT_WINDOW,
     alpha: float = 0.45,
+    network: str = "DenseNet-121",
 ):
     """A matplotlib figure: the CT crop (windowed) and the risk map over it with the ROI contour.
 
     The colour scale is diverging and centred at 0 (red: raises the risk, blue:
-    lowers it). `weights` (LoadedWeights or its origin) labels the figure; random
-    weights are said so in the title.
+    lowers it). `weights` (LoadedWeights or its origin) and `network` (its name) label
+    the figure; random weights are said so in the title.
     """
     import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
@@ -182,7 +183,7 @@ def overlay_figure(
     label = (
         "random weights (not ImageNet): not interpretable"
         if origin == "random"
-        else f"DenseNet-121 weights: {origin}"
+        else f"{network} weights: {origin}"
     )
     fig.suptitle(f"{title}\n{label}" if title else label)
     return fig

@@ -567,7 +567,8 @@ class FinetunedWeights:
     params: ``{"backbone": {layer: {"kernel"} or {"scale", "offset"}}, "head": {"kernel":
     (2F, 1)}}``, float32, batch norms in their folded form (what the network trains);
     blocks, growth_rate, stem_features: the backbone's width; input_size: the side the
-    crops are resized to; backbone: what the backbone started from; sha256: the file's.
+    crops are resized to; backbone: what the backbone started from; dtype: the backbone's
+    compute dtype in training, which scoring uses too; sha256: the file's.
     """
 
     params: dict[str, dict]
@@ -576,6 +577,7 @@ class FinetunedWeights:
     stem_features: int
     input_size: int
     backbone: str
+    dtype: str = "float32"
     sha256: str = ""
 
     def network(self):
@@ -599,6 +601,7 @@ class FinetunedWeights:
             "stem_features": self.stem_features,
             "input_size": self.input_size,
             "backbone": self.backbone,
+            "dtype": self.dtype,
         }
 
 
@@ -679,6 +682,7 @@ def read_finetuned(path: str | os.PathLike[str]) -> FinetunedWeights:
         stem_features=int(described["stem_features"]),
         input_size=int(described["input_size"]),
         backbone=str(described["backbone"]),
+        dtype=str(described.get("dtype", "float32")),
         sha256=file_hash(path),
     )
     _check_finetuned(path, weights, tensors)

@@ -294,6 +294,7 @@ def save_weights(path: Path, built: FinetunedSignature, settings: FinetuneConfig
         stem_features=settings.stem_features,
         input_size=settings.input_size,
         backbone=built.backbone,
+        dtype=settings.dtype,
     )
     return write_finetuned(path, weights)
 
@@ -313,13 +314,17 @@ def read_weights(path: Path, sha256: str):
 
 
 def eta_of(weights, arterial: np.ndarray, portal: np.ndarray) -> np.ndarray:
-    """eta of (N, 224, 224) crops under a fine-tuned network, float64 of the float32
-    network (resized to its input size, as in training)."""
+    """eta of (N, 224, 224) crops under a fine-tuned network (resized to its input size,
+    the backbone in its training dtype, as the study scored them), as float64."""
     from toolkit.deep.finetune import linear_predictor
 
     size = weights.input_size
     eta = linear_predictor(
-        weights.network(), weights.params, resized(arterial, size), resized(portal, size)
+        weights.network(),
+        weights.params,
+        resized(arterial, size),
+        resized(portal, size),
+        dtype=weights.dtype,
     )
     return eta.astype(float)
 
@@ -375,7 +380,10 @@ def cam_figures(ctx, weights, n_patients: int) -> list[str]:
     order = valid["signature"].sort_values(ascending=False).index.tolist()
     chosen = list(dict.fromkeys([*order[: (n_patients + 1) // 2], *order[::-1][: n_patients // 2]]))
     reader, size = ctx.config.imaging.primary_reader, weights.input_size
-    label = f"fine-tuned (backbone from {weights.backbone})"
+    label = f"fine-tuned end to end (backbone from {weights.backbone})"
+    full = (weights.blocks, weights.growth_rate, weights.stem_features) == ((6, 12, 24, 16), 32, 64)
+    network = "DenseNet-121" if full else "Reduced-width DenseNet"
+    grid = size // 32
     written = []
     for patient in chosen:
         crop = _primary_crop(ctx.paths.crops / f"{patient}.npz", reader)
@@ -387,9 +395,14 @@ def cam_figures(ctx, weights, n_patients: int) -> list[str]:
         )
         phase = max(heat, key=lambda p: abs(heat[p][0].mean()))
         score = valid.loc[patient, "signature"]
-        title = f"Patient {patient}, {phase} phase (signature {score:.2f})"
+        title = (
+            f"Patient {patient}, {phase} phase (signature {score:.2f}; "
+            f"{grid} x {grid} map at {size} x {size} input)"
+        )
         cam = upsample(heat[phase][0], CROP_SIZE)
-        fig = overlay_figure(crop[phase], cam, crop["mask"], weights=label, title=title)
+        fig = overlay_figure(
+            crop[phase], cam, crop["mask"], weights=label, title=title, network=network
+        )
         apply(fig, ctx.stamp())
         save_figure(fig, ctx.paths.figures / f"cam_{patient}")
         close(fig)
