@@ -269,6 +269,7 @@ def test_bundle_names_the_network_and_apply_scores_with_it(finetuned_study, tmp_
     expected = scores.loc[chosen, "signature"].to_numpy()
     print(f"apply vs study signature: max |diff| {np.abs(predicted - expected).max():.3g}")
     np.testing.assert_allclose(predicted, expected, rtol=1e-6, atol=1e-7)
+    assert read_json(tmp_path / "out" / "apply.json")["weights"]["finetuned"] == entry
     # a changed network file is refused, naming it
     (study / "model" / entry["path"]).write_bytes(b"not the network")
     try:

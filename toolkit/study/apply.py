@@ -328,6 +328,8 @@ def _record(out, bundle, model_dir, cohort, loaded, labels, predictions, exclusi
             "sha256": loaded.sha256,
             "model_sha256": bundle.weights.get("sha256", ""),
             "matches_model": loaded.sha256 == bundle.weights.get("sha256", ""),
+            # a fine-tuned signature: the bundle's network that scored the crops
+            "finetuned": bundle.weights.get("finetuned"),
         },
         "labels": list(labels),
         "n_scored": len(predictions),

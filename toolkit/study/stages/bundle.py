@@ -6,7 +6,8 @@ weights' origin and SHA-256, the signature, the three Cox models with their cova
 and baseline hazard, both nomograms, the risk groups' training cutoff (metrics.json's
 ``risk_groups.cutoff``), the horizons and the training data's hashes. Keyed on the
 files it is made of and the validate stage (metrics.json gains the stage timings at the
-end of every run).
+end of every run). A fine-tuned signature's network (results/finetuned.safetensors) is
+copied in beside them and named with its SHA-256 in model.json's ``weights.finetuned``.
 
 Not under multiple imputation (``clinical.imputed``): the bundle's prediction
 intervals need one Cox fit's covariance and baseline hazard, and ``sigkit apply``
