@@ -174,10 +174,14 @@ def finetuned_internal_validation(results: StudyResults) -> str:
 
     path = results.results / "finetune.json"
     record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    from toolkit.config import InternalValidation
+
     seconds, folds = record.get("final_seconds"), record.get("n_folds", "?")
+    B = results.settings.get("internal_validation", {}).get("B", InternalValidation().B)
     cost = (
-        f" (the final fine-tuning took {fmt.number(seconds, 0)} s here, so B resamples would "
-        f"take about B \u00d7 {fmt.number(seconds, 0)} s)"
+        f" (the final fine-tuning took {fmt.number(seconds, 0)} s here, so the B = {B} "
+        f"resamples of [internal_validation] would take about {fmt.number(B * seconds / 60, 0)}"
+        " min)"
         if isinstance(seconds, float)
         else ""
     )
