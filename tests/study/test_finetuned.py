@@ -1,6 +1,8 @@
 """The fine-tuned signature (``[signature] source = "finetuned"``): outer folds that never
 train on their test patients, and a whole `sigkit study run` on a 48-patient synthetic
-cohort with a reduced-width network, whose report's methods say how it was trained."""
+cohort with a reduced-width network, whose report's methods say how it was trained; its
+weights file, CAMs, locked bundle (and `sigkit apply` with it) and the report's internal
+validation."""
 
 from __future__ import annotations
 
@@ -123,7 +125,7 @@ def test_study_run_with_a_finetuned_signature_completes(finetuned_study):
     models = read_json(results / "models.json")
     assert "signature" in str(models)
     assert not (results / "internal_validation.json").exists()  # left out, as documented
-    assert not (study / "model" / "model.json").exists()
+    assert (study / "model" / "model.json").exists()
 
 
 def test_report_methods_say_how_the_signature_was_trained(finetuned_study):
@@ -162,3 +164,180 @@ def test_finetune_settings_are_checked_where_study_toml_is_read():
             Finetune(**bad)
     with pytest.raises(ValidationError, match="frozen"):
         Signature(source="trained")
+
+
+def _weights_record(study):
+    return read_json(study / "results" / "finetune.json")["weights"]
+
+
+def test_final_network_is_saved_and_reloads_to_the_study_scores(finetuned_study):
+    """results/finetuned.safetensors, with its SHA-256 in finetune.json, reread gives the
+    scores of scores.parquet for every patient (the crops as the signature stage read them)."""
+    from toolkit.artifacts import file_hash
+    from toolkit.config import load_study
+    from toolkit.deep.finetune import linear_predictor
+
+    study, out, _ = finetuned_study
+    assert out.exit_code == 0, out.output
+    recorded = _weights_record(study)
+    path = study / "results" / recorded["path"]
+    assert recorded["path"] == "finetuned.safetensors" and file_hash(path) == recorded["sha256"]
+    weights = finetuned.read_weights(path, recorded["sha256"])
+    assert weights.input_size == SMALL["input_size"] and list(weights.blocks) == SMALL["blocks"]
+    config = load_study(study / "cohort")
+    scores = pd.read_parquet(study / "results" / "tables" / "scores.parquet")
+    patients = scores.index.astype(str).tolist()
+    arterial, portal = finetuned.primary_crops(
+        study / "crops", patients, config.imaging.primary_reader, weights.input_size
+    )
+    eta = linear_predictor(
+        weights.network(), weights.params, arterial, portal, chunk_size=SMALL["chunk_size"]
+    )
+    np.testing.assert_array_equal(eta.astype(float), scores["signature"].to_numpy())
+
+
+def test_report_says_why_there_is_no_bootstrap_and_gives_the_cv_optimism(finetuned_study):
+    from toolkit.report import methods, narrative
+    from toolkit.report.study import load
+
+    study, out, _ = finetuned_study
+    assert out.exit_code == 0, out.output
+    record = read_json(study / "results" / "finetune.json")
+    metrics = read_json(study / "results" / "metrics.json")
+    # the apparent C-index is the validate stage's training C of the signature
+    assert record["apparent_c_index"] == pytest.approx(
+        metrics["cindex"]["train"]["signature"]["c"], abs=1e-12
+    )
+    cv = pd.read_parquet(study / "results" / "tables" / "finetune_cv.parquet")
+    assert record["cv_optimism"] == pytest.approx(
+        record["apparent_c_index"] - cv["c_index"].mean(), abs=1e-12
+    )
+    assert record["final_seconds"] > 0
+    results = load(study)
+    text = narrative.internal_validation(results)
+    assert "No whole-procedure bootstrap for the fine-tuned signature" in text
+    assert f"optimism {record['cv_optimism']:.3f}" in text
+    assert f"apparent training C-index {record['apparent_c_index']:.3f}" in text
+    assert "nomograms' optimism was not estimated" in text
+    assert "outer-fold cross-validation" in methods.internal_validation(results)
+
+
+def test_cams_of_the_finetuned_network_are_drawn(finetuned_study):
+    study, out, _ = finetuned_study
+    assert out.exit_code == 0, out.output
+    done = read_json(study / "results" / ".cam_done.json")
+    assert len(done["figures"]) == 2
+    scores = pd.read_parquet(study / "results" / "tables" / "scores.parquet")
+    valid = scores[scores["set"] == "validation"]["signature"]
+    assert {f"cam_{valid.idxmax()}", f"cam_{valid.idxmin()}"} == set(done["figures"])
+    for name in done["figures"]:
+        assert (study / "results" / "figures" / f"{name}.png").stat().st_size > 0
+    assert done["provenance"]["inputs"]["finetuned"] == _weights_record(study)["sha256"]
+
+
+def test_bundle_names_the_network_and_apply_scores_with_it(finetuned_study, tmp_path):
+    """model.json's weights.finetuned names model/finetuned.safetensors by its SHA-256, and
+    `sigkit apply` on six of the study's own validation patients gives their study scores."""
+    from toolkit.artifacts import file_hash
+    from toolkit.study.apply import apply_model
+    from toolkit.study.bundle import ModelBundle
+
+    study, out, _ = finetuned_study
+    assert out.exit_code == 0, out.output
+    bundle = ModelBundle.load(study / "model")
+    entry = bundle.weights["finetuned"]
+    assert entry["sha256"] == _weights_record(study)["sha256"]
+    assert file_hash(study / "model" / entry["path"]) == entry["sha256"]
+    scores = pd.read_parquet(study / "results" / "tables" / "scores.parquet")
+    chosen = scores.index[scores["set"] == "validation"][:6].astype(str).tolist()
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    (cohort / "images").symlink_to(study / "cohort" / "images")
+    for name in ("manifest.csv", "clinical.csv"):
+        table = pd.read_csv(study / "cohort" / name, dtype=str)
+        table[table["patient"].isin(chosen)].to_csv(cohort / name, index=False)
+    outcome = apply_model(
+        study / "model",
+        cohort,
+        tmp_path / "out",
+        weights="random",
+        workers=0,
+        report=False,
+        echo=lambda _: None,
+    )
+    predicted = outcome.predictions["signature"].loc[chosen].to_numpy()
+    expected = scores.loc[chosen, "signature"].to_numpy()
+    print(f"apply vs study signature: max |diff| {np.abs(predicted - expected).max():.3g}")
+    np.testing.assert_allclose(predicted, expected, rtol=1e-6, atol=1e-7)
+    assert read_json(tmp_path / "out" / "apply.json")["weights"]["finetuned"] == entry
+    # a changed network file is refused, naming it
+    (study / "model" / entry["path"]).write_bytes(b"not the network")
+    try:
+        with pytest.raises(ValueError, match=r"finetuned\.safetensors"):
+            apply_model(
+                study / "model",
+                cohort,
+                tmp_path / "again",
+                weights="random",
+                workers=0,
+                report=False,
+                echo=lambda _: None,
+            )
+    finally:
+        import shutil
+
+        shutil.copyfile(
+            study / "results" / "finetuned.safetensors", study / "model" / entry["path"]
+        )
+
+
+def test_cam_stage_keeps_the_frozen_path_and_key(tmp_path, monkeypatch):
+    """The cam stage of a frozen study calls the frozen figures with the key it had before
+    fine-tuned CAMs (signature.json and the crops, n and the weights); a fine-tuned one is
+    keyed on the network file too and draws the network's maps."""
+    from types import SimpleNamespace
+
+    import toolkit.study.figures
+    from toolkit.artifacts import file_hash, write_json
+    from toolkit.study.stages import cam
+
+    results, crops = tmp_path / "results", tmp_path / "crops"
+    write_json(results / "signature.json", {"features": []})
+    write_json(crops / "manifest.json", {"patients": []})
+    (results / "finetuned.safetensors").write_bytes(b"a network")
+    network = {
+        "path": "finetuned.safetensors",
+        "sha256": file_hash(results / "finetuned.safetensors"),
+    }
+    write_json(results / "finetune.json", {"weights": network})
+    called = []
+    monkeypatch.setattr(
+        toolkit.study.figures, "cam_figures", lambda ctx, clinical, n: called.append("frozen") or []
+    )
+    monkeypatch.setattr(finetuned, "read_weights", lambda path, sha256: path)
+    monkeypatch.setattr(
+        finetuned, "cam_figures", lambda ctx, weights, n: called.append(weights.name) or []
+    )
+
+    def context(source):
+        return SimpleNamespace(
+            paths=SimpleNamespace(results=results),
+            config=SimpleNamespace(signature=SimpleNamespace(source=source)),
+            weights_origin="random",
+            prov=lambda key, inputs: {"stage_key": key, "inputs": inputs},
+        )
+
+    given = {"crops": crops, "clinical": None}
+    frozen = cam.run(context("frozen"), given)
+    assert frozen.inputs == {
+        "signature": file_hash(results / "signature.json"),
+        "crops": file_hash(crops / "manifest.json"),
+    }
+    assert frozen.settings == {"n": cam.N_PATIENTS, "weights": "random"}
+    frozen.compute("key")
+    tuned = cam.run(context("finetuned"), given)
+    assert tuned.inputs == frozen.inputs | {
+        "finetuned": file_hash(results / "finetuned.safetensors")
+    }
+    tuned.compute("key")
+    assert called == ["frozen", "finetuned.safetensors"]

@@ -15,6 +15,12 @@ is upsampled bilinearly (half-pixel centres, `jax.image.resize`) to the crop.
 Coefficients must be on the raw feature scale (a signature fitted on
 standardised features: divide each coefficient by its feature's SD); features
 outside the signature or of the other phase get weight 0.
+
+**A fine-tuned network** (`toolkit.deep.finetune.CoxNetwork`) has the same form with its
+own backbone and its linear Cox head ``eta = beta_a . f(a) + beta_p . f(p)``: per phase,
+``heat_a(x, y) = sum_k beta_a,k A_k(a; x, y)`` on the fine-tuned backbone's last feature
+map (``input_size / 32`` cells a side), and ``eta = mean heat_a + mean heat_p`` exactly
+(`finetuned_risk_contributions`).
 """
 
 from __future__ import annotations
@@ -64,8 +70,49 @@ def risk_contributions(
     return np.einsum("nxyk,k->nxy", maps.astype(np.float64), w)
 
 
+def finetuned_risk_contributions(
+    network, params, arterial: np.ndarray, portal: np.ndarray
+) -> dict[str, np.ndarray]:
+    """heat_phase(x, y) = sum_k beta_phase,k A_k(x, y) of a fine-tuned ``CoxNetwork``.
+
+    ``arterial``, ``portal``: (N, S, S) crops as the network takes them (z-scored, resized
+    to its input size); ``params``: the network's (``backbone`` and ``head``). The head's
+    kernel (2F, 1) holds beta_a in its first F rows and beta_p in the last F, as the
+    network concatenates the phases' pooled features. Returns phase -> (N, S/32, S/32)
+    float64; ``mean heat_arterial + mean heat_portal`` over the grid is eta (float32
+    rounding aside). Float32 backbone.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    kernel = np.asarray(params["head"]["kernel"], dtype=np.float64)[:, 0]
+    n_features = kernel.size // 2
+    backbone = network.backbone.clone(dtype=jnp.float32)
+
+    @jax.jit
+    def last_map(backbone_params, crops):
+        images = jnp.broadcast_to(crops[..., None], (*crops.shape, 3))
+        maps, _ = backbone.apply({"params": backbone_params}, images)
+        return maps.astype(jnp.float32)
+
+    out = {}
+    for phase, crops, beta in (
+        ("arterial", arterial, kernel[:n_features]),
+        ("portal", portal, kernel[n_features:]),
+    ):
+        maps = np.asarray(last_map(params["backbone"], jnp.asarray(crops, jnp.float32)))
+        if maps.shape[-1] != n_features:
+            raise ValueError(
+                f"the head has {n_features} weights per phase but the backbone's last "
+                f"feature map has {maps.shape[-1]} channels"
+            )
+        out[phase] = np.einsum("nxyk,k->nxy", maps.astype(np.float64), beta)
+    return out
+
+
 def upsample(heat: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """Bilinear upsampling of a (7, 7) map to (size, size) (half-pixel centres)."""
+    """Bilinear upsampling of a (g, g) map (7 x 7 for 224 x 224 crops) to (size, size)
+    (half-pixel centres)."""
     import jax
 
     out = jax.image.resize(np.asarray(heat, np.float32), (size, size), method="bilinear")
@@ -108,12 +155,13 @@ def overlay_figure(
     title: str = "",
     window: tuple[float, float] = DEFAULT_WINDOW,
     alpha: float = 0.45,
+    network: str = "DenseNet-121",
 ):
     """A matplotlib figure: the CT crop (windowed) and the risk map over it with the ROI contour.
 
     The colour scale is diverging and centred at 0 (red: raises the risk, blue:
-    lowers it). `weights` (LoadedWeights or its origin) labels the figure; random
-    weights are said so in the title.
+    lowers it). `weights` (LoadedWeights or its origin) and `network` (its name) label
+    the figure; random weights are said so in the title.
     """
     import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
@@ -135,7 +183,7 @@ def overlay_figure(
     label = (
         "random weights (not ImageNet): not interpretable"
         if origin == "random"
-        else f"DenseNet-121 weights: {origin}"
+        else f"{network} weights: {origin}"
     )
     fig.suptitle(f"{title}\n{label}" if title else label)
     return fig
@@ -164,6 +212,7 @@ def save_overlay(
 
 
 __all__ = [
+    "finetuned_risk_contributions",
     "overlay_figure",
     "resolve_weights",
     "risk_contributions",

@@ -468,6 +468,11 @@ def _read_cache(path: Path) -> LoadedWeights:
             name, var = key.rsplit("/", 1)
             params.setdefault(name, {})[var] = handle.get_tensor(key)
     origin = metadata.get("origin")
+    if _FINETUNED_KEY in metadata:
+        raise WeightsError(
+            f"{path}: a fine-tuned Cox network (a study's results/finetuned.safetensors), not "
+            "DenseNet-121 weights to extract features with; read it with read_finetuned"
+        )
     if origin not in ORIGINS or metadata.get("architecture") != "densenet121":
         raise WeightsError(f"{path}: not a sigkit DenseNet-121 weights file (origin {origin!r})")
     return LoadedWeights(
@@ -545,3 +550,161 @@ def info(directory: str | os.PathLike[str] | None = None) -> dict[str, object]:
         return {"installed": False, "path": str(path)}
     weights = _read_cache(path)
     return {"installed": True, "path": str(path), **weights.describe()}
+
+
+# ---------------------------------------------------------------- fine-tuned networks
+
+FINETUNED_FORMAT = "sigkit-finetuned"
+FINETUNED_VERSION = 1
+_FINETUNED_KEY = "sigkit"  # the one metadata entry (a JSON object), so the header's bytes
+# do not depend on the order a map of several entries is written in
+
+
+@dataclass(frozen=True)
+class FinetunedWeights:
+    """A fine-tuned Cox network (``toolkit.deep.finetune.CoxNetwork``) as written to a study.
+
+    params: ``{"backbone": {layer: {"kernel"} or {"scale", "offset"}}, "head": {"kernel":
+    (2F, 1)}}``, float32, batch norms in their folded form (what the network trains);
+    blocks, growth_rate, stem_features: the backbone's width; input_size: the side the
+    crops are resized to; backbone: what the backbone started from; dtype: the backbone's
+    compute dtype in training, which scoring uses too; sha256: the file's.
+    """
+
+    params: dict[str, dict]
+    blocks: tuple[int, ...]
+    growth_rate: int
+    stem_features: int
+    input_size: int
+    backbone: str
+    dtype: str = "float32"
+    sha256: str = ""
+
+    def network(self):
+        """The ``CoxNetwork`` these parameters fit (float32)."""
+        from toolkit.deep._densenet import DenseNet121
+        from toolkit.deep.finetune import CoxNetwork
+
+        return CoxNetwork(
+            DenseNet121(
+                blocks=self.blocks, growth_rate=self.growth_rate, stem_features=self.stem_features
+            )
+        )
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "format": FINETUNED_FORMAT,
+            "version": FINETUNED_VERSION,
+            "architecture": "densenet-cox",
+            "blocks": list(self.blocks),
+            "growth_rate": self.growth_rate,
+            "stem_features": self.stem_features,
+            "input_size": self.input_size,
+            "backbone": self.backbone,
+            "dtype": self.dtype,
+        }
+
+
+def _leaves(tree: Mapping[str, object], prefix: str = "") -> dict[str, object]:
+    """A nested mapping's leaves by their "/"-joined path."""
+    out: dict[str, object] = {}
+    for name, value in tree.items():
+        if isinstance(value, Mapping):
+            out.update(_leaves(value, f"{prefix}{name}/"))
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
+
+
+def write_finetuned(path: str | os.PathLike[str], weights: FinetunedWeights) -> str:
+    """Write a fine-tuned network as safetensors (keys ``backbone/<layer>/<variable>`` and
+    ``head/kernel``, float32; what it is in one metadata entry); returns the file's SHA-256.
+
+    The same parameters give the same bytes (tests/deep/test_finetuned_weights.py).
+    """
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {_FINETUNED_KEY: json.dumps(weights.describe(), sort_keys=True)}
+    tensors = {
+        k: np.ascontiguousarray(np.asarray(v, dtype=np.float32))
+        for k, v in _leaves(weights.params).items()
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return file_hash(path)
+
+
+def _finetuned_shapes(weights: FinetunedWeights) -> dict[str, tuple[int, ...]]:
+    import jax
+
+    from toolkit.deep.finetune import init_params
+
+    size = (weights.input_size, weights.input_size)
+    shapes = jax.eval_shape(lambda: init_params(weights.network(), size))
+    return {k: tuple(v.shape) for k, v in _leaves(shapes).items()}
+
+
+def read_finetuned(path: str | os.PathLike[str]) -> FinetunedWeights:
+    """The fine-tuned network `write_finetuned` wrote; every tensor checked against the
+    network its metadata describes (a missing, extra or misshapen one is named)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"fine-tuned weights file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError) as error:
+        raise WeightsError(f"{path}: not a safetensors file ({error})") from None
+    described = json.loads(metadata.get(_FINETUNED_KEY, "{}"))
+    if described.get("format") != FINETUNED_FORMAT:
+        raise WeightsError(f"{path}: not a sigkit fine-tuned network (no {FINETUNED_FORMAT!r})")
+    if described.get("version") != FINETUNED_VERSION:
+        raise WeightsError(
+            f"{path}: fine-tuned network version {described.get('version')!r}; this sigkit "
+            f"reads version {FINETUNED_VERSION}"
+        )
+    params: dict[str, dict] = {}
+    for key, array in tensors.items():
+        node = params
+        *parents, leaf = key.split("/")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = array
+    weights = FinetunedWeights(
+        params=params,
+        blocks=tuple(int(b) for b in described["blocks"]),
+        growth_rate=int(described["growth_rate"]),
+        stem_features=int(described["stem_features"]),
+        input_size=int(described["input_size"]),
+        backbone=str(described["backbone"]),
+        dtype=str(described.get("dtype", "float32")),
+        sha256=file_hash(path),
+    )
+    _check_finetuned(path, weights, tensors)
+    return weights
+
+
+def _check_finetuned(path: Path, weights: FinetunedWeights, tensors) -> None:
+    expected = _finetuned_shapes(weights)
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        what = f"{missing[0]!r} is missing" if missing else f"{extra[0]!r} is not part of it"
+        raise WeightsError(
+            f"{path}: the network of blocks {list(weights.blocks)}, growth rate "
+            f"{weights.growth_rate} does not fit the file: {what} "
+            f"({len(missing)} missing, {len(extra)} unexpected)"
+        )
+    for key, shape in expected.items():
+        if tensors[key].shape != shape or tensors[key].dtype != np.float32:
+            raise WeightsError(
+                f"{path}: {key} is {tensors[key].dtype} {tensors[key].shape}; the network "
+                f"expects float32 {shape}"
+            )
+        if not np.all(np.isfinite(tensors[key])):
+            raise WeightsError(f"{path}: {key} has non-finite values")

@@ -331,6 +331,13 @@ def validation(results: StudyResults) -> str:
 def internal_validation(results: StudyResults) -> str:
     """The whole-procedure bootstrap (study/internal.py); nothing when the run had none."""
     record = results.internal_validation
+    if record is None and results.settings.get("signature", {}).get("source") == "finetuned":
+        return (
+            "**Internal validation.** No whole-procedure bootstrap (each resample would "
+            "fine-tune the network again); the fine-tuned signature's optimism was estimated "
+            "by its outer-fold cross-validation (apparent minus cross-validated C-index), the "
+            "nomograms' was not (@sec-internal)."
+        )
     if record is None:
         return ""
     return (

@@ -214,9 +214,44 @@ def r_check(results: StudyResults) -> str:
     return f"{n} statistics of this run were recomputed in R; {verdict} (@tbl-rcheck)."
 
 
+def finetuned_internal_validation(results: StudyResults) -> str:
+    """Why a fine-tuned run has no whole-procedure bootstrap, and the signature's optimism
+    its outer-fold cross-validation estimates (results/finetune.json; study.finetuned)."""
+    import json
+
+    path = results.results / "finetune.json"
+    record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    from toolkit.config import InternalValidation
+
+    seconds, folds = record.get("final_seconds"), record.get("n_folds", "?")
+    B = results.settings.get("internal_validation", {}).get("B", InternalValidation().B)
+    cost = (
+        f" (the final fine-tuning took {fmt.number(seconds, 0)} s here, so the B = {B} "
+        f"resamples of [internal_validation] would take about {fmt.number(B * seconds / 60, 0)}"
+        " min)"
+        if isinstance(seconds, float)
+        else ""
+    )
+    apparent, cv = record.get("apparent_c_index"), record.get("cv_c_index_mean")
+    optimism = record.get("cv_optimism")
+    return (
+        "**No whole-procedure bootstrap for the fine-tuned signature.** Each bootstrap "
+        "resample would have to fine-tune the network again" + cost + "; holding the "
+        "fine-tuned score fixed inside the resamples would hide its own optimism, since it "
+        "was trained on these patients. The signature's optimism was instead estimated by its "
+        f"{folds}-fold cross-validation with the fine-tuning repeated inside each outer fold: "
+        f"apparent training C-index {fmt.number(apparent, 3)}, cross-validated "
+        f"{fmt.number(cv, 3)}, optimism {fmt.number(optimism, 3)}. The nomograms' optimism "
+        "was not estimated: their training-set values are apparent, and the validation set "
+        "is their check."
+    )
+
+
 def internal_validation(results: StudyResults) -> str:
     """The whole-procedure bootstrap in a sentence: resamples used, dropped and why."""
     record = results.internal_validation
+    if record is None and results.settings.get("signature", {}).get("source") == "finetuned":
+        return finetuned_internal_validation(results)
     if record is None:
         return "This run wrote no internal validation (results/internal_validation.json)."
     text = (

@@ -291,7 +291,12 @@ def apply_model(
     if not scored:
         raise ApplyError([f"{cohort}: no patient left to score ({len(exclusions)} excluded)"])
     frame = data.frame.loc[scored].copy()
-    frame["signature"] = bundle.score_signature(features.loc[scored])
+    if "finetuned" in bundle.weights:  # a fine-tuned signature: its network scores the crops
+        from toolkit.study.finetuned import score_with_bundle
+
+        frame["signature"] = score_with_bundle(bundle, Path(model_dir), out / "crops", scored)
+    else:
+        frame["signature"] = bundle.score_signature(features.loc[scored])
     predictions, warnings = score(bundle, frame, labels)
     _write_csv(out / "predictions.csv", predictions, index=True)
     _write_csv(out / "warnings.csv", warnings)
@@ -323,6 +328,8 @@ def _record(out, bundle, model_dir, cohort, loaded, labels, predictions, exclusi
             "sha256": loaded.sha256,
             "model_sha256": bundle.weights.get("sha256", ""),
             "matches_model": loaded.sha256 == bundle.weights.get("sha256", ""),
+            # a fine-tuned signature: the bundle's network that scored the crops
+            "finetuned": bundle.weights.get("finetuned"),
         },
         "labels": list(labels),
         "n_scored": len(predictions),

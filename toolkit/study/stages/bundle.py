@@ -6,7 +6,8 @@ weights' origin and SHA-256, the signature, the three Cox models with their cova
 and baseline hazard, both nomograms, the risk groups' training cutoff (metrics.json's
 ``risk_groups.cutoff``), the horizons and the training data's hashes. Keyed on the
 files it is made of and the validate stage (metrics.json gains the stage timings at the
-end of every run).
+end of every run). A fine-tuned signature's network (results/finetuned.safetensors) is
+copied in beside them and named with its SHA-256 in model.json's ``weights.finetuned``.
 
 Not under multiple imputation (``clinical.imputed``): the bundle's prediction
 intervals need one Cox fit's covariance and baseline hazard, and ``sigkit apply``
@@ -42,6 +43,18 @@ def _training(ctx: Context, train, inputs: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _weights(ctx: Context, directory) -> dict[str, Any]:
+    """model.json's ``weights``: the extraction weights' origin and SHA-256, and for a
+    fine-tuned signature ``finetuned``, the network copied into the bundle, which
+    ``sigkit apply`` scores with (``study.finetuned.bundle_entry``)."""
+    weights: dict[str, Any] = {"origin": ctx.weights_origin, "sha256": ctx.weights_sha256}
+    if ctx.config.signature.source == "finetuned":
+        from toolkit.study.finetuned import bundle_entry
+
+        weights["finetuned"] = bundle_entry(ctx.paths.results, directory)
+    return weights
+
+
 def _not_under_imputation(ctx: Context) -> dict[str, Any]:
     import shutil
 
@@ -71,6 +84,10 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
         "features": file_hash(ctx.paths.features),
         "clinical": ctx.clinical_hash(),
     }
+    if ctx.config.signature.source == "finetuned":
+        from toolkit.study.finetuned import WEIGHTS_FILE
+
+        inputs["finetuned"] = file_hash(results / WEIGHTS_FILE)
     names = ["signature", *(f"cox_{m}" for m in locked.MODELS)]
     names += [f"nomogram_{m}" for m in locked.NOMOGRAMS]
     files = (directory / locked.MANIFEST, *(directory / f"{n}.json" for n in names))
@@ -85,7 +102,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
             given["signature"],
             train,
             cutoff=given["metrics"].risk_groups["cutoff"],
-            weights={"origin": ctx.weights_origin, "sha256": ctx.weights_sha256},
+            weights=_weights(ctx, directory),
             training=_training(ctx, train, inputs),
         )
         replace(made, provenance=ctx.prov(key, inputs)).save(directory)

@@ -13,7 +13,9 @@ With ``[signature] source = "finetuned"`` (``study.finetuned``) the deep signatu
 fine-tuned network's linear predictor instead: ``signature.json`` has no features (its
 ``penalty`` is ``"finetuned"``, its note says how it was trained), the tables are
 ``finetune_cv`` (each outer fold's C-index) and ``finetune_folds`` (each training
-patient's outer fold), ``results/finetune.json`` records the training, and ``scores``
+patient's outer fold), ``results/finetune.json`` records the training (with the apparent
+C-index, the cross-validated optimism and the weights file's SHA-256), the final network is
+``results/finetuned.safetensors`` (``study.finetuned.save_weights``), and ``scores``
 is as above. The stage also takes the crops for it.
 """
 
@@ -133,6 +135,7 @@ def _finetuned(ctx: Context, given: Mapping[str, Any]) -> Cached:
     signature_path = ctx.paths.results / "signature.json"
     scores_path = ctx.paths.tables / "scores.parquet"
     record_path = ctx.paths.results / "finetune.json"
+    weights_path = ctx.paths.results / finetuned.WEIGHTS_FILE
     inputs = {
         "crops": file_hash(given["crops"] / "manifest.json"),
         "clinical": ctx.clinical_hash(),
@@ -155,6 +158,7 @@ def _finetuned(ctx: Context, given: Mapping[str, Any]) -> Cached:
         write_parquet(tables / "finetune_cv.parquet", built.cv, prov)
         write_parquet(tables / "finetune_folds.parquet", built.folds, prov)
         cv_mean = float(built.cv["c_index"].mean())
+        sha256 = finetuned.save_weights(weights_path, built, settings.finetune)
         write_json(
             record_path,
             {
@@ -164,6 +168,10 @@ def _finetuned(ctx: Context, given: Mapping[str, Any]) -> Cached:
                 "steps_run": built.steps_run,
                 "backbone": built.backbone,
                 "settings": settings.finetune.model_dump(),
+                "apparent_c_index": built.apparent_c_index,
+                "cv_optimism": built.cv_optimism,
+                "final_seconds": built.final_seconds,
+                "weights": {"path": weights_path.name, "sha256": sha256},
                 "provenance": prov,
             },
         )
@@ -199,7 +207,7 @@ def _finetuned(ctx: Context, given: Mapping[str, Any]) -> Cached:
     return Cached(
         inputs=inputs,
         settings=config.signature.model_dump() | {"weights": ctx.weights_origin},
-        files=(signature_path, scores_path, record_path),
+        files=(signature_path, scores_path, record_path, weights_path),
         compute=compute,
         load=load,
     )
