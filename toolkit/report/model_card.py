@@ -451,8 +451,6 @@ def _report_caveats(results: StudyResults) -> list[str]:
         n = int(clustered["n_centres"].min())
         items.append(f"Only {n} training centres: the SE clustered by centre is imprecise.")
     items += [f"Model selection: {note}" for note in dict.fromkeys(results.metrics.selection_notes)]
-    if results.r_check is not None and results.r_check.failed:
-        items.append(f"{len(results.r_check.failed)} statistic(s) disagreed with R.")
     return items
 
 
