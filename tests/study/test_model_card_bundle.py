@@ -194,10 +194,11 @@ def test_median_follow_up_worked_by_hand():
 def test_median_follow_up_equals_r_reverse_km(r, study_frame):
     _, frame, _ = study_frame
     fn = r.r_function(
-        "function(t, e) unname(summary(survfit(Surv(t, 1 - e) ~ 1))$table['median'])",
+        "function(t, e) unname(summary(survival::survfit(survival::Surv(t, 1 - e) ~ 1))"
+        "$table['median'])",
         ["survival"],
     )
-    for name, part in frame.groupby("set"):
+    for name, part in [*frame.groupby("set"), *frame.groupby("centre")]:
         ours = model_card.median_follow_up(part["time"], part["event"])
         value = r.call(fn, part["time"].to_numpy(float), part["event"].to_numpy(float))
         theirs = float(np.ravel(value)[0])
