@@ -8,12 +8,14 @@ import re
 import pytest
 
 from toolkit.report import formatting as fmt
+from toolkit.study.validate import MODELS
 
 TABLES = (
     "tbl-baseline",
     "tbl-riskgroups",
     "tbl-multivariable",
     "tbl-cindex",
+    "tbl-models",
     "tbl-calibration",
     "tbl-tdauc",
     "tbl-accuracy",
@@ -38,6 +40,7 @@ FIGURES = (
     "fig-nomogram",
     "fig-tdauc",
     "fig-decision",
+    "fig-best-nomogram",
     "fig-stability",
     "supfig-forest",
     "supfig-schoenfeld",
@@ -145,7 +148,7 @@ def test_ph_table_equals_the_run_and_the_narrative_names_violations(page, study_
 
     frame = pd.read_parquet(study_dir / "results" / "tables" / "ph_test.parquet")
     table = text_of(page, "suptbl-ph")
-    assert set(frame["model"]) == {"clinical", "integrated"}
+    assert set(frame["model"]) == {"clinical", "integrated", "integrated_radiomics", "combined"}
     for row in frame.itertuples():
         assert f"{fmt.number(row.chisq, 2)} {int(row.df)} {fmt.pvalue(row.p)}" in table
     text = BeautifulSoup(page, "html.parser").get_text(" ", strip=True)
@@ -211,6 +214,32 @@ def test_internal_validation_table_equals_its_parquet(page, study_dir, text_of):
     assert tripod.count('href="#sec-internal"') == 2  # items 12c and 23a
 
 
+def test_models_table_and_best_nomogram_equal_the_run(page, study_dir, text_of):
+    import pandas as pd
+
+    from toolkit.report.study import MODEL_LABELS
+
+    compared = pd.read_parquet(study_dir / "results" / "tables" / "models_compared.parquet")
+    table = text_of(page, "tbl-models")
+    for r in compared.itertuples():
+        assert MODEL_LABELS[r.model] in table
+        assert fmt.number(r.aic, 1) in table
+        for s in ("train", "validation"):
+            c = (getattr(r, f"c_{s}"), getattr(r, f"lower_{s}"), getattr(r, f"upper_{s}"))
+            assert fmt.with_ci(*c) in table
+    best = compared.loc[compared["best_aic"], "model"].iloc[0]
+    assert f"{MODEL_LABELS[best]} (lowest AIC)" in table
+    figure = text_of(page, "fig-best-nomogram")
+    assert MODEL_LABELS[best] in figure
+    from bs4 import BeautifulSoup
+
+    text = BeautifulSoup(page, "html.parser").get_text(" ", strip=True)
+    assert f"the {MODEL_LABELS[best].lower()} has the lowest training AIC" in text
+    assert "Radiomics signature against clinical nomogram: ΔC-index" in text
+    assert "Combined nomogram against integrated nomogram: ΔC-index" in text
+    assert "DL signature against radiomics signature: ΔC-index" in text
+
+
 def test_decision_table_equals_its_parquet(page, study_dir, text_of):
     import pandas as pd
 
@@ -219,11 +248,12 @@ def test_decision_table_equals_its_parquet(page, study_dir, text_of):
     for (name, horizon, threshold), at in summary.groupby(["set", "horizon", "threshold"]):
         by_model = at.set_index("model")
         integrated, gain = by_model.loc["integrated"], by_model.loc["integrated - clinical"]
+        models = [m for m in MODELS if m in by_model.index]
+        assert len(models) == 6  # the session study runs radiomics: every model
         cells = [
             f"{100 * threshold:g}%",
             fmt.number(integrated["treat_all"]),
-            *(fmt.number(by_model.loc[m, "net_benefit"]) for m in ("signature", "clinical")),
-            fmt.number(integrated["net_benefit"]),
+            *(fmt.number(by_model.loc[m, "net_benefit"]) for m in models),
             fmt.number(integrated["interventions_avoided"], 1),
             fmt.with_ci(gain["net_benefit"], gain["lower"], gain["upper"]),
         ]

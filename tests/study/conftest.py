@@ -31,7 +31,8 @@ def study_copy(study_run, tmp_path):
 @pytest.fixture(scope="session")
 def study_frame(study_run):
     """(config, model frame, models) of the session study: every patient with features, its
-    set, outcome, variables and signature score; models.json's ``FittedModel``s."""
+    set, outcome, variables and signature scores (deep, and radiomics when the run made
+    it); models.json's ``FittedModel``s."""
     import pandas as pd
 
     from toolkit.config import load_study, prepare_clinical, read_clinical
@@ -46,5 +47,9 @@ def study_frame(study_run):
     scores = pd.read_parquet(study / "results" / "tables" / "scores.parquet")
     frame = data.frame.loc[[p for p in data.frame.index if p in scores.index]].copy()
     frame["signature"] = scores.loc[frame.index, "signature"].to_numpy(float)
+    radiomics = study / "results" / "tables" / "scores_radiomics.parquet"
+    if radiomics.is_file():
+        values = pd.read_parquet(radiomics).loc[frame.index, "signature_radiomics"]
+        frame["signature_radiomics"] = values.to_numpy(float)
     models = StudyModels.read(study / "results" / "models.json", model=FittedModel).models
     return config, frame, models

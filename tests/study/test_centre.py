@@ -22,7 +22,7 @@ def centred(study_run):
 
 
 def _train(study):
-    """The training rows as the models stage saw them: prepared clinical data + signature."""
+    """The training rows as the models stage saw them: prepared clinical data + signatures."""
     from toolkit.config import load_study, prepare_clinical, read_clinical
     from toolkit.imaging.manifest import study_manifest
 
@@ -32,19 +32,24 @@ def _train(study):
     table = read_clinical(config, study / "cohort", manifest)
     frame = prepare_clinical(config, table.loc[table.index.isin(scores.index)]).frame
     frame = frame.assign(signature=scores.loc[frame.index, "signature"])
+    radiomics = pd.read_parquet(study / "results" / "tables" / "scores_radiomics.parquet")
+    frame = frame.assign(signature_radiomics=radiomics.loc[frame.index, "signature_radiomics"])
     return frame[frame["set"] == "train"]
 
 
 def test_clustered_se_equals_coxph_cluster(centred, r):
     from toolkit.contracts import StudyModels
     from toolkit.rbridge.cox_extensions import coxph
-    from toolkit.study.nomograms import FittedModel, design_matrix
+    from toolkit.study.nomograms import FittedModel, design_matrix, nomogram_names
 
     study, _ = centred
     table = pd.read_parquet(study / "results" / "tables" / "clustered_se.parquet")
     models = StudyModels.read(study / "results" / "models.json", model=FittedModel).models
     train = _train(study)
-    for name in ("clinical", "integrated"):
+    # every nomogram: clinical, integrated, and with radiomics integrated_radiomics, combined
+    assert nomogram_names(models) == sorted(set(table["model"]), key=list(models).index)
+    assert len(nomogram_names(models)) == 4
+    for name in nomogram_names(models):
         model = models[name]
         rows = table[table["model"] == name]
         x, names = design_matrix(train, list(model.variables), dict(model.levels))

@@ -202,10 +202,13 @@ def test_signature_and_models_hand_on_what_their_files_hold(study_copy):
     pd.testing.assert_frame_equal(computed["scores"], loaded["scores"], check_exact=True)
     assert computed["signature"] == loaded["signature"]  # SignatureSpec records
 
-    fitted = models.run(ctx, {**given, "scores": computed["scores"]})
+    radiomics = pd.read_parquet(paths.results / "tables" / "scores_radiomics.parquet")
+    scores = {"scores": computed["scores"], "scores_radiomics": radiomics}
+    fitted = models.run(ctx, {**given, **scores})
     computed, loaded = fitted.compute("test"), fitted.load()
     assert computed["selection_notes"] == loaded["selection_notes"]
     for name, model in computed["models"].items():
         assert _json_text(model.to_json()) == _json_text(loaded["models"][name].to_json()), name
     for name, nomogram in computed["nomograms"].items():
         assert _json_text(nomogram.to_json()) == _json_text(loaded["nomograms"][name].to_json())
+    assert len(computed["models"]) == 6 and len(loaded["nomograms"]) == 4

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from toolkit import contracts
 from toolkit.artifacts import read_json, read_parquet_provenance
+from toolkit.study.validate import COMPARISONS
 
 FIGURES = [
     "km_train_vs_validation",
@@ -101,7 +102,8 @@ def test_metrics_follow_the_contract_and_say_synthetic_random(study_run):
             assert c["lower"] < c["c"] < c["upper"]
             assert c["boot_lower"] <= c["boot_upper"]
             assert set(metrics["td_auc"][s][m]) == {"12", "24", "36"}
-        assert set(metrics["comparisons"][s]) == {"integrated_vs_clinical", "signature_vs_clinical"}
+        # the fixture runs radiomics: every comparison of the six models
+        assert set(metrics["comparisons"][s]) == {f"{a}_vs_{b}" for a, b in COMPARISONS}
         assert 0 <= metrics["risk_groups"][s]["p"] <= 1
         assert metrics["median_survival"][s]["os"]["median"] > 0
         for m in ("clinical", "integrated"):
@@ -165,7 +167,10 @@ def test_decision_summary_is_dcurves_net_benefit_with_the_bootstrap_difference(s
     frame = prepare_clinical(config, clinical).frame
     scores = pd.read_parquet(results / "tables" / "scores.parquet")
     frame["signature"] = scores.loc[frame.index, "signature"]
+    radiomics = pd.read_parquet(results / "tables" / "scores_radiomics.parquet")
+    frame["signature_radiomics"] = radiomics.loc[frame.index, "signature_radiomics"]
     models = contracts.StudyModels.read(results / "models.json", model=FittedModel).models
+    assert len(models) == 6
     assert sorted(table["threshold"].unique()) == [0.1, 0.2, 0.3, 0.4, 0.5]
     assert set(table["set"]) == {"train", "validation"}
     thresholds, boot = [0.1, 0.2, 0.3, 0.4, 0.5], config.validation
@@ -178,13 +183,13 @@ def test_decision_summary_is_dcurves_net_benefit_with_the_bootstrap_difference(s
         t, e = rows["time"].to_numpy(float), rows["event"].to_numpy(float)
         risk = {m: 1 - models[m].survival(rows, [horizon])[:, 0] for m in models}
         by_model = {m: b.sort_values("threshold") for m, b in block.groupby("model")}
-        for m in ("signature", "clinical", "integrated"):
+        for m in models:
             curve = decision_curve(t, e, risk[m], horizon, thresholds)
             got = by_model[m]
             np.testing.assert_array_equal(got["net_benefit"], curve.net_benefit)
             np.testing.assert_array_equal(got["treat_all"], curve.treat_all)
             np.testing.assert_array_equal(got["interventions_avoided"], curve.interventions_avoided)
-        for a, b in (("integrated", "clinical"), ("signature", "clinical")):
+        for a, b in COMPARISONS:
             diff = compare(
                 t, e, risk[a], risk[b], horizon, thresholds, B=boot.n_bootstrap, seed=boot.seed
             )

@@ -7,7 +7,8 @@ import pandas as pd
 from toolkit.plots._stamp import Stamp, apply, new_figure
 
 _STYLE = {"treat all": ("grey", "-"), "treat none": ("black", "-")}
-_COLOURS = ("#1b9e77", "#d95f02", "#7570b3")
+# Dark2: one colour per model of the study (six with the radiomics signature)
+_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
 
 
 def decision_figure(table: pd.DataFrame, *, title: str, time_unit: str, stamp: Stamp | None = None):

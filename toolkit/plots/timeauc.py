@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from toolkit.plots._stamp import Stamp, apply, new_figure
 
 _STYLE = {"train": "-", "validation": "--"}
-_COLOURS = {"signature": "#7570b3", "clinical": "#d95f02", "integrated": "#1b9e77"}
+_COLOURS = {
+    "signature": "#7570b3",
+    "clinical": "#d95f02",
+    "integrated": "#1b9e77",
+    "radiomics": "#e7298a",
+    "integrated_radiomics": "#66a61e",
+    "combined": "#e6ab02",
+}
 
 
 def td_auc_figure(

@@ -238,7 +238,7 @@ def model_building(results: StudyResults) -> str:
     icc = results.metrics.icc
     kept = f" ({icc.n_kept} of {icc.n_features} kept)" if icc is not None else ""
     l1 = ", ".join(f"{x:g}" for x in sig.get("l1_ratios", []))
-    return (
+    text = (
         f"**Model building.** Features reproducible across readers "
         f"({sig.get('icc_type', 'ICC2')} > {sig.get('icc_threshold', 0.75)}){kept} were ranked "
         f"by mRMR; the top {sig.get('mrmr_k', '?')} entered an elastic-net Cox model "
@@ -250,7 +250,23 @@ def model_building(results: StudyResults) -> str:
         "only) and the integrated nomogram (clinical candidates and the signature). The "
         "proportional-hazards assumption of both was tested by `cox.zph`'s score test "
         "(Kaplan–Meier time scale; a categorical variable as one term)."
-    ) + _centre_sentence(results)
+    )
+    return text + _radiomics_models_sentence(results) + _centre_sentence(results)
+
+
+def _radiomics_models_sentence(results: StudyResults) -> str:
+    """The models of the radiomics signature, when the run made them."""
+    made = {m for per_set in results.metrics.cindex.values() for m in per_set}
+    if "combined" not in made:
+        return ""
+    return (
+        " The radiomics signature (the same ICC filter, mRMR and elastic-net CV on the "
+        "PyRadiomics features) entered the same univariate screen; the same stepwise "
+        "selection from the screened clinical candidates, with the radiomics signature held "
+        "in, gave the integrated radiomics nomogram, and with both signatures held in the "
+        "combined nomogram; each signature alone is a model too (@tbl-models). The nomogram "
+        "with the lowest training AIC is drawn in @fig-best-nomogram."
+    )
 
 
 def _centre_sentence(results: StudyResults) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from toolkit.report import formatting as fmt
-from toolkit.report.study import MODEL_LABELS, SET_LABELS, SETS, StudyResults
+from toolkit.report.study import MODEL_LABELS, MODELS, SET_LABELS, SETS, StudyResults
+from toolkit.study.nomograms import MODEL_SPECS
+from toolkit.study.validate import COMPARISONS
 
 
 def _ci(entry: dict[str, Any] | None, key: str = "c", digits: int = 3) -> str:
@@ -109,20 +111,65 @@ def nomograms(results: StudyResults) -> str:
     return text
 
 
+def models_compared(results: StudyResults) -> str:
+    """The models side by side in words: which nomogram the training AIC prefers and why,
+    and every comparison test of the run (@tbl-models, @tbl-cindex)."""
+    table = results.table("models_compared")
+    if table is None:
+        return ""
+    nomograms = table[[MODEL_SPECS[m].clinical for m in table["model"]]]
+    best = table[table["best_aic"]].iloc[0]
+    others = "; ".join(
+        f"{MODEL_LABELS[r.model].lower()} {fmt.number(r.aic, 1)}"
+        for r in nomograms.itertuples()
+        if r.model != best["model"]
+    )
+    text = (
+        f"@tbl-models sets the {len(table)} models side by side. Of the {len(nomograms)} "
+        f"nomograms, the {MODEL_LABELS[best['model']].lower()} has the lowest training AIC "
+        f"({fmt.number(best['aic'], 1)}, against {others}), and @fig-best-nomogram draws its "
+        "nomogram. AIC (−2 log partial likelihood + 2 × number of terms) is computed on the "
+        "same training patients for every model, so it weighs each model's fit against its "
+        "size on equal terms; the validation set plays no part in the choice. A signature "
+        "alone is one score, not a nomogram, and is not a candidate."
+    )
+    tests = []
+    for a, b in COMPARISONS:
+        key = f"{a}_vs_{b}"
+        per_set = [
+            f"{SET_LABELS[s].lower()} {float(entry['diff']):+.3f} ({_p(entry.get('p'))})"
+            for s in SETS
+            if (entry := results.metrics.comparisons.get(s, {}).get(key))
+        ]
+        if per_set:
+            tests.append(
+                f"{MODEL_LABELS[a]} against {MODEL_LABELS[b].lower()}: ΔC-index "
+                + ", ".join(per_set)
+            )
+    if tests:
+        text += (
+            "\n\nThe comparison tests (the difference in C-index on the same patients, "
+            "infinitesimal-jackknife z-test of `survival::concordance`):\n\n"
+            + "\n".join(f"- {t}" for t in tests)
+        )
+    return text
+
+
 def proportional_hazards(results: StudyResults) -> str:
     """The PH test of both nomograms in words; every term with P < 0.05 is named."""
     table = results.table("ph_test")
     if table is None:
         return ""
     parts, violated = [], []
-    for model in ("clinical", "integrated"):
+    for model in [m for m in MODELS if m in set(table["model"])]:
         rows = table[table["model"] == model]
         overall = rows[rows["term"] == "GLOBAL"]
         if not overall.empty:
             parts.append(f"{MODEL_LABELS[model].lower()} global {_p(overall['p'].iloc[0])}")
         for row in rows[(rows["term"] != "GLOBAL") & (rows["p"] < 0.05)].itertuples():
             violated.append(
-                f"{results.variable_label(row.term)} in the {model} nomogram ({_p(row.p)})"
+                f"{results.variable_label(row.term)} in the {MODEL_LABELS[model].lower()} "
+                f"({_p(row.p)})"
             )
     text = (
         "The proportional-hazards assumption was tested by the score test of scaled "

@@ -19,16 +19,13 @@ import pandas as pd
 from toolkit.config import load_study, study_from_mapping
 from toolkit.contracts import InternalValidation, Metrics, NomogramSpec, RCheck, SignatureSpec
 from toolkit.study.bundle import BundleError, ModelBundle
+from toolkit.study.nomograms import SCORE_LABELS, STUDY_MODELS
 
 # the study's sets and models, named once (by the stage that computes them)
 from toolkit.study.validate import MODELS as MODELS
 from toolkit.study.validate import SETS as SETS
 
-MODEL_LABELS = {
-    "signature": "DL signature",
-    "clinical": "Clinical nomogram",
-    "integrated": "Integrated nomogram",
-}
+MODEL_LABELS = {spec.name: spec.label for spec in STUDY_MODELS}
 SET_LABELS = {"train": "Training", "validation": "Validation"}
 
 _Record = TypeVar("_Record", RCheck, SignatureSpec, InternalValidation)
@@ -39,7 +36,8 @@ class StudyResults:
     """The contents of STUDY_DIR/results, read through toolkit.contracts, and the study's
     settings: study.toml as written, validated by :func:`toolkit.config.load_study`.
     ``r_check``, ``signature`` and ``internal_validation`` are None when the run did not
-    write them; ``nomograms`` has the models whose nomogram_<model>.json exists; ``bundle`` is
+    write them; ``nomograms`` has the validated models whose nomogram_<model>.json exists
+    (in ``MODELS`` order); ``bundle`` is
     STUDY_DIR/model/ (the locked model bundle), None with ``bundle_note`` saying why when it
     is absent or unreadable."""
 
@@ -79,7 +77,7 @@ class StudyResults:
         for variable in self.settings.get("variables", []):
             if variable.get("name") == name:
                 return str(variable.get("label", name))
-        return "DL signature" if name == "signature" else name
+        return SCORE_LABELS.get(name, name)
 
 
 def _settings(study_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -122,13 +120,19 @@ def load(study_dir: str | Path | None = None, results: str | Path | None = None)
         signature=_read(SignatureSpec, results / "signature.json"),
         nomograms={
             model: NomogramSpec.read(results / f"nomogram_{model}.json")
-            for model in ("clinical", "integrated")
-            if (results / f"nomogram_{model}.json").is_file()
+            for model in MODELS
+            if model in _validated(metrics) and (results / f"nomogram_{model}.json").is_file()
         },
         internal_validation=_read(InternalValidation, results / "internal_validation.json"),
         bundle=bundle,
         bundle_note=bundle_note,
     )
+
+
+def _validated(metrics: Metrics) -> set[str]:
+    """The models the run validated: metrics.json's ``cindex`` (a nomogram file of another
+    model is not this run's)."""
+    return {m for per_set in metrics.cindex.values() for m in per_set}
 
 
 def _bundle(model_dir: Path) -> tuple[ModelBundle | None, str]:
@@ -183,6 +187,23 @@ def panels(
             f"{html.escape(title)}</div>{image(results.figure(name), name)}</div>"
         )
     return f'<div class="panel-grid cols-{columns}">{"".join(cells)}</div>'
+
+
+def best_model(results: StudyResults) -> str | None:
+    """The nomogram of the lowest training AIC (table ``models_compared``'s ``best_aic``),
+    None when the table is absent."""
+    table = results.table("models_compared")
+    if table is None or not table["best_aic"].any():
+        return None
+    return str(table.loc[table["best_aic"], "model"].iloc[0])
+
+
+def best_nomogram_panel(results: StudyResults) -> str:
+    """The nomogram figure of :func:`best_model`."""
+    best = best_model(results)
+    if best is None:
+        return missing("results/tables/models_compared.parquet")
+    return panels(results, [(f"nomogram_{best}", MODEL_LABELS[best])], columns=1)
 
 
 # ---------------------------------------------------------------- banners and text

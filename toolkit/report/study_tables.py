@@ -11,6 +11,9 @@ import pandas as pd
 from toolkit.contracts import Term
 from toolkit.report import formatting as fmt
 from toolkit.report.study import MODEL_LABELS, MODELS, SET_LABELS, SETS, StudyResults, missing
+from toolkit.study.internal import MODELS as INTERNAL_MODELS
+from toolkit.study.nomograms import MODEL_SPECS
+from toolkit.study.validate import COMPARISONS
 
 
 def _terms(frame: pd.DataFrame) -> list[Term]:
@@ -79,13 +82,14 @@ def _per_sd_cells(frame: pd.DataFrame, row: int, sd: float) -> tuple[str, str]:
 
 
 def multivariable_table(results: StudyResults) -> str:
-    """Table 2: the clinical and integrated Cox models side by side (HR, 95% CI, P).
+    """Table 2: the nomograms' Cox models side by side (HR, 95% CI, P): clinical and
+    integrated, and with radiomics the integrated radiomics and combined ones.
 
     The signature, a linear predictor on an arbitrary scale, also gets a row per standard
     deviation of its training-set values (HR per SD = HR per unit to the power SD), which a
     reader can compare across studies; the per-unit row is the model's own coefficient.
     """
-    frames = {m: results.table(f"multivariable_{m}") for m in ("clinical", "integrated")}
+    frames = {m: results.table(f"multivariable_{m}") for m in _nomogram_models(results)}
     if all(f is None for f in frames.values()):
         return missing("results/tables/multivariable_clinical.parquet")
     order: list[Term] = []
@@ -108,8 +112,15 @@ def multivariable_table(results: StudyResults) -> str:
                 cells = _per_sd_cells(frame, terms.index(term), sd) if term in terms else ("", "")
                 per_sd.extend(cells)
             rows.append(per_sd)
-    header = ["Variable", "Clinical HR (95% CI)", "P", "Integrated HR (95% CI)", "P"]
+    header = ["Variable"]
+    for m in frames:
+        header += [f"{MODEL_LABELS[m].removesuffix(' nomogram')} HR (95% CI)", "P"]
     return fmt.html_table(header, rows)
+
+
+def _nomogram_models(results: StudyResults) -> list[str]:
+    """The run's nomograms (the validated models with clinical variables)."""
+    return [m for m in run_models(results) if MODEL_SPECS[m].clinical]
 
 
 def univariate_table(results: StudyResults) -> str:
@@ -204,7 +215,7 @@ def cindex_table(results: StudyResults) -> str:
     """The C-index of each model in each set, with its 95% CIs and the comparison tests."""
     cindex = results.metrics.cindex
     rows: list[list[Any]] = []
-    for model in MODELS:
+    for model in run_models(results):
         row: list[Any] = [MODEL_LABELS[model]]
         for s in SETS:
             entry = cindex.get(s, {}).get(model, {})
@@ -214,7 +225,8 @@ def cindex_table(results: StudyResults) -> str:
     groups = [len(rows)]
     rows.append(["Comparisons: ΔC-index (P)", "", "", "", ""])
     comparisons = results.metrics.comparisons
-    names = sorted({k for s in SETS for k in comparisons.get(s, {})})
+    made = {k for s in SETS for k in comparisons.get(s, {})}
+    names = [f"{a}_vs_{b}" for a, b in COMPARISONS if f"{a}_vs_{b}" in made]
     for name in names:
         row = [_comparison_label(name)]
         for s in SETS:
@@ -225,6 +237,36 @@ def cindex_table(results: StudyResults) -> str:
     for s in SETS:
         header += [f"{SET_LABELS[s]} C (95% CI)", f"{SET_LABELS[s]} bootstrap CI"]
     return fmt.html_table(header, rows, group_rows=groups if names else ())
+
+
+def run_models(results: StudyResults) -> list[str]:
+    """The models the run validated (metrics.json's ``cindex``), in ``MODELS`` order."""
+    made = {m for s in SETS for m in results.metrics.cindex.get(s, {})}
+    return [m for m in MODELS if m in made]
+
+
+def models_compared_table(results: StudyResults) -> str:
+    """Every model side by side: its predictors, number of terms, training AIC and C-index
+    (95% CI) per set; the nomogram of the lowest training AIC marked."""
+    table = results.table("models_compared")
+    if table is None:
+        return missing("results/tables/models_compared.parquet")
+    rows = []
+    for r in table.to_dict("records"):
+        names = [str(v) for v in r["variables"]]
+        label = MODEL_LABELS.get(r["model"], r["model"])
+        rows.append(
+            [
+                f"{label} (lowest AIC)" if r["best_aic"] else label,
+                ", ".join(results.variable_label(v) for v in names),
+                str(int(r["n_terms"])),
+                fmt.number(r["aic"], 1),
+                *(fmt.with_ci(r[f"c_{s}"], r[f"lower_{s}"], r[f"upper_{s}"]) for s in SETS),
+            ]
+        )
+    header = ["Model", "Predictors", "Terms", "Training AIC"]
+    header += [f"{SET_LABELS[s]} C (95% CI)" for s in SETS]
+    return fmt.html_table(header, rows)
 
 
 def _boot(entry: dict[str, Any]) -> str:
@@ -284,7 +326,7 @@ def td_auc_table(results: StudyResults) -> str:
     times = sorted({float(t) for s in auc.values() for m in s.values() for t in m}, key=float)
     rows = []
     for s in SETS:
-        for model in MODELS:
+        for model in run_models(results):
             by_time = auc.get(s, {}).get(model)
             if by_time is None:
                 continue
@@ -300,7 +342,7 @@ def td_auc_table(results: StudyResults) -> str:
 def _accuracy_entries(results: StudyResults):
     accuracy = results.metrics.accuracy or {}
     for s in SETS:
-        for model in MODELS:
+        for model in run_models(results):
             entry = accuracy.get(s, {}).get(model)
             if entry:
                 yield s, model, entry
@@ -381,7 +423,7 @@ def fixed_model_validation_table(results: StudyResults) -> str:
     block = results.metrics.fixed_model_validation or {}
     if "note" in block:
         return f'<p class="note">Bootstrap validation {html.escape(block["note"])}.</p>'
-    models = [m for m in ("clinical", "integrated") if m in block]
+    models = [m for m in MODELS if m in block]
     if not models:
         return missing("metrics.json: fixed_model_validation")
     rows, groups = [], []
@@ -581,7 +623,7 @@ def internal_validation_table(results: StudyResults) -> str:
     header = ["Statistic", "Time", "Apparent", "Optimism", "Optimism-corrected", "Resamples"]
     rows: list[list[Any]] = []
     groups = []
-    for model in MODELS:
+    for model in INTERNAL_MODELS:
         groups.append(len(rows))
         rows.append([MODEL_LABELS.get(model, model)])
         for r in table[table["model"] == model].itertuples(index=False):
@@ -606,7 +648,8 @@ def decision_summary_table(results: StudyResults) -> str:
     table = results.table("decision_summary")
     if table is None or table.empty:
         return missing("tables/decision_summary.parquet")
-    header = ["Threshold", "Treat all", *(MODEL_LABELS[m] for m in MODELS)]
+    shown = [m for m in run_models(results) if m in set(table["model"])]
+    header = ["Threshold", "Treat all", *(MODEL_LABELS[m] for m in shown)]
     header += ["Interventions avoided per 100 (integrated)", "Integrated − clinical (95% CI)"]
     rows: list[list[Any]] = []
     groups = []
@@ -621,7 +664,7 @@ def decision_summary_table(results: StudyResults) -> str:
                 [
                     f"{100 * float(threshold):g}%",
                     fmt.number(integrated["treat_all"]),
-                    *(fmt.number(by_model.loc[m, "net_benefit"]) for m in MODELS),
+                    *(fmt.number(by_model.loc[m, "net_benefit"]) for m in shown),
                     fmt.number(integrated["interventions_avoided"], 1),
                     fmt.with_ci(gain["net_benefit"], gain["lower"], gain["upper"]),
                 ]

@@ -7,7 +7,8 @@ wall time and whether it was skipped because its outputs were up to date.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from toolkit.contracts import Stage
 
@@ -31,6 +32,20 @@ DESCRIPTIONS = {
     "r_check": "Every statistic recomputed in R",
     "cam": "Class activation maps of the signature (heat maps)",
 }
+
+
+def preprocess_description(imaging: Mapping[str, Any]) -> str:
+    """The preprocess box for this run's ``[imaging] slices`` and ``crop_size``."""
+    slices = imaging.get("slices", 1)
+    crop = imaging.get("crop_size", 224)
+    if slices == 1:
+        where = "largest-ROI slice"
+    elif slices == "all":
+        where = f"every tumour slice ({imaging.get('pooling', 'mean')}-pooled)"
+    else:
+        where = f"{slices} slices around the largest ROI ({imaging.get('pooling', 'mean')}-pooled)"
+    return f"Register arterial→portal; {where}; {crop}×{crop} crop; z-score"
+
 
 _BOX_W, _BOX_H, _GAP, _MARGIN = 460, 58, 22, 10
 
@@ -68,14 +83,22 @@ def _arrow(index: int) -> str:
     )
 
 
-def workflow_svg(stages: Sequence[Stage] | None, cohort: str = "") -> str:
+def workflow_svg(
+    stages: Sequence[Stage] | None,
+    cohort: str = "",
+    imaging: Mapping[str, Any] | None = None,
+) -> str:
     """The stages as a vertical flow chart (SVG markup, no external resources).
 
-    `cohort`, when given, describes the input in a first box (no time).
+    `cohort`, when given, describes the input in a first box (no time);
+    `imaging`, the run's ``[imaging]`` settings, words the preprocess box.
     """
     if not stages:
         return '<p class="missing">metrics.json records no stages.</p>'
-    boxes = [(s.name, DESCRIPTIONS.get(s.name, ""), s) for s in stages]
+    described = dict(DESCRIPTIONS)
+    if imaging is not None:
+        described["preprocess"] = preprocess_description(imaging)
+    boxes = [(s.name, described.get(s.name, ""), s) for s in stages]
     if cohort:
         boxes.insert(0, ("cohort", cohort, None))
     height = 2 * _MARGIN + len(boxes) * _BOX_H + (len(boxes) - 1) * _GAP

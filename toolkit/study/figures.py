@@ -24,6 +24,7 @@ def all_figures(ctx, sets, models, calibration_table, decision, td_auc, groups, 
     from toolkit.plots.km import km_figure
     from toolkit.plots.timeauc import td_auc_figure
     from toolkit.stats.survival import logrank
+    from toolkit.study.nomograms import MODEL_SPECS
 
     unit = ctx.config.study.time_unit
     stamp = ctx.stamp()
@@ -71,7 +72,7 @@ def all_figures(ctx, sets, models, calibration_table, decision, td_auc, groups, 
             f"{h:g} {unit}": (part, float(part["rmse"].iloc[0]))
             for h, part in rows.groupby("horizon", sort=True)
         }
-        title = f"Calibration, {m} nomogram, {s} set"
+        title = f"Calibration, {MODEL_SPECS[m].label.lower()}, {s} set"
         _save(ctx, calibration_figure(curves, title=title, stamp=stamp), f"calibration_{s}_{m}")
     for s, table in decision.items():
         fig = decision_figure(table, title=f"Decision curves, {s} set", time_unit=unit, stamp=stamp)

@@ -1,16 +1,20 @@
-"""Clinical and integrated Cox models, and their nomograms.
+"""The study's Cox models (:data:`STUDY_MODELS`), and their nomograms.
 
 Following the paper: a univariate Cox screen of every clinical candidate and
-the signature on the training set (``stats.stepwise.univariate_screen``; a
+each signature score on the training set (``stats.stepwise.univariate_screen``; a
 variable is kept when its likelihood-ratio P < ``univariate_alpha``), then
 stepwise AIC (``stats.stepwise.aic``, both directions, as ``MASS::stepAIC``)
-from the kept variables: clinical variables only for the clinical model, the
-kept clinical variables plus the signature for the integrated model.
+from the kept clinical variables plus the model's scores: clinical variables only
+for the clinical model, the kept clinical variables plus the deep signature for the
+integrated model, plus the radiomics signature for the integrated radiomics model,
+plus both for the combined model. A signature model is a Cox fit of its score alone.
+A model is made when its scores are columns of the model frame (the radiomics ones
+only when the radiomics signature exists).
 
 Deliberate choices where the paper is silent, recorded in models.json:
 
-* the integrated model always contains the signature (stepwise lower scope), so
-  that "integrated" means clinical + signature;
+* a model with scores always contains them (stepwise lower scope), so that
+  "integrated" means clinical + signature, "combined" clinical + both signatures;
 * when no clinical variable passes the screen, or stepwise ends at the null
   model, the clinical candidate with the smallest screen P is used alone;
 * categorical levels absent from the training set are removed (a coefficient
@@ -39,6 +43,50 @@ from toolkit.stats.nomogram import Nomogram, PredictorSpec, build
 
 class ModelError(ValueError):
     """A model cannot be fitted or applied (unknown level, no candidate...)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One of the study's models: its ``scores`` (signature columns of the model frame,
+    always in the model) and whether clinical variables are selected into it (``clinical``:
+    screen + stepwise AIC, and the model has a nomogram)."""
+
+    name: str
+    label: str
+    scores: tuple[str, ...]
+    clinical: bool
+
+
+DEEP, RADIOMICS = "signature", "signature_radiomics"
+SCORE_LABELS = {DEEP: "DL signature", RADIOMICS: "Radiomics signature"}
+
+# the order every table and figure shows them in; the first three are the study's
+# models without radiomics, as they were before the radiomics signature existed
+STUDY_MODELS = (
+    ModelSpec("signature", "DL signature", (DEEP,), clinical=False),
+    ModelSpec("clinical", "Clinical nomogram", (), clinical=True),
+    ModelSpec("integrated", "Integrated nomogram", (DEEP,), clinical=True),
+    ModelSpec("radiomics", "Radiomics signature", (RADIOMICS,), clinical=False),
+    ModelSpec("integrated_radiomics", "Integrated radiomics nomogram", (RADIOMICS,), clinical=True),
+    ModelSpec("combined", "Combined nomogram", (DEEP, RADIOMICS), clinical=True),
+)
+MODEL_SPECS = {spec.name: spec for spec in STUDY_MODELS}
+
+
+def specs_for(columns) -> tuple[ModelSpec, ...]:
+    """The models a model frame with ``columns`` makes: those whose scores it has."""
+    return tuple(s for s in STUDY_MODELS if all(c in columns for c in s.scores))
+
+
+def in_order(names) -> list[str]:
+    """``names`` (models present) in :data:`STUDY_MODELS`' order."""
+    present = set(names)
+    return [s.name for s in STUDY_MODELS if s.name in present]
+
+
+def nomogram_names(names) -> list[str]:
+    """Of ``names``, the models with a nomogram (clinical variables selected), in order."""
+    return [m for m in in_order(names) if MODEL_SPECS[m].clinical]
 
 
 @dataclass(frozen=True)
@@ -179,49 +227,79 @@ def fit_model(name, train, variables, levels, times, note="") -> FittedModel:
 
 @dataclass
 class Selection:
+    """The screen's table and each model's variables (``variables[name]``, in
+    :data:`STUDY_MODELS` order), with the notes of the selection."""
+
     univariate: pd.DataFrame
-    clinical: list[str]
-    integrated: list[str]
+    variables: dict[str, list[str]]
     notes: list[str]
     levels: dict[str, list[str]]
 
+    @property
+    def clinical(self) -> list[str]:
+        return self.variables["clinical"]
 
-def select(frame: pd.DataFrame, config: StudyConfig) -> Selection:
-    """Univariate screen, then stepwise AIC for the clinical and the integrated model."""
-    train = frame[frame["set"].isin(config.study.train_sets)]
+    @property
+    def integrated(self) -> list[str]:
+        return self.variables["integrated"]
+
+
+def _screened(train, config: StudyConfig, scores: list[str], notes: list[str]):
+    """The univariate screen of the clinical candidates and ``scores``: (table, training
+    levels, the clinical candidates it kept, each screened variable's likelihood-ratio P).
+    When none passes, the candidate with the smallest P is kept alone."""
     clinical = [v.name for v in config.variables]
     levels, single = training_levels(train, clinical)
-    notes = [f"{v}: one level only in the training set, not a candidate" for v in single]
+    notes.extend(f"{v}: one level only in the training set, not a candidate" for v in single)
     candidates = [v for v in clinical if v not in single]
     if not candidates:
         raise ModelError("no clinical variable varies in the training set")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         table = univariate(
-            train, [*candidates, "signature"], levels, config.validation.univariate_alpha
+            train, [*candidates, *scores], levels, config.validation.univariate_alpha
         )
     notes.extend(sorted({f"univariate screen: {w.message}" for w in caught}))
     passed = table.groupby("variable", sort=False)["selected"].first()
     p_lr = table.groupby("variable", sort=False)["p_lr"].first()
-    screened = [v for v in candidates if v in p_lr.index]
     notes.extend(
         f"{v}: left out by the screen (constant or duplicated)"
         for v in candidates
         if v not in p_lr.index
     )
-    candidates = screened
+    candidates = [v for v in candidates if v in p_lr.index]
     kept = [v for v in candidates if passed.get(v, False)]
     if not kept:
         best = str(p_lr[candidates].idxmin())
         notes.append(f"no clinical variable passed the screen; the best ({best}) is used")
         kept = [best]
-    chosen = _stepwise(train, kept, levels, [], notes)
-    if not chosen:
-        best = str(p_lr[kept].idxmin())
-        notes.append(f"stepwise AIC kept no clinical variable; the best ({best}) is used")
-        chosen = [best]
-    integrated = _stepwise(train, [*kept, "signature"], levels, ["signature"], notes)
-    return Selection(table, chosen, integrated, notes, levels)
+    return table, levels, kept, p_lr
+
+
+def select(frame: pd.DataFrame, config: StudyConfig) -> Selection:
+    """Univariate screen, then stepwise AIC for each model of :func:`specs_for` the frame.
+
+    A model with clinical variables starts stepwise from the kept clinical variables and
+    its scores, the scores held in (lower scope); a signature model is its scores alone.
+    """
+    train = frame[frame["set"].isin(config.study.train_sets)]
+    specs = specs_for(frame.columns)
+    scores = [c for c in SCORE_LABELS if any(c in s.scores for s in specs)]
+    notes: list[str] = []
+    table, levels, kept, p_lr = _screened(train, config, scores, notes)
+    chosen: dict[str, list[str]] = {}
+    for spec in specs:
+        if not spec.clinical:
+            chosen[spec.name] = list(spec.scores)
+            continue
+        scores_in = list(spec.scores)
+        variables = _stepwise(train, [*kept, *scores_in], levels, scores_in, notes)
+        if not variables:  # only without scores: the lower scope holds them in
+            best = str(p_lr[kept].idxmin())
+            notes.append(f"stepwise AIC kept no clinical variable; the best ({best}) is used")
+            variables = [best]
+        chosen[spec.name] = variables
+    return Selection(table, chosen, notes, levels)
 
 
 def nomogram_for(model: FittedModel, train: pd.DataFrame, config: StudyConfig) -> Nomogram:
@@ -229,7 +307,7 @@ def nomogram_for(model: FittedModel, train: pd.DataFrame, config: StudyConfig) -
     coef = dict(zip(model.terms, model.coef, strict=True))
     specs = []
     for var in model.variables:
-        label = "DL signature" if var == "signature" else (config.variable(var).label or var)
+        label = SCORE_LABELS.get(var) or config.variable(var).label or var
         if var in model.levels:
             lv = model.levels[var]
             coefs = (0.0, *(coef[Term(var, x)] for x in lv[1:]))

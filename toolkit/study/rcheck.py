@@ -1,5 +1,9 @@
 """The study's own numbers recomputed in R, every run (results/r_check.json).
 
+Every model of the run is checked (``validate.models_of``: the three without radiomics,
+six with it), every comparison it made (``validate.comparisons_of``) and every nomogram
+(``validate.nomograms_of``):
+
 * the final Cox models refitted with ``survival::coxph`` (coefficients, 1e-7);
 * predicted survival at the validation times for every patient with
   ``survfit.coxph`` (1e-7);
@@ -45,7 +49,7 @@ import pandas as pd
 from toolkit.contracts import Metrics, RCheck, RCheckEntry, Term
 from toolkit.rbridge.compare import compare
 from toolkit.study.nomograms import FittedModel, design_matrix
-from toolkit.study.validate import COMPARISONS, MODELS
+from toolkit.study.validate import comparisons_of, models_of, nomograms_of
 
 
 def _check(name: str, ours: Any, theirs: Any, tolerance: float) -> RCheckEntry:
@@ -80,7 +84,7 @@ def _model_checks(models, nomograms, sets, times) -> list[RCheckEntry]:
     train, valid = sets["train"], sets["validation"]
     t, e = train["time"].to_numpy(float), train["event"].to_numpy(float)
     checks = []
-    for m in MODELS:
+    for m in models_of(models):
         model = models[m]
         frame = r_frame(model, train)
         everyone = pd.concat([train, valid])
@@ -123,7 +127,7 @@ def _pool_checks(models, completed, train_sets) -> list[RCheckEntry]:
     trains = [c[c["set"].isin(train_sets)] for c in completed]
     t, e = trains[0]["time"].to_numpy(float), trains[0]["event"].to_numpy(float)
     checks = []
-    for m in MODELS:
+    for m in models_of(models):
         model = models[m]
         designs = [design_matrix(tr, list(model.variables), dict(model.levels)) for tr in trains]
         ours = pool_cox([cox.fit(x, t, e, names=names) for x, names in designs])
@@ -144,7 +148,7 @@ def _concordance_checks(models, metrics, sets) -> list[RCheckEntry]:
     checks = []
     for name, rows in sets.items():
         t, e = rows["time"].to_numpy(float), rows["event"].to_numpy(float)
-        for a, b in COMPARISONS:
+        for a, b in comparisons_of(models):
             ref = rstudy.concordance_pair(
                 t, e, models[a].linear_predictor(rows), models[b].linear_predictor(rows)
             )
@@ -175,7 +179,7 @@ def _auc_checks(models, metrics, sets, times) -> list[RCheckEntry]:
     checks = []
     for name, rows in sets.items():
         t, e = rows["time"].to_numpy(float), rows["event"].to_numpy(float)
-        for m in MODELS:
+        for m in models_of(models):
             risk = 1 - models[m].survival(rows, times)
             ours = [metrics.td_auc[name][m][f"{h:g}"] for h in times]
             ref = rstudy.score_auc(t, e, risk, times)
@@ -192,7 +196,7 @@ def _accuracy_checks(models, metrics, sets) -> list[RCheckEntry]:
     for name, rows in sets.items():
         block = (metrics.accuracy or {}).get(name, {})
         t, e = rows["time"].to_numpy(float), rows["event"].to_numpy(float)
-        for m in MODELS:
+        for m in models_of(models):
             ours = block.get(m)
             if not ours:
                 continue
@@ -238,7 +242,7 @@ def _ph_checks(models, sets, ph_table: pd.DataFrame) -> list[RCheckEntry]:
     train = sets["train"]
     t, e = train["time"].to_numpy(float), train["event"].to_numpy(float)
     checks = []
-    for m in ("clinical", "integrated"):
+    for m in nomograms_of(models):
         model = models[m]
         x, names = design_matrix(train, list(model.variables), dict(model.levels))
         variables = list(model.variables)
@@ -269,7 +273,7 @@ def _validate_checks(models, metrics, sets) -> list[RCheckEntry]:
     train = sets["train"]
     t, e = train["time"].to_numpy(float), train["event"].to_numpy(float)
     checks = []
-    for m in ("clinical", "integrated"):
+    for m in nomograms_of(models):
         x, _ = design_matrix(train, models[m].variables, models[m].levels)
         ref = rms_validate(x, t, e, block["B"], block["seed"])
         ours = validation_table(validate_cox(x, t, e, resamples=ref["resamples"]))

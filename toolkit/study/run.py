@@ -124,24 +124,29 @@ def _report(ctx: Context) -> Path | None:
 
 def summary_text(outcome: StudyOutcome) -> str:
     """A readable summary: C-index table, comparisons, calibration RMSE, R check status."""
+    from toolkit.study.validate import comparisons_of, models_of
+
     metrics, r_check = outcome.metrics, outcome.r_check
     prov = metrics.provenance
     lines = ["", "Results" + (" (SYNTHETIC cohort)" if prov.get("synthetic") else "")]
     if prov.get("weights") == "random":
         lines.append("DenseNet-121 weights: RANDOM (no ImageNet weights installed)")
-    lines.append(f"{'C-index (95% CI)':<22}{'training':>24}{'validation':>24}")
-    for model in ("signature", "clinical", "integrated"):
+    models = models_of(metrics.cindex["train"])
+    pairs = [f"{a}_vs_{b}" for a, b in comparisons_of(models)]
+    width = max(22, *(len(p.replace("_vs_", " vs ")) for p in pairs))
+    lines.append(f"{'C-index (95% CI)':<{width}}{'training':>24}{'validation':>24}")
+    for model in models:
         cells = []
         for s in ("train", "validation"):
             e = metrics.cindex[s][model]
             cells.append(f"{e['c']:.3f} ({e['lower']:.3f}-{e['upper']:.3f})")
-        lines.append(f"{model:<22}{cells[0]:>24}{cells[1]:>24}")
-    for name in ("integrated_vs_clinical", "signature_vs_clinical"):
+        lines.append(f"{model:<{width}}{cells[0]:>24}{cells[1]:>24}")
+    for name in pairs:
         cells = []
         for s in ("train", "validation"):
             e = metrics.comparisons[s][name]
             cells.append(f"{e['diff']:+.3f}, P={e['p']:.3g}")
-        lines.append(f"{name.replace('_', ' '):<22}{cells[0]:>24}{cells[1]:>24}")
+        lines.append(f"{name.replace('_vs_', ' vs '):<{width}}{cells[0]:>24}{cells[1]:>24}")
     lines.append("Calibration RMSE (clinical / integrated):")
     for s in ("train", "validation"):
         cal = metrics.calibration[s]

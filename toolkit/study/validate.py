@@ -1,14 +1,18 @@
 """Validation of the signature and the nomograms on the training and external sets.
 
-Per set and model (``signature``: a Cox model on the signature alone;
-``clinical``; ``integrated``), with the risk score = the model's linear predictor:
+Per set and model of the run (``nomograms.STUDY_MODELS`` present in ``models``:
+``signature``, a Cox model on the signature alone; ``clinical``; ``integrated``; and with
+the radiomics signature ``radiomics``, ``integrated_radiomics`` and ``combined``), with
+the risk score = the model's linear predictor:
 
 * C-index (``stats.concordance.harrell``, R's infinitesimal-jackknife SE,
   Wald 95% CI ``c +/- qnorm(0.975) se``: ``stats.wald.Z_975``) and a seeded
-  percentile bootstrap CI (``bootstrap_ci``); the comparison integrated vs
-  clinical and signature vs clinical (``concordance.compare``, the IJ z-test of
-  ``survival::concordance``);
-* calibration at the validation times (``stats.calibration``: grouped KM RMSE,
+  percentile bootstrap CI (``bootstrap_ci``); the comparisons of :data:`COMPARISONS`
+  whose two models are present (``concordance.compare``, the IJ z-test of
+  ``survival::concordance``): integrated vs clinical, signature vs clinical, and with
+  radiomics, radiomics vs clinical, integrated radiomics vs clinical, deep vs radiomics
+  signature, combined vs integrated;
+* calibration of each nomogram at the validation times (``stats.calibration``: grouped KM RMSE,
   ICI/E50/E90), with bootstrap optimism-corrected values on the training set
   (``calibration_bootstrap`` refits of the model's variables);
 * time-dependent AUC (``stats.timeauc``, = ``riskRegression::Score``);
@@ -41,11 +45,30 @@ import pandas as pd
 
 from toolkit.config import StudyConfig
 from toolkit.stats.wald import Z_975
-from toolkit.study.nomograms import FittedModel, design_matrix
+from toolkit.study.nomograms import STUDY_MODELS, FittedModel, design_matrix, in_order
+from toolkit.study.nomograms import nomogram_names as nomograms_of
 
 SETS = ("train", "validation")
-MODELS = ("signature", "clinical", "integrated")
-COMPARISONS = (("integrated", "clinical"), ("signature", "clinical"))
+MODELS = tuple(spec.name for spec in STUDY_MODELS)
+# (a, b): model a against model b; a run compares the pairs whose models it has
+COMPARISONS = (
+    ("integrated", "clinical"),
+    ("signature", "clinical"),
+    ("radiomics", "clinical"),
+    ("integrated_radiomics", "clinical"),
+    ("signature", "radiomics"),
+    ("combined", "integrated"),
+)
+
+
+def models_of(models: Mapping[str, Any]) -> list[str]:
+    """The names of ``models`` (a run's models), in :data:`MODELS`' order."""
+    return in_order(models)
+
+
+def comparisons_of(models: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The pairs of :data:`COMPARISONS` whose two models are in ``models``."""
+    return [(a, b) for a, b in COMPARISONS if a in models and b in models]
 
 
 def set_rows(frame: pd.DataFrame, config: StudyConfig) -> dict[str, pd.DataFrame]:
@@ -64,7 +87,7 @@ def cindex(sets, models: Mapping[str, FittedModel], config: StudyConfig):
     seed, n_boot = config.validation.seed, config.validation.n_bootstrap
     for name, rows in sets.items():
         t, e = rows["time"].to_numpy(float), rows["event"].to_numpy(float)
-        risks = {m: models[m].linear_predictor(rows) for m in MODELS}
+        risks = {m: models[m].linear_predictor(rows) for m in models_of(models)}
         out[name] = {}
         for m, risk in risks.items():
             c = concordance.harrell(t, e, risk)
@@ -79,7 +102,7 @@ def cindex(sets, models: Mapping[str, FittedModel], config: StudyConfig):
                 entry.update(boot_lower=lower, boot_upper=upper, n_bootstrap=n_boot)
             out[name][m] = entry
         comparisons[name] = {}
-        for a, b in COMPARISONS:
+        for a, b in comparisons_of(models):
             cmp = concordance.compare(t, e, risks[a], risks[b])
             comparisons[name][f"{a}_vs_{b}"] = {
                 "diff": cmp.diff,
@@ -88,6 +111,53 @@ def cindex(sets, models: Mapping[str, FittedModel], config: StudyConfig):
                 "p": cmp.p,
             }
     return out, comparisons
+
+
+def models_compared(cindex, models) -> pd.DataFrame:
+    """The models side by side (table ``models_compared``): one row per model with its
+    variables, number of terms, training log-likelihood and AIC, and its C-index with
+    the Wald 95% CI in each set (metrics.json's ``cindex``).
+
+    ``best_aic`` marks the nomogram (a model with clinical variables) of the lowest
+    training AIC, -2 log L + 2 (terms): all are fitted on the same training rows, so
+    their AICs compare; a signature alone is one score, not a nomogram, and is not a
+    candidate.
+    """
+    from toolkit.study.nomograms import MODEL_SPECS
+
+    rows = []
+    for m in models_of(models):
+        model = models[m]
+        row = {
+            "model": m,
+            "label": MODEL_SPECS[m].label,
+            "variables": list(model.variables),
+            "n_terms": len(model.terms),
+            "loglik": float(model.loglik),
+            "aic": float(model.aic),
+        }
+        for name in SETS:
+            entry = cindex.get(name, {}).get(m, {})
+            for key in ("c", "lower", "upper"):
+                row[f"{key}_{name}"] = entry.get(key, np.nan)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    nomograms = table["model"].isin(nomograms_of(models))
+    best = table.loc[nomograms, "aic"].idxmin()
+    table["best_aic"] = table.index == best
+    return table
+
+
+def comparisons_table(comparisons) -> pd.DataFrame:
+    """metrics.json's ``comparisons`` as a table (``cindex_comparisons``): per set and pair,
+    the C-index difference a - b, its SE, z and P."""
+    rows = [
+        {"set": s, "a": a, "b": b, **comparisons[s][f"{a}_vs_{b}"]}
+        for s in comparisons
+        for a, b in COMPARISONS
+        if f"{a}_vs_{b}" in comparisons[s]
+    ]
+    return pd.DataFrame(rows, columns=["set", "a", "b", "diff", "se", "z", "p"])
 
 
 def _refitter(model: FittedModel, train: pd.DataFrame, times):
@@ -117,7 +187,7 @@ def calibration(sets, models, config: StudyConfig):
     for name, rows in sets.items():
         out[name] = {}
         t, e = rows["time"].to_numpy(float), rows["event"].to_numpy(float)
-        for m in ("clinical", "integrated"):
+        for m in nomograms_of(models):
             survival = models[m].survival(rows, times)
             corrected = {}
             if name == "train" and settings.calibration_bootstrap:
@@ -165,7 +235,7 @@ def td_auc(sets, models, config: StudyConfig):
     for name, data in sets.items():
         out[name] = {}
         t, e = data["time"].to_numpy(float), data["event"].to_numpy(float)
-        for m in MODELS:
+        for m in models_of(models):
             risk = 1 - models[m].survival(data, times)
             result = time_auc(t, e, risk, times)
             out[name][m] = {f"{h:g}": float(a) for h, a in zip(times, result.auc, strict=True)}
@@ -244,7 +314,7 @@ def accuracy(sets, models, config: StudyConfig) -> tuple[dict[str, Any], pd.Data
     for name, data in sets.items():
         horizons, beyond = _within(data, config.validation.times)
         out[name] = {"beyond_follow_up": beyond}
-        for m in MODELS:
+        for m in models_of(models):
             out[name][m] = _model_accuracy(data, models[m], horizons) if horizons else {}
             rows += _long(name, m, out[name][m])
     return out, pd.DataFrame(rows, columns=["set", "model", "horizon", "measure", "value"])
@@ -276,7 +346,7 @@ def fixed_model_validation(sets, models, config: StudyConfig) -> dict[str, Any]:
     train = sets["train"]
     t, e = train["time"].to_numpy(float), train["event"].to_numpy(float)
     out: dict[str, Any] = {"B": B, "seed": seed}
-    for m in ("clinical", "integrated"):
+    for m in nomograms_of(models):
         x, names = design_matrix(train, models[m].variables, models[m].levels)
         result = validate_cox(x, t, e, B=B, seed=seed)
         out[m] = {
@@ -296,7 +366,7 @@ def decision(sets, models, config: StudyConfig) -> dict[str, pd.DataFrame]:
     for name, data in sets.items():
         t, e = data["time"].to_numpy(float), data["event"].to_numpy(float)
         risks = {}
-        for m in MODELS:
+        for m in models_of(models):
             s = models[m].survival(data, horizons)
             risks[m] = {h: 1 - s[:, j] for j, h in enumerate(horizons)}
         out[name] = decision_table(t, e, risks, horizons)
@@ -311,7 +381,7 @@ def decision_summary(sets, models, config: StudyConfig) -> pd.DataFrame:
     threshold; NaN where the treated patients' follow-up ends before the time):
     one row per set, time, threshold and model with its net benefit, treating
     everyone's and the net interventions avoided per 100 patients; and one row
-    per comparison of :data:`COMPARISONS` (``model`` "a - b") with the difference
+    per comparison of :func:`comparisons_of` (``model`` "a - b") with the difference
     of net benefit and its paired bootstrap percentile 95% CI
     (``stats.decision.compare``, ``validation.n_bootstrap`` resamples, at least
     20, from ``validation.seed``). A decision time beyond a set's follow-up has
@@ -328,9 +398,9 @@ def decision_summary(sets, models, config: StudyConfig) -> pd.DataFrame:
         for horizon in config.validation.decision_times:
             if horizon > t.max():
                 continue
-            risk = {m: 1 - models[m].survival(data, [horizon])[:, 0] for m in MODELS}
+            risk = {m: 1 - models[m].survival(data, [horizon])[:, 0] for m in models_of(models)}
             base = {"set": name, "horizon": float(horizon)}
-            for m in MODELS:
+            for m in models_of(models):
                 curve = decision_curve(t, e, risk[m], horizon, thresholds)
                 for k, threshold in enumerate(curve.thresholds):
                     rows.append(
@@ -339,7 +409,7 @@ def decision_summary(sets, models, config: StudyConfig) -> pd.DataFrame:
                         | {"net_benefit": curve.net_benefit[k], "treat_all": curve.treat_all[k]}
                         | {"interventions_avoided": curve.interventions_avoided[k]}
                     )
-            for a, b in COMPARISONS:
+            for a, b in comparisons_of(models):
                 diff = compare(
                     t, e, risk[a], risk[b], horizon, thresholds, B=B, seed=config.validation.seed
                 )

@@ -36,7 +36,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
 
     def compute(key: str) -> dict[str, Any]:
         clinical, scores = given["clinical"], given["scores"]
-        sets, models = evaluated(ctx, clinical, scores, given["models"])
+        sets, models = evaluated(ctx, clinical, scores, given["models"], given["scores_radiomics"])
         completed = model_frames(clinical, scores) if clinical.imputed else []
         times, prov = ctx.config.validation.times, ctx.prov(key, inputs)
         ph_table = pd.read_parquet(ctx.paths.tables / "ph_test.parquet")

@@ -4,7 +4,9 @@
 time-dependent AUC, decision curves, risk groups, median survival, see there)
 and ``study.figures.all_figures`` draws them. Writes metrics.json, the tables
 ``calibration``, ``td_auc``, ``accuracy``, ``decision``, ``decision_summary``, ``cindex``,
-``exclusions``,
+``models_compared`` (every model's terms, training AIC and C-index with CI per set, the
+nomogram of the lowest training AIC marked), ``cindex_comparisons`` (the comparison
+tests), ``exclusions``,
 ``imputations`` and ``baseline`` (Table 1), and the validation figures.
 
 Under multiple imputation the validation rows were imputed by the training imputation
@@ -66,8 +68,9 @@ def _baseline(ctx: Context, clinical, prov) -> None:
     write_parquet(ctx.paths.tables / "baseline.parquet", table, prov)
 
 
-def evaluated(ctx: Context, clinical, scores: pd.DataFrame, models):
-    """The rows of each set and the models as the metrics see them.
+def evaluated(ctx: Context, clinical, scores: pd.DataFrame, models, scores_radiomics=None):
+    """The rows of each set (with the radiomics score when ``scores_radiomics`` is given)
+    and the models as the metrics see them.
 
     Under multiple imputation: the first completed set's rows (for what needs a design)
     and the pooled models predicting at the linear predictor averaged over imputations.
@@ -75,7 +78,7 @@ def evaluated(ctx: Context, clinical, scores: pd.DataFrame, models):
     from toolkit.study import imputed
     from toolkit.study import validate as val
 
-    frames = model_frames(clinical, scores)
+    frames = model_frames(clinical, scores, scores_radiomics)
     sets = val.set_rows(frames[0], ctx.config)
     return sets, (imputed.averaged(models, frames) if clinical.imputed else models)
 
@@ -86,7 +89,9 @@ def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> Me
     from toolkit.study import validate as val
 
     clinical = given["clinical"]
-    sets, models = evaluated(ctx, clinical, given["scores"], given["models"])
+    sets, models = evaluated(
+        ctx, clinical, given["scores"], given["models"], given["scores_radiomics"]
+    )
     cindex, comparisons = val.cindex(sets, models, ctx.config)
     calibration, calibration_table = val.calibration(sets, models, ctx.config)
     td_auc, auc_table = val.td_auc(sets, models, ctx.config)
@@ -115,6 +120,10 @@ def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> Me
     summary = val.decision_summary(sets, models, ctx.config)
     write_parquet(ctx.paths.tables / "decision_summary.parquet", summary, prov)
     write_parquet(ctx.paths.tables / "cindex.parquet", _cindex_table(cindex), prov)
+    compared = val.models_compared(cindex, models)
+    write_parquet(ctx.paths.tables / "models_compared.parquet", compared, prov)
+    tests = val.comparisons_table(comparisons)
+    write_parquet(ctx.paths.tables / "cindex_comparisons.parquet", tests, prov)
     exclusions = _exclusions(given["exclusions"])
     write_parquet(ctx.paths.tables / "exclusions.parquet", exclusions, prov)
     imputed = clinical.imputations.astype(str)
@@ -135,6 +144,8 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
         "scores": file_hash(ctx.paths.tables / "scores.parquet"),
         "clinical": ctx.clinical_hash(),
     }
+    if given["scores_radiomics"] is not None:
+        inputs["scores_radiomics"] = file_hash(ctx.paths.tables / "scores_radiomics.parquet")
 
     def compute(key: str) -> dict[str, Any]:
         metrics = _metrics(ctx, given, ctx.prov(key, inputs))
