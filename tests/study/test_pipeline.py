@@ -27,8 +27,8 @@ LOGGED = [
     "radiomics_truth",
     "models",
     "validate",
-    "bundle",
     "internal_validation",
+    "bundle",
     "r_check",
     "cam",
 ]

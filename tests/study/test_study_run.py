@@ -122,8 +122,8 @@ def test_metrics_follow_the_contract_and_say_synthetic_random(study_run):
         "radiomics_truth",
         "models",
         "validate",
-        "bundle",
         "internal_validation",
+        "bundle",
         "r_check",
         "cam",
     ]

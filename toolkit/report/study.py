@@ -93,8 +93,9 @@ def _settings(study_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     return study_from_mapping(written, "metrics.json's study_toml").as_written()
 
 
-def load(study_dir: str | Path | None = None) -> StudyResults:
-    """Read STUDY_DIR/results (default: $SIGKIT_STUDY_DIR, set by the renderer)."""
+def load(study_dir: str | Path | None = None, results: str | Path | None = None) -> StudyResults:
+    """Read STUDY_DIR/results (default: $SIGKIT_STUDY_DIR, set by the renderer; ``results``
+    default: $SIGKIT_RESULTS, else STUDY_DIR/results)."""
     if study_dir is None:
         study_dir = os.environ.get("SIGKIT_STUDY_DIR")
         if not study_dir:
@@ -103,7 +104,9 @@ def load(study_dir: str | Path | None = None) -> StudyResults:
                 "to the study folder before `quarto render toolkit/report/templates/study.qmd`"
             )
     study_dir = Path(study_dir)
-    results = Path(os.environ.get("SIGKIT_RESULTS", study_dir / "results"))
+    if results is None:
+        results = os.environ.get("SIGKIT_RESULTS", study_dir / "results")
+    results = Path(results)
     if not (results / "metrics.json").is_file():
         raise FileNotFoundError(f"{results / 'metrics.json'} is missing")
     metrics = Metrics.read(results / "metrics.json")
@@ -144,8 +147,12 @@ def _bundle(model_dir: Path) -> tuple[ModelBundle | None, str]:
 
 
 def sections(results: StudyResults) -> frozenset[str]:
-    """The report's sections that depend on the run: ``sec-internal`` when it has results."""
-    return frozenset({"sec-internal"} if results.internal_validation is not None else ())
+    """The report's sections that depend on the run: ``sec-internal`` when it has results,
+    ``sec-model-card`` when the model bundle has a model card."""
+    present = {"sec-internal"} if results.internal_validation is not None else set()
+    if results.bundle is not None and results.bundle.model_card:
+        present.add("sec-model-card")
+    return frozenset(present)
 
 
 def _read(record: type[_Record], path: Path) -> _Record | None:

@@ -10,7 +10,8 @@ statement's wording; the statement itself is the reference.
 
 Answers that depend on the run are decided from ``StudyResults``: whether the
 cohort is synthetic, the network weights, missing-data handling, exclusions,
-and whether the internal-validation section has results.
+whether the internal-validation section has results, and whether the locked model has
+a model card (``model_card.TRIPOD_ITEMS``: the items it answers are linked to it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from toolkit.report import formatting as fmt
+from toolkit.report import model_card
 from toolkit.report.study import StudyResults
 
 
@@ -188,12 +190,19 @@ _RUN_DEPENDENT: dict[str, Callable[[StudyResults, Item], Item]] = {
 }
 
 
+def _card(item: Item) -> Item:
+    """An item the model card answers: linked to it; the card's note where the report
+    answered the item nowhere else."""
+    note = item.note if item.reported else model_card.TRIPOD_ITEMS[item.number]
+    return Item(**{**item.__dict__, "where": (*item.where, model_card.SECTION), "note": note})
+
+
 def checklist(results: StudyResults, sections: frozenset[str] = frozenset()) -> tuple[Item, ...]:
     """The 52 rows of TRIPOD+AI for this run.
 
     ``sections`` are extra ids present in the report beyond the fixed ones (e.g.
-    ``sec-internal`` when the internal-validation section has results); an item whose
-    answer lies there links it too.
+    ``sec-internal`` when the internal-validation section has results, ``sec-model-card``
+    when the model bundle has a model card); an item whose answer lies there links it too.
     """
     items = []
     for number, section, topic, requirement, where, note in _ITEMS:
@@ -202,6 +211,8 @@ def checklist(results: StudyResults, sections: frozenset[str] = frozenset()) -> 
             item = _RUN_DEPENDENT[number](results, item)
         if number in ("12c", "23a") and "sec-internal" in sections:
             item = Item(**{**item.__dict__, "where": (*item.where, "sec-internal")})
+        if number in model_card.TRIPOD_ITEMS and model_card.SECTION in sections:
+            item = _card(item)
         items.append(item)
     return tuple(items)
 

@@ -16,6 +16,10 @@ hashes of the training data, and it names the files beside it with their SHA-256
     event time (:class:`BaselineHazard`) and the training range of each numeric term.
 ``nomogram_<model>.json``
     the clinical and integrated nomograms' points (``contracts.NomogramSpec``).
+``MODEL_CARD.md``
+    the model card (``toolkit.report.model_card``: intended use, training data,
+    predictors, performance, limitations), named in ``files`` as ``model_card``; a bundle
+    saved without one has none.
 
 :meth:`ModelBundle.load` reads ``model/`` alone (no other file of the study) and
 refuses a file whose hash differs from the manifest's. :meth:`ModelBundle.predict`
@@ -42,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit._version import __version__
-from toolkit.artifacts import file_hash, write_json
+from toolkit.artifacts import atomic_path, file_hash, write_json
 from toolkit.config import StudyConfig, study_from_mapping
 from toolkit.contracts import CoxModel, NomogramSpec, SignatureSpec
 from toolkit.stats._coxsurv import (
@@ -62,6 +66,8 @@ MODELS = ("signature", "clinical", "integrated")
 NOMOGRAMS = ("clinical", "integrated")
 CONF_INT = 0.95
 RISK_MODEL = "integrated"
+MODEL_CARD = "model_card"  # the manifest's files key of MODEL_CARD.md
+MODEL_CARD_FILE = "MODEL_CARD.md"
 
 
 class BundleError(ValueError):
@@ -250,7 +256,8 @@ class ModelBundle:
     ``weights`` holds the network weights' ``origin`` and ``sha256``; ``training`` the
     training data's hashes and counts; ``preprocessing`` the
     ``imaging.preprocess.PreprocessSettings`` the crops were made with (``as_dict``);
-    ``provenance`` the bundle stage's block (its key, as every study artifact's).
+    ``provenance`` the bundle stage's block (its key, as every study artifact's);
+    ``model_card`` the text of MODEL_CARD.md ("" when the bundle has none).
     """
 
     study: str
@@ -268,6 +275,7 @@ class ModelBundle:
     sigkit_version: str = __version__
     provenance: Mapping[str, Any] | None = None
     sha256: str = ""
+    model_card: str = ""
 
     @property
     def config(self) -> StudyConfig:
@@ -398,6 +406,11 @@ class ModelBundle:
                 "path": name,
                 "sha256": file_hash(directory / name),
             }
+        if self.model_card:
+            with atomic_path(directory / MODEL_CARD_FILE) as temporary:
+                temporary.write_text(self.model_card, encoding="utf-8")
+            card = {"path": MODEL_CARD_FILE, "sha256": file_hash(directory / MODEL_CARD_FILE)}
+            files[MODEL_CARD] = card
         return write_json(directory / MANIFEST, self.manifest(files))
 
     @classmethod
@@ -418,6 +431,7 @@ class ModelBundle:
                 f" this sigkit ({__version__}) reads {FORMAT!r} version {VERSION}"
             )
         docs = {key: _checked(directory, key, entry) for key, entry in manifest["files"].items()}
+        card = docs.pop(MODEL_CARD, "")
         risk = manifest["risk_groups"]
         return cls(
             study=str(manifest["study"]),
@@ -435,6 +449,7 @@ class ModelBundle:
             sigkit_version=str(manifest["sigkit_version"]),
             provenance=manifest.get("provenance"),
             sha256=file_hash(path),
+            model_card=card,
         )
 
 
@@ -445,7 +460,8 @@ def _read(path: Path) -> dict[str, Any]:
         raise BundleError(f"{path}: cannot be read as JSON ({error})") from None
 
 
-def _checked(directory: Path, key: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+def _checked(directory: Path, key: str, entry: Mapping[str, Any]) -> Any:
+    """The named file's JSON (MODEL_CARD.md's text), once its SHA-256 is the manifest's."""
     path = directory / str(entry["path"])
     if not path.is_file():
         raise BundleError(f"{path}: named by {MANIFEST} ({key}) but absent")
@@ -454,7 +470,7 @@ def _checked(directory: Path, key: str, entry: Mapping[str, Any]) -> dict[str, A
             f"{path}: its SHA-256 differs from the one {MANIFEST} records; the locked model "
             "was changed after it was written"
         )
-    return _read(path)
+    return path.read_text(encoding="utf-8") if key == MODEL_CARD else _read(path)
 
 
 def _values(column: pd.Series) -> list[Any]:

@@ -98,16 +98,24 @@ PIPELINE: tuple[Stage, ...] = (
         validate.run,
     ),
     Stage(
-        "bundle",
-        ("clinical", "signature", "scores", "models", "nomograms", "metrics"),
-        ("bundle",),
-        bundle.run,
-    ),
-    Stage(
         "internal_validation",
         ("features", "clinical", "signature", "scores", "models"),
         ("internal_validation",),
         internal_validation.run,
+    ),
+    Stage(
+        "bundle",
+        (
+            "clinical",
+            "signature",
+            "scores",
+            "models",
+            "nomograms",
+            "metrics",
+            "internal_validation",
+        ),
+        ("bundle",),
+        bundle.run,
     ),
     Stage(
         "r_check",

@@ -5,7 +5,7 @@ which reports all their problems at once (``toolkit.config.StudyInputError``)
 before any imaging work. Then the stages of ``pipeline.PIPELINE`` (each skipped
 when its inputs and settings are unchanged, see ``_stages``): preprocess ->
 extract -> clinical -> signature -> models -> validate -> internal_validation ->
-r_check -> cam, then the report. STUDY_DIR holds study.toml (or a ``cohort/``
+bundle -> r_check -> cam, then the report. STUDY_DIR holds study.toml (or a ``cohort/``
 folder that does); crops go to ``STUDY_DIR/crops``, features to
 ``STUDY_DIR/features/features.parquet``, results to ``STUDY_DIR/results`` and
 the report to ``STUDY_DIR/report``. A failed stage raises and leaves the

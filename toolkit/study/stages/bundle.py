@@ -4,10 +4,12 @@ Everything ``sigkit apply`` needs to score a new cohort, in one folder that need
 other file of the study: the study.toml as written, the preprocessing settings, the
 weights' origin and SHA-256, the signature, the three Cox models with their covariance
 and baseline hazard, both nomograms, the risk groups' training cutoff (metrics.json's
-``risk_groups.cutoff``), the horizons and the training data's hashes. Keyed on the
-files it is made of and the validate stage (metrics.json gains the stage timings at the
-end of every run). A fine-tuned signature's network (results/finetuned.safetensors) is
-copied in beside them and named with its SHA-256 in model.json's ``weights.finetuned``.
+``risk_groups.cutoff``), the horizons, the training data's hashes and the model card
+(MODEL_CARD.md, ``report.model_card``, from the results of the validate and
+internal_validation stages, which run before this one). Keyed on the files it is made of
+and those two stages (metrics.json gains the stage timings at the end of every run). A
+fine-tuned signature's network (results/finetuned.safetensors) is copied in beside them
+and named with its SHA-256 in model.json's ``weights.finetuned``.
 
 Not under multiple imputation (``clinical.imputed``): the bundle's prediction
 intervals need one Cox fit's covariance and baseline hazard, and ``sigkit apply``
@@ -70,6 +72,7 @@ def _not_under_imputation(ctx: Context) -> dict[str, Any]:
 def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
     """Hands on ``bundle``: the ``ModelBundle`` as ``ModelBundle.load`` reads it back
     (``None`` under multiple imputation)."""
+    from toolkit.report import model_card
     from toolkit.study import bundle as locked
 
     if given["clinical"].imputed:
@@ -81,6 +84,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
         "models": file_hash(results / "models.json"),
         **{f"nomogram_{m}": file_hash(results / f"nomogram_{m}.json") for m in locked.NOMOGRAMS},
         "validate": ctx.log.key_of("validate"),
+        "internal_validation": ctx.log.key_of("internal_validation"),
         "features": file_hash(ctx.paths.features),
         "clinical": ctx.clinical_hash(),
     }
@@ -91,6 +95,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
     names = ["signature", *(f"cox_{m}" for m in locked.MODELS)]
     names += [f"nomogram_{m}" for m in locked.NOMOGRAMS]
     files = (directory / locked.MANIFEST, *(directory / f"{n}.json" for n in names))
+    files += (directory / locked.MODEL_CARD_FILE,)
 
     def compute(key: str) -> dict[str, Any]:
         frame = model_frame(given["clinical"], given["scores"])
@@ -105,7 +110,8 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
             weights=_weights(ctx, directory),
             training=_training(ctx, train, inputs),
         )
-        replace(made, provenance=ctx.prov(key, inputs)).save(directory)
+        card = model_card.for_study(ctx.paths.study_dir, made, frame)
+        replace(made, provenance=ctx.prov(key, inputs), model_card=card).save(directory)
         return {"bundle": locked.ModelBundle.load(directory)}
 
     return Cached(
