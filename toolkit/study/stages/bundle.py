@@ -4,9 +4,10 @@ Everything ``sigkit apply`` needs to score a new cohort, in one folder that need
 other file of the study: the study.toml as written, the preprocessing settings, the
 weights' origin and SHA-256, the signature, the three Cox models with their covariance
 and baseline hazard, both nomograms, the risk groups' training cutoff (metrics.json's
-``risk_groups.cutoff``), the horizons and the training data's hashes. Keyed on the
-files it is made of and the validate stage (metrics.json gains the stage timings at the
-end of every run).
+``risk_groups.cutoff``), the horizons, the training data's hashes, the training
+patients' salted ID hashes and (unless ``[bundle] case_mix = false``) their
+de-identified case mix. Keyed on the files it is made of and the validate stage
+(metrics.json gains the stage timings at the end of every run).
 
 Not under multiple imputation (``clinical.imputed``): the bundle's prediction
 intervals need one Cox fit's covariance and baseline hazard, and ``sigkit apply``
@@ -22,6 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from toolkit.artifacts import file_hash
+from toolkit.imaging.manifest import study_manifest
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
 from toolkit.study.stages.models import model_frame
@@ -72,8 +74,10 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
         "clinical": ctx.clinical_hash(),
     }
     names = ["signature", *(f"cox_{m}" for m in locked.MODELS)]
-    names += [f"nomogram_{m}" for m in locked.NOMOGRAMS]
+    names += [*(f"nomogram_{m}" for m in locked.NOMOGRAMS), locked.PATIENTS]
     files = (directory / locked.MANIFEST, *(directory / f"{n}.json" for n in names))
+    case_mix = ctx.config.bundle.case_mix
+    files += (directory / f"{locked.CASE_MIX}.parquet",) if case_mix else ()
 
     def compute(key: str) -> dict[str, Any]:
         frame = model_frame(given["clinical"], given["scores"])
@@ -87,13 +91,14 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
             cutoff=given["metrics"].risk_groups["cutoff"],
             weights={"origin": ctx.weights_origin, "sha256": ctx.weights_sha256},
             training=_training(ctx, train, inputs),
+            scans=locked.scan_digests(study_manifest(ctx.config, ctx.paths.cohort), train.index),
         )
         replace(made, provenance=ctx.prov(key, inputs)).save(directory)
         return {"bundle": locked.ModelBundle.load(directory)}
 
     return Cached(
         inputs={**inputs, "weights": ctx.weights_sha256},
-        settings={"bundle_version": locked.VERSION},
+        settings={"bundle_version": locked.VERSION, "case_mix": case_mix},
         files=files,
         compute=compute,
         load=lambda: {"bundle": locked.ModelBundle.load(directory)},
