@@ -571,7 +571,7 @@ class ModelBundle:
 def _case_mix(directory: Path, entry: Mapping[str, Any]) -> pd.DataFrame:
     path = directory / str(entry["path"])
     _verify(path, CASE_MIX, entry)
-    return pd.read_parquet(path)
+    return pd.read_parquet(path).reset_index(drop=True)  # the row numbers, stored as a column
 
 
 def _read(path: Path) -> dict[str, Any]:
