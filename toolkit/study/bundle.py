@@ -658,7 +658,7 @@ def from_study(
             model, fit.variance, BaselineHazard.of_fit(fit), training_ranges(model, train)
         )
     study = config.study
-    salt = frame_hash(train)
+    salt = str(training.get("model_frame_sha256") or frame_hash(train))
     used = {v for m in NOMOGRAMS for v in models[m].variables}
     variables = [v.name for v in config.variables if v.name in used]
     return ModelBundle(
