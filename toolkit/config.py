@@ -497,6 +497,19 @@ class InternalValidation(_Strict):
         return value
 
 
+class BundleSettings(_Strict):
+    """study.toml's ``[bundle]``: what the locked model bundle (``STUDY_DIR/model/``) carries.
+
+    ``case_mix`` (default true) stores the training patients' model predictors and
+    signature scores, de-identified (no IDs, no outcomes, rows sorted), as
+    ``model/case_mix.parquet``: patient-level data, which ``sigkit apply`` needs for the
+    membership model of the case-mix difference (``study.transport``). ``false`` leaves
+    it out (a bundle to be shared where no patient-level data may go).
+    """
+
+    case_mix: bool = True
+
+
 class StudyConfig(_Strict):
     """The validated study.toml. :meth:`as_written` gives the mapping it was validated
     from, for provenance; the stages read the validated fields."""
@@ -509,6 +522,7 @@ class StudyConfig(_Strict):
     radiomics: Radiomics = Field(default_factory=Radiomics)
     validation: Validation = Field(default_factory=Validation)
     internal_validation: InternalValidation = Field(default_factory=InternalValidation)
+    bundle: BundleSettings = Field(default_factory=BundleSettings)
     _written: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="wrap")

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pandas as pd
+
 from toolkit.report.methods import missing_data
 
 
-def _text(**validation) -> str:
-    return missing_data(SimpleNamespace(settings={"validation": validation}))
+def _text(missing_values=None, **validation) -> str:
+    """The paragraph for these settings; ``missing_values`` the validate stage's table
+    (default under multiple imputation: one value imputed)."""
+    if missing_values is None and validation.get("missing") == "multiple-imputation":
+        missing_values = pd.DataFrame({"variable": ["alt"], "set": ["train"], "n_missing": [1]})
+    results = SimpleNamespace(
+        settings={"validation": validation}, table=lambda name: missing_values
+    )
+    return missing_data(results)
 
 
 def test_multiple_imputation_states_m_pmm_outcome_pooling_and_majority_rule():
@@ -29,3 +38,17 @@ def test_multiple_imputation_states_m_pmm_outcome_pooling_and_majority_rule():
 def test_the_other_settings_are_unchanged():
     assert "complete-case analysis" in _text(missing="complete-case")
     assert "median (numeric) or mode" in _text(missing="impute-median-mode")
+
+
+def test_multiple_imputation_with_nothing_missing_says_complete_data():
+    """Nothing missing: the clinical stage imputes nothing, the validate stage writes no
+    missing_values table (or one of zeros): the paragraph says complete data."""
+    zeros = pd.DataFrame({"variable": ["alt", "afp"], "set": ["train"] * 2, "n_missing": [0, 0]})
+    for table in (zeros, None):
+        results = SimpleNamespace(
+            settings={"validation": {"missing": "multiple-imputation", "m": 30}},
+            table=lambda name, table=table: table,
+        )
+        text = missing_data(results)
+        assert "fitted on the complete data and nothing was imputed" in text
+        assert "Rubin" not in text and "30 imputations" not in text

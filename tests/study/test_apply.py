@@ -409,11 +409,15 @@ def test_a_cohort_without_events_gets_predictions_only():
     assert result["note"] == "no events in the cohort: predictions only" and tables == {}
 
 
-def test_apply_writes_transportability_of_its_predictions(study_run, new_cohort, applied):
+def test_apply_writes_transportability_of_its_predictions(
+    study_run, study_frame, new_cohort, applied
+):
     """transport.json: the original model's O/E is calibration-in-the-large of
     predictions.csv's survival, its slope the calibration slope of predictions.csv's
-    linear predictor; the bundle has no training patients, which the case-mix says."""
+    linear predictor; the membership models, fitted on the bundle's de-identified case
+    mix, are those of the study's own training rows (IDs and all)."""
     from toolkit.stats.calibration import calibration_in_the_large, calibration_slope
+    from toolkit.study.transport import transportability
 
     study, _, _ = study_run
     outcome, lines = applied
@@ -424,9 +428,17 @@ def test_apply_writes_transportability_of_its_predictions(study_run, new_cohort,
     t, e = frame["time"].to_numpy(float), frame["event"].to_numpy(float)
     horizons = written["horizons"]
     assert horizons == [h for h in ModelBundle.load(study / "model").horizons if h <= t.max()]
+    config, training, _ = study_frame
+    train = training[training["set"].isin(config.study.train_sets)]
+    direct, _ = transportability(ModelBundle.load(study / "model"), frame, train)
+    for name in ("signature", "clinical", "integrated"):
+        ours, theirs = written["models"][name]["case_mix"], direct["models"][name]["case_mix"]
+        assert "note" not in ours and ours["linear_predictor"]["training"]["n"] == len(train)
+        for key in ("membership_lp", "membership_variables"):
+            for field in ("auc", "se", "lower", "upper"):
+                assert ours[key][field] == pytest.approx(theirs[key][field], abs=1e-10)
     for name in ("clinical", "integrated"):
         block = written["models"][name]
-        assert "no training patients" in block["case_mix"]["note"]
         lp = outcome.predictions[f"{name}_lp"].to_numpy(float)
         new = block["case_mix"]["linear_predictor"]["new"]
         assert new["mean"] == pytest.approx(lp.mean(), abs=1e-12)

@@ -168,25 +168,29 @@ def test_the_bundle_made_in_memory_is_the_one_read_back(study_run, study_frame):
     """from_study's bundle (the stage's compute) and ModelBundle.load of its files: the
     same documents, number for number (JSON keeps every float)."""
     from toolkit.contracts import Metrics, NomogramSpec, SignatureSpec
+    from toolkit.imaging.manifest import study_manifest
     from toolkit.stats.nomogram import Nomogram
-    from toolkit.study.bundle import from_study
+    from toolkit.study.bundle import from_study, scan_digests
 
     study, _, _ = study_run
     config, frame, models = study_frame
     loaded = ModelBundle.load(study / "model")
     results = study / "results"
+    train = frame[frame["set"].isin(config.study.train_sets)]
     made = from_study(
         config,
         models,
         {m: Nomogram.from_spec(NomogramSpec.read(results / f"nomogram_{m}.json")) for m in
          ("clinical", "integrated")},
         SignatureSpec.read(results / "signature.json"),
-        frame[frame["set"].isin(config.study.train_sets)],
+        train,
         cutoff=Metrics.read(results / "metrics.json").risk_groups["cutoff"],
         weights=dict(loaded.weights),
         training=dict(loaded.training),
+        scans=scan_digests(study_manifest(config, study / "cohort"), train.index),
     )  # fmt: skip
     assert json.dumps(made.documents()) == json.dumps(loaded.documents())
+    pd.testing.assert_frame_equal(made.case_mix, loaded.case_mix, check_exact=True)
     files = json.loads((study / "model" / "model.json").read_text())["files"]
     expected = {k: v for k, v in loaded.manifest(files).items() if k != "provenance"}
     assert made.manifest(files) == expected

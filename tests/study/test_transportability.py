@@ -103,7 +103,7 @@ def test_without_training_rows_the_membership_models_are_said_missing(cohorts):
     bundle, _, new = cohorts
     result, _ = transportability(bundle, new)
     case_mix = result["models"]["integrated"]["case_mix"]
-    assert "membership_lp" not in case_mix and "no training patients" in case_mix["note"]
+    assert "membership_lp" not in case_mix and "no training case mix" in case_mix["note"]
     model = bundle.models["integrated"].model
     assert case_mix["linear_predictor"]["training"] == {"mean": model.lp_centre}
 

@@ -109,8 +109,28 @@ def cohort_sentence(results: ApplyResults) -> str:
     r = results.record
     return (
         f"Cohort {r['cohort']}: {r['n_scored']} patients scored, {r['n_excluded']} excluded "
-        f"(exclusions.csv), {r['n_warnings']} values outside the training range (warnings.csv)."
+        f"(exclusions.csv), {r['n_warnings']} values outside the training range (warnings.csv). "
+        + overlap_sentence(results)
     )
+
+
+def overlap_sentence(results: ApplyResults) -> str:
+    """Which patients of the cohort matched a training patient (apply.json's
+    ``training_overlap``: the bundle's salted hashes of the training IDs and scans)."""
+    overlap = results.record.get("training_overlap")
+    if not overlap or not overlap.get("checked"):
+        return "The model bundle keeps no training patients' hashes: overlap was not checked."
+    matched = overlap["patients"]
+    scans = [p for p, what in matched.items() if what != "ID"]
+    text = (
+        f"**{len(scans)} patients have the images of a training patient** "
+        f"({', '.join(scans)}): this is not an external validation. "
+        if scans
+        else "No patient of the cohort has the images of a training patient. "
+    )
+    if overlap.get("warning"):
+        text += f"Warning: {overlap['warning']}."
+    return text
 
 
 def predictions_table(results: ApplyResults) -> str:
@@ -137,8 +157,9 @@ def _external(results: ApplyResults) -> dict[str, Any] | None:
 
 def validation_note(results: ApplyResults) -> str:
     v = results.validation
+    only = results.record.get("predictions_only")
     if v is None:
-        return _note("No outcomes in the clinical table: predictions only (no validation.json).")
+        return _note(f"{(only or 'no outcomes').capitalize()} (no validation.json).")
     if "note" in v:
         return _note(f"External validation ({v['n_patients']} patients, {v['n_events']} events): "
                      f"{v['note']}")  # fmt: skip
@@ -219,7 +240,8 @@ def decision_table(results: ApplyResults) -> str:
 def case_mix_table(results: ApplyResults) -> str:
     t = results.transport
     if t is None:
-        return _note("No transport.json: the cohort has no outcomes or no events.")
+        why = results.record.get("predictions_only") or "the cohort has no outcomes or no events"
+        return _note(f"No transport.json: {why}.")
     rows, notes = [], []
     for m, block in t["models"].items():
         c = block["case_mix"]

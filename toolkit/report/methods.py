@@ -151,8 +151,17 @@ def sample_size(results: StudyResults) -> str:
 
 
 def missing_data(results: StudyResults) -> str:
+    """The missing-data paragraph: what ``validation.missing`` did. Under multiple
+    imputation with no value missing (no ``missing_values`` table with a count, which the
+    validate stage writes only when it imputed) the study ran on the complete data."""
     settings = results.settings.get("validation", {})
     rule = settings.get("missing", "complete-case")
+    if rule == "multiple-imputation" and not _anything_imputed(results):
+        return (
+            "**Missing data.** No model candidate variable had a missing value: the models "
+            "were fitted on the complete data and nothing was imputed (multiple imputation, "
+            'set by `validation.missing = "multiple-imputation"`, had nothing to do).'
+        )
     described = {
         "multiple-imputation": _multiple_imputation(settings.get("m", 20)),
         "complete-case": "complete-case analysis (patients missing a model variable were excluded "
@@ -209,6 +218,11 @@ def _finetuned_signature(results: StudyResults) -> str:
         "tested by `cox.zph`'s score test (Kaplan–Meier time scale; a categorical variable "
         "as one term)."
     ) + _centre_sentence(results)
+
+
+def _anything_imputed(results: StudyResults) -> bool:
+    table = results.table("missing_values")
+    return table is not None and int(table["n_missing"].sum()) > 0
 
 
 def _multiple_imputation(m: int) -> str:

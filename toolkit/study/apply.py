@@ -8,8 +8,13 @@ Nothing is refitted. In order, each step refusing before any imaging work where 
    the primary reader's masks, ``config.read_clinical``, ``config.prepare_cohort``).
    Refused, every problem at once (:class:`ApplyError`): a variable of the nomograms
    absent from the clinical table, a value not among study.toml's levels, a level the
-   training set did not have (naming the patients and the level). A patient with a
-   missing model variable gets no prediction (``exclusions.csv``);
+   training set did not have (naming the patients and the level), an empty cohort, a
+   cohort whose every patient lacks a model variable. A patient with a missing model
+   variable gets no prediction (``exclusions.csv``). Patients who were in the
+   training set are named (``bundle.TrainingPatients``: salted hashes of the IDs and
+   of the scans' content): the same images as a training patient is a label of every
+   output (NOT AN EXTERNAL VALIDATION), a training ID with other images a warning;
+   both in apply.json's ``training_overlap`` and predictions.csv's ``in_training``;
 3. the weights (``deep.weights.load``: the installed ones, ``--weights FILE`` or
    ``random``): refused when their SHA-256 is not the model's, unless
    ``allow_other_weights``, and then every output says so;
@@ -26,9 +31,13 @@ Nothing is refitted. In order, each step refusing before any imaging work where 
    prediction, ``apply.json`` what was done (the model's hash, the weights, the counts);
 6. with outcomes in the clinical table, the external validation of the frozen models
    (``study.external``): ``OUT_DIR/validation.json`` and ``OUT_DIR/tables/*.parquet``;
-   and their transportability (``study.transport``: the linear predictor's case-mix,
-   the updates of the baseline hazard, the slope and the coefficients, each with its
-   calibration): ``OUT_DIR/transport.json`` and ``tables/transport_updates.parquet``;
+   and their transportability (``study.transport``: the linear predictor's case-mix
+   and the membership models against the bundle's de-identified training case mix
+   (``model/case_mix.parquet``, when the bundle has it), the updates of the baseline
+   hazard, the slope and the coefficients, each with its calibration):
+   ``OUT_DIR/transport.json`` and ``tables/transport_updates.parquet``. A cohort without
+   outcome columns or without events gets predictions only, said in apply.json
+   (``predictions_only``), on the console and in apply.html;
 7. ``OUT_DIR/report/apply.html`` (``report.api.render_apply_report``, the study report's
    renderer), unless ``report=False`` (``--no-report``).
 """
@@ -36,7 +45,7 @@ Nothing is refitted. In order, each step refusing before any imaging work where 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,10 +133,51 @@ def read_cohort(bundle: ModelBundle, cohort: Path, manifest: str, clinical: str)
         raise ApplyError(error.problems) from None
     except StudyConfigError as error:
         raise ApplyError(getattr(error, "problems", [str(error)])) from None
+    if table.empty:
+        raise ApplyError(
+            [f"{cohort}: an empty cohort ({manifest} and {clinical} list no patient); "
+             "nothing to score"]
+        )  # fmt: skip
     problems = unseen_levels(bundle, data.frame, clinical)
+    if data.frame.empty:
+        reasons = ", ".join(f"{r.patient} ({r.reason})" for r in data.exclusions.itertuples())
+        problems.append(f"{cohort}: every patient lacks a model variable: {reasons}")
     if problems:
         raise ApplyError(problems)
     return table_of_images, data
+
+
+def training_overlap(bundle: ModelBundle, manifest, patients: Sequence[str]):
+    """The cohort's patients matching a training patient of the model, with what matched
+    (``bundle.TrainingPatients.matches``: ``images``, ``images and ID`` or ``ID``), in the
+    cohort's order; ``None`` for a bundle that keeps no training patients."""
+    from toolkit.study.bundle import scan_digests
+
+    if bundle.training_patients is None:
+        return None
+    return bundle.training_patients.matches(patients, scan_digests(manifest, patients))
+
+
+def overlap_messages(matched: Mapping[str, str], n_cohort: int) -> tuple[str | None, str | None]:
+    """The label every output carries when patients have a training patient's images (they
+    were in the training set), and the warning for those with only a training ID."""
+    scans = [p for p, what in matched.items() if what != "ID"]
+    ids = [p for p, what in matched.items() if what == "ID"]
+    label = warning = None
+    if scans:
+        label = (
+            f"NOT AN EXTERNAL VALIDATION: {n_patients(len(scans))} of the cohort's {n_cohort} "
+            f"{'has' if len(scans) == 1 else 'have'} the images of a training patient of the "
+            f"model ({listed(scans)})"
+        )
+    if ids:
+        warning = (
+            f"{n_patients(len(ids))} of the cohort's {n_cohort} "
+            f"{'carries' if len(ids) == 1 else 'carry'} the ID of a training patient of the "
+            f"model, with other images ({listed(ids)}): IDs reused by another site, or the "
+            "patients re-imaged (then this is not an external validation)"
+        )
+    return label, warning
 
 
 def unseen_levels(bundle: ModelBundle, frame: pd.DataFrame, source: str) -> list[str]:
@@ -269,16 +319,65 @@ def apply_model(
 
     bundle = ModelBundle.load(model_dir)
     cohort, out = Path(cohort_dir), Path(out_dir)
-    _, data = read_cohort(bundle, cohort, manifest, clinical)
+    images, data = read_cohort(bundle, cohort, manifest, clinical)
     loaded = load(weights)
     labels = check_weights(bundle, loaded, allow_other_weights)
     echo(f"sigkit apply: model of {bundle.study} ({bundle.sha256[:12]}) on {cohort}")
+    overlap, overlap_warning = _overlap(bundle, images, data, labels, echo)
     out.mkdir(parents=True, exist_ok=True)
     features, failed, synthetic = _imaging(
         bundle, cohort, manifest, out, loaded, workers if workers is not None else 2, batch_size
     )
     if bundle.synthetic or synthetic:
         labels.insert(0, "SYNTHETIC")
+    frame, exclusions = _to_score(bundle, data, features, failed, cohort, (model_dir, out))
+    predictions, warnings = score(bundle, frame, labels)
+    if overlap is not None:
+        predictions["in_training"] = [overlap.get(p, "") for p in predictions.index]
+    _write_csv(out / "predictions.csv", predictions, index=True)
+    _write_csv(out / "warnings.csv", warnings)
+    _write_csv(out / "exclusions.csv", exclusions)
+    facts = {
+        "training_overlap": overlap,
+        "overlap_warning": overlap_warning,
+        "predictions_only": predictions_only(frame),
+    }
+    tables = (predictions, exclusions, warnings)
+    _record(out, bundle, model_dir, cohort, loaded, labels, tables, facts)
+    _tell(echo, out, labels, *tables)
+    _clear_previous(out)
+    if "time" in frame.columns:
+        _validate(out, bundle, frame, labels, echo)
+    if facts["predictions_only"]:
+        echo(f"  {facts['predictions_only']}")
+    if report:
+        from toolkit.report.api import render_apply_report
+
+        echo(f"  report: {render_apply_report(out)}")
+    return ApplyOutcome(out, predictions, exclusions, warnings, tuple(labels))
+
+
+def _overlap(bundle: ModelBundle, images, data, labels: list[str], echo):
+    """The cohort's patients matching training patients (``training_overlap``), labelled
+    and told; with the warning for a match on the ID alone."""
+    patients = [*data.frame.index, *data.exclusions["patient"]]
+    matched = training_overlap(bundle, images, patients)
+    if matched is None:
+        echo("  the model bundle keeps no training patients' hashes: overlap not checked")
+        return None, None
+    label, warning = overlap_messages(matched, len(patients))
+    if label:
+        labels.append(label)
+        echo(f"  warning: {label}")
+    if warning:
+        echo(f"  warning: {warning}")
+    return matched, warning
+
+
+def _to_score(bundle, data, features, failed, cohort, where) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The model frame of the patients with features (with ``signature``), and every
+    exclusion: the clinical ones, then imaging failures and patients without features.
+    ``where`` is (model_dir, out_dir): a fine-tuned bundle's network scores out_dir's crops."""
     scored = [p for p in data.frame.index if p in features.index]
     lost = [p for p in data.frame.index if p not in features.index]
     missing_features = [p for p in lost if p not in set(failed["patient"])]
@@ -294,27 +393,34 @@ def apply_model(
     if "finetuned" in bundle.weights:  # a fine-tuned signature: its network scores the crops
         from toolkit.study.finetuned import score_with_bundle
 
+        model_dir, out = where
         frame["signature"] = score_with_bundle(bundle, Path(model_dir), out / "crops", scored)
     else:
         frame["signature"] = bundle.score_signature(features.loc[scored])
-    predictions, warnings = score(bundle, frame, labels)
-    _write_csv(out / "predictions.csv", predictions, index=True)
-    _write_csv(out / "warnings.csv", warnings)
-    _write_csv(out / "exclusions.csv", exclusions)
-    _record(out, bundle, model_dir, cohort, loaded, labels, predictions, exclusions, warnings)
-    _tell(echo, out, labels, predictions, exclusions, warnings)
-    if "time" in frame.columns:
-        _validate(out, bundle, frame, labels, echo)
-    else:
-        echo("  no outcome columns in the clinical table: predictions only")
-    if report:
-        from toolkit.report.api import render_apply_report
-
-        echo(f"  report: {render_apply_report(out)}")
-    return ApplyOutcome(out, predictions, exclusions, warnings, tuple(labels))
+    return frame, exclusions
 
 
-def _record(out, bundle, model_dir, cohort, loaded, labels, predictions, exclusions, warnings):
+def predictions_only(frame: pd.DataFrame) -> str | None:
+    """Why the cohort gets predictions only (no outcome columns, no events), else None."""
+    if "time" not in frame.columns:
+        return "no outcome columns in the clinical table: predictions only"
+    if not frame["event"].to_numpy(float).any():
+        return "no events in the cohort: predictions only"
+    return None
+
+
+def _clear_previous(out: Path) -> None:
+    """A previous run's validation outputs and page in OUT_DIR (they would describe
+    another cohort)."""
+    import shutil
+
+    for name in ("validation.json", "transport.json", "report/apply.html"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "tables", ignore_errors=True)
+
+
+def _record(out, bundle, model_dir, cohort, loaded, labels, tables, facts):
+    predictions, exclusions, warnings = tables
     block: dict[str, Any] = {
         "model": {
             "path": str(Path(model_dir).resolve()),
@@ -338,6 +444,12 @@ def _record(out, bundle, model_dir, cohort, loaded, labels, predictions, exclusi
         "horizons": list(bundle.horizons),
         "time_unit": bundle.time_unit,
         "risk_groups": bundle.risk_groups.to_json(),
+        "predictions_only": facts["predictions_only"],
+        "training_overlap": {
+            "checked": facts["training_overlap"] is not None,
+            "patients": dict(facts["training_overlap"] or {}),
+            "warning": facts["overlap_warning"],
+        },
         "provenance": provenance(
             inputs={"model": bundle.sha256},
             weights=loaded.origin,
@@ -393,11 +505,12 @@ def _validate(out: Path, bundle: ModelBundle, frame: pd.DataFrame, labels, echo)
 
 def _transport(out: Path, bundle: ModelBundle, frame: pd.DataFrame, block, echo) -> None:
     """OUT_DIR/transport.json and OUT_DIR/tables/transport_updates.parquet
-    (``study.transport``; the bundle has no training patients: no membership model)."""
+    (``study.transport``; the membership models on the bundle's training case mix, when
+    it has one)."""
     from toolkit.artifacts import write_parquet
     from toolkit.study.transport import transportability
 
-    result, table = transportability(bundle, frame)
+    result, table = transportability(bundle, frame, bundle.case_mix)
     write_json(out / "transport.json", {**result, "provenance": block})
     if len(table):
         write_parquet(out / "tables" / "transport_updates.parquet", table, block)

@@ -20,6 +20,25 @@ hashes of the training data, and it names the files beside it with their SHA-256
     the model card (``toolkit.report.model_card``: intended use, training data,
     predictors, performance, limitations), named in ``files`` as ``model_card``; a bundle
     saved without one has none.
+``training_patients.json``
+    the training patients' identities, never the raw IDs (:class:`TrainingPatients`):
+    the hex SHA-256 of ``f"{salt}:{key}"`` for each patient's ID and for its scans'
+    digest (:func:`scan_digest`, the two phase images' content hashes), the salt being
+    the training model frame's SHA-256 (``training.model_frame_sha256``), each list
+    sorted. ``sigkit apply`` hashes the new cohort's IDs and scans the same way and
+    names the patients who match: the same images (they were in the training set: not
+    an external validation, a label of every output) or only a training patient's ID
+    (IDs reused by another site, or the patient re-imaged: a warning). The salt,
+    recorded beside the hashes, only keeps one bundle's hashes from matching another's;
+    IDs of a known pattern (P001, P002, ...) can still be tried one by one.
+``case_mix.parquet`` (unless study.toml's ``[bundle] case_mix = false``)
+    **patient-level data, de-identified**: one row per training patient with the
+    nomograms' variables as the study coded them and the signature score, nothing else
+    (no ID, no outcome, no set or centre; rows sorted by their values, so that their
+    order says nothing of the IDs). ``sigkit apply`` fits Debray's membership models on
+    it (the case-mix difference, ``study.transport``). A bundle to be shared where no
+    patient-level data may go is written with ``case_mix = false``; apply then reports
+    the training mean of the linear predictor only.
 
 :meth:`ModelBundle.load` reads ``model/`` alone (no other file of the study) and
 refuses a file whose hash differs from the manifest's. :meth:`ModelBundle.predict`
@@ -46,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit._version import __version__
-from toolkit.artifacts import atomic_path, file_hash, write_json
+from toolkit.artifacts import atomic_path, file_hash, write_json, write_parquet
 from toolkit.config import StudyConfig, study_from_mapping
 from toolkit.contracts import CoxModel, NomogramSpec, SignatureSpec
 from toolkit.stats._coxsurv import (
@@ -60,6 +79,8 @@ from toolkit.stats.wald import quantile
 from toolkit.study.nomograms import FittedModel
 
 FORMAT = "sigkit-model"
+PATIENTS = "training_patients"
+CASE_MIX = "case_mix"
 VERSION = 1
 MANIFEST = "model.json"
 MODELS = ("signature", "clinical", "integrated")
@@ -249,6 +270,96 @@ class RiskGroups:
         return np.where(np.asarray(linear_predictor) > self.cutoff, "high", "low")
 
 
+def patient_hash(salt: str, key: str) -> str:
+    """The hex SHA-256 of ``f"{salt}:{key}"`` (UTF-8): a patient's ID, or its scans' digest
+    (:func:`scan_digest`), as the bundle keeps it."""
+    return hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()
+
+
+def _content_hash(path: Path) -> str:
+    """A file's SHA-256; a folder's (a DICOM series) over its files' names and hashes."""
+    if path.is_file():
+        return file_hash(path)
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{item.relative_to(path).as_posix()}:{file_hash(item)};".encode())
+    return digest.hexdigest()
+
+
+def scan_digest(arterial: str | os.PathLike[str], portal: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a patient's two phase images' content hashes (``arterial:portal``):
+    the same scans give the same digest whatever the patient's ID or the files' names."""
+    both = f"{_content_hash(Path(arterial))}:{_content_hash(Path(portal))}"
+    return hashlib.sha256(both.encode()).hexdigest()
+
+
+def scan_digests(manifest, patients) -> dict[str, str]:
+    """Each of ``patients``' :func:`scan_digest` from an ``imaging.manifest.Manifest``."""
+    wanted = {str(p) for p in patients}
+    return {
+        str(row["patient"]): scan_digest(row["arterial"], row["portal"])
+        for row in manifest.rows()
+        if str(row["patient"]) in wanted
+    }
+
+
+@dataclass(frozen=True)
+class TrainingPatients:
+    """The training patients' identities, salted and hashed (:func:`patient_hash`), each
+    list sorted: ``ids`` of their IDs, ``scans`` of their :func:`scan_digest`.
+
+    ``salt`` is the training model frame's SHA-256 (``training.model_frame_sha256``).
+    """
+
+    salt: str
+    ids: tuple[str, ...]
+    scans: tuple[str, ...]
+
+    @classmethod
+    def of(cls, salt: str, patients, scans: Mapping[str, str]) -> TrainingPatients:
+        ids = tuple(sorted(patient_hash(salt, str(p)) for p in patients))
+        return cls(salt, ids, tuple(sorted(patient_hash(salt, scans[str(p)]) for p in patients)))
+
+    def matches(self, patients, scans: Mapping[str, str]) -> dict[str, str]:
+        """Those of ``patients`` (IDs, in their order) matching a training patient, with
+        what matched: ``"images"`` (the same scans), ``"images and ID"``, or ``"ID"``
+        (a training patient's ID with other images: IDs reused, or the patient re-imaged).
+        ``scans`` are the cohort's digests (a patient without one is matched on its ID)."""
+        ids, images = set(self.ids), set(self.scans)
+        out = {}
+        for p in map(str, patients):
+            same_id = patient_hash(self.salt, p) in ids
+            same_scan = p in scans and patient_hash(self.salt, scans[p]) in images
+            if same_id or same_scan:
+                out[p] = "ID" if not same_scan else "images and ID" if same_id else "images"
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hash": "sha256(salt + ':' + key), hex; key: the patient ID, or its scan digest",
+            "scan_digest": "sha256(sha256(arterial) + ':' + sha256(portal)), hex",
+            "salt": self.salt,
+            "ids": list(self.ids),
+            "scans": list(self.scans),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TrainingPatients:
+        return cls(
+            str(data["salt"]),
+            tuple(str(h) for h in data["ids"]),
+            tuple(str(h) for h in data["scans"]),
+        )
+
+
+def case_mix_rows(train: pd.DataFrame, variables) -> pd.DataFrame:
+    """The de-identified training rows: ``variables`` and ``signature`` only, the index
+    dropped and the rows sorted by their values (their order carries no ID)."""
+    columns = [*variables, "signature"]
+    rows = train[columns].reset_index(drop=True)
+    return rows.sort_values(columns, kind="mergesort").reset_index(drop=True)
+
+
 @dataclass(frozen=True, eq=False)
 class ModelBundle:
     """The locked model of one study run (module docstring); ``sha256`` names it.
@@ -258,6 +369,9 @@ class ModelBundle:
     ``imaging.preprocess.PreprocessSettings`` the crops were made with (``as_dict``);
     ``provenance`` the bundle stage's block (its key, as every study artifact's);
     ``model_card`` the text of MODEL_CARD.md ("" when the bundle has none).
+    ``training_patients`` the salted hashes of the training patients' IDs (``None``: a
+    bundle without them), ``case_mix`` the de-identified training rows (``None``: left
+    out).
     """
 
     study: str
@@ -276,6 +390,8 @@ class ModelBundle:
     provenance: Mapping[str, Any] | None = None
     sha256: str = ""
     model_card: str = ""
+    training_patients: TrainingPatients | None = None
+    case_mix: pd.DataFrame | None = None
 
     @property
     def config(self) -> StudyConfig:
@@ -392,6 +508,8 @@ class ModelBundle:
         docs = {"signature.json": self.signature.to_json()}
         docs.update({f"cox_{m}.json": self.models[m].to_json() for m in MODELS})
         docs.update({f"nomogram_{m}.json": self.nomograms[m].to_json() for m in NOMOGRAMS})
+        if self.training_patients is not None:
+            docs[f"{PATIENTS}.json"] = self.training_patients.to_json()
         return docs
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -411,6 +529,12 @@ class ModelBundle:
                 temporary.write_text(self.model_card, encoding="utf-8")
             card = {"path": MODEL_CARD_FILE, "sha256": file_hash(directory / MODEL_CARD_FILE)}
             files[MODEL_CARD] = card
+        case_mix = directory / f"{CASE_MIX}.parquet"
+        if self.case_mix is None:
+            case_mix.unlink(missing_ok=True)  # a previous run's: the folder holds what it names
+        else:
+            write_parquet(case_mix, self.case_mix)
+            files[CASE_MIX] = {"path": case_mix.name, "sha256": file_hash(case_mix)}
         return write_json(directory / MANIFEST, self.manifest(files))
 
     @classmethod
@@ -430,7 +554,9 @@ class ModelBundle:
                 f"{path}: format {manifest.get('format')!r} version {manifest.get('version')!r};"
                 f" this sigkit ({__version__}) reads {FORMAT!r} version {VERSION}"
             )
-        docs = {key: _checked(directory, key, entry) for key, entry in manifest["files"].items()}
+        entries = dict(manifest["files"])
+        case_mix = entries.pop(CASE_MIX, None)
+        docs = {key: _checked(directory, key, entry) for key, entry in entries.items()}
         card = docs.pop(MODEL_CARD, "")
         risk = manifest["risk_groups"]
         return cls(
@@ -450,7 +576,17 @@ class ModelBundle:
             provenance=manifest.get("provenance"),
             sha256=file_hash(path),
             model_card=card,
+            training_patients=(
+                TrainingPatients.from_json(docs[PATIENTS]) if PATIENTS in docs else None
+            ),
+            case_mix=None if case_mix is None else _case_mix(directory, case_mix),
         )
+
+
+def _case_mix(directory: Path, entry: Mapping[str, Any]) -> pd.DataFrame:
+    path = directory / str(entry["path"])
+    _verify(path, CASE_MIX, entry)
+    return pd.read_parquet(path).reset_index(drop=True)  # the row numbers, stored as a column
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -463,6 +599,11 @@ def _read(path: Path) -> dict[str, Any]:
 def _checked(directory: Path, key: str, entry: Mapping[str, Any]) -> Any:
     """The named file's JSON (MODEL_CARD.md's text), once its SHA-256 is the manifest's."""
     path = directory / str(entry["path"])
+    _verify(path, key, entry)
+    return path.read_text(encoding="utf-8") if key == MODEL_CARD else _read(path)
+
+
+def _verify(path: Path, key: str, entry: Mapping[str, Any]) -> None:
     if not path.is_file():
         raise BundleError(f"{path}: named by {MANIFEST} ({key}) but absent")
     if file_hash(path) != entry["sha256"]:
@@ -470,7 +611,6 @@ def _checked(directory: Path, key: str, entry: Mapping[str, Any]) -> Any:
             f"{path}: its SHA-256 differs from the one {MANIFEST} records; the locked model "
             "was changed after it was written"
         )
-    return path.read_text(encoding="utf-8") if key == MODEL_CARD else _read(path)
 
 
 def _values(column: pd.Series) -> list[Any]:
@@ -503,6 +643,7 @@ def from_study(
     cutoff: float,
     weights: Mapping[str, str],
     training: Mapping[str, Any],
+    scans: Mapping[str, str],
 ) -> ModelBundle:
     """The bundle of a study's final models, refitted once on ``train`` (the training rows
     of the model frame) for what models.json does not keep: the covariance and the
@@ -510,7 +651,10 @@ def from_study(
 
     The refit is the models stage's own fit (same rows, same design, Efron ties); a refit
     whose coefficients are not bit for bit models.json's raises ``BundleError``.
-    ``nomograms`` are the models stage's ``stats.nomogram.Nomogram`` objects.
+    ``nomograms`` are the models stage's ``stats.nomogram.Nomogram`` objects, ``scans``
+    each training patient's :func:`scan_digest`. The training patients' salted hashes
+    (IDs and scans) are always kept; their de-identified case-mix rows unless
+    ``config.bundle.case_mix`` is false.
     """
     import warnings
 
@@ -530,6 +674,9 @@ def from_study(
             model, fit.variance, BaselineHazard.of_fit(fit), training_ranges(model, train)
         )
     study = config.study
+    salt = str(training.get("model_frame_sha256") or frame_hash(train))
+    used = {v for m in NOMOGRAMS for v in models[m].variables}
+    variables = [v.name for v in config.variables if v.name in used]
     return ModelBundle(
         study=study.name,
         synthetic=bool(study.synthetic),
@@ -544,4 +691,6 @@ def from_study(
         models=bundled,
         nomograms={m: nomograms[m].spec() for m in NOMOGRAMS},
         risk_groups=RiskGroups(RISK_MODEL, float(cutoff)),
+        training_patients=TrainingPatients.of(salt, train.index, scans),
+        case_mix=case_mix_rows(train, variables) if config.bundle.case_mix else None,
     )

@@ -11,7 +11,9 @@ For each frozen model (``signature``, ``clinical``, ``integrated``), with the st
   variables; the linear predictor is their combination, so it is not added). Without the
   training rows only the training mean of the linear predictor is known (the model's
   ``lp_centre``, its mean over the training patients), and the membership models are
-  left out, said in ``note``: the model bundle carries no patient of the training set;
+  left out, said in ``note``: a bundle written with ``[bundle] case_mix = false``
+  carries no training rows (``sigkit apply`` passes the bundle's ``case_mix.parquet``
+  otherwise);
 * **model updating** (Steyerberg ch. 20): ``original`` (the frozen model), ``baseline``
   (the baseline hazard re-estimated with the linear predictor as offset), ``slope``
   (``coxph(Surv ~ lp)``: slope with its CI) and ``refit`` (the design refitted), each with
@@ -94,8 +96,8 @@ def _case_mix(model, frame: pd.DataFrame, training: pd.DataFrame | None) -> dict
     if training is None:
         out["linear_predictor"]["training"] = {"mean": float(model.lp_centre)}
         out["note"] = (
-            "the model bundle carries no training patients: the training SD of the linear "
-            "predictor and the membership models need them"
+            "the model bundle carries no training case mix ([bundle] case_mix = false): the "
+            "training SD of the linear predictor and the membership models need it"
         )
         return out
     lp_dev = model.linear_predictor(training)

@@ -4,12 +4,13 @@ Everything ``sigkit apply`` needs to score a new cohort, in one folder that need
 other file of the study: the study.toml as written, the preprocessing settings, the
 weights' origin and SHA-256, the signature, the three Cox models with their covariance
 and baseline hazard, both nomograms, the risk groups' training cutoff (metrics.json's
-``risk_groups.cutoff``), the horizons, the training data's hashes and the model card
-(MODEL_CARD.md, ``report.model_card``, from the results of the validate and
-internal_validation stages, which run before this one). Keyed on the files it is made of
-and those two stages (metrics.json gains the stage timings at the end of every run). A
-fine-tuned signature's network (results/finetuned.safetensors) is copied in beside them
-and named with its SHA-256 in model.json's ``weights.finetuned``.
+``risk_groups.cutoff``), the horizons, the training data's hashes, the training
+patients' salted ID hashes, (unless ``[bundle] case_mix = false``) their de-identified
+case mix, and the model card (MODEL_CARD.md, ``report.model_card``, from the results of
+the validate and internal_validation stages, which run before this one). Keyed on the
+files it is made of and those two stages (metrics.json gains the stage timings at the
+end of every run). A fine-tuned signature's network (results/finetuned.safetensors) is
+copied in beside them and named with its SHA-256 in model.json's ``weights.finetuned``.
 
 Not under multiple imputation (``clinical.imputed``): the bundle's prediction
 intervals need one Cox fit's covariance and baseline hazard, and ``sigkit apply``
@@ -25,6 +26,7 @@ from dataclasses import replace
 from typing import Any
 
 from toolkit.artifacts import file_hash
+from toolkit.imaging.manifest import study_manifest
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
 from toolkit.study.stages.models import model_frame
@@ -93,9 +95,11 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
 
         inputs["finetuned"] = file_hash(results / WEIGHTS_FILE)
     names = ["signature", *(f"cox_{m}" for m in locked.MODELS)]
-    names += [f"nomogram_{m}" for m in locked.NOMOGRAMS]
+    names += [*(f"nomogram_{m}" for m in locked.NOMOGRAMS), locked.PATIENTS]
     files = (directory / locked.MANIFEST, *(directory / f"{n}.json" for n in names))
     files += (directory / locked.MODEL_CARD_FILE,)
+    case_mix = ctx.config.bundle.case_mix
+    files += (directory / f"{locked.CASE_MIX}.parquet",) if case_mix else ()
 
     def compute(key: str) -> dict[str, Any]:
         frame = model_frame(given["clinical"], given["scores"])
@@ -109,6 +113,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
             cutoff=given["metrics"].risk_groups["cutoff"],
             weights=_weights(ctx, directory),
             training=_training(ctx, train, inputs),
+            scans=locked.scan_digests(study_manifest(ctx.config, ctx.paths.cohort), train.index),
         )
         card = model_card.for_study(ctx.paths.study_dir, made, frame)
         replace(made, provenance=ctx.prov(key, inputs), model_card=card).save(directory)
@@ -116,7 +121,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
 
     return Cached(
         inputs={**inputs, "weights": ctx.weights_sha256},
-        settings={"bundle_version": locked.VERSION},
+        settings={"bundle_version": locked.VERSION, "case_mix": case_mix},
         files=files,
         compute=compute,
         load=lambda: {"bundle": locked.ModelBundle.load(directory)},

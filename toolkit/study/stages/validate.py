@@ -130,6 +130,8 @@ def _metrics(ctx: Context, given: Mapping[str, Any], prov: dict[str, Any]) -> Me
     write_parquet(ctx.paths.tables / "imputations.parquet", imputed, prov)
     if clinical.imputed:
         write_parquet(ctx.paths.tables / "missing_values.parquet", clinical.missing, prov)
+    else:  # a previous imputed run's: the methods would say that values were imputed
+        (ctx.paths.tables / "missing_values.parquet").unlink(missing_ok=True)
     _baseline(ctx, clinical, prov)
     figures.all_figures(ctx, sets, models, calibration_table, decision, td_auc, groups, high)
     return metrics
