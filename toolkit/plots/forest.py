@@ -9,6 +9,8 @@ import pandas as pd
 
 from toolkit.plots._stamp import Stamp, apply, new_figure
 
+_EDGE = (1e-3, 1e3)
+
 
 def forest_figure(
     models: Mapping[str, pd.DataFrame],
@@ -18,7 +20,9 @@ def forest_figure(
 ):
     """Hazard ratios with 95% CIs on a log axis, one block per model.
 
-    Each frame has columns ``term, hr, lower, upper, p``.
+    Each frame has columns ``term, hr, lower, upper, p``. The axis spans at most
+    1e-3 to 1e3: a bar beyond it (a near-separated term's CI, an HR per raw unit of a
+    score) is drawn to the edge, its printed values unclipped.
     """
     labels = labels or {}
     rows = [(name, r) for name, frame in models.items() for r in frame.itertuples(index=False)]
@@ -30,8 +34,9 @@ def forest_figure(
         ax.text(-0.02, y, model, transform=ax.get_yaxis_transform(), ha="right", weight="bold")
         for r in frame.itertuples(index=False):
             y -= 1
-            ax.plot([r.lower, r.upper], [y, y], color="black", linewidth=1)
-            ax.plot([r.hr], [y], "s", color="#2166ac")
+            lower, upper, hr = np.clip([r.lower, r.upper, r.hr], _EDGE[0], _EDGE[1])
+            ax.plot([lower, upper], [y, y], color="black", linewidth=1)
+            ax.plot([hr], [y], "s", color="#2166ac")
             ticks.append(y)
             names.append(labels.get(r.term, r.term))
             p = "<0.001" if r.p < 0.001 else f"{r.p:.3f}"
@@ -52,5 +57,5 @@ def forest_figure(
     ax.set_xlabel("Hazard ratio (95% CI)")
     finite = np.array([[r.lower, r.upper] for _, r in rows], dtype=float)
     if finite.size:
-        ax.set_xlim(max(np.nanmin(finite) / 1.3, 1e-3), min(np.nanmax(finite) * 1.3, 1e3))
+        ax.set_xlim(max(np.nanmin(finite) / 1.3, _EDGE[0]), min(np.nanmax(finite) * 1.3, _EDGE[1]))
     return apply(fig, stamp)

@@ -19,7 +19,7 @@ a study input or an output of an earlier stage, no result is made twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from toolkit.study._stages import Cached
@@ -137,10 +137,17 @@ NOT_FINETUNED = ("internal_validation",)
 
 def stages_for(config: Any) -> tuple[Stage, ...]:
     """The stages a study runs: :data:`PIPELINE`, less :data:`NOT_FINETUNED` for a
-    fine-tuned signature."""
-    if config.signature.source == "finetuned":
-        return tuple(s for s in PIPELINE if s.name not in NOT_FINETUNED)
-    return PIPELINE
+    fine-tuned signature. A later stage that takes a left-out stage's result (the bundle
+    takes ``internal_validation`` so that its model card follows it) runs without it:
+    such a stage reads that result only when the stage ran (``StageLog.key_of`` is "")."""
+    if config.signature.source != "finetuned":
+        return PIPELINE
+    dropped = {o for s in PIPELINE if s.name in NOT_FINETUNED for o in s.outputs}
+    return tuple(
+        replace(s, inputs=tuple(i for i in s.inputs if i not in dropped))
+        for s in PIPELINE
+        if s.name not in NOT_FINETUNED
+    )
 
 
 def check(stages: Sequence[Stage], given: Iterable[str] = STUDY_INPUTS) -> None:
