@@ -203,14 +203,20 @@ def _up_to_date(npz_path: Path, input_hash: str, settings_key: str) -> dict | No
     return meta if same else None
 
 
-def _read_inputs(files: dict[str, str], readers: tuple[str, ...], folder: str | None = None):
-    """Both phases and every mask as float32; a failure names the file and its manifest column."""
+def _read_inputs(
+    files: dict[str, str],
+    readers: tuple[str, ...],
+    folder: str | None = None,
+    check_gzip: bool = True,
+):
+    """Both phases and every mask as float32; a failure names the file and its manifest column.
+    ``check_gzip``: see :func:`toolkit.imaging.io.read_volume`."""
     from toolkit.imaging.io import ImageReadError, read_volume
 
     images = {}
     for key in ("portal", "arterial", *(f"mask_{r}" for r in readers)):
         try:
-            images[key] = read_volume(files[key])
+            images[key] = read_volume(files[key], check_gzip=check_gzip)
         except ImageReadError as exc:
             reason = f"{_shown(exc.path, folder)} ({key}): {exc.problem}"
             raise PatientFailure("read", reason) from None
@@ -622,7 +628,8 @@ def registered_volumes(
         raise PatientFailure(
             "crops", f"{crop_path.name} was made from other images or settings; preprocess again"
         )
-    arterial, portal, masks = _read_inputs(files, readers, row.get("folder"))
+    # the files hash as those the crop was made from: their gzip streams passed then
+    arterial, portal, masks = _read_inputs(files, readers, row.get("folder"), check_gzip=False)
     mask_arrays, _ = _check_inputs(files, arterial, portal, masks, settings.mask_phase)
     transform = euler_transform(arrays["registration"], meta["registration"]["centre"])
     whole = _target_grid(portal, settings.spacing_mm)
