@@ -11,7 +11,12 @@ One small synthetic cohort on the full grid (``PATIENTS`` patients, 40 x 256 x 2
   the whole volumes and masks, in this process;
 * ``test_preprocess_same_cohort``: the preprocess stage's work on the same cohort
   (``preprocess_cohort``, 2 workers, QC pictures off): issue 17's target is a radiomics
-  stage no slower than this, so its "speed-up" is preprocess / radiomics.
+  stage no slower than this, so its "speed-up" is preprocess / radiomics;
+* ``test_preprocess_stage_with_qc``: the same with the QC pictures the preprocess stage
+  writes in a study (``PreprocessSettings.from_config``'s default), the stage's whole work.
+
+Each test records the load average (1, 5, 15 min) before and after its rounds in its
+``extra_info`` (the machine is shared: the ratio of two tests of one run is what counts).
 
 The timer must be wall-clock (pytest-benchmark's default, ``time.perf_counter``): the
 Dask workers' CPU time is not this process's. Both extractions are checked equal after
@@ -21,6 +26,7 @@ the timing. 201 patients are extrapolated from this size, never measured here.
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 
 import pytest
@@ -96,16 +102,23 @@ def _plain(prepared):
     return out
 
 
-def test_radiomics_ours(benchmark, prepared):
+def _timed(benchmark, function, prepared):
+    """``function(prepared)`` timed ROUNDS times, the load average recorded around it."""
     benchmark.group = GROUP
-    table = benchmark.pedantic(_ours, (prepared,), rounds=ROUNDS, iterations=1)
+    benchmark.extra_info["loadavg_before"] = list(os.getloadavg())
+    out = benchmark.pedantic(function, (prepared,), rounds=ROUNDS, iterations=1)
+    benchmark.extra_info["loadavg_after"] = list(os.getloadavg())
+    return out
+
+
+def test_radiomics_ours(benchmark, prepared):
+    table = _timed(benchmark, _ours, prepared)
     prepared["ours"] = table
     assert len(table) == PATIENTS * 3
 
 
 def test_plain_extractor_loop(benchmark, prepared):
-    benchmark.group = GROUP
-    plain = benchmark.pedantic(_plain, (prepared,), rounds=ROUNDS, iterations=1)
+    plain = _timed(benchmark, _plain, prepared)
     ours = prepared.get("ours")
     if ours is None:
         ours = _ours(prepared)
@@ -115,18 +128,29 @@ def test_plain_extractor_loop(benchmark, prepared):
     assert len(plain) == indexed.size
 
 
-def _preprocess(prepared):
+def _preprocess(prepared, qc: bool = False):
+    from dataclasses import replace
+
     from toolkit.imaging.preprocess import preprocess_cohort
 
     out = prepared["root"] / "crops_again"
     shutil.rmtree(out, ignore_errors=True)
     return preprocess_cohort(
         prepared["root"] / "cohort" / "manifest.csv", out, workers=WORKERS, progress=False,
-        settings=prepared["preprocess"],
+        settings=replace(prepared["preprocess"], qc=qc),
     )  # fmt: skip
 
 
 def test_preprocess_same_cohort(benchmark, prepared):
-    benchmark.group = GROUP
-    summary = benchmark.pedantic(_preprocess, (prepared,), rounds=ROUNDS, iterations=1)
+    summary = _timed(benchmark, _preprocess, prepared)
     assert summary.n_failed == 0
+
+
+def _preprocess_with_qc(prepared):
+    return _preprocess(prepared, qc=True)
+
+
+def test_preprocess_stage_with_qc(benchmark, prepared):
+    summary = _timed(benchmark, _preprocess_with_qc, prepared)
+    assert summary.n_failed == 0
+    assert len(list((prepared["root"] / "crops_again" / "qc").glob("*.png"))) == PATIENTS

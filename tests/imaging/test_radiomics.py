@@ -182,6 +182,46 @@ def test_volumes_are_those_the_crops_were_cut_from(cohort):
             np.testing.assert_allclose(window, crop["portal"][i], rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "imaging",
+    [{}, {"spacing_mm": 1.5}, {"mask_phase": "portal"}],
+    ids=["registered", "in-plane-resampled", "masks-on-portal"],
+)
+def test_the_masks_box_is_the_whole_volumes_region_bit_for_bit(cohort, tiny_cohort, imaging):
+    """With the Original image alone the stage rebuilds only the box of the grid that holds
+    the masks (``registered_volumes(..., margin)``): every voxel of it must be the whole
+    volumes' voxel, so that the features are those of the whole volumes. Registered (a
+    real rotation), resampled in-plane, and with the masks drawn on the portal phase."""
+    root = cohort["root"] / f"box_{'_'.join(imaging) or 'registered'}"
+    settings = PreprocessSettings.from_config(load_study(cohort["root"]), qc=False, **imaging)
+    summary = preprocess_cohort(
+        cohort["root"] / "manifest.csv", root, workers=0, progress=False, settings=settings
+    )
+    assert summary.n_failed == 0, summary.failures
+    row, crop = cohort["rows"]["P001"], root / "P001.npz"
+    whole = registered_volumes(row, settings, crop)
+    box = registered_volumes(row, settings, crop, rad.PADDING)
+    assert whole.offset == (0, 0, 0) and box.offset != (0, 0, 0)
+    size, index = list(box.portal.GetSize()), list(box.offset)
+    assert np.prod(size) < np.prod(whole.portal.GetSize()) / 2
+    for name in ("arterial", "portal", *(f"mask {r}" for r in READERS)):
+        ours, theirs = (
+            (v.masks[name[5:]] if name.startswith("mask") else v.phase(name)) for v in (box, whole)
+        )
+        region = sitk.RegionOfInterest(theirs, size, index)
+        assert ours.GetOrigin() == region.GetOrigin(), name
+        assert ours.GetSpacing() == region.GetSpacing(), name
+        np.testing.assert_array_equal(
+            sitk.GetArrayViewFromImage(ours), sitk.GetArrayViewFromImage(region), err_msg=name
+        )
+    for reader in READERS:
+        assert box.slice_index[reader] == whole.slice_index[reader] - index[2]
+        inside = int(sitk.GetArrayViewFromImage(box.masks[reader]).sum())
+        assert inside == int(sitk.GetArrayViewFromImage(whole.masks[reader]).sum()), reader
+    features = [rad.volume_features(v, cohort["settings"]) for v in (box, whole)]
+    assert features[0] == features[1]
+
+
 def test_a_stale_crop_fails_the_patient_not_the_cohort(cohort, tmp_path):
     settings = cohort["preprocess"]
     other = PreprocessSettings.from_config(load_study(cohort["root"]), register=False, zscore="roi")

@@ -203,14 +203,20 @@ def _up_to_date(npz_path: Path, input_hash: str, settings_key: str) -> dict | No
     return meta if same else None
 
 
-def _read_inputs(files: dict[str, str], readers: tuple[str, ...], folder: str | None = None):
-    """Both phases and every mask as float32; a failure names the file and its manifest column."""
+def _read_inputs(
+    files: dict[str, str],
+    readers: tuple[str, ...],
+    folder: str | None = None,
+    check_gzip: bool = True,
+):
+    """Both phases and every mask as float32; a failure names the file and its manifest column.
+    ``check_gzip``: see :func:`toolkit.imaging.io.read_volume`."""
     from toolkit.imaging.io import ImageReadError, read_volume
 
     images = {}
     for key in ("portal", "arterial", *(f"mask_{r}" for r in readers)):
         try:
-            images[key] = read_volume(files[key])
+            images[key] = read_volume(files[key], check_gzip=check_gzip)
         except ImageReadError as exc:
             reason = f"{_shown(exc.path, folder)} ({key}): {exc.problem}"
             raise PatientFailure("read", reason) from None
@@ -313,15 +319,20 @@ def _masks_on_grid(masks, source, grid, transform) -> dict[str, np.ndarray]:
     return out
 
 
-def _grid_and_masks(arterial, portal, mask_arrays, transform, settings):
-    """The crops' grid and every reader's mask moved onto it (see :func:`_masks_on_grid`)."""
+def _mask_frame(arterial, portal, transform, settings):
+    """(the image the masks were drawn on, the transform that moves them onto the grid)."""
     import SimpleITK as sitk
 
-    grid = _target_grid(portal, settings.spacing_mm)
     if settings.mask_phase == "arterial":
-        return grid, _masks_on_grid(mask_arrays, arterial, grid, transform)
-    identity = sitk.Transform(3, sitk.sitkIdentity)
-    return grid, _masks_on_grid(mask_arrays, portal, grid, identity)
+        return arterial, transform
+    return portal, sitk.Transform(3, sitk.sitkIdentity)
+
+
+def _grid_and_masks(arterial, portal, mask_arrays, transform, settings):
+    """The crops' grid and every reader's mask moved onto it (see :func:`_masks_on_grid`)."""
+    grid = _target_grid(portal, settings.spacing_mm)
+    source, moved = _mask_frame(arterial, portal, transform, settings)
+    return grid, _masks_on_grid(mask_arrays, source, grid, moved)
 
 
 def _phase_slice(image, grid, transform, k: int, fill: float) -> np.ndarray:
@@ -512,12 +523,15 @@ def _process(row, settings, out_dir: Path, threads, start) -> dict[str, Any]:
 @dataclass(frozen=True)
 class RegisteredVolumes:
     """One patient's volumes on the grid its crops were cut from (the portal grid, or that
-    grid resampled in-plane to ``spacing_mm``), as :func:`registered_volumes` rebuilds them.
+    grid resampled in-plane to ``spacing_mm``), as :func:`registered_volumes` rebuilds them:
+    the whole grid, or the box of it that holds every reader's mask (``offset``).
 
     arterial: the arterial phase registered onto the grid (the crop's transform, linear).
     portal: the portal phase on the grid.
     masks: reader -> the reader's binary mask (uint8) on the grid, primary reader first.
-    slice_index: reader -> the axial slice of that reader's crops (the largest ROI).
+    slice_index: reader -> the axial slice of that reader's crops (the largest ROI), as an
+        index of these volumes (the crop's ``slice_index`` less ``offset[2]``).
+    offset: the grid index (x, y, z) of these volumes' first voxel; (0, 0, 0) for the whole grid.
     """
 
     patient: str
@@ -525,6 +539,7 @@ class RegisteredVolumes:
     portal: Any  # SimpleITK.Image, float32
     masks: dict[str, Any]
     slice_index: dict[str, int]
+    offset: tuple[int, int, int] = (0, 0, 0)
 
     def phase(self, name: str) -> Any:
         return {"arterial": self.arterial, "portal": self.portal}[name]
@@ -540,8 +555,46 @@ def _crop_record(crop_path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]
     return meta, arrays
 
 
+def _mask_box(mask_arrays, source, grid, transform, margin) -> tuple[list[int], list[int]]:
+    """(size, index), x y z, of the box of ``grid`` outside which every mask drawn on
+    ``source`` is 0 once moved by ``transform`` (:func:`_masks_on_grid`), widened by
+    ``margin`` voxels and kept within the grid.
+
+    A grid voxel x gets the linear interpolation of the mask at T(x): non-zero only where
+    T(x) lies within one source voxel of a mask voxel, a box B of source indices. The grid
+    points that T maps into B are T^-1(B), the convex hull of its 8 corners' images (T is
+    affine), so their grid indices lie between the corners' extremes (one voxel more on
+    each side against rounding)."""
+    import itertools
+
+    union = np.logical_or.reduce([array > 0 for array in mask_arrays.values()])
+    low, high = [], []
+    for axes in ((0, 1), (0, 2), (1, 2)):  # x, y, z of the (z, y, x) array
+        where = np.flatnonzero(union.any(axis=axes))
+        low.append(int(where[0]) - 1)
+        high.append(int(where[-1]) + 1)
+    inverse = transform.GetInverse()
+    corners = np.asarray(
+        [
+            grid.TransformPhysicalPointToContinuousIndex(
+                inverse.TransformPoint(source.TransformContinuousIndexToPhysicalPoint(corner))
+            )
+            for corner in itertools.product(*zip(low, high, strict=True))
+        ]
+    )
+    size = grid.GetSize()
+    first = np.floor(corners.min(axis=0)).astype(int) - 1 - np.asarray(margin)
+    last = np.ceil(corners.max(axis=0)).astype(int) + 1 + np.asarray(margin)
+    first = np.clip(first, 0, np.asarray(size) - 1)
+    last = np.clip(last, 0, np.asarray(size) - 1)
+    return [int(b - a + 1) for a, b in zip(first, last, strict=True)], [int(a) for a in first]
+
+
 def registered_volumes(
-    row: dict, settings: PreprocessSettings, crop_path: str | os.PathLike[str]
+    row: dict,
+    settings: PreprocessSettings,
+    crop_path: str | os.PathLike[str],
+    margin: tuple[int, int, int] | None = None,
 ) -> RegisteredVolumes:
     """The volumes and masks that ``crop_path`` (a ``crops/<patient>.npz``) was cut from.
 
@@ -550,6 +603,12 @@ def registered_volumes(
     through the checks and the resampling of :func:`process_patient` (largest component,
     linear resampling thresholded at 0.5). Raises :class:`PatientFailure` when the crop
     was made from other input files or settings than ``row`` and ``settings`` name.
+
+    ``margin`` None: the whole grid. ``margin = (mx, my, mz)``: only the box of the grid that
+    holds every reader's mask widened by at least that many voxels (:func:`_mask_box`),
+    which spares resampling the rest: ITK computes each voxel of a box of the grid exactly
+    as it does on the whole grid (the same voxels, bit for bit; tests/imaging/
+    test_radiomics.py checks it), so the box is the whole volumes' region.
     """
     import SimpleITK as sitk
 
@@ -569,24 +628,39 @@ def registered_volumes(
         raise PatientFailure(
             "crops", f"{crop_path.name} was made from other images or settings; preprocess again"
         )
-    arterial, portal, masks = _read_inputs(files, readers, row.get("folder"))
+    # the files hash as those the crop was made from: their gzip streams passed then
+    arterial, portal, masks = _read_inputs(files, readers, row.get("folder"), check_gzip=False)
     mask_arrays, _ = _check_inputs(files, arterial, portal, masks, settings.mask_phase)
     transform = euler_transform(arrays["registration"], meta["registration"]["centre"])
-    grid, on_grid = _grid_and_masks(arterial, portal, mask_arrays, transform, settings)
-    art_fill = roi.border_value(sitk.GetArrayViewFromImage(arterial)[0])
-    por_fill = roi.border_value(sitk.GetArrayViewFromImage(portal)[0])
-    identity = sitk.Transform(3, sitk.sitkIdentity)
+    whole = _target_grid(portal, settings.spacing_mm)
+    source, moved = _mask_frame(arterial, portal, transform, settings)
+    size, index = list(whole.GetSize()), [0, 0, 0]
+    if margin is not None:
+        size, index = _mask_box(mask_arrays, source, whole, moved, margin)
+    grid = whole
+    if (size, index) != (list(whole.GetSize()), [0, 0, 0]):
+        grid = sitk.RegionOfInterest(whole, size, index)
+    on_grid = _masks_on_grid(mask_arrays, source, grid, moved)
     mask_images = {}
     for reader, array in on_grid.items():
         image = sitk.GetImageFromArray(array)
         image.CopyInformation(grid)
         mask_images[reader] = image
+    fills = [roi.border_value(sitk.GetArrayViewFromImage(v)[0]) for v in (arterial, portal)]
+    if whole is portal:  # the portal grid itself: its voxels as they are
+        portal_on_grid = grid
+    else:
+        identity = sitk.Transform(3, sitk.sitkIdentity)
+        portal_on_grid = _resample(portal, grid, identity, default=fills[1])
     return RegisteredVolumes(
         patient=str(row["patient"]),
-        arterial=_resample(arterial, grid, transform, default=art_fill),
-        portal=portal if grid is portal else _resample(portal, grid, identity, default=por_fill),
+        arterial=_resample(arterial, grid, transform, default=fills[0]),
+        portal=portal_on_grid,
         masks=mask_images,
-        slice_index={r: int(k) for r, k in zip(readers, arrays["slice_index"], strict=True)},
+        slice_index={
+            r: int(k) - index[2] for r, k in zip(readers, arrays["slice_index"], strict=True)
+        },
+        offset=(int(index[0]), int(index[1]), int(index[2])),
     )
 
 

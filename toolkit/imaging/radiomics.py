@@ -198,10 +198,13 @@ def crop_safe(params: Mapping[str, Any]) -> bool:
 SHAPE_CLASSES = ("shape", "shape2D")
 
 
+PADDING = (2, 2, 1)  # voxels (x, y, z) around a mask's bounding box in its cropped region
+
+
 def _region(volumes: Any, reader: str, mode: str, crop: bool) -> tuple[list[int], list[int]]:
     """(size, index) of the region to compute ``reader``'s features on, x, y, z: the whole
     volume ("3d") or the crops' slice ("2d"); with ``crop``, only the mask's bounding box
-    there, widened by 2 voxels in-plane and one slice (within the image)."""
+    there, widened by ``PADDING`` (2 voxels in-plane and one slice; within the image)."""
     import SimpleITK as sitk
 
     mask = volumes.masks[reader]
@@ -215,7 +218,7 @@ def _region(volumes: Any, reader: str, mode: str, crop: bool) -> tuple[list[int]
     if any(len(w) == 0 for w in where):
         return [size[0], size[1], z1 - z0], [0, 0, z0]  # empty: PyRadiomics says so itself
     low, high = [], []
-    for w, pad, start, n in zip(where, (2, 2, 1), (0, 0, z0), (size[0], size[1], z1), strict=True):
+    for w, pad, start, n in zip(where, PADDING, (0, 0, z0), (size[0], size[1], z1), strict=True):
         low.append(max(start + int(w[0]) - pad, start))
         high.append(min(start + int(w[-1]) + pad + 1, n))
     return [b - a for a, b in zip(low, high, strict=True)], low
@@ -270,7 +273,9 @@ def patient_features(
             import SimpleITK as sitk
 
             sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(threads))
-        volumes = registered_volumes(row, preprocess, crop_path)
+        crop = all(crop_safe(params) for params in settings.parameters.values())
+        # cropped anyway: only the box of the grid that holds the masks and their padding
+        volumes = registered_volumes(row, preprocess, crop_path, PADDING if crop else None)
         record["features"], record["warnings"] = volume_features(volumes, settings)
     except PatientFailure as exc:
         record.update(status="failed", stage=exc.stage, reason=exc.reason)

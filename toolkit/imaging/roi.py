@@ -37,15 +37,27 @@ def largest_component(mask: np.ndarray, name: str = "mask") -> Components:
     binary = np.asarray(mask) > 0
     if not binary.any():
         raise RoiError(f"{name} is empty (no voxel > 0)")
-    labels, n = ndimage.label(binary, structure=np.ones((3, 3, 3), bool))
+    # labelled within the mask's bounding box only (every component lies inside it, and
+    # C order inside the box is the whole array's, so the labels and the kept one are the same)
+    box = _bounding_box(binary)
+    labels, n = ndimage.label(binary[box], structure=np.ones((3, 3, 3), bool))
     if n == 1:
-        return Components(binary.astype(np.uint8), 1, int(binary.sum()), 0)
+        return Components(binary.astype(np.uint8), 1, int(np.count_nonzero(labels)), 0)
     sizes = np.bincount(labels.ravel())[1:]
     keep = int(np.argmax(sizes)) + 1
-    kept = labels == keep
-    return Components(
-        kept.astype(np.uint8), int(n), int(sizes[keep - 1]), int(sizes.sum() - sizes[keep - 1])
-    )
+    kept = np.zeros(binary.shape, np.uint8)
+    kept[box] = labels == keep
+    return Components(kept, int(n), int(sizes[keep - 1]), int(sizes.sum() - sizes[keep - 1]))
+
+
+def _bounding_box(binary: np.ndarray) -> tuple[slice, ...]:
+    """The smallest box (one slice per axis) that holds every True of a non-empty ``binary``."""
+    box = []
+    for axis in range(binary.ndim):
+        others = tuple(a for a in range(binary.ndim) if a != axis)
+        where = np.flatnonzero(binary.any(axis=others))
+        box.append(slice(int(where[0]), int(where[-1]) + 1))
+    return tuple(box)
 
 
 def largest_slice(mask: np.ndarray) -> int:
