@@ -161,3 +161,28 @@ def smoke_run(script: str, cwd: Path, out: Path, *flags: str):
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
+
+
+def cohort_crops(cohort: Path, out: Path, size: int):
+    """(arterial, portal, time, event, patients): the primary reader's ``size`` x ``size``
+    crops of a synthetic cohort (preprocessed into ``out``, unregistered, no QC) and its
+    overall survival, patients sorted."""
+    import pandas as pd
+
+    from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort
+
+    settings = PreprocessSettings(crop_size=size, register=False, qc=False)
+    summary = preprocess_cohort(
+        cohort / "manifest.csv", out, workers=0, progress=False, settings=settings
+    )
+    assert summary.n_ok == 8
+    clinical = pd.read_csv(cohort / "clinical.csv").set_index("patient")
+    patients = sorted(p.stem for p in out.glob("*.npz"))
+    crops = {"arterial": [], "portal": []}
+    for patient in patients:
+        with np.load(out / f"{patient}.npz") as data:
+            for phase, stack in crops.items():
+                stack.append(data[phase][0])
+    time = clinical.loc[patients, "os_months"].to_numpy()
+    event = clinical.loc[patients, "os_event"].to_numpy().astype(float)
+    return np.stack(crops["arterial"]), np.stack(crops["portal"]), time, event, patients

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from deep_helpers import cohort_crops
 
 from toolkit.deep import DenseNet121
 from toolkit.deep.cox_loss import cox_loss
@@ -23,7 +23,6 @@ from toolkit.deep.finetune import (
     inner_split,
     linear_predictor,
 )
-from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort
 
 SMALL = CoxNetwork(DenseNet121(blocks=(1, 1, 1, 1), growth_rate=8, stem_features=16))
 
@@ -32,21 +31,7 @@ SMALL = CoxNetwork(DenseNet121(blocks=(1, 1, 1, 1), growth_rate=8, stem_features
 def tiny_crops(tiny_cohort, tmp_path_factory):
     """The primary reader's 32 x 32 crops of the 8 patients and their overall survival."""
     out = tmp_path_factory.mktemp("crops32")
-    settings = PreprocessSettings(crop_size=32, register=False, qc=False)
-    summary = preprocess_cohort(
-        tiny_cohort / "manifest.csv", out, workers=0, progress=False, settings=settings
-    )
-    assert summary.n_ok == 8
-    clinical = pd.read_csv(tiny_cohort / "clinical.csv").set_index("patient")
-    patients = sorted(p.stem for p in out.glob("*.npz"))
-    crops = {"arterial": [], "portal": []}
-    for patient in patients:
-        with np.load(out / f"{patient}.npz") as data:
-            for phase, stack in crops.items():
-                stack.append(data[phase][0])
-    time = clinical.loc[patients, "os_months"].to_numpy()
-    event = clinical.loc[patients, "os_event"].to_numpy().astype(float)
-    return np.stack(crops["arterial"]), np.stack(crops["portal"]), time, event, patients
+    return cohort_crops(tiny_cohort, out, 32)
 
 
 def test_training_loss_falls_from_the_null_loss(tiny_crops):

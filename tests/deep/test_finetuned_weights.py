@@ -7,8 +7,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 import pytest
+from deep_helpers import cohort_crops
 
 from toolkit.artifacts import file_hash
 from toolkit.deep import DenseNet121
@@ -21,7 +21,6 @@ from toolkit.deep.weights import (
     read_finetuned,
     write_finetuned,
 )
-from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort
 
 WIDTH = {"blocks": (1, 1, 1, 1), "growth_rate": 8, "stem_features": 16}
 NETWORK = CoxNetwork(DenseNet121(**WIDTH))
@@ -32,21 +31,7 @@ SIZE = 64  # a 2 x 2 last feature map: a map, not one cell
 def tuned(tiny_cohort, tmp_path_factory):
     """(arterial, portal, FinetunedWeights) of a network fine-tuned for 6 steps."""
     out = tmp_path_factory.mktemp("crops64")
-    settings = PreprocessSettings(crop_size=SIZE, register=False, qc=False)
-    summary = preprocess_cohort(
-        tiny_cohort / "manifest.csv", out, workers=0, progress=False, settings=settings
-    )
-    assert summary.n_ok == 8
-    clinical = pd.read_csv(tiny_cohort / "clinical.csv").set_index("patient")
-    patients = sorted(p.stem for p in out.glob("*.npz"))
-    crops = {"arterial": [], "portal": []}
-    for patient in patients:
-        with np.load(out / f"{patient}.npz") as data:
-            for phase, stack in crops.items():
-                stack.append(data[phase][0])
-    arterial, portal = np.stack(crops["arterial"]), np.stack(crops["portal"])
-    time = clinical.loc[patients, "os_months"].to_numpy()
-    event = clinical.loc[patients, "os_event"].to_numpy().astype(float)
+    arterial, portal, time, event, _ = cohort_crops(tiny_cohort, out, SIZE)
     result = finetune(
         arterial,
         portal,

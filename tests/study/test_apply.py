@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from apply_helpers import cohort_frame, r_survfit
 
 from toolkit.study.apply import ApplyError, apply_model, check_weights, unseen_levels
 from toolkit.study.bundle import ModelBundle
@@ -119,31 +120,6 @@ def test_apply_equals_scoring_the_cohort_in_process(
     assert any("RANDOM weights: every output is labelled so" in line for line in lines)
 
 
-_SURVFIT = """
-function(train, newdata, variables, times) {
-    rhs <- paste(variables, collapse = " + ")
-    formula <- as.formula(paste("survival::Surv(time, event) ~", rhs))
-    fit <- survival::coxph(formula, data = train, ties = "efron")
-    s <- summary(survival::survfit(fit, newdata = newdata), times = times, extend = TRUE)
-    list(surv = s$surv, lower = s$lower, upper = s$upper, coef = unname(coef(fit)))
-}
-"""
-
-
-def _r_frame(model, rows, with_outcome: bool) -> pd.DataFrame:
-    """The model's variables as R takes them: factors with the training levels, numbers."""
-    columns = {}
-    for v in model.variables:
-        if v in model.levels:
-            columns[v] = pd.Categorical(rows[v].astype(str), categories=model.levels[v])
-        else:
-            columns[v] = rows[v].to_numpy(float)
-    if with_outcome:
-        columns["time"] = rows["time"].to_numpy(float)
-        columns["event"] = rows["event"].to_numpy(float)
-    return pd.DataFrame(columns)
-
-
 def test_predicted_survival_ci_equals_r_survfit_on_the_new_cohort(
     r, study_run, study_frame, new_cohort, applied
 ):
@@ -154,16 +130,15 @@ def test_predicted_survival_ci_equals_r_survfit_on_the_new_cohort(
     bundle = ModelBundle.load(study / "model")
     config, training, models = study_frame
     train = training[training["set"].isin(config.study.train_sets)]
-    new = _new_frame(study, new_cohort, outcome.predictions)
-    fn = r.r_function(_SURVFIT, ["survival"])
+    new = cohort_frame(bundle, new_cohort, outcome.predictions)
     times = np.asarray(bundle.horizons, dtype=float)
     for name in ("clinical", "integrated"):
         model = models[name]
-        ref = r.call(
-            fn,
-            _r_frame(model, train, True),
-            _r_frame(model, new, False),
-            np.asarray(model.variables),
+        ref = r_survfit(
+            r,
+            model,
+            train,
+            new,
             times,
             computation=f"survival::survfit.coxph of the {name} model on the new cohort",
         )
@@ -173,21 +148,6 @@ def test_predicted_survival_ci_equals_r_survfit_on_the_new_cohort(
             columns = [f"{name}_survival_{t:g}{suffix}" for t in bundle.horizons]
             ours = outcome.predictions[columns].to_numpy(float)
             np.testing.assert_allclose(ours, expected, rtol=0, atol=TOL_R)
-
-
-def _new_frame(study, cohort, predictions):
-    """The new cohort's model frame as apply scored it (its variables and signature)."""
-    from toolkit.config import prepare_cohort, read_clinical
-    from toolkit.imaging.manifest import read_manifest
-    from toolkit.study.apply import cohort_config
-
-    bundle = ModelBundle.load(study / "model")
-    config = cohort_config(bundle, "manifest.csv", "clinical.csv")
-    manifest = read_manifest(cohort / "manifest.csv", (config.imaging.primary_reader,))
-    frame = prepare_cohort(config, read_clinical(config, cohort, manifest)).frame
-    frame = frame.loc[predictions.index].copy()
-    frame["signature"] = predictions["signature"]
-    return frame
 
 
 def _cohort_copy(new_cohort, tmp_path, patients=None, edit=None):
@@ -299,7 +259,7 @@ def test_a_value_outside_the_training_range_is_a_warning_per_patient(
     study, _, _ = study_run
     outcome, _ = applied
     bundle = ModelBundle.load(study / "model")
-    frame = _new_frame(study, new_cohort, outcome.predictions)
+    frame = cohort_frame(ModelBundle.load(study / "model"), new_cohort, outcome.predictions)
     low, high = bundle.models["integrated"].ranges["signature"]
     frame.loc[frame.index[1], "signature"] = high + 1.0
     predictions, warnings = score(bundle, frame, ["SYNTHETIC"])

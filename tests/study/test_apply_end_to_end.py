@@ -15,6 +15,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from apply_helpers import cohort_frame, r_survfit
 from typer.testing import CliRunner
 
 from toolkit.cli import app
@@ -56,43 +57,6 @@ def _read_predictions(out) -> pd.DataFrame:
     )
 
 
-def _cohort_frame(bundle, cohort, predictions) -> pd.DataFrame:
-    """The cohort's model frame as the model's study.toml codes it, with apply's signature."""
-    from toolkit.config import prepare_cohort, read_clinical
-    from toolkit.imaging.manifest import read_manifest
-    from toolkit.study.apply import cohort_config
-
-    config = cohort_config(bundle, "manifest.csv", "clinical.csv")
-    manifest = read_manifest(cohort / "manifest.csv", (config.imaging.primary_reader,))
-    table = read_clinical(config, cohort, manifest)
-    frame = prepare_cohort(config, table, outcomes=True).frame.loc[predictions.index].copy()
-    frame["signature"] = predictions["signature"]
-    return frame
-
-
-_SURVFIT = """
-function(train, newdata, variables, times) {
-    formula <- as.formula(paste("survival::Surv(time, event) ~",
-                                paste(variables, collapse = " + ")))
-    fit <- survival::coxph(formula, data = train, ties = "efron")
-    s <- summary(survival::survfit(fit, newdata = newdata), times = times, extend = TRUE)
-    list(surv = s$surv, lower = s$lower, upper = s$upper, coef = unname(coef(fit)))
-}
-"""
-
-
-def _r_frame(model, rows, outcome: bool) -> pd.DataFrame:
-    columns = {
-        v: pd.Categorical(rows[v].astype(str), categories=model.levels[v])
-        if v in model.levels
-        else rows[v].to_numpy(float)
-        for v in model.variables
-    }
-    if outcome:
-        columns |= {"time": rows["time"].to_numpy(float), "event": rows["event"].to_numpy(float)}
-    return pd.DataFrame(columns)
-
-
 def test_sigkit_apply_predictions_equal_r_survfit(
     r, study_run, study_frame, second_cohort, applied
 ):
@@ -104,17 +68,16 @@ def test_sigkit_apply_predictions_equal_r_survfit(
     assert f"{N} patient(s) scored" in output
     config, training, models = study_frame
     train = training[training["set"].isin(config.study.train_sets)]
-    new = _cohort_frame(bundle, second_cohort, predictions)
-    fn = r.r_function(_SURVFIT, ["survival"])
+    new = cohort_frame(bundle, second_cohort, predictions, outcomes=True)
     times = np.asarray(bundle.horizons, dtype=float)
     worst = 0.0
     for name in ("clinical", "integrated"):  # predictions.csv's survival is the nomograms'
         model = models[name]
-        ref = r.call(
-            fn,
-            _r_frame(model, train, True),
-            _r_frame(model, new, False),
-            np.asarray(model.variables),
+        ref = r_survfit(
+            r,
+            model,
+            train,
+            new,
             times,
             computation=f"survival::survfit.coxph of the {name} model on the seed-7 cohort",
         )

@@ -256,15 +256,12 @@ def test_bundle_names_the_network_and_apply_scores_with_it(finetuned_study, tmp_
     for name in ("manifest.csv", "clinical.csv"):
         table = pd.read_csv(study / "cohort" / name, dtype=str)
         table[table["patient"].isin(chosen)].to_csv(cohort / name, index=False)
-    outcome = apply_model(
-        study / "model",
-        cohort,
-        tmp_path / "out",
-        weights="random",
-        workers=0,
-        report=False,
-        echo=lambda _: None,
-    )
+
+    def apply_to(out):
+        quiet = {"workers": 0, "report": False, "echo": lambda _: None}
+        return apply_model(study / "model", cohort, out, weights="random", **quiet)
+
+    outcome = apply_to(tmp_path / "out")
     predicted = outcome.predictions["signature"].loc[chosen].to_numpy()
     expected = scores.loc[chosen, "signature"].to_numpy()
     print(f"apply vs study signature: max |diff| {np.abs(predicted - expected).max():.3g}")
@@ -274,15 +271,7 @@ def test_bundle_names_the_network_and_apply_scores_with_it(finetuned_study, tmp_
     (study / "model" / entry["path"]).write_bytes(b"not the network")
     try:
         with pytest.raises(ValueError, match=r"finetuned\.safetensors"):
-            apply_model(
-                study / "model",
-                cohort,
-                tmp_path / "again",
-                weights="random",
-                workers=0,
-                report=False,
-                echo=lambda _: None,
-            )
+            apply_to(tmp_path / "again")
     finally:
         import shutil
 

@@ -31,7 +31,7 @@ import pandas as pd
 from toolkit.contracts import FeatureName
 from toolkit.report import formatting as fmt
 from toolkit.report.study import MODEL_LABELS, SET_LABELS, SETS, StudyResults
-from toolkit.report.study_tables import FEW_CENTRES, INTERNAL_METRICS, term_label
+from toolkit.report.study_tables import FEW_CENTRES, internal_validation_cells, term_label
 from toolkit.study.bundle import MODEL_CARD_FILE, ModelBundle
 
 SECTION = "sec-model-card"
@@ -357,20 +357,10 @@ def _internal(results: StudyResults) -> str:
     table = results.table("internal_validation")
     if record is None or table is None or table.empty:
         return "Not run: this study wrote no whole-procedure internal validation."
-    rows = []
-    for r in table.itertuples(index=False):
-        time = "" if pd.isna(r.horizon) else f"{float(r.horizon):g} {results.time_unit}"
-        rows.append(
-            [
-                MODEL_LABELS.get(r.model, r.model),
-                INTERNAL_METRICS.get(r.metric, r.metric),
-                time,
-                fmt.number(r.apparent),
-                fmt.number(r.optimism),
-                fmt.number(r.corrected),
-                str(int(r.n)),
-            ]
-        )
+    rows = [
+        [MODEL_LABELS.get(r.model, r.model), *internal_validation_cells(r, results.time_unit)]
+        for r in table.itertuples(index=False)
+    ]
     header = ["Model", "Statistic", "Time", "Apparent", "Optimism", "Optimism-corrected"]
     header.append("Resamples")
     return (

@@ -627,18 +627,22 @@ def internal_validation_table(results: StudyResults) -> str:
         groups.append(len(rows))
         rows.append([MODEL_LABELS.get(model, model)])
         for r in table[table["model"] == model].itertuples(index=False):
-            time = "" if pd.isna(r.horizon) else f"{float(r.horizon):g} {results.time_unit}"
-            rows.append(
-                [
-                    INTERNAL_METRICS.get(r.metric, r.metric),
-                    time,
-                    fmt.number(r.apparent),
-                    fmt.number(r.optimism),
-                    fmt.number(r.corrected),
-                    str(int(r.n)),
-                ]
-            )
+            rows.append(internal_validation_cells(r, results.time_unit))
     return fmt.html_table(header, rows, group_rows=groups)
+
+
+def internal_validation_cells(row: Any, time_unit: str) -> list[str]:
+    """One row of tables/internal_validation.parquet as shown: statistic, time, apparent,
+    optimism, optimism-corrected, resamples used."""
+    time = "" if pd.isna(row.horizon) else f"{float(row.horizon):g} {time_unit}"
+    return [
+        INTERNAL_METRICS.get(row.metric, row.metric),
+        time,
+        fmt.number(row.apparent),
+        fmt.number(row.optimism),
+        fmt.number(row.corrected),
+        str(int(row.n)),
+    ]
 
 
 def decision_summary_table(results: StudyResults) -> str:
