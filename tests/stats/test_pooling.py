@@ -1,10 +1,13 @@
-"""Rubin's rules against mice::pool on sigkit's own imputations of R's pbc and lung."""
+"""Rubin's rules against mice::pool and mice::pool.scalar on sigkit's imputations of pbc, lung."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from toolkit.stats import cox, pooling
 from toolkit.stats.imputation import fit_chained_equations
@@ -125,3 +128,79 @@ def test_pool_cox_equals_mice_pool_on_sigkits_imputations(r, dataset, frame_of, 
     ]:
         np.testing.assert_allclose(mine, ref[theirs], rtol=1e-8, err_msg=theirs)
     assert np.all(ours.between > 0)  # the imputations differ: the test pools real variation
+
+
+def _curve(cumhaz, std_err, times=(1.0, 2.0)):
+    cumhaz = np.asarray(cumhaz, dtype=float)
+    return SimpleNamespace(
+        times=np.asarray(times, dtype=float),
+        survival=np.exp(-cumhaz),
+        cumulative_hazard=cumhaz,
+        std_err=np.asarray(std_err, dtype=float),
+    )
+
+
+def test_pool_survival_by_hand_two_imputations():
+    """H = 1 and 2 with se(H) = 0.1 and 0.4 at t = 2; H = 0 in both at t = 1."""
+    pooled = pooling.pool_survival(
+        [_curve([[0.0, 1.0]], [[0.0, 0.1]]), _curve([[0.0, 2.0]], [[0.0, 0.4]])]
+    )
+    # Q = log 1, log 2; U = (0.1 / 1)^2, (0.4 / 2)^2 = 0.01, 0.04
+    log2 = np.log(2.0)
+    b = log2**2 / 2  # the variance of (0, log 2) on m - 1 = 1 df
+    t = 0.025 + 1.5 * b
+    df = 1 / (1.5 * b / t) ** 2
+    assert pooled.estimate[0, 1] == pytest.approx(log2 / 2, rel=1e-15)
+    assert pooled.within[0, 1] == pytest.approx(0.025, rel=1e-15)
+    assert pooled.between[0, 1] == pytest.approx(b, rel=1e-15)
+    assert pooled.total[0, 1] == pytest.approx(t, rel=1e-15)
+    assert pooled.df[0, 1] == pytest.approx(df, rel=1e-13)
+    assert pooled.survival[0, 1] == pytest.approx(np.exp(-np.sqrt(2.0)), rel=1e-15)
+    half = stats.t.ppf(0.975, df) * np.sqrt(t)
+    assert pooled.lower[0, 1] == pytest.approx(np.exp(-np.exp(log2 / 2 + half)), rel=1e-12)
+    assert pooled.upper[0, 1] == pytest.approx(np.exp(-np.exp(log2 / 2 - half)), rel=1e-12)
+    # before the first event: survival and limits 1, no Rubin quantities
+    assert (pooled.survival[0, 0], pooled.lower[0, 0], pooled.upper[0, 0]) == (1.0, 1.0, 1.0)
+    assert np.isnan(pooled.estimate[0, 0]) and np.isnan(pooled.df[0, 0])
+
+
+def test_pool_survival_refuses_mismatched_curves():
+    with pytest.raises(ValueError, match="at least 2 imputations"):
+        pooling.pool_survival([_curve([[1.0, 2.0]], [[0.1, 0.1]])])
+    with pytest.raises(ValueError, match=r"imputations \[2\]"):
+        pooling.pool_survival(
+            [_curve([[1.0, 2.0]], [[0.1, 0.1]]), _curve([[1.0, 2.0]], [[0.1, 0.1]], (1.0, 3.0))]
+        )
+    with pytest.raises(ValueError, match=r"row 0, time 1\.0"):
+        pooling.pool_survival(
+            [_curve([[0.0, 2.0]], [[0.0, 0.1]]), _curve([[1.0, 2.0]], [[0.1, 0.1]])]
+        )
+
+
+def test_pool_survival_equals_mice_pool_scalar_on_survfit_of_pbc_imputations(r):
+    """sigkit imputes pbc (m = 10); R fits coxph on each completed set, takes survfit at
+    six patients' covariates and pools log(cumhaz) cell by cell with mice::pool.scalar."""
+    from toolkit.rbridge.imputation import pool_survfit
+
+    frame, time, event = _pbc_frame(r.dataset("pbc"))
+    imputed = fit_chained_equations(frame, time, event, m=10, seed=2026)
+    designs = np.stack([_pbc_design(c) for c in imputed.completed])
+    newdata = designs[0, [0, 5, 40, 100, 200, 300]]
+    times = np.array([365.0, 1000.0, 2000.0, 3000.0, 4000.0])
+    curves = [cox.fit(x, time, event).predict_survival_ci(newdata, times) for x in designs]
+    ours = pooling.pool_survival(curves)
+    ref = pool_survfit(designs, time, event, newdata, times)
+    for mine, theirs in [
+        (ours.estimate, "qbar"),
+        (ours.within, "ubar"),
+        (ours.between, "b"),
+        (ours.total, "t"),
+        (ours.df, "df"),
+    ]:
+        np.testing.assert_allclose(mine, ref[theirs], rtol=1e-8, err_msg=theirs)
+    np.testing.assert_allclose(ours.survival, np.exp(-np.exp(ref["qbar"])), rtol=1e-8)
+    half = stats.t.ppf(0.975, ref["df"]) * np.sqrt(ref["t"])
+    np.testing.assert_allclose(ours.lower, np.exp(-np.exp(ref["qbar"] + half)), rtol=1e-8)
+    np.testing.assert_allclose(ours.upper, np.exp(-np.exp(ref["qbar"] - half)), rtol=1e-8)
+    assert np.all(ours.between > 0)  # the imputations differ: real between-imputation variance
+    assert np.all((ours.lower < ours.survival) & (ours.survival < ours.upper))

@@ -27,6 +27,32 @@ function(x, n, m, time, event, ties) {
 }
 """
 
+_POOL_SURVFIT = """
+function(x, n, m, time, event, newx, times) {
+  p <- ncol(x)
+  names <- paste0("x", seq_len(p))
+  k <- nrow(newx)
+  newdata <- as.data.frame(newx)
+  colnames(newdata) <- names
+  cells <- lapply(seq_len(m), function(j) {
+    d <- as.data.frame(x[((j - 1) * n + 1):(j * n), , drop = FALSE])
+    colnames(d) <- names
+    d$time <- time
+    d$event <- event
+    fit <- survival::coxph(survival::Surv(time, event) ~ ., data = d, ties = "efron")
+    s <- summary(survival::survfit(fit, newdata = newdata), times = times, extend = TRUE)
+    # summary's std.err is on the survival scale: std.err / surv is the SE of H
+    list(q = log(s$cumhaz), u = (s$std.err / s$surv / s$cumhaz)^2)
+  })
+  q <- sapply(cells, function(c) as.vector(c$q))
+  u <- sapply(cells, function(c) as.vector(c$u))
+  pooled <- lapply(seq_len(nrow(q)), function(i) mice::pool.scalar(q[i, ], u[i, ]))
+  list(qbar = sapply(pooled, `[[`, "qbar"), ubar = sapply(pooled, `[[`, "ubar"),
+       b = sapply(pooled, `[[`, "b"), t = sapply(pooled, `[[`, "t"),
+       df = sapply(pooled, `[[`, "df"), rows = k, times = length(times))
+}
+"""
+
 _CUMHAZ = """
 function(time, event) {
   f <- survival::survfit(survival::Surv(time, event) ~ 1)
@@ -38,6 +64,11 @@ function(time, event) {
 @functools.cache
 def _pool_coxph():
     return r_function(_POOL_COXPH, ["survival", "mice"])
+
+
+@functools.cache
+def _pool_survfit():
+    return r_function(_POOL_SURVFIT, ["survival", "mice"])
 
 
 @functools.cache
@@ -66,6 +97,39 @@ def pool_coxph(
         ties,
         computation="mice::pool of survival::coxph fits",
     )
+
+
+def pool_survfit(
+    completed: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    newdata: np.ndarray,
+    times: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Per cell of ``survfit(coxph(completed[j]), newdata)`` at ``times``, ``mice::pool.scalar``
+    of Q = log(cumhaz) with U = (se(cumhaz) / cumhaz)^2 over the m designs (m x n x p).
+
+    Returns qbar, ubar, b, t and df, each (rows of ``newdata``, times).
+    """
+    x = np.asarray(completed, dtype=float)
+    m, n, p = x.shape
+    new = np.asarray(newdata, dtype=float).reshape(-1, p)
+    ref = call(
+        _pool_survfit(),
+        x.reshape(m * n, p),
+        int(n),
+        int(m),
+        np.asarray(time, dtype=float),
+        np.asarray(event, dtype=float),
+        new,
+        np.asarray(times, dtype=float),
+        computation="mice::pool.scalar of survival::survfit(coxph) curves",
+    )
+    # survfit's summary is times x curves, flattened column by column: curve-major
+    shape = (len(new), len(np.asarray(times)))
+    return {
+        k: np.asarray(ref[k], dtype=float).reshape(shape) for k in ("qbar", "ubar", "b", "t", "df")
+    }
 
 
 def nelson_aalen(time: np.ndarray, event: np.ndarray) -> dict[str, Any]:
