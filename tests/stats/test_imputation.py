@@ -3,11 +3,13 @@ part in the models (White and Royston 2009), and new rows imputed by the trainin
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit.stats.imputation import fit_chained_equations, nelson_aalen
+from toolkit.stats.imputation import ChainedImputation, fit_chained_equations, nelson_aalen
 
 
 def _cohort(n: int = 160, seed: int = 1):
@@ -159,3 +161,56 @@ def test_an_absent_level_and_a_collinear_column_do_not_break_the_models():
         assert not completed.isna().any().any()
         assert set(completed["stage"]) <= {"I", "II", "III"}
         assert completed.loc[frame["x1"].isna(), "x1"].isin(set(frame["x1"].dropna())).all()
+
+
+def test_an_imputation_without_the_outcome_imputes_new_rows_from_covariates_alone():
+    """outcome=False: the deployment imputer, for patients whose outcome is not known."""
+    frame, full, time, event = _cohort(n=200, seed=8)
+    train, new = frame.iloc[:140], frame.iloc[140:].copy()
+    imputed = fit_chained_equations(train, m=4, iterations=4, seed=2, outcome=False)
+    assert not imputed.outcome and imputed.m == 4
+    for chain in imputed.models:
+        for model in chain.values():
+            assert "event" not in model.predictors and "cumulative_hazard" not in model.predictors
+            assert len(model.coef) == len(model.predictors) + 1
+    completed = imputed.transform(new)
+    for c in completed:
+        assert not c.isna().any().any()
+        gone = new["x1"].isna()
+        assert c.loc[gone, "x1"].isin(set(train["x1"].dropna())).all()
+    # the covariates alone still carry x1 (x2 ~ x1): better than random training donors
+    gone = new["x1"].isna() & new["x2"].notna()
+    error = np.mean(
+        [np.abs(c.loc[gone, "x1"] - full.loc[gone[gone].index, "x1"]).mean() for c in completed]
+    )
+    assert error < 0.6
+    with pytest.raises(ValueError, match="without the outcome"):
+        imputed.transform(new, time[140:], event[140:])
+    with_outcome = fit_chained_equations(train, time[:140], event[:140], m=2, seed=2)
+    with pytest.raises(ValueError, match="needs the new rows' time and event"):
+        with_outcome.transform(new)
+    with pytest.raises(ValueError, match="give time and event"):
+        fit_chained_equations(train, m=2)
+    with pytest.raises(ValueError, match="give no outcome"):
+        fit_chained_equations(train, time[:140], event[:140], m=2, outcome=False)
+
+
+@pytest.mark.parametrize("outcome", [True, False])
+def test_the_json_round_trip_imputes_new_rows_identically(outcome):
+    frame, _, time, event = _cohort(n=200, seed=9)
+    train, new = frame.iloc[:140], frame.iloc[140:].copy()
+    given = (time[:140], event[:140]) if outcome else ()
+    imputed = fit_chained_equations(train, *given, m=3, iterations=3, seed=5, outcome=outcome)
+    text = json.dumps(imputed.to_json())
+    back = ChainedImputation.from_json(json.loads(text))
+    assert back.completed == () and back.m == 3 and back.outcome is outcome
+    assert back.levels == imputed.levels and back.n_missing == imputed.n_missing
+    new_outcome = (time[140:], event[140:]) if outcome else ()
+    for a, b in zip(
+        imputed.transform(new, *new_outcome), back.transform(new, *new_outcome), strict=True
+    ):
+        pd.testing.assert_frame_equal(a, b)
+    broken = json.loads(text)
+    del broken["models"][1]["x2"]
+    with pytest.raises(ValueError, match="imputation 2: x2"):
+        ChainedImputation.from_json(broken)

@@ -113,18 +113,20 @@ class ChainedImputation:
     iterations: int
     donors: int
     seed: int
+    outcome: bool = True
 
     @property
     def m(self) -> int:
-        return len(self.completed)
+        return len(self.models)
 
-    def transform(self, frame: pd.DataFrame, time, event) -> tuple[pd.DataFrame, ...]:
-        """The ``m`` completions of new rows by the training models (module docstring)."""
+    def transform(self, frame: pd.DataFrame, time=None, event=None) -> tuple[pd.DataFrame, ...]:
+        """The ``m`` completions of new rows by the training models (module docstring).
+
+        An imputation fitted with the outcome needs the new rows' ``time`` and ``event``;
+        one fitted with ``outcome=False`` takes neither.
+        """
         codes = _encode(frame, self.variables, self.levels)
-        time, event = check_survival(
-            time, event, names=["time", "event"], require_events=False, rows=frame
-        )
-        hazard = _step(self.hazard_times, self.hazard_values, time)
+        event, hazard = self._outcome_columns(frame, time, event)
         missing = np.isnan(codes)
         out = []
         streams = np.random.SeedSequence([self.seed, 1]).spawn(self.m)
@@ -149,16 +151,110 @@ class ChainedImputation:
             out.append(_decode(values, frame, self.variables, self.levels))
         return tuple(out)
 
+    def _outcome_columns(self, frame, time, event) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The event and training Nelson-Aalen hazard of the new rows, or (None, None)."""
+        given = time is not None or event is not None
+        if not self.outcome:
+            if given:
+                raise ValueError(
+                    "this imputation was fitted without the outcome (outcome=False): "
+                    "it imputes from the covariates alone and takes no time or event"
+                )
+            return None, None
+        if time is None or event is None:
+            raise ValueError(
+                "this imputation was fitted with the outcome: it needs the new rows' time "
+                "and event (fit with outcome=False to impute rows without an outcome)"
+            )
+        time, event = check_survival(
+            time, event, names=["time", "event"], require_events=False, rows=frame
+        )
+        return event, _step(self.hazard_times, self.hazard_values, time)
+
+    def to_json(self) -> dict:
+        """The imputation models as plain JSON values, for :meth:`from_json`.
+
+        The completed training tables are not kept, but the PMM donors are: each model's
+        ``donor_values`` are the training patients' observed values of its variable
+        (without identifiers) and ``donor_means`` their predicted means, since matching
+        new rows needs them. Whoever receives the JSON receives those values.
+        """
+        return {
+            "variables": list(self.variables),
+            "levels": {v: None if lv is None else list(lv) for v, lv in self.levels.items()},
+            "n_missing": dict(self.n_missing),
+            "hazard_times": self.hazard_times.tolist(),
+            "hazard_values": self.hazard_values.tolist(),
+            "iterations": self.iterations,
+            "donors": self.donors,
+            "seed": self.seed,
+            "outcome": self.outcome,
+            "models": [
+                {
+                    name: {
+                        "predictors": list(model.predictors),
+                        "coef": model.coef.tolist(),
+                        "draw": model.draw.tolist(),
+                        "donor_values": model.donor_values.tolist(),
+                        "donor_means": model.donor_means.tolist(),
+                    }
+                    for name, model in chain.items()
+                }
+                for chain in self.models
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> ChainedImputation:
+        """The imputation of :meth:`to_json` (``completed`` empty: the training tables are
+        not stored); ``transform`` gives the same completions as the original."""
+        variables = tuple(data["variables"])
+        models = tuple(
+            {
+                name: PmmModel(
+                    variable=name,
+                    predictors=tuple(model["predictors"]),
+                    coef=np.asarray(model["coef"], dtype=float),
+                    draw=np.asarray(model["draw"], dtype=float),
+                    donor_values=np.asarray(model["donor_values"], dtype=float),
+                    donor_means=np.asarray(model["donor_means"], dtype=float),
+                )
+                for name, model in chain.items()
+            }
+            for chain in data["models"]
+        )
+        absent = [
+            f"imputation {j + 1}: {listed([v for v in variables if v not in chain])}"
+            for j, chain in enumerate(models)
+            if set(chain) != set(variables)
+        ]
+        if absent:
+            raise ValueError(f"imputation models missing for {'; '.join(absent)}")
+        return cls(
+            variables=variables,
+            levels={v: None if lv is None else tuple(lv) for v, lv in data["levels"].items()},
+            completed=(),
+            models=models,
+            n_missing={v: int(n) for v, n in data["n_missing"].items()},
+            hazard_times=np.asarray(data["hazard_times"], dtype=float),
+            hazard_values=np.asarray(data["hazard_values"], dtype=float),
+            iterations=int(data["iterations"]),
+            donors=int(data["donors"]),
+            seed=int(data["seed"]),
+            outcome=bool(data["outcome"]),
+        )
+
 
 def fit_chained_equations(
     frame: pd.DataFrame,
-    time,
-    event,
+    time=None,
+    event=None,
     *,
     m: int = 20,
     iterations: int = 10,
     donors: int = DONORS,
     seed: int = 0,
+    outcome: bool = True,
 ) -> ChainedImputation:
     """Impute the training table ``frame`` ``m`` times by chained equations with PMM.
 
@@ -172,6 +268,11 @@ def fit_chained_equations(
     m, iterations, donors, seed
         Imputations, iterations of each chain, PMM donors, and the seed of the numpy
         ``Generator`` of each chain (``SeedSequence(seed).spawn(m)``).
+    outcome
+        Whether the outcome enters the imputation models (the default, as White and
+        Royston advise for the analysis). ``False`` imputes from the covariates alone
+        (``time`` and ``event`` not given): the imputer a deployed model needs, since a
+        new patient's outcome is not known when the model is applied.
 
     Raises
     ------
@@ -186,13 +287,11 @@ def fit_chained_equations(
     variables = tuple(str(c) for c in frame.columns)
     levels = _levels(frame)
     codes = _encode(frame, variables, levels)
-    time, event = check_survival(time, event, names=["time", "event"], rows=frame)
     missing = np.isnan(codes)
     empty = [v for v, k in zip(variables, missing.all(axis=0), strict=True) if k]
     if empty:
         raise ValueError(f"no observed value of {listed(empty)}: it cannot be imputed")
-    hazard_times, hazard_values = nelson_aalen(time, event)
-    hazard = _step(hazard_times, hazard_values, time)
+    event, hazard, (hazard_times, hazard_values) = _training_outcome(frame, time, event, outcome)
     completed, models = [], []
     for stream in np.random.SeedSequence(seed).spawn(m):
         rng = np.random.default_rng(stream)
@@ -204,7 +303,9 @@ def fit_chained_equations(
             chain = {}
             for k, name in enumerate(variables):
                 x = _design(values, k, variables, levels, event, hazard)
-                chain[name] = _fit(name, x, values[:, k], ~missing[:, k], variables, levels, k, rng)
+                chain[name] = _fit(
+                    name, x, values[:, k], ~missing[:, k], variables, levels, k, rng, outcome
+                )
                 if missing[:, k].any():
                     model = chain[name]
                     values[missing[:, k], k] = _match(
@@ -227,7 +328,22 @@ def fit_chained_equations(
         iterations=iterations,
         donors=donors,
         seed=seed,
+        outcome=outcome,
     )
+
+
+def _training_outcome(frame, time, event, outcome: bool):
+    """The training event and Nelson-Aalen hazard columns and step function, or Nones and
+    an empty step function for an imputation without the outcome."""
+    if not outcome:
+        if time is not None or event is not None:
+            raise ValueError("outcome=False imputes from the covariates alone: give no outcome")
+        return None, None, (np.empty(0), np.empty(0))
+    if time is None or event is None:
+        raise ValueError("the outcome enters the imputation: give time and event")
+    time, event = check_survival(time, event, names=["time", "event"], rows=frame)
+    hazard_times, hazard_values = nelson_aalen(time, event)
+    return event, _step(hazard_times, hazard_values, time), (hazard_times, hazard_values)
 
 
 def nelson_aalen(time, event) -> tuple[np.ndarray, np.ndarray]:
@@ -308,7 +424,8 @@ def _decode(
 
 
 def _design(values, k, variables, levels, event, hazard) -> np.ndarray:
-    """Intercept, the other variables (categoricals as indicators), event, H(t)."""
+    """Intercept, the other variables (categoricals as indicators), event, H(t) (these two
+    left out when ``event`` is None: an imputation without the outcome)."""
     columns = [np.ones(len(values))]
     for j, name in enumerate(variables):
         if j == k:
@@ -317,18 +434,20 @@ def _design(values, k, variables, levels, event, hazard) -> np.ndarray:
             columns.append(values[:, j])
         else:
             columns += [(values[:, j] == c).astype(float) for c in range(1, len(levels[name]))]
+    if event is None:
+        return np.column_stack(columns)
     return np.column_stack([*columns, event, hazard])
 
 
-def _predictor_names(variables, levels, k) -> tuple[str, ...]:
+def _predictor_names(variables, levels, k, outcome: bool) -> tuple[str, ...]:
     names = []
     for j, name in enumerate(variables):
         if j != k:
             names += [name] if levels[name] is None else [f"{name}{lv}" for lv in levels[name][1:]]
-    return (*names, "event", "cumulative_hazard")
+    return (*names, "event", "cumulative_hazard") if outcome else tuple(names)
 
 
-def _fit(name, x, y, observed, variables, levels, k, rng) -> PmmModel:
+def _fit(name, x, y, observed, variables, levels, k, rng, outcome: bool) -> PmmModel:
     """Least squares and the posterior draw of ``.norm.draw`` on the observed rows.
 
     Predictors constant on those rows (an indicator of a level no observed row has)
@@ -354,7 +473,7 @@ def _fit(name, x, y, observed, variables, levels, k, rng) -> PmmModel:
     draw[used] = coef_used + sigma * root @ rng.standard_normal(len(coef_used))
     return PmmModel(
         variable=name,
-        predictors=_predictor_names(variables, levels, k),
+        predictors=_predictor_names(variables, levels, k, outcome),
         coef=coef,
         draw=draw,
         donor_values=yo.copy(),
