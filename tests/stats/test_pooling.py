@@ -190,14 +190,9 @@ def test_pool_survival_equals_mice_pool_scalar_on_survfit_of_pbc_imputations(r):
     curves = [cox.fit(x, time, event).predict_survival_ci(newdata, times) for x in designs]
     ours = pooling.pool_survival(curves)
     ref = pool_survfit(designs, time, event, newdata, times)
-    for mine, theirs in [
-        (ours.estimate, "qbar"),
-        (ours.within, "ubar"),
-        (ours.between, "b"),
-        (ours.total, "t"),
-        (ours.df, "df"),
-    ]:
-        np.testing.assert_allclose(mine, ref[theirs], rtol=1e-8, err_msg=theirs)
+    rubin = {"estimate": "qbar", "within": "ubar", "between": "b", "total": "t", "df": "df"}
+    for mine, theirs in rubin.items():
+        np.testing.assert_allclose(getattr(ours, mine), ref[theirs], rtol=1e-8, err_msg=theirs)
     np.testing.assert_allclose(ours.survival, np.exp(-np.exp(ref["qbar"])), rtol=1e-8)
     half = stats.t.ppf(0.975, ref["df"]) * np.sqrt(ref["t"])
     np.testing.assert_allclose(ours.lower, np.exp(-np.exp(ref["qbar"] + half)), rtol=1e-8)

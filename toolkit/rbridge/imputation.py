@@ -76,6 +76,19 @@ def _cumhaz():
     return r_function(_CUMHAZ, ["survival"])
 
 
+def _stacked(completed, time, event) -> tuple:
+    """The m designs (m x n x p) stacked as R's functions take them: x, n, m, time, event."""
+    x = np.asarray(completed, dtype=float)
+    m, n, p = x.shape
+    return (
+        x.reshape(m * n, p),
+        int(n),
+        int(m),
+        np.asarray(time, dtype=float),
+        np.asarray(event, dtype=float),
+    )
+
+
 def pool_coxph(
     completed: np.ndarray, time: np.ndarray, event: np.ndarray, *, ties: str = "efron"
 ) -> dict[str, Any]:
@@ -85,15 +98,9 @@ def pool_coxph(
     lambda, fmi), ``summary(pool)``'s std_error, statistic and p_value, and each fit's
     coefficients (coef, m x p).
     """
-    x = np.asarray(completed, dtype=float)
-    m, n, p = x.shape
     return call(
         _pool_coxph(),
-        x.reshape(m * n, p),
-        int(n),
-        int(m),
-        np.asarray(time, dtype=float),
-        np.asarray(event, dtype=float),
+        *_stacked(completed, time, event),
         ties,
         computation="mice::pool of survival::coxph fits",
     )
@@ -111,16 +118,10 @@ def pool_survfit(
 
     Returns qbar, ubar, b, t and df, each (rows of ``newdata``, times).
     """
-    x = np.asarray(completed, dtype=float)
-    m, n, p = x.shape
-    new = np.asarray(newdata, dtype=float).reshape(-1, p)
+    new = np.asarray(newdata, dtype=float).reshape(-1, np.shape(completed)[2])
     ref = call(
         _pool_survfit(),
-        x.reshape(m * n, p),
-        int(n),
-        int(m),
-        np.asarray(time, dtype=float),
-        np.asarray(event, dtype=float),
+        *_stacked(completed, time, event),
         new,
         np.asarray(times, dtype=float),
         computation="mice::pool.scalar of survival::survfit(coxph) curves",
