@@ -824,7 +824,7 @@ def _prepare(config: StudyConfig, table: pd.DataFrame, problems: list[str]) -> C
 
 
 def prepare_cohort(
-    config: StudyConfig, table: pd.DataFrame, outcomes: bool = False
+    config: StudyConfig, table: pd.DataFrame, outcomes: bool = False, keep_missing: bool = False
 ) -> ClinicalData:
     """A new cohort's clinical table for a locked model (``sigkit apply``).
 
@@ -832,11 +832,12 @@ def prepare_cohort(
     converted as :func:`prepare_clinical` converts it (levels checked against study.toml,
     numbers categorised at its cutoffs); with ``outcomes``, the outcome columns too.
     Unlike :func:`prepare_clinical` nothing is fitted, so there is no set, event or
-    horizon check, and a missing value is never imputed (a locked model does not carry
-    the training values an imputation would need): with ``validation.missing = "error"``
-    the patient is refused, otherwise excluded and listed in ``exclusions``. Every
-    problem is raised at once in a :class:`StudyInputError`, naming the column and the
-    patients.
+    horizon check, and a missing value is never imputed here: with ``keep_missing`` (a
+    model bundle that carries its imputation, ``study.bundle.ModelBundle.complete``) the
+    patient is kept with the value missing, for the model to impute; otherwise, with
+    ``validation.missing = "error"`` the patient is refused, else excluded and listed in
+    ``exclusions``. Every problem is raised at once in a :class:`StudyInputError`,
+    naming the column and the patients.
     """
     problems: list[str] = []
     names = [v.name for v in config.variables if v.name in table.columns]
@@ -847,6 +848,8 @@ def prepare_cohort(
         if variable.name in table.columns:
             frame[variable.name] = _categorise(variable, table[variable.name], config, problems)
     missing = table[names].isna()
+    if keep_missing:
+        missing[:] = False
     problems += _missing_refused(config, missing)
     _raise_any(problems)
     rows = missing.any(axis=1).to_numpy()

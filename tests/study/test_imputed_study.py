@@ -78,9 +78,7 @@ def test_models_json_is_study_models_of_the_runs_completed_sets(imputed_run):
     pooled = pd.read_parquet(study / "results" / "tables" / "pooled_estimates.parquet")
     integrated = pooled[pooled["model"] == "integrated"]
     np.testing.assert_allclose(integrated["se"], direct.models["integrated"].se, atol=1e-12)
-    # no locked bundle under imputation; the complete-case run's is removed, not left stale
-    assert not (study / "model").exists()
-    assert any("no model bundle under multiple imputation" in line for line in lines)
+    _assert_bundle_is_the_pooled_models(study, direct, frames, config)
     counts = pd.read_parquet(study / "results" / "tables" / "majority_selection.parquet")
     assert counts["clinical"].max() <= M and set(counts["m"]) == {M}
 
@@ -123,3 +121,26 @@ def test_the_report_lists_the_missing_values_and_the_methods_say_what_was_done(
     for r in table[table["n_missing"] > 0].itertuples():
         assert [r.variable, r.set, f"{r.n_missing} of {r.n}"] in cells
     assert f"({M} imputations" in page and "averaged over the imputations" in page
+
+
+def _assert_bundle_is_the_pooled_models(study, direct, frames, config):
+    """The locked bundle holds the pooled models, each imputation's own fit on completed
+    training set j and the covariate-only imputer; no stale file of the earlier run."""
+    from toolkit.stats.pooling import pool_cox
+    from toolkit.study.bundle import ModelBundle, PooledCox
+    from toolkit.study.nomograms import refit
+
+    bundle = ModelBundle.load(study / "model")
+    assert bundle.imputation is not None and not bundle.imputation.outcome
+    assert bundle.imputation.m == M
+    assert set(bundle.imputation.variables) == {*bundle.variables, "signature"}
+    trains = [f[f["set"].isin(config.study.train_sets)] for f in frames]
+    for name, model in direct.models.items():
+        locked = bundle.models[name]
+        assert isinstance(locked, PooledCox) and locked.m == M
+        assert locked.model.coef == model.coef
+        fits = [refit(model, train) for train in trains]
+        for fit, own in zip(fits, locked.fits, strict=True):
+            np.testing.assert_array_equal(own.model.coef, fit.coef)
+            np.testing.assert_array_equal(own.covariance, fit.variance)
+        np.testing.assert_array_equal(pool_cox(fits).estimate, model.coef)

@@ -272,6 +272,9 @@ def updating_table(results: ApplyResults) -> str:
             notes.append(f"{LABELS[m]}: {updating['note']}")
             continue
         for method, entry in updating.items():
+            if "calibration_slope" not in entry:  # not computed: its note says why
+                notes.append(f"{LABELS[m]}, {METHOD_LABELS[method]}: {entry['note']}")
+                continue
             s = entry["calibration_slope"]
             for h, cells in entry["horizons"].items():
                 rows.append(

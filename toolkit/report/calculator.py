@@ -10,7 +10,11 @@ Survival and its 95% CI, given the study's model bundle (``STUDY_DIR/model/``,
 ``BundledCox.predict`` computes (``survfit(fit, newdata)``, log CI, survival 3.5-3)
 from the terms :meth:`BundledCox.survival_terms` evaluates at the horizons and
 embeds (design terms, coefficients, means, covariance, the baseline hazard's curve
-terms, the normal quantile); the formula is in that method's docstring. An entered
+terms, the normal quantile); the formula is in that method's docstring. A bundle made
+under multiple imputation gives each model's ``m`` per-imputation fits
+(:func:`pooled_terms`), and the page pools their predictions as
+``PooledCox.predict`` does (Rubin's rules on log H, a t quantile at the Barnard-Rubin
+df, computed in the page; log-log limits). An entered
 numeric value outside the bundle's training range is named in a warning, and the page
 says which bundle (model.json's SHA-256) it computes. Without a bundle (a run before
 the bundle stage) the survival is the nomogram's ``baseline_survival ** exp(lp -
@@ -30,7 +34,8 @@ from dataclasses import replace
 from typing import Any
 
 from toolkit.contracts import NomogramSpec
-from toolkit.study.bundle import ModelBundle
+from toolkit.stats.wald import quantile
+from toolkit.study.bundle import CONF_INT, ModelBundle, PooledCox
 
 _SCRIPT = r"""
 (function () {
@@ -76,7 +81,87 @@ _SCRIPT = r"""
       var lower = Math.exp(logS - pred.z * se);
       var upper = Math.min(Math.exp(logS + pred.z * se), 1);
       if (at.time < pred.first_time) { lower = 1; upper = 1; }
-      return {time: at.time, survival: s, lower: lower, upper: upper};
+      return {time: at.time, survival: s, lower: lower, upper: upper, se: se};
+    });
+  }
+  // Student's t quantile, for the pooled CI's Barnard-Rubin df: Newton's method on the
+  // tail (the regularized incomplete beta, Lentz's continued fraction) below 1000 df,
+  // the Cornish-Fisher expansion (Abramowitz and Stegun 26.7.5) above; z is the normal
+  // quantile of the same probability
+  var LANCZOS = [0.99999999999980993, 676.5203681218851, -1259.1392167224028,
+    771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012,
+    9.9843695780195716e-6, 1.5056327351493116e-7];
+  function logGamma(x) {
+    if (x < 0.5) { return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x); }
+    x -= 1;
+    var a = LANCZOS[0], t = x + 7.5;
+    for (var i = 1; i < 9; i++) { a += LANCZOS[i] / (x + i); }
+    return 0.5 * Math.log(2 * Math.PI) + (x + 0.5) * Math.log(t) - t + Math.log(a);
+  }
+  function tiny(v) { return Math.abs(v) < 1e-300 ? 1e-300 : v; }
+  function betaFraction(a, b, x) {
+    var c = 1, d = 1 / tiny(1 - (a + b) * x / (a + 1)), h = d;
+    for (var m = 1; m <= 10000; m++) {
+      var aa = m * (b - m) * x / ((a - 1 + 2 * m) * (a + 2 * m));
+      d = 1 / tiny(1 + aa * d); c = tiny(1 + aa / c); h *= d * c;
+      aa = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 1 + 2 * m));
+      d = 1 / tiny(1 + aa * d); c = tiny(1 + aa / c);
+      var step = d * c;
+      h *= step;
+      if (Math.abs(step - 1) < 1e-16) { break; }
+    }
+    return h;
+  }
+  function incompleteBeta(x, a, b) {
+    if (x <= 0) { return 0; }
+    if (x >= 1) { return 1; }
+    var front = Math.exp(logGamma(a + b) - logGamma(a) - logGamma(b) +
+      a * Math.log(x) + b * Math.log(1 - x));
+    if (x < (a + 1) / (a + b + 2)) { return front * betaFraction(a, b, x) / a; }
+    return 1 - front * betaFraction(b, a, 1 - x) / b;
+  }
+  function tQuantile(df, z, p) {
+    if (df >= 1000) {
+      var z2 = z * z;
+      var g = [(z2 + 1) * z / 4, ((5 * z2 + 16) * z2 + 3) * z / 96,
+        (((3 * z2 + 19) * z2 + 17) * z2 - 15) * z / 384,
+        ((((79 * z2 + 776) * z2 + 1482) * z2 - 1920) * z2 - 945) * z / 92160];
+      return z + g[0] / df + g[1] / (df * df) + g[2] / Math.pow(df, 3) + g[3] / Math.pow(df, 4);
+    }
+    var t = z, norm = logGamma((df + 1) / 2) - logGamma(df / 2) - 0.5 * Math.log(df * Math.PI);
+    for (var i = 0; i < 100; i++) {
+      var tail = 0.5 * incompleteBeta(df / (df + t * t), df / 2, 0.5);
+      var density = Math.exp(norm - (df + 1) / 2 * Math.log(1 + t * t / df));
+      var step = (tail - (1 - p)) / density;
+      t += step;
+      if (Math.abs(step) < 1e-15 * Math.max(1, Math.abs(t))) { break; }
+    }
+    return t;
+  }
+  window.sigkitCalculator = {tQuantile: tQuantile};
+  // PooledCox.predict's formula: each imputation's fit predicts (survivalWithCi), and
+  // each horizon is pooled by Rubin's rules on log H, within variance (se / H)^2, with
+  // the Barnard-Rubin df of a large sample (stats.pooling.pool_survival)
+  function pooledWithCi(pred, x) {
+    var curves = pred.imputations.map(function (fit) { return survivalWithCi(fit, x); });
+    var m = curves.length;
+    return pred.times.map(function (at, k) {
+      var q = [], u = [];
+      curves.forEach(function (c) {
+        var h = -Math.log(c[k].survival);
+        if (h > 0) { q.push(Math.log(h)); u.push(Math.pow(c[k].se / h, 2)); }
+      });
+      if (q.length === 0) { return {time: at.time, survival: 1, lower: 1, upper: 1}; }
+      if (q.length < m) { return {time: at.time, survival: NaN, lower: NaN, upper: NaN}; }
+      var qbar = 0, ubar = 0, b = 0;
+      for (var j = 0; j < m; j++) { qbar += q[j] / m; ubar += u[j] / m; }
+      for (j = 0; j < m; j++) { b += (q[j] - qbar) * (q[j] - qbar) / (m - 1); }
+      var total = ubar + (1 + 1 / m) * b;
+      var lambda = Math.max((1 + 1 / m) * b / total, 1e-4);
+      var df = (m - 1) / (lambda * lambda);
+      var half = tQuantile(df, pred.z, (1 + pred.conf_int) / 2) * Math.sqrt(total);
+      return {time: at.time, survival: Math.exp(-Math.exp(qbar)),
+        lower: Math.exp(-Math.exp(qbar + half)), upper: Math.exp(-Math.exp(qbar - half))};
     });
   }
   function percent(v) { return isFinite(v) ? (100 * v).toFixed(1) + "%" : "?"; }
@@ -155,7 +240,9 @@ _SCRIPT = r"""
     setOutput("calc-lp", lp, isFinite(lp) ? lp.toFixed(3) : "?");
     var pred = prediction();
     if (pred) {
-      survivalWithCi(pred, design(pred)).forEach(function (r) {
+      var predicted = pred.imputations ? pooledWithCi(pred, design(pred))
+        : survivalWithCi(pred, design(pred));
+      predicted.forEach(function (r) {
         var key = String(r.time);
         setOutput("calc-survival-" + key, r.survival, percent(r.survival));
         setOutput("calc-lower-" + key, r.lower, percent(r.lower));
@@ -276,7 +363,11 @@ def bundle_data(bundle: ModelBundle, models) -> dict[str, Any]:
     need at the horizons (``BundledCox.survival_terms``) with its ranges' text."""
     entries = {}
     for name in models:
-        terms = bundle.models[name].survival_terms(bundle.horizons)
+        locked = bundle.models[name]
+        if isinstance(locked, PooledCox):
+            terms = pooled_terms(locked, bundle.horizons)
+        else:
+            terms = locked.survival_terms(bundle.horizons)
         terms["range_text"] = {k: range_text(*v) for k, v in terms["training_range"].items()}
         entries[name] = terms
     return {
@@ -284,6 +375,20 @@ def bundle_data(bundle: ModelBundle, models) -> dict[str, Any]:
         "study": bundle.study,
         "sigkit_version": bundle.sigkit_version,
         "models": entries,
+    }
+
+
+def pooled_terms(locked: PooledCox, times) -> dict[str, Any]:
+    """A model under multiple imputation as the page computes it (``PooledCox.predict``):
+    each imputation's ``survival_terms`` in ``imputations``, and the pooled model's terms,
+    horizons and training ranges."""
+    return {
+        "terms": [{"variable": t.variable, "level": t.level} for t in locked.model.terms],
+        "times": [{"time": float(t)} for t in times],
+        "imputations": [fit.survival_terms(times) for fit in locked.fits],
+        "z": quantile(CONF_INT),
+        "conf_int": CONF_INT,
+        "training_range": {k: list(v) for k, v in locked.ranges.items()},
     }
 
 
@@ -309,12 +414,18 @@ def _bundle_block(bundle: ModelBundle | None, payload: str | None, note: str) ->
             f"locked model bundle is not available{why}.</p>"
         )
     sha = html.escape(bundle.sha256)
+    if bundle.imputation is None:
+        ci = "the 95% CI of <code>survfit(fit, newdata)</code> (log scale)"
+    else:
+        ci = (
+            f"the 95% CI pooled over the {bundle.imputation.m} imputations' Cox fits by "
+            "Rubin's rules (log-log scale; the model was fitted under multiple imputation)"
+        )
     return f"""<script type="application/json" id="model-bundle-data">{payload}</script>
 <p id="calc-bundle" data-sha256="{sha}">Computed from the locked model bundle
 <code>model/model.json</code>, SHA-256 <code>{sha}</code> (study
 {html.escape(bundle.study)}, sigkit {html.escape(bundle.sigkit_version)}): each survival with
-the 95% CI of <code>survfit(fit, newdata)</code> (log scale), as <code>sigkit apply</code>
-predicts it.</p>"""
+{ci}, as <code>sigkit apply</code> predicts it.</p>"""
 
 
 def _warning(payload: str | None) -> str:

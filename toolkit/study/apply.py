@@ -10,7 +10,10 @@ Nothing is refitted. In order, each step refusing before any imaging work where 
    absent from the clinical table, a value not among study.toml's levels, a level the
    training set did not have (naming the patients and the level), an empty cohort, a
    cohort whose every patient lacks a model variable. A patient with a missing model
-   variable gets no prediction (``exclusions.csv``). Patients who were in the
+   variable gets no prediction (``exclusions.csv``), unless the model was built under
+   multiple imputation: its bundle then completes the patient's missing model values
+   ``m`` times (``ModelBundle.complete``) and predictions.csv's ``n_imputed`` counts
+   them; the survival's CI pools the imputations (Rubin's rules). Patients who were in the
    training set are named (``bundle.TrainingPatients``: salted hashes of the IDs and
    of the scans' content): the same images as a training patient is a label of every
    output (NOT AN EXTERNAL VALIDATION), a training ID with other images a warning;
@@ -128,7 +131,12 @@ def read_cohort(bundle: ModelBundle, cohort: Path, manifest: str, clinical: str)
         table = read_clinical(
             config, cohort, table_of_images, _needed_columns(bundle), optional=outcome
         )
-        data = prepare_cohort(config, table, outcomes=set(outcome) <= set(table.columns))
+        data = prepare_cohort(
+            config,
+            table,
+            outcomes=set(outcome) <= set(table.columns),
+            keep_missing=bundle.imputation is not None,  # the model imputes them
+        )
     except ManifestError as error:
         raise ApplyError(error.problems) from None
     except StudyConfigError as error:

@@ -40,6 +40,14 @@ hashes of the training data, and it names the files beside it with their SHA-256
     patient-level data may go is written with ``case_mix = false``; apply then reports
     the training mean of the linear predictor only.
 
+``imputation.json`` (a study run under multiple imputation only)
+    the covariate-only imputer that completes a new cohort's model variables ``m``
+    times (``stats.imputation.ChainedImputation.to_json``: the PMM models with their
+    donors, the training patients' observed values without identifiers). The
+    ``cox_<model>.json`` files then hold the pooled model and each imputation's fit
+    (:class:`PooledCox`), and the survival's CI pools the imputations by Rubin's rules.
+    Bundles of :data:`READS` are read; version 1 had no multiple imputation.
+
 :meth:`ModelBundle.load` reads ``model/`` alone (no other file of the study) and
 refuses a file whose hash differs from the manifest's. :meth:`ModelBundle.predict`
 scores patients with the frozen models: the signature, each nomogram's points,
@@ -56,7 +64,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -75,13 +83,16 @@ from toolkit.stats._coxsurv import (
     curve_terms,
     terms_at,
 )
+from toolkit.stats.imputation import ChainedImputation
 from toolkit.stats.wald import quantile
 from toolkit.study.nomograms import FittedModel
 
 FORMAT = "sigkit-model"
 PATIENTS = "training_patients"
 CASE_MIX = "case_mix"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # version 1: no multiple imputation
+IMPUTATION = "imputation"  # the manifest's files key of imputation.json
 MANIFEST = "model.json"
 MODELS = ("signature", "clinical", "integrated")
 NOMOGRAMS = ("clinical", "integrated")
@@ -256,6 +267,92 @@ class BundledCox:
 
 
 @dataclass(frozen=True)
+class _Curve:
+    """One imputation's predicted survival as ``pooling.pool_survival`` reads it."""
+
+    times: np.ndarray
+    survival: np.ndarray
+    cumulative_hazard: np.ndarray
+    std_err: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class PooledCox:
+    """One final Cox model under multiple imputation, as the bundle keeps it.
+
+    ``model`` is the pooled model of models.json (Rubin's coefficients,
+    ``study.imputed.fit_pooled``): the linear predictor, the points and the risk group
+    are computed from it, averaged over a patient's ``m`` completions (as the study's
+    validation averaged them, ``imputed.AveragedModel``). ``fits`` are the ``m``
+    per-imputation Cox fits the pooled coefficients came from (imputation ``j``'s
+    completed training set), each a :class:`BundledCox` with its covariance and
+    baseline hazard; ``ranges`` each numeric term's (min, max) over the training
+    patients' observed values.
+
+    Predicted survival and its 95% CI pool the imputations' predictions (Rubin's rules
+    on the log cumulative hazard, ``stats.pooling.pool_survival``; Marshall et al. 2009):
+    patient ``i``'s completion ``j`` is predicted by fit ``j``, as ``survfit(fit_j,
+    newdata = completion_j)``, and the ``m`` curves are pooled per cell, which is
+    ``mice::pool.scalar`` of them. The limits are therefore log-log limits with a t
+    quantile, and the point survival ``exp(-exp(mean_j log H_ij))``, not the pooled
+    model's ``S0(t) ** exp(lp - centre)`` that the study's calibration used; the two
+    differ by the spread of the fits (for a complete patient, by the between-imputation
+    variation of the training fits only).
+    """
+
+    model: FittedModel
+    fits: tuple[BundledCox, ...]
+    ranges: Mapping[str, tuple[float, float]]
+
+    @property
+    def m(self) -> int:
+        return len(self.fits)
+
+    def linear_predictor(self, completed) -> np.ndarray:
+        """The pooled model's linear predictor averaged over the rows' completions."""
+        return np.mean([self.model.linear_predictor(c) for c in completed], axis=0)
+
+    def predict(self, completed, times) -> Survival:
+        """``completed``: the ``m`` completions of the same rows (imputation ``j``'s first).
+        ``std_err`` is the pooled SE of log H (``sqrt(total)``), NaN before the first
+        event time."""
+        from toolkit.stats.pooling import pool_survival
+
+        if len(completed) != self.m:
+            raise BundleError(f"{len(completed)} completions for a model of {self.m} imputations")
+        t = np.asarray(times, dtype=float)
+        curves = []
+        for fit, rows in zip(self.fits, completed, strict=True):
+            one = fit.predict(rows, t)
+            with np.errstate(divide="ignore"):
+                cumhaz = -np.log(one.survival)
+            curves.append(_Curve(t, one.survival, cumhaz, one.std_err))
+        pooled = pool_survival(curves, CONF_INT)
+        return Survival(
+            self.linear_predictor(completed),
+            pooled.survival,
+            np.sqrt(pooled.total),
+            pooled.lower,
+            pooled.upper,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model.to_json(),
+            "training_range": {k: list(v) for k, v in self.ranges.items()},
+            "imputations": [fit.to_json() for fit in self.fits],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PooledCox:
+        return cls(
+            model=FittedModel.from_json(data["model"]),
+            fits=tuple(BundledCox.from_json(f) for f in data["imputations"]),
+            ranges={k: (float(v[0]), float(v[1])) for k, v in data["training_range"].items()},
+        )
+
+
+@dataclass(frozen=True)
 class RiskGroups:
     """The risk groups as the study split them: ``high`` when ``model``'s linear predictor
     (uncentred) is above ``cutoff``, the training median (``study.validate.risk_groups``)."""
@@ -371,7 +468,10 @@ class ModelBundle:
     ``model_card`` the text of MODEL_CARD.md ("" when the bundle has none).
     ``training_patients`` the salted hashes of the training patients' IDs (``None``: a
     bundle without them), ``case_mix`` the de-identified training rows (``None``: left
-    out).
+    out). ``imputation`` (``None``: a complete-data study): under multiple imputation the
+    covariate-only imputer of the model's variables (``stats.imputation``, fitted on the
+    training rows without the outcome, which a new patient does not have) that completes
+    a new cohort ``m`` times; ``models`` are then :class:`PooledCox`.
     """
 
     study: str
@@ -383,7 +483,7 @@ class ModelBundle:
     weights: Mapping[str, str]
     training: Mapping[str, Any]
     signature: SignatureSpec
-    models: Mapping[str, BundledCox]
+    models: Mapping[str, BundledCox | PooledCox]
     nomograms: Mapping[str, NomogramSpec]
     risk_groups: RiskGroups
     sigkit_version: str = __version__
@@ -392,6 +492,7 @@ class ModelBundle:
     model_card: str = ""
     training_patients: TrainingPatients | None = None
     case_mix: pd.DataFrame | None = None
+    imputation: ChainedImputation | None = None
 
     @property
     def config(self) -> StudyConfig:
@@ -435,6 +536,34 @@ class ModelBundle:
 
         return Signature.from_spec(self.signature).score(primary_features)
 
+    def complete(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+        """The ``m`` completions of ``frame`` (its model variables filled in by the bundle's
+        imputation, every other column as it is); ``(frame,)`` for a complete-data model.
+
+        Deterministic (the imputation's seed) for the same rows, but a completion depends
+        on every row's values: complete a cohort once and look its rows up by index.
+        """
+        if self.imputation is None:
+            return (frame,)
+        columns = list(self.imputation.variables)
+        out = []
+        for values in self.imputation.transform(frame[columns]):
+            completed = frame.copy()
+            completed[columns] = values.loc[frame.index, columns]
+            out.append(completed)
+        return tuple(out)
+
+    def scoring_models(self, completed) -> dict[str, Any]:
+        """Each locked model as the study's validation functions take it (``linear_predictor``
+        and ``survival`` of rows): the ``FittedModel``, or under multiple imputation the
+        pooled one averaged over ``completed`` (``imputed.AveragedModel``, rows looked up
+        by index)."""
+        if self.imputation is None:
+            return {m: self.models[m].model for m in MODELS}
+        from toolkit.study.imputed import AveragedModel
+
+        return {m: AveragedModel(self.models[m].model, tuple(completed)) for m in MODELS}
+
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """predictions.csv's columns for each row of ``frame`` (index: patient; columns:
         the nomograms' variables as the study codes them and ``signature``).
@@ -443,17 +572,30 @@ class ModelBundle:
         predictor, uncentred as models.json's), ``<m>_survival_<t>`` with ``_lower`` and
         ``_upper`` (95% log CI) at each horizon t; ``risk_group`` (high/low) of the
         integrated linear predictor at the training cutoff.
+
+        Under multiple imputation ``frame`` may miss model values: it is completed ``m``
+        times (:meth:`complete`), the points and linear predictor are averaged over the
+        completions, the survival and its CI pooled by Rubin's rules
+        (:meth:`PooledCox.predict`: log-log limits), and ``n_imputed`` counts the
+        patient's imputed model values (0: the patient was complete).
         """
         from toolkit.stats.nomogram import Nomogram
 
+        completed = self.complete(frame)
         out = pd.DataFrame(index=frame.index)
         out["signature"] = frame["signature"].to_numpy(dtype=float)
         for name in NOMOGRAMS:
             bundled = self.models[name]
             nomogram = Nomogram.from_spec(self.nomograms[name])
-            data = {v: _values(frame[v]) for v in bundled.model.variables}
-            out[f"{name}_points"] = nomogram.total_points(data)
-            predicted = bundled.predict(frame, self.horizons)
+            points = [
+                nomogram.total_points({v: _values(c[v]) for v in bundled.model.variables})
+                for c in completed
+            ]
+            out[f"{name}_points"] = np.mean(points, axis=0)
+            if isinstance(bundled, PooledCox):
+                predicted = bundled.predict(completed, self.horizons)
+            else:
+                predicted = bundled.predict(frame, self.horizons)
             out[f"{name}_lp"] = predicted.linear_predictor
             for j, t in enumerate(self.horizons):
                 column = f"{name}_survival_{t:g}"
@@ -461,6 +603,8 @@ class ModelBundle:
                 out[f"{column}_lower"] = predicted.lower[:, j]
                 out[f"{column}_upper"] = predicted.upper[:, j]
         out["risk_group"] = self.risk_groups.group(out[f"{self.risk_groups.model}_lp"])
+        if self.imputation is not None:
+            out["n_imputed"] = frame[self.variables].isna().sum(axis=1).to_numpy(dtype=int)
         return out
 
     def out_of_range(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -510,6 +654,8 @@ class ModelBundle:
         docs.update({f"nomogram_{m}.json": self.nomograms[m].to_json() for m in NOMOGRAMS})
         if self.training_patients is not None:
             docs[f"{PATIENTS}.json"] = self.training_patients.to_json()
+        if self.imputation is not None:
+            docs[f"{IMPUTATION}.json"] = self.imputation.to_json()
         return docs
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -529,6 +675,8 @@ class ModelBundle:
                 temporary.write_text(self.model_card, encoding="utf-8")
             card = {"path": MODEL_CARD_FILE, "sha256": file_hash(directory / MODEL_CARD_FILE)}
             files[MODEL_CARD] = card
+        if self.imputation is None:  # a previous imputed run's: not this model's
+            (directory / f"{IMPUTATION}.json").unlink(missing_ok=True)
         case_mix = directory / f"{CASE_MIX}.parquet"
         if self.case_mix is None:
             case_mix.unlink(missing_ok=True)  # a previous run's: the folder holds what it names
@@ -549,16 +697,19 @@ class ModelBundle:
         if not path.is_file():
             raise BundleError(f"{directory}: no {MANIFEST}; is it a study's model/ folder?")
         manifest = _read(path)
-        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        if manifest.get("format") != FORMAT or manifest.get("version") not in READS:
             raise BundleError(
                 f"{path}: format {manifest.get('format')!r} version {manifest.get('version')!r};"
-                f" this sigkit ({__version__}) reads {FORMAT!r} version {VERSION}"
+                f" this sigkit ({__version__}) reads {FORMAT!r} versions "
+                f"{', '.join(map(str, READS))}"
             )
         entries = dict(manifest["files"])
         case_mix = entries.pop(CASE_MIX, None)
         docs = {key: _checked(directory, key, entry) for key, entry in entries.items()}
         card = docs.pop(MODEL_CARD, "")
         risk = manifest["risk_groups"]
+        imputation = docs.pop(IMPUTATION, None)
+        cox = PooledCox if imputation is not None else BundledCox
         return cls(
             study=str(manifest["study"]),
             synthetic=bool(manifest["synthetic"]),
@@ -569,7 +720,7 @@ class ModelBundle:
             weights=manifest["weights"],
             training=manifest["training"],
             signature=SignatureSpec.from_json(docs["signature"]),
-            models={m: BundledCox.from_json(docs[f"cox_{m}"]) for m in MODELS},
+            models={m: cox.from_json(docs[f"cox_{m}"]) for m in MODELS},
             nomograms={m: NomogramSpec.from_json(docs[f"nomogram_{m}"]) for m in NOMOGRAMS},
             risk_groups=RiskGroups(str(risk["model"]), float(risk["cutoff"])),
             sigkit_version=str(manifest["sigkit_version"]),
@@ -580,6 +731,7 @@ class ModelBundle:
                 TrainingPatients.from_json(docs[PATIENTS]) if PATIENTS in docs else None
             ),
             case_mix=None if case_mix is None else _case_mix(directory, case_mix),
+            imputation=None if imputation is None else ChainedImputation.from_json(imputation),
         )
 
 
@@ -644,6 +796,8 @@ def from_study(
     weights: Mapping[str, str],
     training: Mapping[str, Any],
     scans: Mapping[str, str],
+    completed: Sequence[pd.DataFrame] = (),
+    imputation: ChainedImputation | None = None,
 ) -> ModelBundle:
     """The bundle of a study's final models, refitted once on ``train`` (the training rows
     of the model frame) for what models.json does not keep: the covariance and the
@@ -655,24 +809,24 @@ def from_study(
     each training patient's :func:`scan_digest`. The training patients' salted hashes
     (IDs and scans) are always kept; their de-identified case-mix rows unless
     ``config.bundle.case_mix`` is false.
+
+    Under multiple imputation ``completed`` are the ``m`` completed training model frames
+    and ``imputation`` the covariate-only imputer (:func:`deployment_imputation`); each
+    model is a :class:`PooledCox` of its per-imputation refits, and a refit set whose
+    Rubin's-rules coefficients are not bit for bit models.json's raises ``BundleError``.
+    ``train`` keeps its missing values (the ranges and case mix are of observed values).
     """
-    import warnings
-
     from toolkit.imaging.preprocess import PreprocessSettings
-    from toolkit.study.nomograms import refit
 
-    bundled = {}
+    bundled: dict[str, BundledCox | PooledCox] = {}
     for name in MODELS:
         model = models[name]
-        with warnings.catch_warnings():
-            # the fit's warnings (monotone likelihood...) are already in the model's note
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fit = refit(model, train)
-        if not np.array_equal(fit.coef, np.asarray(model.coef)):
-            raise BundleError(f"model {name!r}: the refit's coefficients differ from models.json")
-        bundled[name] = BundledCox(
-            model, fit.variance, BaselineHazard.of_fit(fit), training_ranges(model, train)
-        )
+        if imputation is None:
+            bundled[name] = _locked_fit(name, model, train)
+            continue
+        fits = [_imputation_fit(model, rows, config.validation.times) for rows in completed]
+        _same_pooled(name, model, [fit for _, fit in fits])
+        bundled[name] = PooledCox(model, tuple(b for b, _ in fits), training_ranges(model, train))
     study = config.study
     salt = str(training.get("model_frame_sha256") or frame_hash(train))
     used = {v for m in NOMOGRAMS for v in models[m].variables}
@@ -693,4 +847,67 @@ def from_study(
         risk_groups=RiskGroups(RISK_MODEL, float(cutoff)),
         training_patients=TrainingPatients.of(salt, train.index, scans),
         case_mix=case_mix_rows(train, variables) if config.bundle.case_mix else None,
+        imputation=imputation,
+    )
+
+
+def _locked_fit(name: str, model: FittedModel, train) -> BundledCox:
+    """``model`` refitted on ``train`` for its covariance and baseline hazard; refuses a
+    refit whose coefficients are not bit for bit models.json's."""
+    import warnings
+
+    from toolkit.study.nomograms import refit
+
+    with warnings.catch_warnings():
+        # the fit's warnings (monotone likelihood...) are already in the model's note
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fit = refit(model, train)
+    if not np.array_equal(fit.coef, np.asarray(model.coef)):
+        raise BundleError(f"model {name!r}: the refit's coefficients differ from models.json")
+    return BundledCox(
+        model, fit.variance, BaselineHazard.of_fit(fit), training_ranges(model, train)
+    )
+
+
+def _imputation_fit(pooled: FittedModel, rows: pd.DataFrame, times):
+    """The pooled model's terms fitted on one completed training set ``rows``: the
+    ``BundledCox`` and the ``CoxFit``."""
+    import warnings
+
+    from toolkit.study.nomograms import refit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # said in the pooled model's note
+        fit = refit(pooled, rows)
+    model = FittedModel.from_fit(pooled.name, fit, pooled.variables, dict(pooled.levels), times)
+    ranges = training_ranges(model, rows)
+    return BundledCox(model, fit.variance, BaselineHazard.of_fit(fit), ranges), fit
+
+
+def _same_pooled(name: str, model: FittedModel, fits) -> None:
+    from toolkit.stats.pooling import pool_cox
+
+    if not np.array_equal(pool_cox(fits).estimate, np.asarray(model.coef)):
+        raise BundleError(
+            f"model {name!r}: Rubin's rules over the per-imputation refits do not give "
+            "models.json's pooled coefficients"
+        )
+
+
+def deployment_imputation(
+    config: StudyConfig, train: pd.DataFrame, variables: Sequence[str]
+) -> ChainedImputation:
+    """The imputer a locked model completes new patients with: chained equations with PMM
+    (``stats.imputation``) of the model's ``variables`` and the signature score on the
+    training rows ``train`` (missing values kept), **without the outcome**
+    (``outcome=False``: a new patient's outcome is unknown when the model is applied),
+    with the study's ``m``, iterations and seed. The study's own imputation, which the
+    models were fitted on, used the outcome, as White and Royston advise for the analysis;
+    this one only completes the predictors of patients to be scored."""
+    from toolkit.stats.imputation import fit_chained_equations
+
+    columns = [*variables, "signature"]
+    settings = config.validation
+    return fit_chained_equations(
+        train[columns], m=settings.m, seed=settings.imputation_seed, outcome=False
     )

@@ -13,6 +13,11 @@ and IPA, the AUC's CI, calibration slope and calibration-in-the-large), decision
 Horizons beyond the cohort's last follow-up are left out and listed
 (``beyond_follow_up``), as the accuracy block does for a study set. A cohort without
 events gets no validation, and says so.
+
+Under multiple imputation (a bundle with ``imputation``) the cohort is completed ``m``
+times by the bundle's covariate-only imputer and every metric is computed once, on the
+pooled models' linear predictor averaged over the completions, as the study's
+validation set was (``imputed.AveragedModel``; Wood, Royston and White 2015).
 """
 
 from __future__ import annotations
@@ -41,11 +46,14 @@ def _within(bundle: ModelBundle, frame: pd.DataFrame):
     return config.model_copy(update={"validation": validation}), beyond
 
 
-def risk_groups(bundle: ModelBundle, frame: pd.DataFrame) -> dict[str, Any]:
-    """High vs low at the training cutoff: the counts and the log-rank test."""
+def risk_groups(bundle: ModelBundle, frame: pd.DataFrame, models=None) -> dict[str, Any]:
+    """High vs low at the training cutoff: the counts and the log-rank test. ``models``:
+    the locked models as scored (``ModelBundle.scoring_models``; default the bundle's)."""
     from toolkit.stats.survival import logrank
 
-    model = bundle.models[bundle.risk_groups.model].model
+    if models is None:
+        models = {m: bundle.models[m].model for m in MODELS}
+    model = models[bundle.risk_groups.model]
     group = bundle.risk_groups.group(model.linear_predictor(frame))
     t, e = frame["time"].to_numpy(float), frame["event"].to_numpy(float)
     out: dict[str, Any] = {**bundle.risk_groups.to_json()}
@@ -71,11 +79,12 @@ def external_validation(
         return {**out, "note": "no events in the cohort: predictions only"}, {}
     config, beyond = _within(bundle, frame)
     out["beyond_follow_up"] = beyond
-    sets = {SET: frame}
-    models = {m: bundle.models[m].model for m in MODELS}
+    completed = bundle.complete(frame)
+    sets = {SET: completed[0]}  # under imputation: the first completion, for a design
+    models = bundle.scoring_models(completed)
     tables: dict[str, pd.DataFrame] = {}
     out["cindex"], out["comparisons"] = val.cindex(sets, models, config)
-    out["risk_groups"] = risk_groups(bundle, frame)
+    out["risk_groups"] = risk_groups(bundle, completed[0], models)
     if config.validation.times:
         out["calibration"], tables["calibration"] = val.calibration(sets, models, config)
         out["td_auc"], tables["td_auc"] = val.td_auc(sets, models, config)

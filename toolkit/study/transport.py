@@ -21,6 +21,14 @@ For each frozen model (``signature``, ``clinical``, ``integrated``), with the st
   ``validation.calibration_groups``) and O/E at each horizon the cohort's follow-up
   reaches, and the calibration slope.
 
+Under multiple imputation (a bundle with ``imputation``) the cohort, and the training case
+mix, are completed ``m`` times by the bundle's covariate-only imputer: the linear
+predictor is the pooled model's averaged over the completions (``imputed.AveragedModel``),
+the membership model on the variables takes the design columns averaged over the
+completions (an imputed indicator is the fraction of completions with that level), and
+``refit`` is not computed when the cohort has imputed values (it would need a fit per
+completion, pooled), said in its note.
+
 A block that cannot be computed (too few events, a membership model that separates the
 cohorts perfectly, a refit that does not converge) says why in its ``note``; the others
 stand.
@@ -87,10 +95,23 @@ def _spread_json(lp) -> dict[str, float]:
     return {"n": s.n, "mean": s.mean, "sd": s.sd}
 
 
-def _case_mix(model, frame: pd.DataFrame, training: pd.DataFrame | None) -> dict[str, Any]:
-    """The linear predictor's spread in both sets and the membership models of one model."""
+def _mean_design(model, completed) -> tuple[np.ndarray, list[str]]:
+    """The model's design columns averaged over the rows' completions (the design itself
+    for a complete-data model: one completion)."""
     from toolkit.study.nomograms import design_matrix
 
+    variables, levels = list(model.variables), dict(model.levels)
+    designs = [design_matrix(c, variables, levels) for c in completed]
+    return np.mean([x for x, _ in designs], axis=0), designs[0][1]
+
+
+def _case_mix(new, training) -> dict[str, Any]:
+    """The linear predictor's spread in both sets and the membership models of one model.
+
+    ``new`` is (the model as scored, the cohort's completions); ``training`` the same of
+    the bundle's training case mix, or None."""
+    model, completed = new
+    frame = completed[0]
     lp_new = model.linear_predictor(frame)
     out: dict[str, Any] = {"linear_predictor": {"new": _spread_json(lp_new)}}
     if training is None:
@@ -100,12 +121,12 @@ def _case_mix(model, frame: pd.DataFrame, training: pd.DataFrame | None) -> dict
             "training SD of the linear predictor and the membership models need it"
         )
         return out
-    lp_dev = model.linear_predictor(training)
+    train_model, train_completed = training
+    lp_dev = train_model.linear_predictor(train_completed[0])
     out["linear_predictor"]["training"] = _spread_json(lp_dev)
     out["membership_lp"] = _membership(lp_dev, lp_new, ["linear_predictor"])
-    variables, levels = list(model.variables), dict(model.levels)
-    x_dev, names = design_matrix(training, variables, levels)
-    x_new, _ = design_matrix(frame, variables, levels)
+    x_dev, names = _mean_design(model, train_completed)
+    x_new, _ = _mean_design(model, completed)
     out["membership_variables"] = _membership(x_dev, x_new, names)
     return out
 
@@ -134,24 +155,32 @@ def _update_rows(name: str, updates) -> tuple[dict[str, Any], list[dict[str, Any
     return block, rows
 
 
-def _updating(model, frame: pd.DataFrame, horizons, n_groups: int):
-    from toolkit.stats.transport import update_model
-    from toolkit.study.nomograms import design_matrix
+REFIT_IMPUTED = (
+    "not computed: the cohort has imputed model values, and re-estimating the "
+    "coefficients would need a fit on each completion pooled by Rubin's rules"
+)
 
-    x, names = design_matrix(frame, list(model.variables), dict(model.levels))
+
+def _updating(model, completed, horizons, n_groups: int):
+    from toolkit.stats.transport import update_model
+
+    frame = completed[0]
+    x, names = _mean_design(model, completed)
+    imputed = any(not np.array_equal(x, _mean_design(model, [c])[0]) for c in completed)
     t, e = frame["time"].to_numpy(float), frame["event"].to_numpy(float)
     lp = model.linear_predictor(frame)
     original = model.survival(frame, horizons)
+    design = None if imputed else pd.DataFrame(x, columns=names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the refit's, said in its note
-        updates = update_model(
-            t, e, lp, original, horizons, design=pd.DataFrame(x, columns=names), n_groups=n_groups
-        )
+        updates = update_model(t, e, lp, original, horizons, design=design, n_groups=n_groups)
     notes = {
         method: "the Cox fit did not converge (monotone likelihood or too few events)"
         for method, update in updates.items()
         if update.fit is not None and not update.fit.converged
     }
+    if imputed:
+        notes["refit"] = REFIT_IMPUTED
     return updates, notes
 
 
@@ -166,13 +195,20 @@ def transportability(
     n_groups = bundle.config.validation.calibration_groups
     out: dict[str, Any] = {"horizons": horizons, "models": {}}
     rows: list[dict[str, Any]] = []
+    completed = bundle.complete(frame)
+    models = bundle.scoring_models(completed)
+    train_completed = None if training is None else bundle.complete(training)
+    train_models = None if training is None else bundle.scoring_models(train_completed)
     for name in MODELS:
-        model = bundle.models[name].model
-        block: dict[str, Any] = {"case_mix": _case_mix(model, frame, training)}
+        model = models[name]
+        dev = None if training is None else (train_models[name], train_completed)
+        block: dict[str, Any] = {"case_mix": _case_mix((model, completed), dev)}
         try:
-            updates, notes = _updating(model, frame, horizons, n_groups)
+            updates, notes = _updating(model, completed, horizons, n_groups)
             block["updating"], more = _update_rows(name, updates)
-            block["updating"] |= {k: {**block["updating"][k], "note": v} for k, v in notes.items()}
+            block["updating"] |= {
+                k: {**block["updating"].get(k, {}), "note": v} for k, v in notes.items()
+            }
             rows += more
         except ValueError as error:  # too few events or patients for a statistic
             block["updating"] = {"note": f"not computed: {error}"}

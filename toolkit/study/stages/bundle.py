@@ -12,11 +12,12 @@ files it is made of and those two stages (metrics.json gains the stage timings a
 end of every run). A fine-tuned signature's network (results/finetuned.safetensors) is
 copied in beside them and named with its SHA-256 in model.json's ``weights.finetuned``.
 
-Not under multiple imputation (``clinical.imputed``): the bundle's prediction
-intervals need one Cox fit's covariance and baseline hazard, and ``sigkit apply``
-would need the training imputation models to complete a new cohort; neither is
-carried yet. The stage then writes no bundle, removes a bundle a previous run left
-(it would hold other models than models.json's) and hands on ``None``.
+Under multiple imputation (``clinical.imputed``) the bundle also carries what scoring a
+new cohort then needs: each model's per-imputation Cox fits (each completed training
+set's, with its covariance and baseline hazard) beside the pooled model of models.json
+(``bundle.PooledCox``), and ``imputation.json``, the covariate-only imputer of the
+model's variables and the signature fitted on the training rows
+(``bundle.deployment_imputation``), which completes a new cohort ``m`` times.
 """
 
 from __future__ import annotations
@@ -59,26 +60,30 @@ def _weights(ctx: Context, directory) -> dict[str, Any]:
     return weights
 
 
-def _not_under_imputation(ctx: Context) -> dict[str, Any]:
-    import shutil
+def _imputed(ctx: Context, given: Mapping[str, Any], train) -> dict[str, Any]:
+    """``from_study``'s arguments under multiple imputation: the completed training model
+    frames and the deployment imputer (none for a complete-data study)."""
+    from toolkit.study.bundle import NOMOGRAMS, deployment_imputation
+    from toolkit.study.stages.models import model_frames
 
-    if ctx.paths.model.exists():
-        shutil.rmtree(ctx.paths.model)
-    ctx.echo(
-        "    no model bundle under multiple imputation (sigkit apply cannot impute a new "
-        "cohort yet); a previous run's model/ was removed"
-    )
-    return {"bundle": None}
+    clinical = given["clinical"]
+    if not clinical.imputed:
+        return {}
+    sets = ctx.config.study.train_sets
+    completed = [f[f["set"].isin(sets)] for f in model_frames(clinical, given["scores"])]
+    used = {v for m in NOMOGRAMS for v in given["models"][m].variables}
+    variables = [v.name for v in ctx.config.variables if v.name in used]
+    return {
+        "completed": completed,
+        "imputation": deployment_imputation(ctx.config, train, variables),
+    }
 
 
 def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
-    """Hands on ``bundle``: the ``ModelBundle`` as ``ModelBundle.load`` reads it back
-    (``None`` under multiple imputation)."""
+    """Hands on ``bundle``: the ``ModelBundle`` as ``ModelBundle.load`` reads it back."""
     from toolkit.report import model_card
     from toolkit.study import bundle as locked
 
-    if given["clinical"].imputed:
-        return _not_under_imputation(ctx)
     directory = ctx.paths.model
     results = ctx.paths.results
     inputs = {
@@ -100,6 +105,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
     files += (directory / locked.MODEL_CARD_FILE,)
     case_mix = ctx.config.bundle.case_mix
     files += (directory / f"{locked.CASE_MIX}.parquet",) if case_mix else ()
+    files += (directory / f"{locked.IMPUTATION}.json",) if given["clinical"].imputed else ()
 
     def compute(key: str) -> dict[str, Any]:
         frame = model_frame(given["clinical"], given["scores"])
@@ -114,6 +120,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
             weights=_weights(ctx, directory),
             training=_training(ctx, train, inputs),
             scans=locked.scan_digests(study_manifest(ctx.config, ctx.paths.cohort), train.index),
+            **_imputed(ctx, given, train),
         )
         card = model_card.for_study(ctx.paths.study_dir, made, frame)
         replace(made, provenance=ctx.prov(key, inputs), model_card=card).save(directory)
