@@ -78,3 +78,47 @@ def synthetic_study(tmp_path_factory, r):
     lines: list[str] = []
     outcome = run_study(study, weights="random", workers=0, report=False, echo=lines.append)
     return study, outcome, lines
+
+
+IMPUTED_M, IMPUTED_SEED = 3, 5
+IMPUTED_DELETED = ("afp", "alt")  # 10 % of each deleted at random
+
+
+@pytest.fixture(scope="session")
+def imputed_study(synthetic_study, tmp_path_factory):
+    """The session study run again with validation.missing = "multiple-imputation"
+    (m = 3, seed 5) after 10 % of AFP and ALT were deleted at random, from its cached
+    features: (study_dir, outcome, echoed lines, {column: deleted patients}). Shared by
+    tests/study (models, bundle, R checks) and tests/reports (the calculator under
+    imputation). Read-only: copy it before modifying."""
+    import shutil
+
+    import numpy as np
+    import pandas as pd
+
+    from toolkit.study.run import run_study
+
+    source, _, _ = synthetic_study
+    study = tmp_path_factory.mktemp("imputed_study") / "study"
+    shutil.copytree(source, study)
+    toml = study / "cohort" / "study.toml"
+    text = toml.read_text()
+    assert 'missing = "complete-case"\n' in text, "synth's study.toml changed its missing"
+    toml.write_text(
+        text.replace(
+            'missing = "complete-case"\n',
+            f'missing = "multiple-imputation"\nm = {IMPUTED_M}\nimputation_seed = {IMPUTED_SEED}\n',
+        )
+    )
+    path = study / "cohort" / "clinical.csv"
+    table = pd.read_csv(path, dtype=str)
+    rng = np.random.default_rng(11)
+    deleted = {}
+    for column in IMPUTED_DELETED:
+        rows = rng.choice(len(table), size=round(0.1 * len(table)), replace=False)
+        table.loc[rows, column] = np.nan
+        deleted[column] = set(table.loc[rows, table.columns[0]])
+    table.to_csv(path, index=False)
+    lines: list[str] = []
+    outcome = run_study(study, weights="random", workers=0, report=False, echo=lines.append)
+    return study, outcome, lines, deleted

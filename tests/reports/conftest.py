@@ -22,11 +22,21 @@ def study_report(study_dir, tmp_path_factory) -> Path:
 
     Written outside the shared study folder, which other tests read.
     """
+    return _render(study_dir, tmp_path_factory.mktemp("study-report") / "study.html")
+
+
+@pytest.fixture(scope="session")
+def imputed_report(imputed_study, tmp_path_factory) -> Path:
+    """The report of the session's study run under multiple imputation (tests/conftest.py
+    ``imputed_study``), rendered as ``study_report``."""
+    return _render(imputed_study[0], tmp_path_factory.mktemp("imputed-report") / "study.html")
+
+
+def _render(study_dir: Path, out: Path) -> Path:
     from typer.testing import CliRunner
 
     from toolkit.cli import app
 
-    out = tmp_path_factory.mktemp("study-report") / "study.html"
     command = ["report", str(study_dir), "--renderer", "jupyter", "--out", str(out)]
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output

@@ -127,11 +127,16 @@ def _check_patient(driver, bundle, model: str, values: dict) -> tuple[bool, list
     import pandas as pd
     from selenium.webdriver.common.by import By
 
+    from toolkit.study.bundle import PooledCox
+
     bundled = bundle.models[model]
     nomogram = bundle.nomograms[model].to_json()
     _enter(driver, model, values)
     frame = pd.DataFrame({k: [v] for k, v in values.items()}, index=["entered"])
-    predicted = bundled.predict(frame, bundle.horizons)
+    if isinstance(bundled, PooledCox):  # an entered patient is complete: m equal completions
+        predicted = bundled.predict([frame] * bundled.m, bundle.horizons)
+    else:
+        predicted = bundled.predict(frame, bundle.horizons)
     shown = {k: _shown(driver, k) for k in ("survival", "lower", "upper")}
     assert {float(t) for t in shown["survival"]} == set(bundle.horizons)
     for kind, expected in (
@@ -156,20 +161,60 @@ def _check_patient(driver, bundle, model: str, values: dict) -> tuple[bool, list
     return bool((predicted.upper < 1).any()), expected
 
 
-def test_calculator_survival_and_ci_equal_the_bundle_prediction(opened_study, bundle):
-    """Several patients per nomogram, one beyond the training range where the model has a
-    numeric term: every survival and 95% CI limit equals ``BundledCox.predict`` (survfit's),
-    1e-6, and the warning names exactly the values outside the bundle's training ranges."""
+def _check_patients(driver, bundle) -> None:
     upper_below_one, warned = False, []
     for model in ("integrated", "clinical"):
         ranges = dict(bundle.models[model].ranges)
         for values in _patients(bundle.nomograms[model].to_json(), ranges):
-            below, lines = _check_patient(opened_study, bundle, model, values)
+            below, lines = _check_patient(driver, bundle, model, values)
             upper_below_one |= below
             warned.extend(lines)
     # the upper limit is compared where it is not cut at 1 too; the warning was shown
     assert upper_below_one
     assert warned, "no patient was outside the training range"
+
+
+def test_calculator_survival_and_ci_equal_the_bundle_prediction(opened_study, bundle):
+    """Several patients per nomogram, one beyond the training range where the model has a
+    numeric term: every survival and 95% CI limit equals ``BundledCox.predict`` (survfit's),
+    1e-6, and the warning names exactly the values outside the bundle's training ranges."""
+    _check_patients(opened_study, bundle)
+
+
+def test_calculator_under_multiple_imputation_pools_as_python(
+    browser, imputed_report, imputed_study
+):
+    """The study run under multiple imputation: the page pools the m imputations' fits
+    (Rubin's rules on log H, its own t quantile) and every survival and limit equals
+    ``PooledCox.predict``, 1e-6; the page says the CI is pooled and names the bundle."""
+    from selenium.webdriver.common.by import By
+
+    from toolkit.study.bundle import ModelBundle, PooledCox
+
+    bundle = ModelBundle.load(imputed_study[0] / "model")
+    assert isinstance(bundle.models["integrated"], PooledCox)
+    browser.get(imputed_report.as_uri())
+    line = browser.find_element(By.ID, "calc-bundle")
+    assert line.get_attribute("data-sha256") == bundle.sha256
+    assert f"pooled over the {bundle.imputation.m} imputations" in line.text
+    _check_patients(browser, bundle)
+
+
+def test_the_pages_t_quantile_equals_scipy(opened_study):
+    """The page's Student t quantile (incomplete beta and Newton below 1000 df, the
+    Cornish-Fisher expansion above) against scipy, from 1 df to the largest df the
+    pooling gives (lambda's floor 1e-4)."""
+    from scipy import stats
+
+    from toolkit.stats.wald import quantile
+
+    z = quantile(0.95)
+    for df in (1.0, 1.7, 3.0, 9.5, 57.3, 999.0, 1000.0, 4.2e4, 2.0e8):
+        got = opened_study.execute_script(
+            "return window.sigkitCalculator.tQuantile(arguments[0], arguments[1], 0.975);", df, z
+        )
+        expected = float(stats.t.ppf(0.975, df))
+        assert abs(got - expected) < 1e-9 * expected, (df, got, expected)
 
 
 def test_calculator_handles_negative_coefficients_and_extrapolation(browser, tmp_path):

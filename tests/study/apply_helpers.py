@@ -20,8 +20,12 @@ function(train, newdata, variables, times) {
 """
 
 
-def cohort_frame(bundle, cohort, predictions, outcomes: bool = False) -> pd.DataFrame:
-    """The cohort's model frame as the model's study.toml codes it, with apply's signature."""
+def cohort_frame(
+    bundle, cohort, predictions, outcomes: bool = False, keep_missing: bool = False
+) -> pd.DataFrame:
+    """The cohort's model frame as the model's study.toml codes it, with apply's signature
+    (``keep_missing``: missing model values kept, as apply keeps them for a bundle that
+    imputes)."""
     from toolkit.config import prepare_cohort, read_clinical
     from toolkit.imaging.manifest import read_manifest
     from toolkit.study.apply import cohort_config
@@ -29,7 +33,7 @@ def cohort_frame(bundle, cohort, predictions, outcomes: bool = False) -> pd.Data
     config = cohort_config(bundle, "manifest.csv", "clinical.csv")
     manifest = read_manifest(cohort / "manifest.csv", (config.imaging.primary_reader,))
     table = read_clinical(config, cohort, manifest)
-    frame = prepare_cohort(config, table, outcomes=outcomes).frame
+    frame = prepare_cohort(config, table, outcomes=outcomes, keep_missing=keep_missing).frame
     frame = frame.loc[predictions.index].copy()
     frame["signature"] = predictions["signature"]
     return frame

@@ -156,7 +156,7 @@ def _mi_study(second_cohort, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def imputed_study(second_cohort, tmp_path_factory):
+def seed7_imputed(second_cohort, tmp_path_factory):
     from toolkit.study.run import run_study
 
     study = _mi_study(second_cohort, tmp_path_factory)
@@ -165,37 +165,43 @@ def imputed_study(second_cohort, tmp_path_factory):
     return study, lines
 
 
-def test_the_cohort_with_missing_afp_and_alt_pools_as_mice(r, imputed_study):
-    """models.json's pooled coefficients, SEs and P values and pooled_estimates' df equal
-    mice::pool of coxph on the run's own completed training sets (made again here from
-    the run's inputs: the imputation is seeded), and the run's R cross-check passed."""
+def _seed7_training(study):
+    """The seed-7 study's config and its completed training sets (with the signature), made
+    again from the run's inputs (the imputation is seeded)."""
     from toolkit.config import load_study, prepare_clinical, read_clinical
-    from toolkit.contracts import RCheck, StudyModels
     from toolkit.imaging.manifest import study_manifest
-    from toolkit.rbridge.imputation import pool_coxph
     from toolkit.study import imputed
-    from toolkit.study.nomograms import FittedModel, design_matrix
 
-    study, lines = imputed_study
-    assert any(f"imputed {M} times" in line for line in lines)
     cohort = study / "cohort"
     config = load_study(cohort)
     data = prepare_clinical(config, read_clinical(config, cohort, study_manifest(config, cohort)))
-    missing = pd.read_parquet(study / "results" / "tables" / "missing_values.parquet")
-    for column in DELETED:
-        n = int(missing.loc[missing["variable"] == column, "n_missing"].sum())
-        assert n == int(data.raw[column].isna().sum()) == round(0.1 * N)
     scores = pd.read_parquet(study / "results" / "tables" / "scores.parquet")
     frame = data.frame.loc[[p for p in data.frame.index if p in scores.index]]
     completed = imputed.impute_cohort(config, frame, m=M, seed=IMPUTATION_SEED).completed
     trains = [c[c["set"].isin(config.study.train_sets)] for c in completed]
+    signature = scores.loc[trains[0].index, "signature"].to_numpy(float)
+    return config, data, [t.assign(signature=signature) for t in trains]
+
+
+def test_the_cohort_with_missing_afp_and_alt_pools_as_mice(r, seed7_imputed):
+    """models.json's pooled coefficients, SEs and P values and pooled_estimates' df equal
+    mice::pool of coxph on the run's own completed training sets (made again here from
+    the run's inputs: the imputation is seeded), and the run's R cross-check passed."""
+    from toolkit.contracts import RCheck, StudyModels
+    from toolkit.rbridge.imputation import pool_coxph
+    from toolkit.study.nomograms import FittedModel, design_matrix
+
+    study, lines = seed7_imputed
+    assert any(f"imputed {M} times" in line for line in lines)
+    _, data, trains = _seed7_training(study)
+    missing = pd.read_parquet(study / "results" / "tables" / "missing_values.parquet")
+    for column in DELETED:
+        n = int(missing.loc[missing["variable"] == column, "n_missing"].sum())
+        assert n == int(data.raw[column].isna().sum()) == round(0.1 * N)
     saved = StudyModels.read(study / "results" / "models.json", model=FittedModel).models
     pooled = pd.read_parquet(study / "results" / "tables" / "pooled_estimates.parquet")
     for name, model in saved.items():
-        rows = []
-        for train in trains:
-            train = train.assign(signature=scores.loc[train.index, "signature"].to_numpy(float))
-            rows.append(design_matrix(train, list(model.variables), dict(model.levels))[0])
+        rows = [design_matrix(t, list(model.variables), dict(model.levels))[0] for t in trains]
         t, e = trains[0]["time"].to_numpy(float), trains[0]["event"].to_numpy(float)
         ref = pool_coxph(np.stack(rows), t, e)
         np.testing.assert_allclose(model.coef, ref["estimate"], rtol=0, atol=TOL_POOL)
@@ -206,3 +212,80 @@ def test_the_cohort_with_missing_afp_and_alt_pools_as_mice(r, imputed_study):
     record = RCheck.read(study / "results" / "r_check.json")
     assert record.passed, [c.name for c in record.checks if not c.passed]
     assert max(c.diff for c in record.checks if c.name.startswith("mice::pool")) <= TOL_POOL
+
+
+@pytest.fixture(scope="module")
+def applied_imputed(study_run, seed7_imputed, tmp_path_factory):
+    """The seed-7 study's model, fitted under multiple imputation, applied by the CLI to the
+    session study's cohort with 10 % of each model variable deleted at random: (OUT_DIR,
+    the cohort, each patient's number of deleted model values)."""
+    study, _ = seed7_imputed
+    bundle = ModelBundle.load(study / "model")
+    cohort = tmp_path_factory.mktemp("session_missing") / "cohort"
+    shutil.copytree(study_run[0] / "cohort", cohort)
+    path = cohort / "clinical.csv"
+    table = pd.read_csv(path, dtype=str)
+    rng = np.random.default_rng(29)
+    deleted = pd.Series(0, index=table[table.columns[0]])
+    for column in bundle.variables:
+        rows = rng.choice(len(table), size=round(0.1 * len(table)), replace=False)
+        table.loc[rows, column] = ""
+        deleted.iloc[rows] += 1
+    table.to_csv(path, index=False)
+    out = tmp_path_factory.mktemp("applied_imputed") / "out"
+    command = ["apply", str(study / "model"), str(cohort), "--out", str(out)]
+    result = CliRunner().invoke(app, [*command, "--weights", "random", "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    return out, cohort, deleted
+
+
+def test_a_model_fitted_under_imputation_scores_a_cohort_with_missing_values_as_mice(
+    r, seed7_imputed, applied_imputed
+):
+    """No patient is dropped for a missing model value: the bundle completes the cohort m
+    times, ``n_imputed`` counts each patient's imputed values, the linear predictor is the
+    pooled model's averaged over the completions, and each predicted survival and 95% CI
+    equals mice::pool.scalar of R's survfit(coxph on completed training set j, newdata =
+    completion j) within 1e-6; the cohort is validated and its transport says what it
+    could not refit."""
+    from toolkit.rbridge.imputation import pool_survfit
+    from toolkit.study.bundle import NOMOGRAMS, PooledCox
+    from toolkit.study.nomograms import design_matrix
+    from toolkit.study.transport import REFIT_IMPUTED
+
+    study, _ = seed7_imputed
+    out, cohort, deleted = applied_imputed
+    bundle = ModelBundle.load(study / "model")
+    predictions = _read_predictions(out)
+    assert pd.read_csv(out / "exclusions.csv").empty
+    assert len(predictions) == len(deleted) and deleted.sum() > 0
+    assert predictions["n_imputed"].to_dict() == deleted.astype(int).to_dict()
+    new = cohort_frame(bundle, cohort, predictions, outcomes=True, keep_missing=True)
+    assert int(new[bundle.variables].isna().sum().sum()) == deleted.sum()
+    completions = bundle.complete(new)
+    _, _, trains = _seed7_training(study)
+    times = np.asarray(bundle.horizons, dtype=float)
+    t, e = trains[0]["time"].to_numpy(float), trains[0]["event"].to_numpy(float)
+    worst = 0.0
+    for name in NOMOGRAMS:
+        locked = bundle.models[name]
+        assert isinstance(locked, PooledCox) and locked.m == M
+        model = locked.model
+        averaged = np.mean([model.linear_predictor(c) for c in completions], axis=0)
+        np.testing.assert_allclose(predictions[f"{name}_lp"], averaged, rtol=0, atol=1e-12)
+        variables, levels = list(model.variables), dict(model.levels)
+        designs = np.stack([design_matrix(train, variables, levels)[0] for train in trains])
+        newx = np.stack([design_matrix(c, variables, levels)[0] for c in completions])
+        ref = pool_survfit(designs, t, e, newx, times)
+        for key, suffix in (("surv", ""), ("lower", "_lower"), ("upper", "_upper")):
+            ours = predictions[[f"{name}_survival_{h:g}{suffix}" for h in times]].to_numpy()
+            np.testing.assert_allclose(ours, ref[key], rtol=0, atol=TOL_R, err_msg=f"{name} {key}")
+            worst = max(worst, float(np.abs(ours - ref[key]).max()))
+    print(f"worst |ours - mice::pool.scalar(survfit)| over surv, lower, upper: {worst:.3g}")
+    validation = json.loads((out / "validation.json").read_text())
+    assert validation["n_patients"] == len(deleted)
+    assert set(validation["cindex"]["external"]) == {"signature", "clinical", "integrated"}
+    transport = json.loads((out / "transport.json").read_text())
+    refits = [block["updating"]["refit"] for block in transport["models"].values()]
+    assert any(r.get("note") == REFIT_IMPUTED for r in refits)
+    assert (out / "report" / "apply.html").is_file()

@@ -6,8 +6,6 @@ lists the missing values."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,38 +16,14 @@ from toolkit.imaging.manifest import study_manifest
 from toolkit.study import imputed
 from toolkit.study.nomograms import FittedModel
 
-M, SEED = 3, 5
-DELETED = ("afp", "alt")
+M, SEED = 3, 5  # tests/conftest.py's imputed_study settings, checked below
 
 
 @pytest.fixture(scope="module")
-def imputed_run(study_run, tmp_path_factory):
-    from toolkit.study.run import run_study
-
-    source, _, _ = study_run
-    study = tmp_path_factory.mktemp("imputed_study") / "study"
-    shutil.copytree(source, study)
-    toml = study / "cohort" / "study.toml"
-    text = toml.read_text()
-    assert 'missing = "complete-case"\n' in text, "synth's study.toml changed its missing"
-    toml.write_text(
-        text.replace(
-            'missing = "complete-case"\n',
-            f'missing = "multiple-imputation"\nm = {M}\nimputation_seed = {SEED}\n',
-        )
-    )
-    path = study / "cohort" / "clinical.csv"
-    table = pd.read_csv(path, dtype=str)
-    rng = np.random.default_rng(11)
-    deleted = {}
-    for column in DELETED:
-        rows = rng.choice(len(table), size=round(0.1 * len(table)), replace=False)
-        table.loc[rows, column] = np.nan
-        deleted[column] = set(table.loc[rows, table.columns[0]])
-    table.to_csv(path, index=False)
-    lines: list[str] = []
-    outcome = run_study(study, weights="random", workers=0, report=False, echo=lines.append)
-    return study, outcome, lines, deleted
+def imputed_run(imputed_study):
+    validation = load_study(imputed_study[0] / "cohort" / "study.toml").validation
+    assert (validation.m, validation.imputation_seed) == (M, SEED)
+    return imputed_study
 
 
 def test_models_json_is_study_models_of_the_runs_completed_sets(imputed_run):

@@ -31,10 +31,10 @@ _POOL_SURVFIT = """
 function(x, n, m, time, event, newx, times) {
   p <- ncol(x)
   names <- paste0("x", seq_len(p))
-  k <- nrow(newx)
-  newdata <- as.data.frame(newx)
-  colnames(newdata) <- names
+  k <- nrow(newx) / m
   cells <- lapply(seq_len(m), function(j) {
+    newdata <- as.data.frame(newx[((j - 1) * k + 1):(j * k), , drop = FALSE])
+    colnames(newdata) <- names
     d <- as.data.frame(x[((j - 1) * n + 1):(j * n), , drop = FALSE])
     colnames(d) <- names
     d$time <- time
@@ -47,9 +47,13 @@ function(x, n, m, time, event, newx, times) {
   q <- sapply(cells, function(c) as.vector(c$q))
   u <- sapply(cells, function(c) as.vector(c$u))
   pooled <- lapply(seq_len(nrow(q)), function(i) mice::pool.scalar(q[i, ], u[i, ]))
-  list(qbar = sapply(pooled, `[[`, "qbar"), ubar = sapply(pooled, `[[`, "ubar"),
-       b = sapply(pooled, `[[`, "b"), t = sapply(pooled, `[[`, "t"),
-       df = sapply(pooled, `[[`, "df"), rows = k, times = length(times))
+  qbar <- sapply(pooled, `[[`, "qbar")
+  total <- sapply(pooled, `[[`, "t")
+  df <- sapply(pooled, `[[`, "df")
+  half <- qt(0.975, df) * sqrt(total)
+  list(qbar = qbar, ubar = sapply(pooled, `[[`, "ubar"), b = sapply(pooled, `[[`, "b"),
+       t = total, df = df, surv = exp(-exp(qbar)), lower = exp(-exp(qbar + half)),
+       upper = exp(-exp(qbar - half)), rows = k, times = length(times))
 }
 """
 
@@ -113,12 +117,19 @@ def pool_survfit(
     newdata: np.ndarray,
     times: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Per cell of ``survfit(coxph(completed[j]), newdata)`` at ``times``, ``mice::pool.scalar``
-    of Q = log(cumhaz) with U = (se(cumhaz) / cumhaz)^2 over the m designs (m x n x p).
+    """Per cell of ``survfit(coxph(completed[j]), newdata[j])`` at ``times``,
+    ``mice::pool.scalar`` of Q = log(cumhaz) with U = (se(cumhaz) / cumhaz)^2 over the m
+    designs (m x n x p). ``newdata`` is one design for every imputation (k x p) or one per
+    imputation (m x k x p: a new cohort's completions).
 
-    Returns qbar, ubar, b, t and df, each (rows of ``newdata``, times).
+    Returns qbar, ubar, b, t and df, and the pooled survival ``exp(-exp(qbar))`` with its
+    limits at ``qbar -/+ qt(0.975, df) sqrt(t)`` (surv, lower, upper), each (k, times).
     """
-    new = np.asarray(newdata, dtype=float).reshape(-1, np.shape(completed)[2])
+    m, _, p = np.shape(completed)
+    new = np.asarray(newdata, dtype=float)
+    new = np.broadcast_to(new, (m, *new.shape[-2:])) if new.ndim == 2 else new
+    k = new.shape[1]
+    new = new.reshape(m * k, p)
     ref = call(
         _pool_survfit(),
         *_stacked(completed, time, event),
@@ -127,10 +138,9 @@ def pool_survfit(
         computation="mice::pool.scalar of survival::survfit(coxph) curves",
     )
     # survfit's summary is times x curves, flattened column by column: curve-major
-    shape = (len(new), len(np.asarray(times)))
-    return {
-        k: np.asarray(ref[k], dtype=float).reshape(shape) for k in ("qbar", "ubar", "b", "t", "df")
-    }
+    shape = (k, len(np.asarray(times)))
+    keys = ("qbar", "ubar", "b", "t", "df", "surv", "lower", "upper")
+    return {key: np.asarray(ref[key], dtype=float).reshape(shape) for key in keys}
 
 
 def nelson_aalen(time: np.ndarray, event: np.ndarray) -> dict[str, Any]:
