@@ -214,3 +214,22 @@ def test_the_json_round_trip_imputes_new_rows_identically(outcome):
     del broken["models"][1]["x2"]
     with pytest.raises(ValueError, match="imputation 2: x2"):
         ChainedImputation.from_json(broken)
+
+
+def test_new_rows_with_their_own_categories_get_the_training_level_imputed():
+    """The codes of an imputed level index the training levels: new rows whose categorical
+    lists its categories in another order (and one more, unseen) get the same level names
+    as rows coded as in training."""
+    frame, _, time, event = _cohort(n=200, seed=8)
+    train, new = frame.iloc[:140], frame.iloc[140:].copy()
+    imputed = fit_chained_equations(train, m=3, iterations=3, seed=4, outcome=False)
+    reordered = new.copy()
+    reordered["stage"] = pd.Categorical(
+        new["stage"].astype(object), categories=["IV", "III", "II", "I"]
+    )
+    for plain, other in zip(imputed.transform(new), imputed.transform(reordered), strict=True):
+        assert list(other["stage"].cat.categories) == ["IV", "III", "II", "I"]
+        assert other["stage"].isna().sum() == 0
+        pd.testing.assert_series_equal(
+            other["stage"].astype(str), plain["stage"].astype(str), check_categorical=False
+        )

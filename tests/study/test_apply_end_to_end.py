@@ -288,4 +288,8 @@ def test_a_model_fitted_under_imputation_scores_a_cohort_with_missing_values_as_
     transport = json.loads((out / "transport.json").read_text())
     refits = [block["updating"]["refit"] for block in transport["models"].values()]
     assert any(r.get("note") == REFIT_IMPUTED for r in refits)
-    assert (out / "report" / "apply.html").is_file()
+    record = json.loads((out / "apply.json").read_text())
+    n_patients, n_values = int((deleted > 0).sum()), int(deleted.sum())
+    assert record["imputation"] == {"m": M, "n_patients": n_patients, "n_values": n_values}
+    page = (out / "report" / "apply.html").read_text(encoding="utf-8")
+    assert f"{n_values} missing model values of {n_patients} patients were imputed" in page

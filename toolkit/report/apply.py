@@ -110,7 +110,22 @@ def cohort_sentence(results: ApplyResults) -> str:
     return (
         f"Cohort {r['cohort']}: {r['n_scored']} patients scored, {r['n_excluded']} excluded "
         f"(exclusions.csv), {r['n_warnings']} values outside the training range (warnings.csv). "
+        + imputation_sentence(results)
         + overlap_sentence(results)
+    )
+
+
+def imputation_sentence(results: ApplyResults) -> str:
+    """What the model's imputation did (apply.json's ``imputation``), or nothing."""
+    imputation = results.record.get("imputation")
+    if not imputation:
+        return ""
+    return (
+        f"The model was fitted under multiple imputation: {imputation['n_values']} missing "
+        f"model values of {imputation['n_patients']} patients were imputed "
+        f"{imputation['m']} times (the bundle's covariate-only imputer; predictions.csv's "
+        "n_imputed), and each survival and 95% CI pooled over the imputations by Rubin's "
+        "rules. "
     )
 
 

@@ -241,8 +241,12 @@ def _multiple_imputation(m: int) -> str:
         "(the univariate table, the nomograms' axes, the proportional-hazards test, the "
         "bootstrap optimism corrections and the whole-procedure internal validation, "
         "which does not repeat the imputation inside its resamples) used the first "
-        "completed data set. No locked model bundle was written (`sigkit apply` does not yet "
-        "impute a new cohort). @suptbl-exclusions lists the values missing per variable"
+        "completed data set. The locked model bundle carries the per-imputation Cox fits "
+        "and a covariate-only imputer of the model's variables and the signature (fitted "
+        "on the training set without the outcome, which a new patient does not have), so "
+        "that `sigkit apply` completes a new cohort as many times and pools each predicted "
+        "survival and its 95% CI by Rubin's rules on the log cumulative hazard (Marshall "
+        "et al. 2009). @suptbl-exclusions lists the values missing per variable"
     )
 
 

@@ -181,9 +181,10 @@ def _intended_use(results: StudyResults, bundle: ModelBundle) -> str:
         "acquired, delineated and preprocessed as in training (the settings in "
         "`model/model.json`), used by clinicians or researchers beside clinical judgement. "
         "New patients are scored with `sigkit apply model/ COHORT_DIR`, which refuses other "
-        "network weights (unless `--allow-other-weights`, labelled), a missing model "
-        "variable and a categorical level not seen in training, and warns of each value "
-        "outside the training range."
+        "network weights (unless `--allow-other-weights`, labelled) and a categorical "
+        "level not seen in training, excludes a patient missing a model variable (unless "
+        "the model carries its imputation), and warns of each value outside the training "
+        "range."
     )
     text += (
         "\n\n**Not intended:** treatment decisions without a clinician; patients, "
@@ -379,7 +380,7 @@ def _limitations(results: StudyResults, bundle: ModelBundle) -> str:
         "not fully automatic, and the signature depends on the delineation.",
         "The design reproduced is the reference study's: a retrospective multicentre "
         "cohort, with the selection bias that brings; no prospective validation.",
-        _missing_data(results),
+        _missing_data(results, bundle),
         _sample_size(results),
         *_report_caveats(results),
         "The models are frozen: they were not updated or recalibrated on the validation "
@@ -408,13 +409,19 @@ def _slices(bundle: ModelBundle) -> str:
     return f"Image features are pooled ({pooling}) over {slices} axial slice(s) per phase."
 
 
-def _missing_data(results: StudyResults) -> str:
+def _missing_data(results: StudyResults, bundle: ModelBundle) -> str:
     rule = results.settings.get("validation", {}).get("missing", "complete-case")
     exclusions = results.table("exclusions")
     n = 0 if exclusions is None else len(exclusions)
-    return (
-        f"Missing data: `{rule}`; {n} patient(s) excluded during processing. At scoring, a "
-        "missing model variable is refused (no imputation in `sigkit apply`)."
+    text = f"Missing data: `{rule}`; {n} patient(s) excluded during processing. At scoring, "
+    if bundle.imputation is None:
+        return text + "a patient missing a model variable gets no prediction (no imputation)."
+    return text + (
+        f"a missing model value is imputed {bundle.imputation.m} times by the bundle's "
+        "covariate-only imputer (`model/imputation.json`, fitted on the training set "
+        "without the outcome) and the predictions pooled by Rubin's rules; an imputed "
+        "value is a training patient's observed value, so a patient missing most "
+        "predictors gets a wide, population-like prediction."
     )
 
 

@@ -416,10 +416,9 @@ def _decode(
     for k, name in enumerate(variables):
         if levels[name] is None:
             out[name] = values[:, k]
-        else:
-            categories = frame[name].cat.categories
-            codes = values[:, k].astype(int)
-            out[name] = pd.Categorical.from_codes(codes, categories=categories)
+        else:  # codes index the training levels; the rows keep their own categories
+            named = np.asarray(levels[name], dtype=object)[values[:, k].astype(int)]
+            out[name] = pd.Categorical(named, categories=frame[name].cat.categories)
     return out
 
 

@@ -349,6 +349,7 @@ def apply_model(
         "training_overlap": overlap,
         "overlap_warning": overlap_warning,
         "predictions_only": predictions_only(frame),
+        "imputation": _imputation_facts(bundle, predictions, echo),
     }
     tables = (predictions, exclusions, warnings)
     _record(out, bundle, model_dir, cohort, loaded, labels, tables, facts)
@@ -363,6 +364,21 @@ def apply_model(
 
         echo(f"  report: {render_apply_report(out)}")
     return ApplyOutcome(out, predictions, exclusions, warnings, tuple(labels))
+
+
+def _imputation_facts(bundle: ModelBundle, predictions: pd.DataFrame, echo):
+    """apply.json's ``imputation`` (m, patients and values imputed), told; None for a
+    model without imputation."""
+    if bundle.imputation is None:
+        return None
+    counts = predictions["n_imputed"]
+    facts = {"m": bundle.imputation.m, "n_patients": int((counts > 0).sum())}
+    facts["n_values"] = int(counts.sum())
+    echo(
+        f"  {facts['n_values']} missing model value(s) of {facts['n_patients']} patient(s) "
+        f"imputed {facts['m']} times; survival and CI pooled by Rubin's rules"
+    )
+    return facts
 
 
 def _overlap(bundle: ModelBundle, images, data, labels: list[str], echo):
@@ -453,6 +469,7 @@ def _record(out, bundle, model_dir, cohort, loaded, labels, tables, facts):
         "time_unit": bundle.time_unit,
         "risk_groups": bundle.risk_groups.to_json(),
         "predictions_only": facts["predictions_only"],
+        "imputation": facts["imputation"],
         "training_overlap": {
             "checked": facts["training_overlap"] is not None,
             "patients": dict(facts["training_overlap"] or {}),
