@@ -220,7 +220,7 @@ def test_new_rows_with_their_own_categories_get_the_training_level_imputed():
     """The codes of an imputed level index the training levels: new rows whose categorical
     lists its categories in another order (and one more, unseen) get the same level names
     as rows coded as in training."""
-    frame, _, time, event = _cohort(n=200, seed=8)
+    frame, _, _, _ = _cohort(n=200, seed=8)
     train, new = frame.iloc[:140], frame.iloc[140:].copy()
     imputed = fit_chained_equations(train, m=3, iterations=3, seed=4, outcome=False)
     reordered = new.copy()
