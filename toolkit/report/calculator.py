@@ -34,6 +34,7 @@ from dataclasses import replace
 from typing import Any
 
 from toolkit.contracts import NomogramSpec
+from toolkit.stats.pooling import LAMBDA_FLOOR
 from toolkit.stats.wald import quantile
 from toolkit.study.bundle import CONF_INT, ModelBundle, PooledCox
 
@@ -157,7 +158,7 @@ _SCRIPT = r"""
       for (var j = 0; j < m; j++) { qbar += q[j] / m; ubar += u[j] / m; }
       for (j = 0; j < m; j++) { b += (q[j] - qbar) * (q[j] - qbar) / (m - 1); }
       var total = ubar + (1 + 1 / m) * b;
-      var lambda = Math.max((1 + 1 / m) * b / total, 1e-4);
+      var lambda = Math.max((1 + 1 / m) * b / total, pred.lambda_floor);
       var df = (m - 1) / (lambda * lambda);
       var half = tQuantile(df, pred.z, (1 + pred.conf_int) / 2) * Math.sqrt(total);
       return {time: at.time, survival: Math.exp(-Math.exp(qbar)),
@@ -388,6 +389,7 @@ def pooled_terms(locked: PooledCox, times) -> dict[str, Any]:
         "imputations": [fit.survival_terms(times) for fit in locked.fits],
         "z": quantile(CONF_INT),
         "conf_int": CONF_INT,
+        "lambda_floor": LAMBDA_FLOOR,  # the pooling's floor of lambda (its df's ceiling)
         "training_range": {k: list(v) for k, v in locked.ranges.items()},
     }
 

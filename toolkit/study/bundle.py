@@ -78,6 +78,7 @@ from toolkit.config import StudyConfig, study_from_mapping
 from toolkit.contracts import CoxModel, NomogramSpec, SignatureSpec
 from toolkit.stats._coxsurv import (
     CurveTerms,
+    PredictedSurvival,
     confidence_limits,
     curve_std_err,
     curve_terms,
@@ -266,16 +267,6 @@ class BundledCox:
         )
 
 
-@dataclass(frozen=True)
-class _Curve:
-    """One imputation's predicted survival as ``pooling.pool_survival`` reads it."""
-
-    times: np.ndarray
-    survival: np.ndarray
-    cumulative_hazard: np.ndarray
-    std_err: np.ndarray
-
-
 @dataclass(frozen=True, eq=False)
 class PooledCox:
     """One final Cox model under multiple imputation, as the bundle keeps it.
@@ -326,7 +317,11 @@ class PooledCox:
             one = fit.predict(rows, t)
             with np.errstate(divide="ignore"):
                 cumhaz = -np.log(one.survival)
-            curves.append(_Curve(t, one.survival, cumhaz, one.std_err))
+            curves.append(
+                PredictedSurvival(
+                    t, one.survival, one.std_err, one.lower, one.upper, cumhaz, "log", CONF_INT
+                )
+            )
         pooled = pool_survival(curves, CONF_INT)
         return Survival(
             self.linear_predictor(completed),
@@ -797,7 +792,6 @@ def from_study(
     training: Mapping[str, Any],
     scans: Mapping[str, str],
     completed: Sequence[pd.DataFrame] = (),
-    imputation: ChainedImputation | None = None,
 ) -> ModelBundle:
     """The bundle of a study's final models, refitted once on ``train`` (the training rows
     of the model frame) for what models.json does not keep: the covariance and the
@@ -810,10 +804,10 @@ def from_study(
     (IDs and scans) are always kept; their de-identified case-mix rows unless
     ``config.bundle.case_mix`` is false.
 
-    Under multiple imputation ``completed`` are the ``m`` completed training model frames
-    and ``imputation`` the covariate-only imputer (:func:`deployment_imputation`); each
-    model is a :class:`PooledCox` of its per-imputation refits, and a refit set whose
-    Rubin's-rules coefficients are not bit for bit models.json's raises ``BundleError``.
+    Under multiple imputation ``completed`` are the ``m`` completed training model frames:
+    each model is a :class:`PooledCox` of its per-imputation refits (a refit set whose
+    Rubin's-rules coefficients are not bit for bit models.json's raises ``BundleError``)
+    and the bundle gets the covariate-only imputer (:func:`deployment_imputation`).
     ``train`` keeps its missing values (the ranges and case mix are of observed values).
     """
     from toolkit.imaging.preprocess import PreprocessSettings
@@ -821,12 +815,24 @@ def from_study(
     bundled: dict[str, BundledCox | PooledCox] = {}
     for name in MODELS:
         model = models[name]
-        if imputation is None:
-            bundled[name] = _locked_fit(name, model, train)
+        if not completed:
+            fit = _refit(model, train)
+            if not np.array_equal(fit.coef, np.asarray(model.coef)):
+                raise BundleError(
+                    f"model {name!r}: the refit's coefficients differ from models.json"
+                )
+            bundled[name] = _bundled(model, fit, train)
             continue
-        fits = [_imputation_fit(model, rows, config.validation.times) for rows in completed]
-        _same_pooled(name, model, [fit for _, fit in fits])
-        bundled[name] = PooledCox(model, tuple(b for b, _ in fits), training_ranges(model, train))
+        fits = [_refit(model, rows) for rows in completed]
+        _same_pooled(name, model, fits)
+        own = [
+            FittedModel.from_fit(
+                model.name, fit, model.variables, dict(model.levels), config.validation.times
+            )
+            for fit in fits
+        ]
+        imputations = tuple(map(_bundled, own, fits, completed))
+        bundled[name] = PooledCox(model, imputations, training_ranges(model, train))
     study = config.study
     salt = str(training.get("model_frame_sha256") or frame_hash(train))
     used = {v for m in NOMOGRAMS for v in models[m].variables}
@@ -847,41 +853,25 @@ def from_study(
         risk_groups=RiskGroups(RISK_MODEL, float(cutoff)),
         training_patients=TrainingPatients.of(salt, train.index, scans),
         case_mix=case_mix_rows(train, variables) if config.bundle.case_mix else None,
-        imputation=imputation,
+        imputation=deployment_imputation(config, train, variables) if completed else None,
     )
 
 
-def _locked_fit(name: str, model: FittedModel, train) -> BundledCox:
-    """``model`` refitted on ``train`` for its covariance and baseline hazard; refuses a
-    refit whose coefficients are not bit for bit models.json's."""
+def _refit(model: FittedModel, rows: pd.DataFrame):
+    """``nomograms.refit`` of ``model``'s terms on ``rows``, its warnings silenced (the fit's
+    warnings, monotone likelihood..., are already in the model's note)."""
     import warnings
 
     from toolkit.study.nomograms import refit
 
     with warnings.catch_warnings():
-        # the fit's warnings (monotone likelihood...) are already in the model's note
         warnings.simplefilter("ignore", RuntimeWarning)
-        fit = refit(model, train)
-    if not np.array_equal(fit.coef, np.asarray(model.coef)):
-        raise BundleError(f"model {name!r}: the refit's coefficients differ from models.json")
-    return BundledCox(
-        model, fit.variance, BaselineHazard.of_fit(fit), training_ranges(model, train)
-    )
+        return refit(model, rows)
 
 
-def _imputation_fit(pooled: FittedModel, rows: pd.DataFrame, times):
-    """The pooled model's terms fitted on one completed training set ``rows``: the
-    ``BundledCox`` and the ``CoxFit``."""
-    import warnings
-
-    from toolkit.study.nomograms import refit
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # said in the pooled model's note
-        fit = refit(pooled, rows)
-    model = FittedModel.from_fit(pooled.name, fit, pooled.variables, dict(pooled.levels), times)
-    ranges = training_ranges(model, rows)
-    return BundledCox(model, fit.variance, BaselineHazard.of_fit(fit), ranges), fit
+def _bundled(model: FittedModel, fit, rows: pd.DataFrame) -> BundledCox:
+    """``model`` with its fit's covariance and baseline hazard, and its ranges over ``rows``."""
+    return BundledCox(model, fit.variance, BaselineHazard.of_fit(fit), training_ranges(model, rows))
 
 
 def _same_pooled(name: str, model: FittedModel, fits) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from toolkit.study.bundle import MODELS, ModelBundle
+from toolkit.study.bundle import ModelBundle
 
 SET = "external"
 
@@ -46,13 +46,11 @@ def _within(bundle: ModelBundle, frame: pd.DataFrame):
     return config.model_copy(update={"validation": validation}), beyond
 
 
-def risk_groups(bundle: ModelBundle, frame: pd.DataFrame, models=None) -> dict[str, Any]:
+def risk_groups(bundle: ModelBundle, frame: pd.DataFrame, models) -> dict[str, Any]:
     """High vs low at the training cutoff: the counts and the log-rank test. ``models``:
-    the locked models as scored (``ModelBundle.scoring_models``; default the bundle's)."""
+    the locked models as scored (``ModelBundle.scoring_models``)."""
     from toolkit.stats.survival import logrank
 
-    if models is None:
-        models = {m: bundle.models[m].model for m in MODELS}
     model = models[bundle.risk_groups.model]
     group = bundle.risk_groups.group(model.linear_predictor(frame))
     t, e = frame["time"].to_numpy(float), frame["event"].to_numpy(float)

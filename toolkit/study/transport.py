@@ -161,12 +161,13 @@ REFIT_IMPUTED = (
 )
 
 
-def _updating(model, completed, horizons, n_groups: int):
+def _updating(model, completed, imputed: bool, horizons, n_groups: int):
+    """The updates of ``model`` on the cohort's completions; ``imputed``: the cohort had
+    model values imputed (no refit then)."""
     from toolkit.stats.transport import update_model
 
     frame = completed[0]
     x, names = _mean_design(model, completed)
-    imputed = any(not np.array_equal(x, _mean_design(model, [c])[0]) for c in completed)
     t, e = frame["time"].to_numpy(float), frame["event"].to_numpy(float)
     lp = model.linear_predictor(frame)
     original = model.survival(frame, horizons)
@@ -204,7 +205,8 @@ def transportability(
         dev = None if training is None else (train_models[name], train_completed)
         block: dict[str, Any] = {"case_mix": _case_mix((model, completed), dev)}
         try:
-            updates, notes = _updating(model, completed, horizons, n_groups)
+            imputed = bool(frame[list(model.variables)].isna().to_numpy().any())
+            updates, notes = _updating(model, completed, imputed, horizons, n_groups)
             block["updating"], more = _update_rows(name, updates)
             block["updating"] |= {
                 k: {**block["updating"].get(k, {}), "note": v} for k, v in notes.items()

@@ -60,23 +60,15 @@ def _weights(ctx: Context, directory) -> dict[str, Any]:
     return weights
 
 
-def _imputed(ctx: Context, given: Mapping[str, Any], train) -> dict[str, Any]:
-    """``from_study``'s arguments under multiple imputation: the completed training model
-    frames and the deployment imputer (none for a complete-data study)."""
-    from toolkit.study.bundle import NOMOGRAMS, deployment_imputation
+def _completed_training(ctx: Context, given: Mapping[str, Any]) -> list:
+    """The completed training model frames under multiple imputation, else none."""
     from toolkit.study.stages.models import model_frames
 
     clinical = given["clinical"]
     if not clinical.imputed:
-        return {}
+        return []
     sets = ctx.config.study.train_sets
-    completed = [f[f["set"].isin(sets)] for f in model_frames(clinical, given["scores"])]
-    used = {v for m in NOMOGRAMS for v in given["models"][m].variables}
-    variables = [v.name for v in ctx.config.variables if v.name in used]
-    return {
-        "completed": completed,
-        "imputation": deployment_imputation(ctx.config, train, variables),
-    }
+    return [f[f["set"].isin(sets)] for f in model_frames(clinical, given["scores"])]
 
 
 def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
@@ -120,7 +112,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached | dict[str, Any]:
             weights=_weights(ctx, directory),
             training=_training(ctx, train, inputs),
             scans=locked.scan_digests(study_manifest(ctx.config, ctx.paths.cohort), train.index),
-            **_imputed(ctx, given, train),
+            completed=_completed_training(ctx, given),
         )
         card = model_card.for_study(ctx.paths.study_dir, made, frame)
         replace(made, provenance=ctx.prov(key, inputs), model_card=card).save(directory)
