@@ -116,8 +116,13 @@ def test_every_feature_equals_pyradiomics_run_directly_on_the_same_volumes(cohor
                 direct = _direct(volumes, phase, reader, mode, cohort["settings"].parameters)
                 ours = table.loc[(patient, reader)]
                 for name, value in direct.items():
-                    column = RadiomicsFeature.of(phase, mode, name).format()
-                    assert ours[column] == value, (patient, reader, column)
+                    feature = RadiomicsFeature.of(phase, mode, name)
+                    column = feature.format()
+                    if feature.feature_class == "shape" and feature.feature in rad.MESH_SUMS:
+                        # the mesh's area and volume summed in another order (toolkit.imaging.mesh)
+                        assert ours[column] == pytest.approx(value, rel=1e-12, abs=0), column
+                    else:
+                        assert ours[column] == value, (patient, reader, column)
                     compared += 1
     assert compared == len(table.columns) * len(READERS)
 
