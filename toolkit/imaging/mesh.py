@@ -199,12 +199,29 @@ def _on_hull(points: np.ndarray) -> np.ndarray:
 
 
 def _max_in_planes(points: np.ndarray, plane: int) -> float:
-    """The largest squared distance between two points with the same coordinate ``plane``."""
+    """The largest squared distance between two points with the same coordinate ``plane``.
+
+    Planes are searched widest first and the search stops at the first plane that cannot
+    hold a longer pair: no two points of a plane are farther apart than twice the largest
+    distance from its bounding box's centre, a bound widened by 1e-9 (relative) to cover
+    the rounding of it and of the computed distances, so the result is the same."""
+    if len(points) < 2:
+        return 0.0
     order = np.argsort(points[:, plane], kind="stable")
     points = points[order]
     starts = np.flatnonzero(np.r_[True, points[1:, plane] != points[:-1, plane]])
     stops = np.r_[starts[1:], len(points)]
-    return max((_max_squared(points[a:b]) for a, b in zip(starts, stops, strict=True)), default=0.0)
+    centre = (np.maximum.reduceat(points, starts) + np.minimum.reduceat(points, starts)) / 2
+    offset = points - np.repeat(centre, stops - starts, axis=0)
+    offset[:, plane] = 0.0
+    radius = np.maximum.reduceat(np.einsum("ij,ij->i", offset, offset), starts)
+    bound = 4.0 * radius * (1.0 + 1e-9)
+    best = 0.0
+    for k in np.argsort(-bound, kind="stable"):
+        if bound[k] <= best:
+            break
+        best = max(best, _max_squared(points[starts[k] : stops[k]]))
+    return best
 
 
 def _max_squared(points: np.ndarray) -> float:

@@ -7,12 +7,17 @@ and mode, one ``RadiomicsFeatureExtractor.execute``: "3d" on the tumour volume, 
 the reader's largest-ROI slice (a one-slice image, PyRadiomics' ``force2D`` with the
 ``shape2D`` class in place of ``shape``). Columns are
 ``RadiomicsFeature(phase, mode, ...).format()``: ``portal_3d_original_shape_VoxelVolume``.
-Two shortcuts that leave every number as PyRadiomics gives it (tests/imaging/
+Shortcuts that leave every number as PyRadiomics gives it (tests/imaging/
 test_radiomics.py compares each feature with PyRadiomics run directly on the whole
 volumes): with the Original image alone, no normalisation and no resampling
 (:func:`crop_safe`), image and mask are first cut to the mask's bounding box, which
-PyRadiomics crops to anyway; and the shape features, of the mask alone, are computed
-with the first phase and copied to the second.
+PyRadiomics crops to anyway; the shape features, of the mask alone, are computed with
+the first phase and copied to the second; the extractor (:func:`extractor_class`)
+discretises each image once for all its classes and takes the 3-D shape class's mesh
+measures from :mod:`toolkit.imaging.mesh`, its maximum diameters bit for bit and its
+surface area and volume summed in another order: the seven features of those two
+(:data:`MESH_SUMS`) equal PyRadiomics' to rounding (1e-12 relative in the tests), not
+bit for bit.
 
 A feature PyRadiomics cannot compute is NaN, with a warning that names the patient, the
 reader, the phase and the mode: all the features of a mask PyRadiomics refuses (a single
