@@ -34,6 +34,7 @@ def test_the_study_extracts_radiomics_features_of_every_patient_and_reader(study
     import radiomics
 
     assert prov["radiomics"]["pyradiomics"] == radiomics.__version__
+    assert "toolkit.imaging.mesh" in prov["radiomics"]["extractor"]
     parameters = prov["radiomics"]["parameters"]
     assert list(parameters) == ["3d", "2d"]
     assert parameters["3d"]["setting"]["binWidth"] == 25.0

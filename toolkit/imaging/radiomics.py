@@ -168,6 +168,13 @@ MESH_SUMS = frozenset(
 )
 
 
+# what sigkit's extractor changes (recorded in the provenance, part of the stage's key)
+EXTRACTOR = (
+    "PyRadiomics' feature classes; 3-D shape mesh measures from toolkit.imaging.mesh "
+    "(diameters bit for bit, surface area and volume to rounding); one discretisation per image"
+)
+
+
 @functools.cache
 def extractor_class():
     """PyRadiomics' ``RadiomicsFeatureExtractor`` with two changes of speed, not of result.
@@ -305,9 +312,11 @@ class RadiomicsSettings:
         return tuple(self.parameters)
 
     def as_dict(self) -> dict[str, Any]:
-        """The provenance: PyRadiomics' version and every mode's parameters."""
+        """The provenance: PyRadiomics' version, sigkit's changes to its extractor, and
+        every mode's parameters."""
         return {
             "pyradiomics": pyradiomics_version(),
+            "extractor": EXTRACTOR,
             "phases": list(self.phases),
             "parameters": copy.deepcopy(dict(self.parameters)),
         }

@@ -9,7 +9,8 @@ features PyRadiomics could not compute are NaN, each listed in
 ``results/tables/radiomics_warnings.parquet`` (patient, reader, phase, mode, warning) and
 warned of (``RadiomicsWarning``). The provenance records PyRadiomics' version and every
 mode's parameters.
-Keyed on the crops' manifest, the settings and PyRadiomics' version; with
+Keyed on the crops' manifest, the settings, PyRadiomics' version and sigkit's changes to
+its extractor (``imaging.radiomics.EXTRACTOR``); with
 ``enabled = false`` nothing is computed and ``radiomics`` is None.
 """
 
