@@ -9,8 +9,10 @@ actually did; ``toolkit.report.tripod`` maps each item to its section.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+from toolkit.artifacts import read_parquet_provenance
 from toolkit.report.study import StudyResults, cohort_sentence
 
 
@@ -128,7 +130,43 @@ def predictors(results: StudyResults) -> str:
         text += (
             f" Tumour ROIs were delineated by {len(readers)} reader sessions ({_join(readers)})."
         )
-    return text
+    return text + _radiomics_extraction(results)
+
+
+_MODES = {
+    "3d": "in 3-D on the tumour volume",
+    "2d": "in 2-D (axial, PyRadiomics' force2D) on each reader's largest-ROI slice",
+}
+
+
+def _radiomics_extraction(results: StudyResults) -> str:
+    """The handcrafted features' extraction, as the radiomics stage recorded it in its
+    table's provenance (nothing when the run computed none)."""
+    folder = getattr(results, "results", None)
+    path = Path(folder) / "tables" / "radiomics_features.parquet" if folder else None
+    if path is None or not path.exists():
+        return ""
+    recorded = read_parquet_provenance(path).get("radiomics") or {}
+    parameters = recorded.get("parameters") or {}
+    if not parameters:
+        return ""
+    first = next(iter(parameters.values()))
+    setting = first.get("setting") or {}
+    types = _join(list(first.get("imageType") or {"Original": {}}))
+    named = ["shape" if c == "shape2D" else c for c in first.get("featureClass") or {}]
+    classes = ", ".join(dict.fromkeys(named))
+    spacing = setting.get("resampledPixelSpacing")
+    resampled = f", resampled to {' × '.join(f'{v:g}' for v in spacing)} mm" if spacing else ""
+    return (
+        f" Handcrafted radiomics features (PyRadiomics {recorded.get('pyradiomics', '?')}, "
+        f"IBSI-based definitions) were computed for every reader's ROI in each phase, "
+        f"{_join([_MODES.get(m, m) for m in parameters])}: image types {types}; feature "
+        f"classes {classes or 'all'}; bin width {setting.get('binWidth', 25):g}{resampled}. "
+        "The 3-D shape class's mesh surface area, volume and maximum diameters were "
+        "computed by sigkit from PyRadiomics' marching-cubes mesh (the diameters identical "
+        "to PyRadiomics', the area and volume equal to rounding); every other feature is "
+        "PyRadiomics' own."
+    )
 
 
 def sample_size(results: StudyResults) -> str:
