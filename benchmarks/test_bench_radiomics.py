@@ -4,14 +4,17 @@ One small synthetic cohort on the full grid (``PATIENTS`` patients, 40 x 256 x 2
 0.8 x 0.8 x 2.5 mm, 3 readers), preprocessed once. In one group, same run:
 
 * ``test_radiomics_ours``: ``imaging.radiomics.radiomics_cohort``, what the radiomics stage
-  runs (2 Dask workers, the LocalCluster's start included; each patient's registered
-  volumes rebuilt from its crop, then 3 readers x 2 phases x 2 modes);
-* ``test_plain_extractor_loop``: the same volumes (``registered_volumes``), then a plain
-  sequential loop of ``RadiomicsFeatureExtractor.execute`` with the same parameters on
-  the whole volumes and masks, in this process;
+  runs (2 Dask workers, the LocalCluster's start included; each patient's box of the
+  registered volumes read from ``crops/volumes/``, which preprocessing kept, then 3 readers
+  x 2 phases x 2 modes);
+* ``test_plain_extractor_loop``: the whole registered volumes rebuilt from the inputs
+  (``registered_volumes``), then a plain sequential loop of
+  ``RadiomicsFeatureExtractor.execute`` with the same parameters on the whole volumes and
+  masks, in this process;
 * ``test_preprocess_same_cohort``: the preprocess stage's work on the same cohort
-  (``preprocess_cohort``, 2 workers, QC pictures off): issue 17's target is a radiomics
-  stage no slower than this, so its "speed-up" is preprocess / radiomics;
+  (``preprocess_cohort``, 2 workers, QC pictures off, the volumes' boxes kept as the stage
+  keeps them for radiomics): issue 17's target is a radiomics stage no slower than this, so
+  its "speed-up" is preprocess / radiomics;
 * ``test_preprocess_stage_with_qc``: the same with the QC pictures the preprocess stage
   writes in a study (``PreprocessSettings.from_config``'s default), the stage's whole work.
 
@@ -52,7 +55,7 @@ def prepared(tmp_path_factory):
     settings = PreprocessSettings.from_config(config, qc=False)
     summary = preprocess_cohort(
         root / "cohort" / "manifest.csv", root / "crops", workers=0, progress=False,
-        settings=settings,
+        settings=settings, volumes=True,  # as the preprocess stage, for the radiomics stage
     )  # fmt: skip
     assert summary.n_failed == 0
     params = rad.extractor_parameters(
@@ -146,7 +149,7 @@ def _preprocess(prepared, qc: bool = False):
     shutil.rmtree(out, ignore_errors=True)
     return preprocess_cohort(
         prepared["root"] / "cohort" / "manifest.csv", out, workers=WORKERS, progress=False,
-        settings=replace(prepared["preprocess"], qc=qc),
+        settings=replace(prepared["preprocess"], qc=qc), volumes=True,
     )  # fmt: skip
 
 

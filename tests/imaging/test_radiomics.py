@@ -1,15 +1,18 @@
 """PyRadiomics features of the volumes the crops come from: the wiring, not PyRadiomics itself.
 
 One module-scoped cohort: three patients of the tiny cohort, registration off (the
-phases share one grid), patient P003's reader2 mask cut down to one voxel. The
-features must equal PyRadiomics run directly on the same volumes and masks, column
-for column and bit for bit; the one-voxel mask gives NaN with a warning naming P003.
+phases share one grid), patient P003's reader2 mask cut down to one voxel, preprocessed
+with the volumes' boxes the stage reads. The features must equal PyRadiomics run
+directly on the volumes rebuilt from the inputs, column for column and bit for bit
+(but the mesh sums, to rounding); the one-voxel mask gives NaN with a warning naming P003.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -52,9 +55,11 @@ def cohort(tiny_cohort, tmp_path_factory):
     config = load_study(root)
     settings = PreprocessSettings.from_config(config, register=False, qc=False)
     summary = preprocess_cohort(
-        root / "manifest.csv", root / "crops", workers=0, progress=False, settings=settings
-    )
+        root / "manifest.csv", root / "crops", workers=0, progress=False, settings=settings,
+        volumes=True,  # as the preprocess stage keeps them: the stage reads the boxes
+    )  # fmt: skip
     assert summary.n_failed == 0, summary.failures
+    assert len(list((root / "crops" / "volumes").glob("*.npz"))) == len(PATIENTS)
     params = rad.extractor_parameters(
         rad.parameters_from_settings(config.radiomics), config.radiomics.modes
     )
@@ -200,12 +205,18 @@ def test_the_masks_box_is_the_whole_volumes_region_bit_for_bit(cohort, tiny_coho
     root = cohort["root"] / f"box_{'_'.join(imaging) or 'registered'}"
     settings = PreprocessSettings.from_config(load_study(cohort["root"]), qc=False, **imaging)
     summary = preprocess_cohort(
-        cohort["root"] / "manifest.csv", root, workers=0, progress=False, settings=settings
-    )
+        cohort["root"] / "manifest.csv", root, workers=0, progress=False, settings=settings,
+        volumes=True,
+    )  # fmt: skip
     assert summary.n_failed == 0, summary.failures
     row, crop = cohort["rows"]["P001"], root / "P001.npz"
     whole = registered_volumes(row, settings, crop)
-    box = registered_volumes(row, settings, crop, rad.PADDING)
+    box = registered_volumes(row, settings, crop, rad.PADDING)  # preprocessing's, read back
+    kept = root / "volumes" / "P001.npz"
+    kept.rename(kept.with_suffix(".away"))
+    rebuilt = registered_volumes(row, settings, crop, rad.PADDING)  # from the inputs
+    kept.with_suffix(".away").rename(kept)
+    _assert_same_volumes(box, rebuilt)
     assert whole.offset == (0, 0, 0) and box.offset != (0, 0, 0)
     size, index = list(box.portal.GetSize()), list(box.offset)
     assert np.prod(size) < np.prod(whole.portal.GetSize()) / 2
@@ -225,6 +236,58 @@ def test_the_masks_box_is_the_whole_volumes_region_bit_for_bit(cohort, tiny_coho
         assert inside == int(sitk.GetArrayViewFromImage(whole.masks[reader]).sum()), reader
     features = [rad.volume_features(v, cohort["settings"]) for v in (box, whole)]
     assert features[0] == features[1]
+
+
+def _assert_same_volumes(ours, theirs):
+    """Two RegisteredVolumes alike voxel for voxel, in geometry and pixel type."""
+    assert (ours.patient, ours.slice_index, ours.offset) == (
+        theirs.patient,
+        theirs.slice_index,
+        theirs.offset,
+    )
+    assert list(ours.masks) == list(theirs.masks)
+    pairs = [(ours.arterial, theirs.arterial), (ours.portal, theirs.portal)]
+    pairs += [(ours.masks[r], theirs.masks[r]) for r in ours.masks]
+    for a, b in pairs:
+        assert a.GetPixelID() == b.GetPixelID()
+        assert (a.GetOrigin(), a.GetSpacing(), a.GetDirection()) == (
+            b.GetOrigin(),
+            b.GetSpacing(),
+            b.GetDirection(),
+        )
+        np.testing.assert_array_equal(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b))
+
+
+def test_preprocessing_keeps_the_box_the_stage_reads_and_only_this_crops(cohort, tmp_path):
+    """``preprocess_cohort(volumes=True)`` keeps crops/volumes/<patient>.npz, which
+    registered_volumes reads (the same volumes as rebuilt from the inputs); a box of
+    another patient, a corrupt one or one for another margin is not used; a rerun
+    without it removes it, and a crop kept without its box is made again."""
+    settings = PreprocessSettings.from_config(load_study(cohort["root"]), qc=False)
+    manifest, out = cohort["root"] / "manifest.csv", tmp_path / "crops"
+    run = functools.partial(preprocess_cohort, manifest, out, workers=0, progress=False)
+    assert run(settings=settings).n_failed == 0
+    assert not (out / "volumes").exists()
+    again = run(settings=settings, volumes=True)
+    assert again.n_skipped == 0 and again.n_failed == 0  # the crops made again, with boxes
+    assert sorted(p.name for p in (out / "volumes").glob("*.npz")) == [f"{p}.npz" for p in PATIENTS]
+    assert run(settings=settings, volumes=True).n_skipped == len(PATIENTS)
+    row, crop = cohort["rows"]["P001"], out / "P001.npz"
+    kept = registered_volumes(row, settings, crop, rad.PADDING)
+    box = out / "volumes" / "P001.npz"
+    original = box.read_bytes()
+    box.write_bytes((out / "volumes" / "P002.npz").read_bytes())  # another patient's box
+    _assert_same_volumes(registered_volumes(row, settings, crop, rad.PADDING), kept)
+    box.write_bytes(original[: len(original) // 2])  # truncated
+    _assert_same_volumes(registered_volumes(row, settings, crop, rad.PADDING), kept)
+    box.write_bytes(original)
+    wider = registered_volumes(row, settings, crop, (3, 3, 2))  # another margin: rebuilt
+    assert np.prod(wider.portal.GetSize()) > np.prod(kept.portal.GetSize())
+    features = [rad.volume_features(v, cohort["settings"]) for v in (kept, wider)]
+    assert features[0] == features[1]
+    assert run(settings=settings).n_skipped == len(PATIENTS)
+    assert run(settings=replace(settings, zscore="roi")).n_failed == 0  # crops made again
+    assert not list((out / "volumes").glob("*.npz"))
 
 
 def test_a_stale_crop_fails_the_patient_not_the_cohort(cohort, tmp_path):

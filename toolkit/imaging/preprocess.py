@@ -10,7 +10,9 @@ slice with the largest ROI, crop both phases 224 x 224 around the ROI centroid
 (padded with the slice's background value) and z-score the crop (or the ROI);
 with ``slices`` other than 1, the same for each slice that
 :func:`toolkit.imaging.roi.tumour_slices` chooses, around that slice's own centroid.
-Writes ``crops/<patient>.npz`` (docs/contracts.md) and ``crops/qc/<patient>.png``.
+Writes ``crops/<patient>.npz`` (docs/contracts.md) and ``crops/qc/<patient>.png``; with
+``volumes=True`` also ``crops/volumes/<patient>.npz``, the box of the registered volumes
+around the masks that the radiomics stage reads (:func:`registered_volumes`).
 
 Per cohort (:func:`preprocess_cohort`): patients fan out through Dask
 (a ``distributed.LocalCluster`` of `workers` processes, or an existing cluster
@@ -26,6 +28,7 @@ import io
 import json
 import os
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -421,24 +424,36 @@ def _is_synthetic(row: dict) -> bool:
 
 
 def process_patient(
-    row: dict, settings: PreprocessSettings, out_dir: str, threads: int | None = None
+    row: dict,
+    settings: PreprocessSettings,
+    out_dir: str,
+    threads: int | None = None,
+    volumes: bool = False,
 ) -> dict[str, Any]:
-    """Preprocess one manifest row; never raises: failures come back as a record."""
+    """Preprocess one manifest row; never raises: failures come back as a record.
+    ``volumes``: also keep the box of the registered volumes that holds the masks
+    (``volumes/<patient>.npz``, what the radiomics stage reads; see :func:`registered_volumes`)."""
     start = time.perf_counter()
     record: dict[str, Any] = {"patient": row["patient"], "status": "ok", "warnings": []}
     try:
-        record.update(_process(row, settings, Path(out_dir), threads, start))
+        record.update(_process(row, settings, Path(out_dir), threads, start, volumes))
     except PatientFailure as exc:
         record.update(status="failed", stage=exc.stage, reason=exc.reason)
     except Exception as exc:  # any other error fails this patient only
         record.update(status="failed", stage="unexpected", reason=f"{type(exc).__name__}: {exc}")
     if record["status"] == "failed":  # never leave a stale crop of a patient that now fails
-        Path(out_dir, f"{row['patient']}.npz").unlink(missing_ok=True)
+        _remove_crop(Path(out_dir), str(row["patient"]))
     record["total_s"] = time.perf_counter() - start
     return record
 
 
-def _process(row, settings, out_dir: Path, threads, start) -> dict[str, Any]:
+def _remove_crop(out_dir: Path, patient: str) -> None:
+    crop = out_dir / f"{patient}.npz"
+    crop.unlink(missing_ok=True)
+    _volumes_path(crop).unlink(missing_ok=True)
+
+
+def _process(row, settings, out_dir: Path, threads, start, volumes: bool) -> dict[str, Any]:
     import SimpleITK as sitk
 
     from toolkit.imaging.register import identity, register_rigid
@@ -452,6 +467,8 @@ def _process(row, settings, out_dir: Path, threads, start) -> dict[str, Any]:
     settings_key = settings_hash(settings.as_dict())
     npz_path = out_dir / f"{row['patient']}.npz"
     previous = _up_to_date(npz_path, input_hash, settings_key)
+    if previous is not None and volumes and not _volumes_path(npz_path).is_file():
+        previous = None  # the crop is current, the volumes' box is not there: make both
     if previous is not None:
         return {
             "status": "skipped",
@@ -503,6 +520,11 @@ def _process(row, settings, out_dir: Path, threads, start) -> dict[str, Any]:
         "metadata": np.asarray(json.dumps(meta)),
     }
     _write_npz(npz_path, arrays)
+    if volumes:
+        box = _box_volumes(arterial, portal, mask_arrays, transform, settings, BOX_MARGIN, on_grid)
+        _write_volumes(_volumes_path(npz_path), box, meta, fit.parameters)
+    else:  # none, rather than one of other inputs
+        _volumes_path(npz_path).unlink(missing_ok=True)
     if settings.qc:
         from toolkit.imaging.qc import write_qc
 
@@ -590,6 +612,118 @@ def _mask_box(mask_arrays, source, grid, transform, margin) -> tuple[list[int], 
     return [int(b - a + 1) for a, b in zip(first, last, strict=True)], [int(a) for a in first]
 
 
+VOLUMES_DIR = "volumes"  # crops/volumes/<patient>.npz: the box of the volumes radiomics reads
+BOX_MARGIN = (2, 2, 1)  # voxels (x, y, z) that box keeps around the masks (radiomics' padding)
+
+
+def _box_volumes(arterial, portal, mask_arrays, transform, settings, margin, whole_masks=None):
+    """(grid, arterial, portal, {reader: mask array}, index) of the registered volumes:
+    the whole grid (``margin`` None) or the box of it that :func:`_mask_box` gives.
+
+    The masks are moved onto that grid (:func:`_masks_on_grid`), or, given the whole
+    grid's masks (``whole_masks``, preprocessing's own), cut out of them: outside the box
+    every mask is 0 (:func:`_mask_box`), and inside it ITK computes each voxel as on the
+    whole grid, so both are the whole grid's voxels (tests/imaging/test_radiomics.py)."""
+    import SimpleITK as sitk
+
+    from toolkit.imaging import roi
+
+    whole = _target_grid(portal, settings.spacing_mm)
+    source, moved = _mask_frame(arterial, portal, transform, settings)
+    size, index = list(whole.GetSize()), [0, 0, 0]
+    if margin is not None:
+        size, index = _mask_box(mask_arrays, source, whole, moved, margin)
+    grid = whole
+    if (size, index) != (list(whole.GetSize()), [0, 0, 0]):
+        grid = sitk.RegionOfInterest(whole, size, index)
+    if whole_masks is None:
+        masks = _masks_on_grid(mask_arrays, source, grid, moved)
+    else:
+        (x0, y0, z0), (nx, ny, nz) = index, size
+        masks = {r: a[z0 : z0 + nz, y0 : y0 + ny, x0 : x0 + nx] for r, a in whole_masks.items()}
+    fills = [roi.border_value(sitk.GetArrayViewFromImage(v)[0]) for v in (arterial, portal)]
+    if whole is portal:  # the portal grid itself: its voxels as they are
+        portal_on_grid = grid
+    else:
+        identity = sitk.Transform(3, sitk.sitkIdentity)
+        portal_on_grid = _resample(portal, grid, identity, default=fills[1])
+    arterial_on_grid = _resample(arterial, grid, transform, default=fills[0])
+    return grid, arterial_on_grid, portal_on_grid, masks, index
+
+
+def _volumes_path(crop_path: Path) -> Path:
+    return crop_path.parent / VOLUMES_DIR / crop_path.name
+
+
+def _write_volumes(path: Path, box, meta: dict[str, Any], registration: np.ndarray) -> None:
+    """The box of :func:`_box_volumes` with the crop's identity (its inputs' and settings'
+    hashes, its registration), uncompressed: the masks as bits, the phases as they are."""
+    import SimpleITK as sitk
+
+    grid, arterial, portal, masks, index = box
+    stacked = np.stack(list(masks.values()))
+    if stacked.size and stacked.max() > 1:
+        raise ValueError("masks on the grid are binary")
+    record = {
+        "input_hash": meta["input_hash"],
+        "settings_hash": meta["settings_hash"],
+        "margin": list(BOX_MARGIN),
+        "readers": list(masks),
+        "index": [int(i) for i in index],
+        "shape": list(stacked.shape),
+        "origin": list(grid.GetOrigin()),
+        "spacing": list(grid.GetSpacing()),
+        "direction": list(grid.GetDirection()),
+    }
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        arterial=sitk.GetArrayViewFromImage(arterial),
+        portal=sitk.GetArrayViewFromImage(portal),
+        masks=np.packbits(stacked.astype(bool), axis=None),
+        registration=np.asarray(registration, dtype=np.float64),
+        metadata=np.asarray(json.dumps(record)),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def _read_volumes(path: Path, meta: dict[str, Any], arrays, readers, margin):
+    """(grid geometry, arterial, portal, masks, index) of a box file that is this crop's
+    (the same inputs, settings, registration, readers and margin), else None."""
+    import SimpleITK as sitk
+
+    if margin is None or tuple(margin) != BOX_MARGIN or not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
+            record = json.loads(str(data["metadata"]))
+            same = (
+                record.get("input_hash") == meta.get("input_hash")
+                and record.get("settings_hash") == meta.get("settings_hash")
+                and record.get("readers") == list(readers)
+                and record.get("margin") == list(BOX_MARGIN)
+                and np.array_equal(data["registration"], arrays["registration"])
+            )
+            if not same:
+                return None
+            phases = [data["arterial"], data["portal"]]
+            count = int(np.prod(record["shape"]))
+            bits = np.unpackbits(data["masks"], count=count).reshape(record["shape"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None  # unreadable: rebuilt from the inputs instead
+    images = []
+    for array in (*phases, *bits):
+        image = sitk.GetImageFromArray(array)
+        image.SetOrigin(record["origin"])
+        image.SetSpacing(record["spacing"])
+        image.SetDirection(record["direction"])
+        images.append(image)
+    masks = dict(zip(record["readers"], images[2:], strict=True))
+    return images[0], images[1], masks, record["index"]
+
+
 def registered_volumes(
     row: dict,
     settings: PreprocessSettings,
@@ -608,11 +742,14 @@ def registered_volumes(
     holds every reader's mask widened by at least that many voxels (:func:`_mask_box`),
     which spares resampling the rest: ITK computes each voxel of a box of the grid exactly
     as it does on the whole grid (the same voxels, bit for bit; tests/imaging/
-    test_radiomics.py checks it), so the box is the whole volumes' region.
+    test_radiomics.py checks it), so the box is the whole volumes' region. With
+    ``margin = BOX_MARGIN`` the box that preprocessing kept (``crops/volumes/<patient>.npz``,
+    written with ``preprocess_cohort(..., volumes=True)``) is read instead of rebuilt from
+    the inputs, when it is this crop's: the same inputs (their hashes checked here as
+    always), settings, registration, readers and margin; any other is rebuilt.
     """
     import SimpleITK as sitk
 
-    from toolkit.imaging import roi
     from toolkit.imaging.register import euler_transform
 
     crop_path = Path(crop_path)
@@ -628,34 +765,25 @@ def registered_volumes(
         raise PatientFailure(
             "crops", f"{crop_path.name} was made from other images or settings; preprocess again"
         )
-    # the files hash as those the crop was made from: their gzip streams passed then
-    arterial, portal, masks = _read_inputs(files, readers, row.get("folder"), check_gzip=False)
-    mask_arrays, _ = _check_inputs(files, arterial, portal, masks, settings.mask_phase)
-    transform = euler_transform(arrays["registration"], meta["registration"]["centre"])
-    whole = _target_grid(portal, settings.spacing_mm)
-    source, moved = _mask_frame(arterial, portal, transform, settings)
-    size, index = list(whole.GetSize()), [0, 0, 0]
-    if margin is not None:
-        size, index = _mask_box(mask_arrays, source, whole, moved, margin)
-    grid = whole
-    if (size, index) != (list(whole.GetSize()), [0, 0, 0]):
-        grid = sitk.RegionOfInterest(whole, size, index)
-    on_grid = _masks_on_grid(mask_arrays, source, grid, moved)
-    mask_images = {}
-    for reader, array in on_grid.items():
-        image = sitk.GetImageFromArray(array)
-        image.CopyInformation(grid)
-        mask_images[reader] = image
-    fills = [roi.border_value(sitk.GetArrayViewFromImage(v)[0]) for v in (arterial, portal)]
-    if whole is portal:  # the portal grid itself: its voxels as they are
-        portal_on_grid = grid
+    kept = _read_volumes(_volumes_path(crop_path), meta, arrays, readers, margin)
+    if kept is not None:
+        arterial, portal, mask_images, index = kept
     else:
-        identity = sitk.Transform(3, sitk.sitkIdentity)
-        portal_on_grid = _resample(portal, grid, identity, default=fills[1])
+        # the files hash as those the crop was made from: their gzip streams passed then
+        arterial, portal, masks = _read_inputs(files, readers, row.get("folder"), check_gzip=False)
+        mask_arrays, _ = _check_inputs(files, arterial, portal, masks, settings.mask_phase)
+        transform = euler_transform(arrays["registration"], meta["registration"]["centre"])
+        box = _box_volumes(arterial, portal, mask_arrays, transform, settings, margin)
+        grid, arterial, portal, on_grid, index = box
+        mask_images = {}
+        for reader, array in on_grid.items():
+            image = sitk.GetImageFromArray(array)
+            image.CopyInformation(grid)
+            mask_images[reader] = image
     return RegisteredVolumes(
         patient=str(row["patient"]),
-        arterial=_resample(arterial, grid, transform, default=fills[0]),
-        portal=portal_on_grid,
+        arterial=arterial,
+        portal=portal,
         masks=mask_images,
         slice_index={
             r: int(k) - index[2] for r, k in zip(readers, arrays["slice_index"], strict=True)
@@ -684,6 +812,7 @@ def preprocess_cohort(
     scheduler: str | None = None,
     progress: bool = True,
     settings: PreprocessSettings | None = None,
+    volumes: bool = False,
 ) -> PreprocessSummary:
     """Preprocess every patient of a manifest into `out_dir` (crops/ of the contract).
 
@@ -696,6 +825,10 @@ def preprocess_cohort(
     progress: show a progress bar.
     settings: crop settings (a study's: :meth:`PreprocessSettings.from_config`);
         default: :class:`PreprocessSettings` defaults, the manifest's readers in order.
+    volumes: also keep each patient's box of the registered volumes around the masks
+        (``volumes/<patient>.npz``), which the radiomics stage then reads instead of
+        reading, checking and resampling the inputs again (:func:`registered_volumes`).
+        A crop that is up to date but has no box is made again.
 
     Raises :class:`toolkit.imaging.manifest.ManifestError` when the manifest is
     unusable as a whole (a column absent, a patient listed twice); single patients
@@ -712,7 +845,7 @@ def preprocess_cohort(
         process_patient,
         [r["patient"] for r in rows],
         [(r,) for r in rows],
-        {"settings": settings, "out_dir": str(out_dir)},
+        {"settings": settings, "out_dir": str(out_dir), "volumes": volumes},
         workers=workers,
         scheduler=scheduler,
         progress=progress,
@@ -721,7 +854,7 @@ def preprocess_cohort(
     results += [_failed(p, "manifest", reason) for p, reason in manifest.problems.items()]
     for result in results:
         if result["status"] == "failed" and result["patient"] in set(manifest.frame["patient"]):
-            Path(out_dir, f"{result['patient']}.npz").unlink(missing_ok=True)
+            _remove_crop(out_dir, str(result["patient"]))
     return _summarise(manifest, settings, out_dir, results, time.perf_counter() - start)
 
 

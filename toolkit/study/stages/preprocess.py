@@ -44,6 +44,22 @@ def crop_settings(config: StudyConfig) -> dict[str, Any]:
     return imaging.model_dump(by_alias=True, exclude=leave_out)
 
 
+def keeps_volumes(config: StudyConfig) -> bool:
+    """Whether preprocessing keeps each patient's box of the registered volumes for the
+    radiomics stage: when that stage runs and reads only the masks' box (the Original image
+    alone, without normalisation or resampling: ``imaging.radiomics.crop_safe``)."""
+    if not config.radiomics.enabled:
+        return False
+    from toolkit.imaging import radiomics as rad
+
+    if config.radiomics.parameter_file is not None:
+        return False  # read by the radiomics stage, relative to the cohort: it rebuilds
+    three_d = rad.parameters_from_settings(config.radiomics)
+    return all(
+        rad.crop_safe(p) for p in rad.extractor_parameters(three_d, config.radiomics.modes).values()
+    )
+
+
 def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
     """Crop every patient; hands on ``crops``, the folder (its manifest.json lists the crops)."""
     from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort
@@ -58,13 +74,15 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
             workers=workers,
             progress=False,
             settings=PreprocessSettings.from_config(ctx.config),
+            volumes=keeps_volumes(ctx.config),
         )
         ctx.echo(f"    {summary}")
         return {"crops": ctx.paths.crops}
 
     return Cached(
         inputs={"images": image_fingerprint(ctx)},
-        settings=crop_settings(ctx.config),
+        settings=crop_settings(ctx.config)
+        | ({"volumes": True} if keeps_volumes(ctx.config) else {}),
         files=(ctx.paths.crops / "manifest.json",),
         compute=compute,
         load=lambda: {"crops": ctx.paths.crops},
