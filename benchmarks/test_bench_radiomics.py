@@ -24,7 +24,8 @@ Each test records the load average (1, 5, 15 min) before and after its rounds in
 The timer must be wall-clock (pytest-benchmark's default, ``time.perf_counter``): the
 Dask workers' CPU time is not this process's. Both extractions are checked equal after
 the timing (bit for bit, but the 3-D shape features of the mesh's summed area and volume,
-``MESH_SUMS``, to 1e-12). 201 patients are extrapolated from this size, never measured here.
+``MESH_SUMS``, to 1e-12). The demo's 201 patients are measured in
+``test_bench_radiomics_full.py``.
 """
 
 from __future__ import annotations

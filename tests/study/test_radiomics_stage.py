@@ -40,6 +40,26 @@ def test_the_study_extracts_radiomics_features_of_every_patient_and_reader(study
     assert parameters["3d"]["setting"]["binWidth"] == 25.0
     assert parameters["2d"]["setting"]["force2D"] is True
     assert any(line.startswith("  radiomics ") for line in lines)
+    # the stage read the volumes' boxes preprocessing kept for it, one per patient with a crop
+    kept = sorted(path.stem for path in (study / "crops" / "volumes").glob("*.npz"))
+    assert kept == sorted(ok)
+
+
+def test_preprocessing_keeps_the_boxes_only_for_a_radiomics_stage_that_reads_them(study_run):
+    from toolkit.config import load_study
+    from toolkit.study.stages.preprocess import keeps_volumes
+
+    study, _, _ = study_run
+    config = load_study(study / "cohort")
+    assert config.radiomics.enabled and keeps_volumes(config)
+    off = config.model_copy(
+        update={"radiomics": config.radiomics.model_copy(update={"enabled": False})}
+    )
+    assert not keeps_volumes(off)
+    log = config.radiomics.model_copy(update={"image_types": ["Original", "LoG"]})
+    assert not keeps_volumes(config.model_copy(update={"radiomics": log}))  # filters see the grid
+    resampled = config.radiomics.model_copy(update={"resampled_spacing_mm": [1.0, 1.0, 1.0]})
+    assert not keeps_volumes(config.model_copy(update={"radiomics": resampled}))
 
 
 def test_the_radiomics_signature_sits_beside_the_deep_one(study_run):
