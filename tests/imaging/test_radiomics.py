@@ -290,6 +290,45 @@ def test_preprocessing_keeps_the_box_the_stage_reads_and_only_this_crops(cohort,
     assert not list((out / "volumes").glob("*.npz"))
 
 
+def test_the_plain_path_finds_pyradiomics_own_bounding_box_and_hands_over_the_rest(cohort):
+    """The stage's extractions take the plain path; its bounding box is PyRadiomics'
+    ``checkMask`` box (3-D tumour and 2-D slice); a mask that check refuses (P003's one
+    voxel) and an extraction with more steps go to PyRadiomics' own ``execute``."""
+    from radiomics import imageoperations
+
+    params = cohort["settings"].parameters
+    for patient in ("P001", "P003"):
+        volumes = registered_volumes(
+            cohort["rows"][patient], cohort["preprocess"],
+            cohort["root"] / "crops" / f"{patient}.npz", rad.PADDING,
+        )  # fmt: skip
+        for reader in READERS:
+            for mode in ("3d", "2d"):
+                size, index = rad._region(volumes, reader, mode, True)
+                mask = sitk.RegionOfInterest(volumes.masks[reader], size, index)
+                image = sitk.RegionOfInterest(volumes.portal, size, index)
+                extractor = rad.make_extractor(params[mode])
+                assert rad._plain_extraction(extractor, image, mask, None, None, {})
+                settings = extractor.settings
+                _, loaded = extractor.loadImage(image, mask, None, **settings)
+                ours = rad._bounding_box(loaded, settings)
+                try:
+                    theirs, _ = imageoperations.checkMask(image, loaded, **settings)
+                except ValueError:  # refused: the plain path must not take it
+                    assert (patient, reader) == ("P003", "reader2") and ours is None
+                    continue
+                np.testing.assert_array_equal(ours, theirs)
+                assert ours.dtype == theirs.dtype
+    diagnostics = rad.make_extractor(params["3d"] | {"setting": {"additionalInfo": True}})
+    assert not rad._plain_extraction(diagnostics, image, mask, None, None, {})
+    filtered = rad.make_extractor(params["3d"] | {"imageType": {"Original": {}, "LoG": {}}})
+    assert not rad._plain_extraction(filtered, image, mask, None, None, {})
+    shifted = sitk.Image(mask)
+    shifted.SetOrigin(tuple(o + 0.5 for o in mask.GetOrigin()))
+    assert not rad._plain_extraction(extractor, image, shifted, None, None, {})
+    assert not rad._plain_extraction(extractor, image, mask, 2, None, {})
+
+
 def test_a_stale_crop_fails_the_patient_not_the_cohort(cohort, tmp_path):
     settings = cohort["preprocess"]
     other = PreprocessSettings.from_config(load_study(cohort["root"]), register=False, zscore="roi")
