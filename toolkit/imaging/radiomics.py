@@ -199,7 +199,6 @@ def extractor_class():
     Built on first use, as PyRadiomics is imported only when features are computed.
     """
     import SimpleITK as sitk
-    from radiomics import imageoperations
     from radiomics.featureextractor import RadiomicsFeatureExtractor, getFeatureClasses
     from radiomics.shape import RadiomicsShape
 
@@ -232,7 +231,7 @@ def extractor_class():
         def computeShape(self, image, mask, boundingBox, **kwargs):
             if "shape" not in self.enabledFeatures or mask.GetDimension() != 3:
                 return super().computeShape(image, mask, boundingBox, **kwargs)
-            cropped_image, cropped_mask = imageoperations.cropToTumorMask(image, mask, boundingBox)
+            cropped_image, cropped_mask = _crop_to(image, mask, boundingBox)
             out = _class_features(
                 MeshShape, "shape", "original_shape", cropped_image, cropped_mask, self, kwargs
             )
@@ -326,9 +325,20 @@ def _plain_execute(extractor, image, mask, label, label_channel, kwargs):
             image, mask, **(settings | dict(custom or {}))
         )
         for filtered, name, kwargs in generated:
-            filtered, cropped = imageoperations.cropToTumorMask(filtered, mask, box)
+            filtered, cropped = _crop_to(filtered, mask, box)
             features.update(extractor.computeFeatures(filtered, cropped, name, **kwargs))
     return features
+
+
+def _crop_to(image, mask, box):
+    """PyRadiomics' ``cropToTumorMask`` without padding, or image and mask as they are when
+    the box is all of them (that crop copies them unchanged)."""
+    from radiomics import imageoperations
+
+    size = np.asarray(mask.GetSize())
+    if np.array_equal(box[0::2], np.zeros_like(size)) and np.array_equal(box[1::2], size - 1):
+        return image, mask
+    return imageoperations.cropToTumorMask(image, mask, box)
 
 
 def _bounding_box(mask, settings: Mapping[str, Any]) -> np.ndarray | None:
@@ -388,8 +398,24 @@ def _binning_once(feature_class, shared: dict[str, Any]):
     return type(
         feature_class.__name__,
         (feature_class,),
-        {"_applyBinning": _applyBinning, "__module__": feature_class.__module__},
+        {"_applyBinning": _applyBinning, "__module__": feature_class.__module__}
+        | ({"_moment": _moment_once(feature_class)} if hasattr(feature_class, "_moment") else {}),
     )
+
+
+def _moment_once(feature_class):
+    """First order's ``_moment`` computed once per array and order (skewness and kurtosis
+    both ask for the second moment of the same voxels); each call gets its own copy, as
+    PyRadiomics' callers change the result in place."""
+
+    def _moment(self, a, moment=1):
+        cache = self.__dict__.setdefault("_moments", {})
+        key = (id(a), moment)
+        if key not in cache:
+            cache[key] = (a, feature_class._moment(a, moment))  # a kept: its id stays its own
+        return copy.copy(cache[key][1])
+
+    return _moment
 
 
 def _fixed_width(settings: Mapping[str, Any]) -> bool:
@@ -418,7 +444,8 @@ def _apply_binning(instance, matrix: np.ndarray) -> np.ndarray | None:
     edges = imageoperations.getBinEdges(ends, **instance.settings)
     binned = np.zeros(matrix.shape, dtype="int")
     binned[mask] = np.digitize(values, edges)
-    levels = np.unique(binned[mask])
+    # the grey levels present, ascending: np.unique's values and dtype, by counting
+    levels = np.flatnonzero(np.bincount(binned[mask])).astype(binned.dtype)
     instance.coefficients["grayLevels"] = levels
     instance.coefficients["Ng"] = int(np.max(levels))
     return binned
@@ -492,15 +519,16 @@ def crop_safe(params: Mapping[str, Any]) -> bool:
 SHAPE_CLASSES = ("shape", "shape2D")
 
 
-# voxels (x, y, z) around a mask's bounding box in its cropped region: the margin of the
-# volumes' box that preprocessing keeps for this stage (crops/volumes/<patient>.npz)
+# voxels (x, y, z) around the masks in the box of the volumes that the stage reads: the
+# margin of the box preprocessing keeps for it (crops/volumes/<patient>.npz)
 PADDING = BOX_MARGIN
 
 
 def _region(volumes: Any, reader: str, mode: str, crop: bool) -> tuple[list[int], list[int]]:
     """(size, index) of the region to compute ``reader``'s features on, x, y, z: the whole
     volume ("3d") or the crops' slice ("2d"); with ``crop``, only the mask's bounding box
-    there, widened by ``PADDING`` (2 voxels in-plane and one slice; within the image)."""
+    there (PyRadiomics crops a segment-based extraction to it without padding; its shape
+    classes pad the mask themselves)."""
     import SimpleITK as sitk
 
     mask = volumes.masks[reader]
@@ -513,10 +541,8 @@ def _region(volumes: Any, reader: str, mode: str, crop: bool) -> tuple[list[int]
     where = [np.flatnonzero(array.any(axis=axes)) for axes in ((0, 1), (0, 2), (1, 2))]
     if any(len(w) == 0 for w in where):
         return [size[0], size[1], z1 - z0], [0, 0, z0]  # empty: PyRadiomics says so itself
-    low, high = [], []
-    for w, pad, start, n in zip(where, PADDING, (0, 0, z0), (size[0], size[1], z1), strict=True):
-        low.append(max(start + int(w[0]) - pad, start))
-        high.append(min(start + int(w[-1]) + pad + 1, n))
+    low = [start + int(w[0]) for w, start in zip(where, (0, 0, z0), strict=True)]
+    high = [start + int(w[-1]) + 1 for w, start in zip(where, (0, 0, z0), strict=True)]
     return [b - a for a, b in zip(low, high, strict=True)], low
 
 
