@@ -521,7 +521,8 @@ def _process(row, settings, out_dir: Path, threads, start, volumes: bool) -> dic
     }
     _write_npz(npz_path, arrays)
     if volumes:
-        box = _box_volumes(arterial, portal, mask_arrays, transform, settings, BOX_MARGIN, on_grid)
+        on_whole = (grid, on_grid)  # the crops' grid and masks, not made again
+        box = _box_volumes(arterial, portal, mask_arrays, transform, settings, BOX_MARGIN, on_whole)
         _write_volumes(_volumes_path(npz_path), box, meta, fit.parameters)
     else:  # none, rather than one of other inputs
         _volumes_path(npz_path).unlink(missing_ok=True)
@@ -616,19 +617,20 @@ VOLUMES_DIR = "volumes"  # crops/volumes/<patient>.npz: the box of the volumes r
 BOX_MARGIN = (2, 2, 1)  # voxels (x, y, z) that box keeps around the masks (radiomics' padding)
 
 
-def _box_volumes(arterial, portal, mask_arrays, transform, settings, margin, whole_masks=None):
+def _box_volumes(arterial, portal, mask_arrays, transform, settings, margin, on_whole=None):
     """(grid, arterial, portal, {reader: mask array}, index) of the registered volumes:
     the whole grid (``margin`` None) or the box of it that :func:`_mask_box` gives.
 
-    The masks are moved onto that grid (:func:`_masks_on_grid`), or, given the whole
-    grid's masks (``whole_masks``, preprocessing's own), cut out of them: outside the box
-    every mask is 0 (:func:`_mask_box`), and inside it ITK computes each voxel as on the
-    whole grid, so both are the whole grid's voxels (tests/imaging/test_radiomics.py)."""
+    The masks are moved onto that grid (:func:`_masks_on_grid`), or, given the whole grid
+    and its masks (``on_whole``, preprocessing's own :func:`_grid_and_masks`), cut out of
+    them: outside the box every mask is 0 (:func:`_mask_box`), and inside it ITK computes
+    each voxel as on the whole grid, so both are the whole grid's voxels
+    (tests/imaging/test_radiomics.py)."""
     import SimpleITK as sitk
 
     from toolkit.imaging import roi
 
-    whole = _target_grid(portal, settings.spacing_mm)
+    whole = _target_grid(portal, settings.spacing_mm) if on_whole is None else on_whole[0]
     source, moved = _mask_frame(arterial, portal, transform, settings)
     size, index = list(whole.GetSize()), [0, 0, 0]
     if margin is not None:
@@ -636,11 +638,11 @@ def _box_volumes(arterial, portal, mask_arrays, transform, settings, margin, who
     grid = whole
     if (size, index) != (list(whole.GetSize()), [0, 0, 0]):
         grid = sitk.RegionOfInterest(whole, size, index)
-    if whole_masks is None:
+    if on_whole is None:
         masks = _masks_on_grid(mask_arrays, source, grid, moved)
     else:
         (x0, y0, z0), (nx, ny, nz) = index, size
-        masks = {r: a[z0 : z0 + nz, y0 : y0 + ny, x0 : x0 + nx] for r, a in whole_masks.items()}
+        masks = {r: a[z0 : z0 + nz, y0 : y0 + ny, x0 : x0 + nx] for r, a in on_whole[1].items()}
     fills = [roi.border_value(sitk.GetArrayViewFromImage(v)[0]) for v in (arterial, portal)]
     if whole is portal:  # the portal grid itself: its voxels as they are
         portal_on_grid = grid

@@ -330,6 +330,15 @@ def _plain_execute(extractor, image, mask, label, label_channel, kwargs):
     return features
 
 
+def _extents(inside: np.ndarray) -> list[tuple[int, int]] | None:
+    """(first, last) index of the non-zero voxels of a (z, y, x) array along x, y and z;
+    None when there is none."""
+    where = [np.flatnonzero(inside.any(axis=axes)) for axes in ((0, 1), (0, 2), (1, 2))]
+    if any(len(w) == 0 for w in where):
+        return None
+    return [(int(w[0]), int(w[-1])) for w in where]
+
+
 def _crop_to(image, mask, box):
     """PyRadiomics' ``cropToTumorMask`` without padding, or image and mask as they are when
     the box is all of them (that crop copies them unchanged)."""
@@ -348,11 +357,10 @@ def _bounding_box(mask, settings: Mapping[str, Any]) -> np.ndarray | None:
     ``minimumROIDimensions``): PyRadiomics' own execute then says why."""
     import SimpleITK as sitk
 
-    inside = sitk.GetArrayViewFromImage(mask) == int(settings.get("label", 1))
-    where = [np.flatnonzero(inside.any(axis=axes)) for axes in ((0, 1), (0, 2), (1, 2))]
-    if any(len(w) == 0 for w in where):
+    extents = _extents(sitk.GetArrayViewFromImage(mask) == int(settings.get("label", 1)))
+    if extents is None:
         return None
-    box = np.array([v for w in where for v in (w[0], w[-1])], dtype=np.int64)
+    box = np.array([v for low, high in extents for v in (low, high)], dtype=np.int64)
     dimensions = int(np.sum((box[1::2] - box[0::2] + 1) > 1))
     if dimensions == 0 or dimensions < settings.get("minimumROIDimensions", 2):
         return None
@@ -384,7 +392,7 @@ def _binning_once(feature_class, shared: dict[str, Any]):
             self.coefficients["grayLevels"] = shared["grayLevels"].copy()
             self.coefficients["Ng"] = shared["Ng"]
             return shared["binned"].copy()
-        binned = _apply_binning(self, matrix) if _fixed_width(self.settings) else None
+        binned = _apply_binning(self, matrix)
         if binned is None:
             binned = feature_class._applyBinning(self, matrix)
         shared.update(
@@ -418,11 +426,6 @@ def _moment_once(feature_class):
     return _moment
 
 
-def _fixed_width(settings: Mapping[str, Any]) -> bool:
-    """Whether PyRadiomics bins with a fixed bin width (its default; not ``binCount``)."""
-    return settings.get("binCount") is None
-
-
 def _apply_binning(instance, matrix: np.ndarray) -> np.ndarray | None:
     """PyRadiomics' ``_applyBinning`` with a fixed bin width, the mask's voxels taken once.
 
@@ -431,11 +434,14 @@ def _apply_binning(instance, matrix: np.ndarray) -> np.ndarray | None:
     those two values alone, so they are PyRadiomics' own ``getBinEdges`` of the two, found
     by numpy (the same values, of the same dtype, when no voxel is NaN). Then the voxels
     are digitised and the grey levels counted as PyRadiomics' ``binImage`` and
-    ``_applyBinning`` do. None (PyRadiomics' own path) when a voxel is NaN or the mask is
-    empty, where Python's ``min`` and numpy's differ or there is nothing to find.
+    ``_applyBinning`` do. None (PyRadiomics' own path) with a bin count (``binCount``) in
+    place of the width, or when a voxel is NaN or the mask is empty, where Python's ``min``
+    and numpy's differ or there is nothing to find.
     """
     from radiomics import imageoperations
 
+    if instance.settings.get("binCount") is not None:
+        return None
     mask = instance.maskArray
     values = matrix[mask]
     if values.size == 0 or np.isnan(values).any():
@@ -537,13 +543,11 @@ def _region(volumes: Any, reader: str, mode: str, crop: bool) -> tuple[list[int]
     z1 = size[2] if mode == "3d" else z0 + 1
     if not crop:
         return [size[0], size[1], z1 - z0], [0, 0, z0]
-    array = sitk.GetArrayViewFromImage(mask)[z0:z1]
-    where = [np.flatnonzero(array.any(axis=axes)) for axes in ((0, 1), (0, 2), (1, 2))]
-    if any(len(w) == 0 for w in where):
+    extents = _extents(sitk.GetArrayViewFromImage(mask)[z0:z1])
+    if extents is None:
         return [size[0], size[1], z1 - z0], [0, 0, z0]  # empty: PyRadiomics says so itself
-    low = [start + int(w[0]) for w, start in zip(where, (0, 0, z0), strict=True)]
-    high = [start + int(w[-1]) + 1 for w, start in zip(where, (0, 0, z0), strict=True)]
-    return [b - a for a, b in zip(low, high, strict=True)], low
+    low = [start + a for (a, _), start in zip(extents, (0, 0, z0), strict=True)]
+    return [b - a + 1 for a, b in extents], low
 
 
 def _extractors(params: Mapping[str, Any]):

@@ -65,6 +65,7 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
     from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort
 
     manifest_path = ctx.paths.cohort / ctx.config.study.manifest
+    volumes = keeps_volumes(ctx.config)
 
     def compute(key: str) -> dict[str, Path]:
         workers = ctx.workers if ctx.workers is not None else 2
@@ -74,15 +75,14 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
             workers=workers,
             progress=False,
             settings=PreprocessSettings.from_config(ctx.config),
-            volumes=keeps_volumes(ctx.config),
+            volumes=volumes,
         )
         ctx.echo(f"    {summary}")
         return {"crops": ctx.paths.crops}
 
     return Cached(
         inputs={"images": image_fingerprint(ctx)},
-        settings=crop_settings(ctx.config)
-        | ({"volumes": True} if keeps_volumes(ctx.config) else {}),
+        settings=crop_settings(ctx.config) | ({"volumes": True} if volumes else {}),
         files=(ctx.paths.crops / "manifest.json",),
         compute=compute,
         load=lambda: {"crops": ctx.paths.crops},
