@@ -380,3 +380,28 @@ def test_two_d_parameters_force_2d_with_shape2d_and_keep_the_slice_thickness():
     }
     assert not rad.crop_safe(params["3d"])
     assert three_d["setting"]["resampledPixelSpacing"] == [1.0, 1.0, 2.0]  # not changed
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (1, 7), (1, 1000), (5, 27)])
+def test_first_orders_percentiles_of_one_call_are_pyradiomics_own(shape):
+    # segment-based (one row of the ROI's voxels) and voxel-based (a row per kernel, NaN
+    # outside the mask); ties, odd and even counts
+    from radiomics.firstorder import RadiomicsFirstOrder
+
+    class Voxels:  # only the voxels the getters read
+        targetVoxelArray = np.round(np.random.default_rng(1).normal(size=shape) * 3)
+
+    if shape[0] > 1:
+        Voxels.targetVoxelArray[1, ::3] = np.nan
+    getters = rad._percentiles_once()
+    ours, theirs = Voxels(), Voxels()
+    for name, getter in getters.items():
+        expected = getattr(RadiomicsFirstOrder, name)(theirs)
+        got = getter(ours)
+        np.testing.assert_array_equal(got, expected)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert set(getters) == {
+        "get10PercentileFeatureValue",
+        "get90PercentileFeatureValue",
+        "getInterquartileRangeFeatureValue",
+    }

@@ -180,7 +180,7 @@ EXTRACTOR = (
 
 @functools.cache
 def extractor_class():
-    """PyRadiomics' ``RadiomicsFeatureExtractor`` with three changes of speed, not of result.
+    """PyRadiomics' ``RadiomicsFeatureExtractor`` with four changes of speed, not of result.
 
     * The 3-D ``shape`` class takes its surface area, volume and maximum diameters from
       :func:`toolkit.imaging.mesh.mesh_measures` (the same mesh; the diameters bit for bit,
@@ -190,6 +190,10 @@ def extractor_class():
       instead of once per class (PyRadiomics' ``binImage`` on the same voxels, settings and
       mask gives the same bins each time: the first result is handed to the others), with
       the ROI's extremes found by numpy (:func:`_apply_binning`).
+    * Less repeated work in those classes: each class's feature names found once per
+      process (PyRadiomics inspects the class for every instance), first order's second
+      moment once (:func:`_moment_once`) and its four percentiles from one call
+      (:func:`_percentiles_once`).
     * ``execute`` of a plain extraction (SimpleITK images of one geometry, the Original
       image alone, none of the settings that add a step: :func:`_plain_extraction`) runs
       PyRadiomics' own steps (:func:`_plain_execute`) with the mask check's bounding box
@@ -403,12 +407,56 @@ def _binning_once(feature_class, shared: dict[str, Any]):
         )
         return binned
 
-    return type(
-        feature_class.__name__,
-        (feature_class,),
-        {"_applyBinning": _applyBinning, "__module__": feature_class.__module__}
-        | ({"_moment": _moment_once(feature_class)} if hasattr(feature_class, "_moment") else {}),
-    )
+    names = _feature_names(feature_class)
+    members = {
+        "_applyBinning": _applyBinning,
+        "__module__": feature_class.__module__,
+        # PyRadiomics lists a class's features by inspecting it, for every instance
+        "getFeatureNames": classmethod(lambda cls: dict(names)),
+    }
+    if hasattr(feature_class, "_moment"):
+        members["_moment"] = _moment_once(feature_class)
+    if hasattr(feature_class, "get10PercentileFeatureValue"):
+        members |= _percentiles_once()
+    return type(feature_class.__name__, (feature_class,), members)
+
+
+@functools.cache
+def _feature_names(feature_class) -> dict[str, bool]:
+    """PyRadiomics' ``getFeatureNames`` of a feature class, found once per process."""
+    return feature_class.getFeatureNames()
+
+
+_QUANTILES = (10, 25, 75, 90)  # first order's percentiles: 10th, 90th, the quartiles
+
+
+def _percentiles_once() -> dict[str, Any]:
+    """First order's percentile features from one ``nanpercentile`` call per instance.
+
+    PyRadiomics calls ``numpy.nanpercentile`` of the same voxels six times a class (the
+    10th and 90th percentiles, the interquartile range's two, and the 10th and 90th again
+    for the robust mean absolute deviation), each a partition of every voxel. numpy's
+    percentiles of several ``q`` at once are each the value of that ``q`` alone: the same
+    order statistics, the same interpolation (the features, bit for bit, are tested
+    against PyRadiomics run directly). The median stays PyRadiomics' ``nanmedian``."""
+
+    def percentile(self, q: int) -> np.ndarray:
+        cache = self.__dict__.get("_percentiles")
+        if cache is None or cache[0] is not self.targetVoxelArray:
+            found = np.nanpercentile(self.targetVoxelArray, _QUANTILES, axis=1)
+            cache = self.__dict__["_percentiles"] = (
+                self.targetVoxelArray,
+                dict(zip(_QUANTILES, found, strict=True)),
+            )
+        return cache[1][q].copy()  # a copy each time, as PyRadiomics computes a new one
+
+    return {
+        "get10PercentileFeatureValue": lambda self: percentile(self, 10),
+        "get90PercentileFeatureValue": lambda self: percentile(self, 90),
+        "getInterquartileRangeFeatureValue": lambda self: (
+            percentile(self, 75) - percentile(self, 25)
+        ),
+    }
 
 
 def _moment_once(feature_class):
