@@ -20,6 +20,8 @@ def test_local_workers_start_without_dasks_trim_threshold(monkeypatch):
     monkeypatch.delenv(TRIM, raising=False)
     with local_client(1) as client:
         assert _workers_value(client) == {None}
+        client.restart()  # a worker the nanny starts again, after the cluster's start
+        assert _workers_value(client) == {None}
     assert TRIM not in os.environ  # nor is this process's environment changed for later ones
 
 

@@ -16,7 +16,9 @@ from typing import Any
 # when freed. On PyRadiomics' and the registration's arrays that made a patient 26 % slower
 # (radiomics: 0.68 s in a plain process, 0.86 s with the variable set; demo cohort, one
 # process each). sigkit's local workers live for one stage, so they start with glibc's own
-# defaults; a value in the user's environment is still passed on (Dask reads it first).
+# defaults. Only Dask's own setting is dropped: a MALLOC_TRIM_THRESHOLD_ in the user's
+# environment still reaches the workers, which inherit this process's environment as
+# they are spawned (Dask's config for this one key, though, is overridden).
 _NANNY_UNSET = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 

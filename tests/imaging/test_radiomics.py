@@ -393,15 +393,33 @@ def test_first_orders_percentiles_of_one_call_are_pyradiomics_own(shape):
 
     if shape[0] > 1:
         Voxels.targetVoxelArray[1, ::3] = np.nan
-    getters = rad._percentiles_once()
+    getters = rad._percentiles_once(RadiomicsFirstOrder)
     ours, theirs = Voxels(), Voxels()
     for name, getter in getters.items():
         expected = getattr(RadiomicsFirstOrder, name)(theirs)
         got = getter(ours)
         np.testing.assert_array_equal(got, expected)
         assert got.dtype == expected.dtype and got.shape == expected.shape
+    # new voxels (PyRadiomics' next voxel batch): found again, not the first ones' values
+    ours.targetVoxelArray = theirs.targetVoxelArray = Voxels.targetVoxelArray + 100.0
+    for name, getter in getters.items():
+        np.testing.assert_array_equal(getter(ours), getattr(RadiomicsFirstOrder, name)(theirs))
     assert set(getters) == {
         "get10PercentileFeatureValue",
         "get90PercentileFeatureValue",
         "getInterquartileRangeFeatureValue",
     }
+
+
+def test_first_order_without_voxels_fails_as_pyradiomics_does():
+    from radiomics.firstorder import RadiomicsFirstOrder
+
+    class Empty:
+        targetVoxelArray = np.empty((1, 0))
+
+    for name, getter in rad._percentiles_once(RadiomicsFirstOrder).items():
+        with pytest.warns(RuntimeWarning):  # numpy's: a mean of nothing, NaN
+            expected = getattr(RadiomicsFirstOrder, name)(Empty())
+        with pytest.warns(RuntimeWarning):
+            got = getter(Empty())
+        np.testing.assert_array_equal(got, expected)

@@ -417,7 +417,7 @@ def _binning_once(feature_class, shared: dict[str, Any]):
     if hasattr(feature_class, "_moment"):
         members["_moment"] = _moment_once(feature_class)
     if hasattr(feature_class, "get10PercentileFeatureValue"):
-        members |= _percentiles_once()
+        members |= _percentiles_once(feature_class)
     return type(feature_class.__name__, (feature_class,), members)
 
 
@@ -430,7 +430,7 @@ def _feature_names(feature_class) -> dict[str, bool]:
 _QUANTILES = (10, 25, 75, 90)  # first order's percentiles: 10th, 90th, the quartiles
 
 
-def _percentiles_once() -> dict[str, Any]:
+def _percentiles_once(feature_class) -> dict[str, Any]:
     """First order's percentile features from one ``nanpercentile`` call per instance.
 
     PyRadiomics calls ``numpy.nanpercentile`` of the same voxels six times a class (the
@@ -438,7 +438,8 @@ def _percentiles_once() -> dict[str, Any]:
     for the robust mean absolute deviation), each a partition of every voxel. numpy's
     percentiles of several ``q`` at once are each the value of that ``q`` alone: the same
     order statistics, the same interpolation (the features, bit for bit, are tested
-    against PyRadiomics run directly). The median stays PyRadiomics' ``nanmedian``."""
+    against PyRadiomics run directly). The median stays PyRadiomics' ``nanmedian``, and
+    an instance without voxels gets PyRadiomics' own getters (and their failure)."""
 
     def percentile(self, q: int) -> np.ndarray:
         cache = self.__dict__.get("_percentiles")
@@ -450,12 +451,23 @@ def _percentiles_once() -> dict[str, Any]:
             )
         return cache[1][q].copy()  # a copy each time, as PyRadiomics computes a new one
 
+    def getter(name: str, value):
+        def get(self):
+            if self.targetVoxelArray.size == 0:
+                return getattr(feature_class, name)(self)
+            return value(self)
+
+        return get
+
     return {
-        "get10PercentileFeatureValue": lambda self: percentile(self, 10),
-        "get90PercentileFeatureValue": lambda self: percentile(self, 90),
-        "getInterquartileRangeFeatureValue": lambda self: (
-            percentile(self, 75) - percentile(self, 25)
-        ),
+        name: getter(name, value)
+        for name, value in {
+            "get10PercentileFeatureValue": lambda self: percentile(self, 10),
+            "get90PercentileFeatureValue": lambda self: percentile(self, 90),
+            "getInterquartileRangeFeatureValue": lambda self: (
+                percentile(self, 75) - percentile(self, 25)
+            ),
+        }.items()
     }
 
 
