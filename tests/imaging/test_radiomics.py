@@ -23,7 +23,12 @@ from toolkit.config import load_study
 from toolkit.contracts import RadiomicsFeature
 from toolkit.imaging import radiomics as rad
 from toolkit.imaging.manifest import read_manifest
-from toolkit.imaging.preprocess import PreprocessSettings, preprocess_cohort, registered_volumes
+from toolkit.imaging.preprocess import (
+    BOX_MARGIN,
+    PreprocessSettings,
+    preprocess_cohort,
+    registered_volumes,
+)
 
 PATIENTS = ("P001", "P002", "P003")
 READERS = ("reader1_a", "reader1_b", "reader2")
@@ -211,10 +216,10 @@ def test_the_masks_box_is_the_whole_volumes_region_bit_for_bit(cohort, tiny_coho
     assert summary.n_failed == 0, summary.failures
     row, crop = cohort["rows"]["P001"], root / "P001.npz"
     whole = registered_volumes(row, settings, crop)
-    box = registered_volumes(row, settings, crop, rad.PADDING)  # preprocessing's, read back
+    box = registered_volumes(row, settings, crop, BOX_MARGIN)  # preprocessing's, read back
     kept = root / "volumes" / "P001.npz"
     kept.rename(kept.with_suffix(".away"))
-    rebuilt = registered_volumes(row, settings, crop, rad.PADDING)  # from the inputs
+    rebuilt = registered_volumes(row, settings, crop, BOX_MARGIN)  # from the inputs
     kept.with_suffix(".away").rename(kept)
     _assert_same_volumes(box, rebuilt)
     assert whole.offset == (0, 0, 0) and box.offset != (0, 0, 0)
@@ -273,13 +278,13 @@ def test_preprocessing_keeps_the_box_the_stage_reads_and_only_this_crops(cohort,
     assert sorted(p.name for p in (out / "volumes").glob("*.npz")) == [f"{p}.npz" for p in PATIENTS]
     assert run(settings=settings, volumes=True).n_skipped == len(PATIENTS)
     row, crop = cohort["rows"]["P001"], out / "P001.npz"
-    kept = registered_volumes(row, settings, crop, rad.PADDING)
+    kept = registered_volumes(row, settings, crop, BOX_MARGIN)
     box = out / "volumes" / "P001.npz"
     original = box.read_bytes()
     box.write_bytes((out / "volumes" / "P002.npz").read_bytes())  # another patient's box
-    _assert_same_volumes(registered_volumes(row, settings, crop, rad.PADDING), kept)
+    _assert_same_volumes(registered_volumes(row, settings, crop, BOX_MARGIN), kept)
     box.write_bytes(original[: len(original) // 2])  # truncated
-    _assert_same_volumes(registered_volumes(row, settings, crop, rad.PADDING), kept)
+    _assert_same_volumes(registered_volumes(row, settings, crop, BOX_MARGIN), kept)
     box.write_bytes(original)
     wider = registered_volumes(row, settings, crop, (3, 3, 2))  # another margin: rebuilt
     assert np.prod(wider.portal.GetSize()) > np.prod(kept.portal.GetSize())
@@ -300,7 +305,7 @@ def test_the_plain_path_finds_pyradiomics_own_bounding_box_and_hands_over_the_re
     for patient in ("P001", "P003"):
         volumes = registered_volumes(
             cohort["rows"][patient], cohort["preprocess"],
-            cohort["root"] / "crops" / f"{patient}.npz", rad.PADDING,
+            cohort["root"] / "crops" / f"{patient}.npz", BOX_MARGIN,
         )  # fmt: skip
         for reader in READERS:
             for mode in ("3d", "2d"):
@@ -393,7 +398,7 @@ def test_first_orders_percentiles_of_one_call_are_pyradiomics_own(shape):
 
     if shape[0] > 1:
         Voxels.targetVoxelArray[1, ::3] = np.nan
-    getters = rad._percentiles_once(RadiomicsFirstOrder)
+    getters = rad._percentiles_once()
     ours, theirs = Voxels(), Voxels()
     for name, getter in getters.items():
         expected = getattr(RadiomicsFirstOrder, name)(theirs)
@@ -417,7 +422,7 @@ def test_first_order_without_voxels_fails_as_pyradiomics_does():
     class Empty:
         targetVoxelArray = np.empty((1, 0))
 
-    for name, getter in rad._percentiles_once(RadiomicsFirstOrder).items():
+    for name, getter in rad._percentiles_once().items():
         with pytest.warns(RuntimeWarning):  # numpy's: a mean of nothing, NaN
             expected = getattr(RadiomicsFirstOrder, name)(Empty())
         with pytest.warns(RuntimeWarning):

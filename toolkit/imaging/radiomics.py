@@ -417,7 +417,7 @@ def _binning_once(feature_class, shared: dict[str, Any]):
     if hasattr(feature_class, "_moment"):
         members["_moment"] = _moment_once(feature_class)
     if hasattr(feature_class, "get10PercentileFeatureValue"):
-        members |= _percentiles_once(feature_class)
+        members |= _percentiles_once()
     return type(feature_class.__name__, (feature_class,), members)
 
 
@@ -430,7 +430,7 @@ def _feature_names(feature_class) -> dict[str, bool]:
 _QUANTILES = (10, 25, 75, 90)  # first order's percentiles: 10th, 90th, the quartiles
 
 
-def _percentiles_once(feature_class) -> dict[str, Any]:
+def _percentiles_once() -> dict[str, Any]:
     """First order's percentile features from one ``nanpercentile`` call per instance.
 
     PyRadiomics calls ``numpy.nanpercentile`` of the same voxels six times a class (the
@@ -439,35 +439,23 @@ def _percentiles_once(feature_class) -> dict[str, Any]:
     percentiles of several ``q`` at once are each the value of that ``q`` alone: the same
     order statistics, the same interpolation (the features, bit for bit, are tested
     against PyRadiomics run directly). The median stays PyRadiomics' ``nanmedian``, and
-    an instance without voxels gets PyRadiomics' own getters (and their failure)."""
+    an instance without voxels gets PyRadiomics' own call (and its failure)."""
 
     def percentile(self, q: int) -> np.ndarray:
-        cache = self.__dict__.get("_percentiles")
-        if cache is None or cache[0] is not self.targetVoxelArray:
-            found = np.nanpercentile(self.targetVoxelArray, _QUANTILES, axis=1)
-            cache = self.__dict__["_percentiles"] = (
-                self.targetVoxelArray,
-                dict(zip(_QUANTILES, found, strict=True)),
-            )
-        return cache[1][q].copy()  # a copy each time, as PyRadiomics computes a new one
-
-    def getter(name: str, value):
-        def get(self):
-            if self.targetVoxelArray.size == 0:
-                return getattr(feature_class, name)(self)
-            return value(self)
-
-        return get
+        voxels = self.targetVoxelArray
+        if voxels.size == 0:
+            return np.nanpercentile(voxels, q, axis=1)
+        found = _memo(
+            self, "percentiles", voxels, lambda: np.nanpercentile(voxels, _QUANTILES, axis=1)
+        )
+        return found[_QUANTILES.index(q)].copy()  # a copy each time, as PyRadiomics makes one
 
     return {
-        name: getter(name, value)
-        for name, value in {
-            "get10PercentileFeatureValue": lambda self: percentile(self, 10),
-            "get90PercentileFeatureValue": lambda self: percentile(self, 90),
-            "getInterquartileRangeFeatureValue": lambda self: (
-                percentile(self, 75) - percentile(self, 25)
-            ),
-        }.items()
+        "get10PercentileFeatureValue": lambda self: percentile(self, 10),
+        "get90PercentileFeatureValue": lambda self: percentile(self, 90),
+        "getInterquartileRangeFeatureValue": lambda self: (
+            percentile(self, 75) - percentile(self, 25)
+        ),
     }
 
 
@@ -477,13 +465,21 @@ def _moment_once(feature_class):
     PyRadiomics' callers change the result in place."""
 
     def _moment(self, a, moment=1):
-        cache = self.__dict__.setdefault("_moments", {})
-        key = (id(a), moment)
-        if key not in cache:
-            cache[key] = (a, feature_class._moment(a, moment))  # a kept: its id stays its own
-        return copy.copy(cache[key][1])
+        return copy.copy(
+            _memo(self, ("moment", moment), a, lambda: feature_class._moment(a, moment))
+        )
 
     return _moment
+
+
+def _memo(instance, slot, array: np.ndarray, compute) -> Any:
+    """``compute()``, kept on ``instance`` under ``slot`` while ``array`` is the array it was
+    computed of (compared by identity; the array is kept with it, so its id stays its own)."""
+    cache = instance.__dict__.setdefault("_memo", {})
+    kept = cache.get(slot)
+    if kept is None or kept[0] is not array:
+        kept = cache[slot] = (array, compute())
+    return kept[1]
 
 
 def _apply_binning(instance, matrix: np.ndarray) -> np.ndarray | None:
@@ -585,11 +581,6 @@ def crop_safe(params: Mapping[str, Any]) -> bool:
 SHAPE_CLASSES = ("shape", "shape2D")
 
 
-# voxels (x, y, z) around the masks in the box of the volumes that the stage reads: the
-# margin of the box preprocessing keeps for it (crops/volumes/<patient>.npz)
-PADDING = BOX_MARGIN
-
-
 def _region(volumes: Any, reader: str, mode: str, crop: bool) -> tuple[list[int], list[int]]:
     """(size, index) of the region to compute ``reader``'s features on, x, y, z: the whole
     volume ("3d") or the crops' slice ("2d"); with ``crop``, only the mask's bounding box
@@ -661,7 +652,7 @@ def patient_features(
             sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(threads))
         crop = all(crop_safe(params) for params in settings.parameters.values())
         # cropped anyway: only the box of the grid that holds the masks and their padding
-        volumes = registered_volumes(row, preprocess, crop_path, PADDING if crop else None)
+        volumes = registered_volumes(row, preprocess, crop_path, BOX_MARGIN if crop else None)
         record["features"], record["warnings"] = volume_features(volumes, settings)
     except PatientFailure as exc:
         record.update(status="failed", stage=exc.stage, reason=exc.reason)
