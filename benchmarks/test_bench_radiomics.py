@@ -94,13 +94,18 @@ def prepared(tmp_path_factory):
     return study
 
 
-def _ours(prepared):
+def _radiomics(study):
+    """The radiomics stage's work on ``study``'s crops (``root/crops``)."""
     from toolkit.imaging.radiomics import radiomics_cohort
 
     return radiomics_cohort(
-        prepared["rows"], prepared["root"] / "crops", prepared["preprocess"],
-        prepared["settings"], workers=WORKERS, progress=False,
-    ).features  # fmt: skip
+        study["rows"], study["root"] / "crops", study["preprocess"], study["settings"],
+        workers=WORKERS, progress=False,
+    )  # fmt: skip
+
+
+def _ours(prepared):
+    return _radiomics(prepared).features
 
 
 def _plain(prepared):
@@ -164,17 +169,23 @@ def test_plain_extractor_loop(benchmark, prepared):
     assert len(plain) == indexed.size
 
 
+def _preprocess_into(study, out, settings):
+    """The preprocess stage's work on ``study``'s cohort, into a new folder ``out``, keeping
+    the volumes' boxes as the stage does for radiomics."""
+    from toolkit.imaging.preprocess import preprocess_cohort
+
+    shutil.rmtree(out, ignore_errors=True)
+    return preprocess_cohort(
+        study["root"] / "cohort" / "manifest.csv", out, workers=WORKERS, progress=False,
+        settings=settings, volumes=True,
+    )  # fmt: skip
+
+
 def _preprocess(prepared, qc: bool = False):
     from dataclasses import replace
 
-    from toolkit.imaging.preprocess import preprocess_cohort
-
     out = prepared["root"] / "crops_again"
-    shutil.rmtree(out, ignore_errors=True)
-    return preprocess_cohort(
-        prepared["root"] / "cohort" / "manifest.csv", out, workers=WORKERS, progress=False,
-        settings=replace(prepared["preprocess"], qc=qc), volumes=True,
-    )  # fmt: skip
+    return _preprocess_into(prepared, out, replace(prepared["preprocess"], qc=qc))
 
 
 def test_preprocess_same_cohort(benchmark, prepared):
@@ -198,23 +209,7 @@ def demo(tmp_path_factory):
 
 
 def _demo_preprocess(demo):
-    from toolkit.imaging.preprocess import preprocess_cohort
-
-    out = demo["root"] / "crops"
-    shutil.rmtree(out, ignore_errors=True)
-    return preprocess_cohort(
-        demo["root"] / "cohort" / "manifest.csv", out, workers=WORKERS, progress=False,
-        settings=demo["preprocess"], volumes=True,
-    )  # fmt: skip
-
-
-def _demo_radiomics(demo):
-    from toolkit.imaging.radiomics import radiomics_cohort
-
-    return radiomics_cohort(
-        demo["rows"], demo["root"] / "crops", demo["preprocess"], demo["settings"],
-        workers=WORKERS, progress=False,
-    )  # fmt: skip
+    return _preprocess_into(demo, demo["root"] / "crops", demo["preprocess"])
 
 
 def test_preprocess_stage(benchmark, demo):
@@ -226,7 +221,7 @@ def test_preprocess_stage(benchmark, demo):
 def test_radiomics_stage_ours(benchmark, demo):
     if not (demo["root"] / "crops" / "manifest.json").is_file():
         _demo_preprocess(demo)  # run alone: the crops first, untimed
-    cohort = _timed(benchmark, _demo_radiomics, demo, DEMO_GROUP, DEMO_ROUNDS)
+    cohort = _timed(benchmark, _radiomics, demo, DEMO_GROUP, DEMO_ROUNDS)
     assert cohort.failures.empty
     assert cohort.features["patient"].nunique() == DEMO_PATIENTS
     benchmark.extra_info["features"] = len(cohort.features.columns) - 2
