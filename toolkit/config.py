@@ -1013,20 +1013,35 @@ def _apply_missing(config: StudyConfig, frame: pd.DataFrame, missing: pd.DataFra
             exclusions,
             pd.DataFrame(columns=["patient", "variable", "value"]),
         )
-    train = frame["set"].isin(config.study.train_sets)
+    train = frame["set"].isin(config.study.train_sets).to_numpy()
+    frame, records = fill_median_mode(frame, list(missing.columns[missing.any()]), train)
+    return frame, pd.DataFrame(columns=["patient", "stage", "reason"]), records
+
+
+def fill_median_mode(
+    frame: pd.DataFrame, columns: list[str], fit_rows: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``frame`` with each of ``columns``' missing values filled by the median (numeric) or
+    the mode (categorical; the first level among ties) of its values in the ``fit_rows``,
+    and the record of each fill (patient, variable, value).
+
+    ``impute-median-mode``'s fill: fitted on the training rows, and in the
+    whole-procedure bootstrap on each resample (``study.internal``)."""
     records = []
     frame = frame.copy()
-    for column in missing.columns[missing.any()]:
-        observed = frame.loc[train, column].dropna()
+    for column in columns:
+        observed = frame.loc[fit_rows, column].dropna()
+        if observed.empty:
+            raise ValueError(f"{column}: no observed value to impute its missing values from")
         fill = (
             observed.mode().iloc[0]
             if isinstance(frame[column].dtype, pd.CategoricalDtype)
             else observed.median()
         )
-        for patient in frame.index[missing[column].to_numpy()]:
+        for patient in frame.index[frame[column].isna().to_numpy()]:
             records.append({"patient": patient, "variable": column, "value": str(fill)})
         frame[column] = frame[column].fillna(fill)
-    return frame, pd.DataFrame(columns=["patient", "stage", "reason"]), pd.DataFrame(records)
+    return frame, pd.DataFrame(records, columns=["patient", "variable", "value"])
 
 
 def _set_problems(config: StudyConfig, frame: pd.DataFrame) -> list[str]:

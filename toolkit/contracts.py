@@ -693,13 +693,16 @@ class InternalValidation(_JsonFile):
     """results/internal_validation.json: the whole-procedure bootstrap's resamples.
 
     ``dropped`` lists each resample left out, as ``{"replicate": b, "reason": ...}``;
-    the statistics themselves are in tables/internal_validation.parquet.
+    ``refilled`` is the ``validation.missing`` rule each resample repeated to fill its
+    missing clinical values ("" when the study filled none); the statistics themselves
+    are in tables/internal_validation.parquet.
     """
 
     B: int
     seed: int
     n_used: int
     dropped: tuple[JsonMap, ...]
+    refilled: str = ""
     provenance: JsonMap | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -708,6 +711,7 @@ class InternalValidation(_JsonFile):
             "seed": self.seed,
             "n_used": self.n_used,
             "dropped": [dict(d) for d in self.dropped],
+            **_optional("refilled", self.refilled or None),
             **_optional("provenance", self.provenance),
         }
 
@@ -721,5 +725,6 @@ class InternalValidation(_JsonFile):
             seed=int(get("seed")),
             n_used=int(get("n_used")),
             dropped=tuple(dict(d) for d in get("dropped")),
+            refilled=str(data.get("refilled", "")),
             provenance=data.get("provenance"),
         )

@@ -95,6 +95,22 @@ def test_the_report_lists_the_missing_values_and_the_methods_say_what_was_done(
     for r in table[table["n_missing"] > 0].itertuples():
         assert [r.variable, r.set, f"{r.n_missing} of {r.n}"] in cells
     assert f"({M} imputations" in page and "averaged over the imputations" in page
+    assert f"were imputed again before the selection ({M} chained equations fitted" in page
+
+
+def test_the_internal_validation_imputes_each_resample_again(imputed_run):
+    """internal_validation.json names the rule each resample repeated, and every resample
+    was used or dropped with its reason."""
+    from toolkit.contracts import InternalValidation
+
+    study = imputed_run[0]
+    record = InternalValidation.read(study / "results" / "internal_validation.json")
+    assert record.refilled == "multiple-imputation"
+    resamples = pd.read_parquet(
+        study / "results" / "tables" / "internal_validation_resamples.parquet"
+    )
+    assert len(resamples) == record.B and int(resamples["used"].sum()) == record.n_used > 0
+    assert (resamples.loc[~resamples["used"], "reason"] != "").all()
 
 
 def _assert_bundle_is_the_pooled_models(study, direct, frames, config):

@@ -27,15 +27,21 @@ FAST = STUDY_TOML.replace("mrmr_k = 30", "mrmr_k = 6").replace(
 )
 
 
-def _config(resamples: int = 50):
+def _config(resamples: int = 50, missing: str = '"complete-case"'):
     text = FAST.replace(
-        'missing = "complete-case"\n', 'missing = "complete-case"\nmin_events = 2\n'
+        'missing = "complete-case"\n', f"missing = {missing}\nmin_events = 2\n"
     ).replace("\nB = 50\n", f"\nB = {resamples}\n")
     return loads_study(text)
 
 
 def _cohort(n: int = 40, p: int = 24, seed: int = 0):
     """(features table, clinical frame): n training patients, 3 readers, p features a phase."""
+    features, table = _tables(n, p, seed)
+    return features, prepare_clinical(_config(), table).frame
+
+
+def _tables(n: int, p: int, seed: int):
+    """(features table, clinical table) of :func:`_cohort`."""
     rng = np.random.default_rng(seed)
     patients = [f"P{i:03d}" for i in range(n)]
     latent = rng.normal(size=(n, 3))
@@ -76,7 +82,7 @@ def _cohort(n: int = 40, p: int = 24, seed: int = 0):
     )
     table.loc[patients[-10:], "os_event"] = 1  # the validation set's events
     features = pd.concat(blocks, ignore_index=True)
-    return features, prepare_clinical(_config(), table).frame
+    return features, table
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +238,7 @@ def test_the_study_writes_the_internal_validation(study_run):
     results = study / "results"
     record = InternalValidation.read(results / "internal_validation.json")
     assert (record.B, record.seed) == (20, 0)
+    assert record.refilled == ""  # the synthetic study has no missing clinical value
     assert record.n_used + len(record.dropped) == 20 and record.n_used > 0
     assert any(line.startswith(f"    {record.n_used} of 20 resamples used") for line in lines)
     summary = pd.read_parquet(results / "tables" / "internal_validation.parquet")
@@ -257,3 +264,170 @@ def test_the_study_writes_the_internal_validation(study_run):
     assert set(stability["kind"]) == {"deep feature", "clinical variable"}
     for suffix in ("png", "svg"):
         assert (results / "figures" / f"selection_stability.{suffix}").is_file()
+
+
+# --- missing values: filled again in every resample ---------------------------------------
+
+_HOLES = {"afp": [1, 4, 7, 11, 15, 22], "bclc": [2, 5, 9, 20], "alt": [3, 8]}
+
+
+def _with_holes(rule: str, holes: dict[str, list[int]] = _HOLES):
+    """(config, ClinicalData as the clinical stage hands it on, features): training
+    patients' values of ``holes`` missing, filled by ``rule``."""
+    from toolkit.study.imputed import impute_cohort
+
+    config = _config(missing=rule)
+    features, table = _tables(40, 24, 0)
+    for column, rows in holes.items():
+        table.loc[table.index[rows], column] = np.nan
+    clinical = prepare_clinical(config, table)
+    if config.validation.missing == "multiple-imputation":
+        v = config.validation
+        cohort = impute_cohort(config, clinical.frame, m=v.m, seed=v.imputation_seed)
+        clinical = dataclasses.replace(clinical, completed=cohort.completed, missing=cohort.missing)
+    return config, clinical, features
+
+
+def _training(config, clinical, features):
+    frame = clinical.completed[0] if clinical.imputed else clinical.frame
+    incomplete = internal.incomplete_frame(clinical, config)
+    return internal.training_data(features, frame, config, incomplete)
+
+
+def _resample_by_hand(data, config, number: int):
+    """The original training set scored by resample ``number``'s signature, the resample's
+    rows before any fill (with that score), and the rows drawn."""
+    rows = internal.resample_rows(len(data.frame), config.internal_validation.seed, number)
+    t, e = data.frame["time"].to_numpy(float), data.frame["event"].to_numpy(float)
+    built = fit_signature(data.ratings[rows], list(data.names), t[rows], e[rows], config.signature)
+    index = [data.names.index(c) for c in built.signature.columns]
+    score = built.signature.score(
+        pd.DataFrame(data.ratings[:, 0, index], columns=built.signature.columns)
+    )
+    original = data.frame.assign(signature=score)
+    labels = [f"r{i}" for i in range(len(rows))]
+    incomplete = data.incomplete.iloc[rows].set_axis(labels).assign(signature=score[rows])
+    return original, incomplete, rows
+
+
+def _c_index(record, model: str):
+    return next(v for v in record.values if (v.model, v.metric) == (model, "c_index"))
+
+
+def test_incomplete_frame_puts_back_exactly_the_values_the_study_filled():
+    config, clinical, _ = _with_holes('"impute-median-mode"')
+    assert len(clinical.imputations) == sum(len(r) for r in _HOLES.values())
+    assert not clinical.frame[list(_HOLES)].isna().any().any()
+    back = internal.incomplete_frame(clinical, config)
+    for column in clinical.frame.columns:
+        expected = clinical.frame.index[_HOLES.get(column, [])]
+        assert back.index[back[column].isna()].tolist() == expected.tolist(), column
+    pd.testing.assert_frame_equal(back.fillna(clinical.frame), clinical.frame)
+    assert (
+        internal.incomplete_frame(prepare_clinical(_config(), _tables(40, 24, 0)[1]), config)
+        is None
+    )
+    mi_config, mi, _ = _with_holes('"multiple-imputation"\nm = 3')
+    assert internal.incomplete_frame(mi, mi_config) is mi.frame
+
+
+def _modes_filled(incomplete: pd.DataFrame) -> pd.DataFrame:
+    """``incomplete`` filled by its own modes (every study variable here is categorical:
+    the numeric ones have cutoffs)."""
+    return incomplete.fillna({c: incomplete[c].dropna().mode().iloc[0] for c in _HOLES})
+
+
+def _clinical_c_indexes(resample, original, rows, config) -> dict[str, tuple[float, float]]:
+    """(apparent, test) Harrell's C of the clinical and integrated models selected and
+    fitted on ``resample``, by the study's functions."""
+    chosen = nm.select(resample, config)
+    t, e = original["time"].to_numpy(float), original["event"].to_numpy(float)
+    out = {}
+    for name, variables in (("clinical", chosen.clinical), ("integrated", chosen.integrated)):
+        model = nm.fit_model(name, resample, variables, chosen.levels, [12, 24, 36])
+        out[name] = (
+            harrell(t[rows], e[rows], model.linear_predictor(resample)).c,
+            harrell(t, e, model.linear_predictor(original)).c,
+        )
+    return out
+
+
+def test_median_mode_is_refitted_on_each_resample():
+    """A resample by hand: its own modes fill it, then the study's selection. The resample
+    is one where a fill by the training set's modes gives other C-indexes, so the test
+    tells the two apart."""
+    config, clinical, features = _with_holes('"impute-median-mode"')
+    data = _training(config, clinical, features)
+    for number in range(50):
+        original, incomplete, rows = _resample_by_hand(data, config, number)
+        by_study = original.iloc[rows].set_axis(incomplete.index)  # the training set's fill
+        try:
+            own = _clinical_c_indexes(_modes_filled(incomplete), original, rows, config)
+            theirs = _clinical_c_indexes(by_study, original, rows, config)
+        except nm.ModelError:
+            continue
+        record = internal.replicate(data, number, config)
+        if record.used and own != theirs:
+            break
+    assert record.used and own != theirs, "no resample tells the two fills apart"
+    for name, (apparent, test) in own.items():
+        value = _c_index(record, name)
+        assert value.apparent == pytest.approx(apparent, abs=1e-12), name
+        assert value.test == pytest.approx(test, abs=1e-12), name
+
+
+def test_multiple_imputation_is_rerun_on_each_resample():
+    """Resample 2 by hand: m chained equations fitted on the resample (seeded from the
+    imputation seed and the resample's number), majority rule, pooled models; scored on
+    the resample's first completed set and on the study's first completed training set."""
+    from toolkit.study.imputed import impute_cohort, study_models
+
+    config, clinical, features = _with_holes('"multiple-imputation"\nm = 3')
+    data = _training(config, clinical, features)
+    pd.testing.assert_frame_equal(
+        data.frame, clinical.completed[0][clinical.completed[0]["set"] == "train"]
+    )
+    record = internal.replicate(data, 2, config)
+    assert record.used, record.reason
+    original, incomplete, rows = _resample_by_hand(data, config, 2)
+    seed = int(np.random.SeedSequence([0, 2]).generate_state(1)[0])
+    cohort = impute_cohort(config, incomplete, m=3, seed=seed)
+    models = study_models(cohort.completed, config).models
+    t, e = data.frame["time"].to_numpy(float), data.frame["event"].to_numpy(float)
+    for name in internal.MODELS:
+        value = _c_index(record, name)
+        apparent = harrell(t[rows], e[rows], models[name].linear_predictor(cohort.completed[0])).c
+        assert value.apparent == pytest.approx(apparent, abs=1e-12), name
+        test = harrell(t, e, models[name].linear_predictor(original)).c
+        assert value.test == pytest.approx(test, abs=1e-12), name
+    assert record.clinical == tuple(models["clinical"].variables)
+    assert record.integrated == tuple(models["integrated"].variables)
+    assert internal.replicate(data, 2, config) == record  # its number alone decides
+
+
+def test_a_resample_with_a_variable_it_never_observes_is_dropped_naming_it():
+    for rule in ('"impute-median-mode"', '"multiple-imputation"\nm = 3'):
+        holes = {"afp": [i for i in range(30) if i != 6]}  # afp observed in patient 6 alone
+        config, clinical, features = _with_holes(rule, holes)
+        data = _training(config, clinical, features)
+        number = next(
+            b for b in range(100) if 6 not in internal.resample_rows(len(data.frame), 0, b)
+        )
+        record = internal.replicate(data, number, config)
+        assert not record.used, rule
+        assert record.reason.startswith("imputation: "), record.reason
+        assert "afp" in record.reason and "no observed value" in record.reason, record.reason
+
+
+def test_internal_validation_json_keeps_the_refill_rule(tmp_path):
+    import json
+
+    from toolkit.contracts import InternalValidation as Record
+
+    path = tmp_path / "internal_validation.json"
+    dropped = ({"replicate": 3, "reason": "imputation: afp: no observed value"},)
+    Record(B=20, seed=1, n_used=19, dropped=dropped, refilled="impute-median-mode").write(path)
+    assert Record.read(path).refilled == "impute-median-mode"
+    Record(B=20, seed=1, n_used=20, dropped=()).write(path)
+    assert "refilled" not in json.loads(path.read_text())  # nothing filled: not written
+    assert Record.read(path).refilled == ""

@@ -277,11 +277,12 @@ def _multiple_imputation(m: int) -> str:
         "each patient's linear predictor averaged over the imputations (the pooled "
         "coefficients applied to every completed data set); what needs a single data set "
         "(the univariate table, the nomograms' axes, the proportional-hazards test, the "
-        "bootstrap optimism corrections and the whole-procedure internal validation, "
-        "which does not repeat the imputation inside its resamples) used the first "
-        "completed data set. The locked model bundle carries the per-imputation Cox fits "
-        "and a covariate-only imputer of the model's variables and the signature (fitted "
-        "on the training set without the outcome, which a new patient does not have), so "
+        "bootstrap optimism corrections, and the whole-procedure internal validation's "
+        "test set and apparent values) used the first completed data set; the internal "
+        "validation imputed each of its resamples again. The locked model bundle carries "
+        "the per-imputation Cox fits and a covariate-only imputer of the model's variables "
+        "and the signature (fitted on the training set without the outcome, which a new "
+        "patient does not have), so "
         "that `sigkit apply` completes a new cohort as many times and pools each predicted "
         "survival and its 95% CI by Rubin's rules on the log cumulative hazard (Marshall "
         "et al. 2009). @suptbl-exclusions lists the values missing per variable"
@@ -405,8 +406,26 @@ def internal_validation(results: StudyResults) -> str:
         "original training set (C-index, calibration slope, Brier score and IPA, calibration "
         "RMSE); the mean difference, the optimism, was subtracted from the study's apparent "
         "values (Harrell's optimism bootstrap with the selection inside the loop; "
-        "@sec-internal)."
+        f"@sec-internal).{_refilled(record.refilled, results)}"
     )
+
+
+def _refilled(rule: str, results: StudyResults) -> str:
+    """The internal validation's sentence on the missing values each resample filled."""
+    if rule == "multiple-imputation":
+        m = results.settings.get("validation", {}).get("m", 20)
+        return (
+            " Each resample's missing clinical values were imputed again before the "
+            f"selection ({m} chained equations fitted on the resample, then the majority "
+            "rule and Rubin's rules as in the study: bootstrap, then impute), and the "
+            "test set was the first completed training set."
+        )
+    if rule == "impute-median-mode":
+        return (
+            " Each resample's missing clinical values were filled again by the resample's "
+            "own medians and modes before the selection."
+        )
+    return ""
 
 
 SECTIONS = (

@@ -29,6 +29,17 @@ optimism includes the selection's (Steyerberg, Clinical Prediction Models, 2nd
 ed., 17.2). The k-fold CV of a resample splits its duplicated patients across
 folds, as a re-run of the procedure on that data would.
 
+Missing clinical values are filled again in every resample, as the study filled
+the training set's ("bootstrap, then impute"; Schomaker and Heumann 2018, Stat
+Med 37:2434): with ``validation.missing = "impute-median-mode"`` by the
+resample's own medians and modes, with ``"multiple-imputation"`` by ``m`` chained
+equations fitted on the resample (``study.imputed.impute_cohort``, seeded from
+``imputation_seed`` and the resample's number), then the majority-rule selection
+and the Rubin's-rules models of ``study.imputed.study_models`` on its ``m``
+completed sets. The refitted models are scored on the resample as completed
+(its first completed set under multiple imputation) and on the training set as
+the study completed it (the set the study's apparent values come from).
+
 Resample :math:`b` is drawn from ``numpy.random.default_rng([seed, b])``, so its
 result does not depend on the other resamples nor on how many workers run them.
 A resample that cannot be used (no event in it; the ICC filter, mRMR or the
@@ -75,15 +86,52 @@ class TrainingData:
     ratings: np.ndarray
     names: tuple[str, ...]
     frame: pd.DataFrame
+    incomplete: pd.DataFrame | None = None
+    """The training rows before the study filled their missing values (NaN), in
+    ``frame``'s order; None when nothing was filled (each resample then fills nothing)."""
 
 
-def training_data(features: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig):
-    """The :class:`TrainingData` of a study's features table and clinical frame."""
+def training_data(
+    features: pd.DataFrame,
+    clinical: pd.DataFrame,
+    config: StudyConfig,
+    incomplete: pd.DataFrame | None = None,
+):
+    """The :class:`TrainingData` of a study's features table and clinical frame.
+
+    ``clinical`` as the study completed it (under multiple imputation its first
+    completed set); ``incomplete`` the same frame before the missing values were
+    filled (:func:`incomplete_frame`), or None when nothing was filled.
+    """
     from toolkit.study.signature import training_ratings
 
     ratings, names = training_ratings(features, clinical, config)
     frame = clinical[clinical["set"].isin(config.study.train_sets)]
-    return TrainingData(ratings, tuple(names), frame)
+    if incomplete is not None:
+        variables = [v.name for v in config.variables]
+        incomplete = incomplete.loc[frame.index]
+        if not incomplete[variables].isna().any().any():
+            incomplete = None
+    return TrainingData(ratings, tuple(names), frame, incomplete)
+
+
+def incomplete_frame(clinical, config: StudyConfig) -> pd.DataFrame | None:
+    """The clinical frame with the values the study filled put back to missing (NaN).
+
+    ``clinical`` is a ``config.ClinicalData``. Under multiple imputation its ``frame``
+    kept the missing values; under ``impute-median-mode`` the ``imputations`` table
+    names each filled value. None when no value was filled (complete data, or
+    ``complete-case``, whose excluded patients are not in the frame).
+    """
+    rule = config.validation.missing
+    if rule == "multiple-imputation" and clinical.imputed:
+        return clinical.frame
+    if rule != "impute-median-mode" or not len(clinical.imputations):
+        return None
+    frame = clinical.frame.copy()
+    for variable, filled in clinical.imputations.groupby("variable", sort=False):
+        frame.loc[filled["patient"].to_numpy(), variable] = np.nan
+    return frame
 
 
 @dataclass(frozen=True)
@@ -134,7 +182,7 @@ def replicate(data: TrainingData, number: int, config: StudyConfig) -> Replicate
     with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
         warnings.simplefilter("always")
         try:
-            refit = _refit(data, rows, config)
+            refit = _refit(data, rows, config, number)
             values = _compare(refit, config)
         except PROCEDURE_ERRORS as error:
             return Replicate(number, f"{refit_stage(error)}: {error}")
@@ -160,7 +208,13 @@ def refit_stage(error: Exception) -> str:
         return "signature"
     if isinstance(error, ModelError):
         return "nomograms"
+    if isinstance(error, _ImputationError):
+        return "imputation"
     return type(error).__name__
+
+
+class _ImputationError(ValueError):
+    """The resample's missing values cannot be filled (a variable unobserved in it)."""
 
 
 @dataclass(frozen=True)
@@ -171,8 +225,8 @@ class _Refit:
     original: pd.DataFrame
 
 
-def _refit(data: TrainingData, rows: np.ndarray, config: StudyConfig) -> _Refit:
-    """The signature and the three models fitted on the resample ``rows``."""
+def _refit(data: TrainingData, rows: np.ndarray, config: StudyConfig, number: int) -> _Refit:
+    """The signature and the three models fitted on the resample ``rows`` (``number``)."""
     frame = data.frame
     time, event = frame["time"].to_numpy(float), frame["event"].to_numpy(float)
     built = fit_signature(
@@ -187,6 +241,12 @@ def _refit(data: TrainingData, rows: np.ndarray, config: StudyConfig) -> _Refit:
     resample = original.iloc[rows].copy()
     # a patient drawn twice is two patients of the resample: unique labels for the model code
     resample.index = pd.Index([f"{p}~{i}" for i, p in enumerate(resample.index)], name="patient")
+    if data.incomplete is not None:
+        incomplete = data.incomplete.iloc[rows].set_axis(resample.index)
+        incomplete = incomplete.assign(signature=resample["signature"].to_numpy())
+        if config.validation.missing == "multiple-imputation":
+            return _refit_imputed(signature, incomplete, original, config, number)
+        resample = _filled(incomplete, config)
     chosen = select(resample, config)
     times = config.validation.times
     models = {
@@ -195,6 +255,35 @@ def _refit(data: TrainingData, rows: np.ndarray, config: StudyConfig) -> _Refit:
         "integrated": fit_model("integrated", resample, chosen.integrated, chosen.levels, times),
     }
     return _Refit(signature, models, resample, original)
+
+
+def _filled(incomplete: pd.DataFrame, config: StudyConfig) -> pd.DataFrame:
+    """The resample's missing values filled by its own medians and modes."""
+    from toolkit.config import fill_median_mode
+
+    variables = [v.name for v in config.variables]
+    columns = [v for v in variables if incomplete[v].isna().any()]
+    try:
+        return fill_median_mode(incomplete, columns, np.ones(len(incomplete), dtype=bool))[0]
+    except ValueError as error:
+        raise _ImputationError(str(error)) from error
+
+
+def _refit_imputed(signature, incomplete, original, config: StudyConfig, number: int) -> _Refit:
+    """The models of a resample under multiple imputation: ``m`` chained equations fitted on
+    the resample, the majority-rule selection and Rubin's-rules models on its completed
+    sets (``study.imputed``). Scored on its first completed set (apparent) and on the
+    training set as the study completed it (``original``, test)."""
+    from toolkit.study.imputed import impute_cohort, study_models
+
+    settings = config.validation
+    seed = int(np.random.SeedSequence([settings.imputation_seed, number]).generate_state(1)[0])
+    try:
+        cohort = impute_cohort(config, incomplete, m=settings.m, seed=seed)
+    except ValueError as error:
+        raise _ImputationError(str(error)) from error
+    models = study_models(cohort.completed, config).models
+    return _Refit(signature, models, cohort.completed[0], original)
 
 
 def _compare(refit: _Refit, config: StudyConfig) -> tuple[Value, ...]:

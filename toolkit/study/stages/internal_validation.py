@@ -14,10 +14,14 @@ horizon), ``internal_validation_resamples`` (one row per resample),
 the figure ``selection_stability``. Keyed on the features, the clinical table,
 scores.parquet and models.json, and the settings the procedure uses.
 
-Under multiple imputation the bootstrap runs on the first completed data set (each
-resample re-runs the complete-data selection there; the imputation is not repeated
-inside the resamples), and the apparent performance is the pooled models' on that set;
-the report's methods say so.
+Missing clinical values are filled again inside every resample, as the study filled
+them (``study.internal.incomplete_frame``: the values the study filled, put back to
+missing): by the resample's medians and modes, or by ``m`` chained equations fitted on
+the resample followed by the majority-rule selection and the pooled models. The
+apparent performance and each resample's test are on the training set as the study
+completed it (under multiple imputation its first completed set, with the pooled
+models); ``internal_validation.json``'s ``refilled`` names the rule repeated, and the
+report's methods say so.
 """
 
 from __future__ import annotations
@@ -60,7 +64,8 @@ def _resamples(ctx: Context, given: Mapping[str, Any]) -> list:
     config = ctx.config
     clinical = given["clinical"]
     frame = clinical.completed[0] if clinical.imputed else clinical.frame
-    data = internal.training_data(given["features"], frame, config)
+    incomplete = internal.incomplete_frame(clinical, config)
+    data = internal.training_data(given["features"], frame, config, incomplete)
     B = config.internal_validation.B
     workers = ctx.workers if ctx.workers is not None else 2
     bar = progress_bar(
@@ -102,11 +107,13 @@ def _write(ctx: Context, given: Mapping[str, Any], replicates, prov) -> Internal
         write_parquet(ctx.paths.tables / f"{name}.parquet", tables[name], prov)
     _figure(ctx, stability)
     dropped = tuple({"replicate": r.number, "reason": r.reason} for r in replicates if not r.used)
+    refilled = internal.incomplete_frame(given["clinical"], config) is not None
     return InternalValidation(
         B=config.internal_validation.B,
         seed=config.internal_validation.seed,
         n_used=len(replicates) - len(dropped),
         dropped=dropped,
+        refilled=config.validation.missing if refilled else "",
         provenance=prov,
     )
 
