@@ -156,6 +156,17 @@ def test_missing_values_imputed_when_asked_and_recorded(tmp_path):
     assert not data.frame[["alt", "hbv"]].isna().any().any()
 
 
+def test_median_mode_refuses_a_variable_no_training_patient_has(tmp_path):
+    """Nothing to take a median from: the error names the column (it filled NaN before)."""
+
+    def edit(clinical, manifest):
+        clinical.loc[:29, "alt"] = np.nan  # every training patient
+
+    toml = STUDY_TOML.replace('missing = "complete-case"', 'missing = "impute-median-mode"')
+    with pytest.raises(StudyConfigError, match=r"alt: no observed value .* in the training set"):
+        _prepare(_cohort(tmp_path, toml=toml, edit=edit))
+
+
 def test_missing_values_refused_when_asked(tmp_path):
     toml = STUDY_TOML.replace('missing = "complete-case"', 'missing = "error"')
     with pytest.raises(

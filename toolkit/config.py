@@ -817,7 +817,11 @@ def _prepare(config: StudyConfig, table: pd.DataFrame, problems: list[str]) -> C
     exclusions = pd.DataFrame(columns=["patient", "stage", "reason"])
     imputations = pd.DataFrame(columns=["patient", "variable", "value"])
     if missing.to_numpy().any():
-        frame, exclusions, imputations = _apply_missing(config, frame, missing)
+        try:
+            frame, exclusions, imputations = _apply_missing(config, frame, missing)
+        except ValueError as error:  # a variable without any observed training value
+            problems.append(f"{config.study.clinical}: {error} in the training set")
+            return None
     problems += _set_problems(config, frame) or _horizon_problems(config, frame)
     raw = table.loc[frame.index, names].copy()
     return ClinicalData(frame=frame, raw=raw, exclusions=exclusions, imputations=imputations)
