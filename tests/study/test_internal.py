@@ -329,6 +329,10 @@ def test_incomplete_frame_puts_back_exactly_the_values_the_study_filled():
     )
     mi_config, mi, _ = _with_holes('"multiple-imputation"\nm = 3')
     assert internal.incomplete_frame(mi, mi_config) is mi.frame
+    # values missing in the validation set alone: no training value to fill again
+    config, clinical, _ = _with_holes('"impute-median-mode"', {"afp": [31, 35]})
+    assert len(clinical.imputations) == 2
+    assert internal.incomplete_frame(clinical, config) is None
 
 
 def _modes_filled(incomplete: pd.DataFrame) -> pd.DataFrame:

@@ -108,10 +108,7 @@ def training_data(
     ratings, names = training_ratings(features, clinical, config)
     frame = clinical[clinical["set"].isin(config.study.train_sets)]
     if incomplete is not None:
-        variables = [v.name for v in config.variables]
         incomplete = incomplete.loc[frame.index]
-        if not incomplete[variables].isna().any().any():
-            incomplete = None
     return TrainingData(ratings, tuple(names), frame, incomplete)
 
 
@@ -120,18 +117,21 @@ def incomplete_frame(clinical, config: StudyConfig) -> pd.DataFrame | None:
 
     ``clinical`` is a ``config.ClinicalData``. Under multiple imputation its ``frame``
     kept the missing values; under ``impute-median-mode`` the ``imputations`` table
-    names each filled value. None when no value was filled (complete data, or
-    ``complete-case``, whose excluded patients are not in the frame).
+    names each filled value. None when no training patient's value was filled (complete
+    training data, or ``complete-case``, whose excluded patients are not in the frame).
     """
     rule = config.validation.missing
     if rule == "multiple-imputation" and clinical.imputed:
-        return clinical.frame
-    if rule != "impute-median-mode" or not len(clinical.imputations):
+        frame = clinical.frame
+    elif rule == "impute-median-mode" and len(clinical.imputations):
+        frame = clinical.frame.copy()
+        for variable, filled in clinical.imputations.groupby("variable", sort=False):
+            frame.loc[filled["patient"].to_numpy(), variable] = np.nan
+    else:
         return None
-    frame = clinical.frame.copy()
-    for variable, filled in clinical.imputations.groupby("variable", sort=False):
-        frame.loc[filled["patient"].to_numpy(), variable] = np.nan
-    return frame
+    train = frame["set"].isin(config.study.train_sets).to_numpy()
+    variables = [v.name for v in config.variables]
+    return frame if frame.loc[train, variables].isna().any().any() else None
 
 
 @dataclass(frozen=True)
