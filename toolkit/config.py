@@ -819,7 +819,7 @@ def _prepare(config: StudyConfig, table: pd.DataFrame, problems: list[str]) -> C
     if missing.to_numpy().any():
         try:
             frame, exclusions, imputations = _apply_missing(config, frame, missing)
-        except ValueError as error:  # a variable without any observed training value
+        except UnobservedVariable as error:
             problems.append(f"{config.study.clinical}: {error} in the training set")
             return None
     problems += _set_problems(config, frame) or _horizon_problems(config, frame)
@@ -1022,6 +1022,10 @@ def _apply_missing(config: StudyConfig, frame: pd.DataFrame, missing: pd.DataFra
     return frame, pd.DataFrame(columns=["patient", "stage", "reason"]), records
 
 
+class UnobservedVariable(ValueError):
+    """A variable to fill has no observed value in the rows the fill is fitted on."""
+
+
 def fill_median_mode(
     frame: pd.DataFrame, columns: list[str], fit_rows: np.ndarray
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -1036,7 +1040,9 @@ def fill_median_mode(
     for column in columns:
         observed = frame.loc[fit_rows, column].dropna()
         if observed.empty:
-            raise ValueError(f"{column}: no observed value to impute its missing values from")
+            raise UnobservedVariable(
+                f"{column}: no observed value to impute its missing values from"
+            )
         fill = (
             observed.mode().iloc[0]
             if isinstance(frame[column].dtype, pd.CategoricalDtype)

@@ -52,3 +52,23 @@ def test_multiple_imputation_with_nothing_missing_says_complete_data():
         text = missing_data(results)
         assert "fitted on the complete data and nothing was imputed" in text
         assert "Rubin" not in text and "30 imputations" not in text
+
+
+def test_the_internal_validation_says_which_fill_each_resample_repeated():
+    from toolkit.contracts import InternalValidation
+    from toolkit.report.methods import internal_validation
+
+    def text(refilled: str, **validation) -> str:
+        record = InternalValidation(B=200, seed=0, n_used=200, dropped=(), refilled=refilled)
+        settings = {"validation": validation, "signature": {}}
+        return internal_validation(SimpleNamespace(internal_validation=record, settings=settings))
+
+    imputed = text("multiple-imputation", missing="multiple-imputation", m=30)
+    assert (
+        "imputed again before the selection (30 chained equations fitted on the resample" in imputed
+    )
+    assert "20 chained equations" in text("multiple-imputation", missing="multiple-imputation")
+    filled = text("impute-median-mode", missing="impute-median-mode")
+    assert "filled again by the resample's own medians and modes" in filled
+    plain = text("", missing="impute-median-mode")  # nothing filled in the training set
+    assert "missing clinical values" not in plain and "In each of 200 bootstrap resamples" in plain

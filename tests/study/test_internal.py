@@ -9,6 +9,7 @@ optimism is the mean of apparent minus test, checked by hand.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pandas as pd
@@ -414,8 +415,12 @@ def test_a_resample_with_a_variable_it_never_observes_is_dropped_naming_it():
         holes = {"afp": [i for i in range(30) if i != 6]}  # afp observed in patient 6 alone
         config, clinical, features = _with_holes(rule, holes)
         data = _training(config, clinical, features)
+        event = data.frame["event"].to_numpy(float)
         number = next(
-            b for b in range(100) if 6 not in internal.resample_rows(len(data.frame), 0, b)
+            b
+            for b in range(100)
+            if 6 not in (rows := internal.resample_rows(len(data.frame), 0, b))
+            and event[rows].any()
         )
         record = internal.replicate(data, number, config)
         assert not record.used, rule
@@ -435,3 +440,22 @@ def test_internal_validation_json_keeps_the_refill_rule(tmp_path):
     Record(B=20, seed=1, n_used=20, dropped=()).write(path)
     assert "refilled" not in json.loads(path.read_text())  # nothing filled: not written
     assert Record.read(path).refilled == ""
+
+
+def test_a_pooled_fit_that_did_not_converge_drops_the_resample_naming_the_imputation():
+    """Under multiple imputation a final Cox fit is one fit per completed set: one that ran
+    out of iterations drops the resample as it does on complete data, naming the imputation;
+    no resample used has such a fit (its warning would be in the notes)."""
+    config, clinical, features = _with_holes('"multiple-imputation"\nm = 3')
+    data = _training(config, clinical, features)
+    records = internal.run_replicates(data, range(12), config)
+    stuck = [r for r in records if "did not converge" in r.reason]
+    assert stuck, [r.reason for r in records]
+    for record in stuck:
+        assert re.fullmatch(
+            r"the (signature|clinical|integrated) model's Cox fit: imputation \d+: Cox partial "
+            r"likelihood: ran out of iterations \(max_iter=20\) and did not converge.*",
+            record.reason,
+        ), record.reason
+    used = [r for r in records if r.used]
+    assert used and not any("did not converge" in n for r in used for n in r.notes)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.artifacts import read_parquet_provenance
+from toolkit.config import Validation
 from toolkit.report.study import StudyResults, cohort_sentence
 
 
@@ -278,11 +279,10 @@ def _multiple_imputation(m: int) -> str:
         "coefficients applied to every completed data set); what needs a single data set "
         "(the univariate table, the nomograms' axes, the proportional-hazards test, the "
         "bootstrap optimism corrections, and the whole-procedure internal validation's "
-        "test set and apparent values) used the first completed data set; the internal "
-        "validation imputed each of its resamples again. The locked model bundle carries "
-        "the per-imputation Cox fits and a covariate-only imputer of the model's variables "
-        "and the signature (fitted on the training set without the outcome, which a new "
-        "patient does not have), so "
+        "test set and apparent values) used the first completed data set. The locked model "
+        "bundle carries the per-imputation Cox fits and a covariate-only imputer of the "
+        "model's variables and the signature (fitted on the training set without the "
+        "outcome, which a new patient does not have), so "
         "that `sigkit apply` completes a new cohort as many times and pools each predicted "
         "survival and its 95% CI by Rubin's rules on the log cumulative hazard (Marshall "
         "et al. 2009). @suptbl-exclusions lists the values missing per variable"
@@ -413,7 +413,7 @@ def internal_validation(results: StudyResults) -> str:
 def _refilled(rule: str, results: StudyResults) -> str:
     """The internal validation's sentence on the missing values each resample filled."""
     if rule == "multiple-imputation":
-        m = results.settings.get("validation", {}).get("m", 20)
+        m = results.settings.get("validation", {}).get("m", Validation.model_fields["m"].default)
         return (
             " Each resample's missing clinical values were imputed again before the "
             f"selection ({m} chained equations fitted on the resample, then the majority "

@@ -47,6 +47,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -107,14 +108,22 @@ class CoxFit:
     names: tuple[str, ...]
     means: np.ndarray
     ties: str
-    baseline_cumulative_hazard: pd.DataFrame
     risk_sets: RiskSets = field(repr=False)
     order: np.ndarray = field(repr=False)
     cluster: np.ndarray | None = field(default=None, repr=False)
+    baseline_centre: float = field(default=0.0, repr=False)
+    """The linear predictor of the baseline subject (``basehaz``'s centring, :func:`_centre`)."""
+    strata_levels: np.ndarray | None = field(default=None, repr=False)
+
+    @cached_property
+    def baseline_cumulative_hazard(self) -> pd.DataFrame:
+        """``basehaz(fit, centered=FALSE)`` (see the class docstring), computed when first
+        read: the univariate screens and stepwise steps fit many models that never need it."""
+        return _baseline(self.risk_sets, self.coef, self.baseline_centre, self.strata_levels)
 
     @property
     def stratified(self) -> bool:
-        return "strata" in self.baseline_cumulative_hazard.columns
+        return self.strata_levels is not None
 
     def require_plain(self, what: str) -> None:
         """Refuse `what` for a fit with (start, stop] data or offsets, which it does not
@@ -829,10 +838,11 @@ def fit(
         names=cols,
         means=means,
         ties=ties,
-        baseline_cumulative_hazard=_baseline(risk, beta, _centre(means, beta, extras, w), levels),
         risk_sets=risk,
         order=order,
         cluster=clusters,
+        baseline_centre=_centre(means, beta, extras, w),
+        strata_levels=levels,
     )
 
 

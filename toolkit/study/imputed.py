@@ -26,6 +26,7 @@ fits (there is no pooled likelihood; they are reported, not used for selection).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -159,12 +160,14 @@ def fit_pooled(
 ) -> tuple[nm.FittedModel, PooledEstimate]:
     """The Cox model of ``variables`` on each completed training set, by Rubin's rules."""
     used = {v: levels[v] for v in variables if v in levels}
-    fits, designs = [], []
-    for train in trains:
+    fits, designs, said = [], [], []
+    for j, train in enumerate(trains):
         x, terms = nm.design_matrix(train, variables, used)
-        fits.append(
-            cox.fit(x, train["time"].to_numpy(float), train["event"].to_numpy(float), names=terms)
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            t, e = train["time"].to_numpy(float), train["event"].to_numpy(float)
+            fits.append(cox.fit(x, t, e, names=terms))
+        said += [f"imputation {j + 1}: {w.message}" for w in caught]
         designs.append(x)
     pooled = pool_cox(fits)
     beta = pooled.estimate
@@ -187,7 +190,8 @@ def fit_pooled(
         loglik=float(np.mean([f.loglik for f in fits])),
         aic=float(np.mean([f.aic for f in fits])),
         levels={k: tuple(v) for k, v in used.items()},
-        note=f"pooled over {pooled.m} imputations by Rubin's rules",
+        # each completed set's Cox warnings (non-convergence...), as fit_model's note has its fit's
+        note="; ".join([f"pooled over {pooled.m} imputations by Rubin's rules", *said]),
     )
     return model, pooled
 

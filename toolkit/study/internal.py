@@ -30,15 +30,19 @@ ed., 17.2). The k-fold CV of a resample splits its duplicated patients across
 folds, as a re-run of the procedure on that data would.
 
 Missing clinical values are filled again in every resample, as the study filled
-the training set's ("bootstrap, then impute"; Schomaker and Heumann 2018, Stat
-Med 37:2434): with ``validation.missing = "impute-median-mode"`` by the
+the training set's ("bootstrap, then impute": Wahl et al. 2016, BMC Med Res
+Methodol 16:144; Schomaker and Heumann 2018, Stat Med 37:2252): with
+``validation.missing = "impute-median-mode"`` by the
 resample's own medians and modes, with ``"multiple-imputation"`` by ``m`` chained
 equations fitted on the resample (``study.imputed.impute_cohort``, seeded from
 ``imputation_seed`` and the resample's number), then the majority-rule selection
 and the Rubin's-rules models of ``study.imputed.study_models`` on its ``m``
 completed sets. The refitted models are scored on the resample as completed
 (its first completed set under multiple imputation) and on the training set as
-the study completed it (the set the study's apparent values come from).
+the study completed it (the set the study's apparent values come from). That
+completion used every training patient's outcome, so the test values may share a
+little of the apparent values' optimism; one completed set rather than the
+average over the ``m`` adds some Monte Carlo noise.
 
 Resample :math:`b` is drawn from ``numpy.random.default_rng([seed, b])``, so its
 result does not depend on the other resamples nor on how many workers run them.
@@ -59,7 +63,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from toolkit.config import StudyConfig
+from toolkit.config import ClinicalData, StudyConfig
 from toolkit.study.nomograms import FittedModel, ModelError, fit_model, select
 from toolkit.study.signature import Signature, SignatureError, fit_signature
 
@@ -96,7 +100,7 @@ def training_data(
     clinical: pd.DataFrame,
     config: StudyConfig,
     incomplete: pd.DataFrame | None = None,
-):
+) -> TrainingData:
     """The :class:`TrainingData` of a study's features table and clinical frame.
 
     ``clinical`` as the study completed it (under multiple imputation its first
@@ -112,10 +116,10 @@ def training_data(
     return TrainingData(ratings, tuple(names), frame, incomplete)
 
 
-def incomplete_frame(clinical, config: StudyConfig) -> pd.DataFrame | None:
+def incomplete_frame(clinical: ClinicalData, config: StudyConfig) -> pd.DataFrame | None:
     """The clinical frame with the values the study filled put back to missing (NaN).
 
-    ``clinical`` is a ``config.ClinicalData``. Under multiple imputation its ``frame``
+    Under multiple imputation ``clinical.frame``
     kept the missing values; under ``impute-median-mode`` the ``imputations`` table
     names each filled value. None when no training patient's value was filled (complete
     training data, or ``complete-case``, whose excluded patients are not in the frame).
@@ -259,13 +263,13 @@ def _refit(data: TrainingData, rows: np.ndarray, config: StudyConfig, number: in
 
 def _filled(incomplete: pd.DataFrame, config: StudyConfig) -> pd.DataFrame:
     """The resample's missing values filled by its own medians and modes."""
-    from toolkit.config import fill_median_mode
+    from toolkit.config import UnobservedVariable, fill_median_mode
 
     variables = [v.name for v in config.variables]
     columns = [v for v in variables if incomplete[v].isna().any()]
     try:
         return fill_median_mode(incomplete, columns, np.ones(len(incomplete), dtype=bool))[0]
-    except ValueError as error:
+    except UnobservedVariable as error:
         raise _ImputationError(str(error)) from error
 
 

@@ -57,7 +57,8 @@ def _client(workers: int) -> Iterator[Any]:
         yield client
 
 
-def _resamples(ctx: Context, given: Mapping[str, Any]) -> list:
+def _resamples(ctx: Context, given: Mapping[str, Any]) -> tuple[list, bool]:
+    """Every resample's record, and whether the resamples filled missing values again."""
     from toolkit._progress import progress_bar
     from toolkit.study import internal
 
@@ -72,7 +73,8 @@ def _resamples(ctx: Context, given: Mapping[str, Any]) -> list:
         B, enabled=sys.stderr.isatty(), description="internal validation", unit="resamples"
     )
     with _client(workers) as client, bar as advance:
-        return internal.run_replicates(data, range(B), config, client, advance)
+        replicates = internal.run_replicates(data, range(B), config, client, advance)
+    return replicates, data.incomplete is not None
 
 
 def _figure(ctx: Context, table) -> None:
@@ -84,7 +86,9 @@ def _figure(ctx: Context, table) -> None:
     close(fig)
 
 
-def _write(ctx: Context, given: Mapping[str, Any], replicates, prov) -> InternalValidation:
+def _write(
+    ctx: Context, given: Mapping[str, Any], replicates, refilled: bool, prov
+) -> InternalValidation:
     from toolkit.study import internal
 
     config, models = ctx.config, given["models"]
@@ -107,7 +111,6 @@ def _write(ctx: Context, given: Mapping[str, Any], replicates, prov) -> Internal
         write_parquet(ctx.paths.tables / f"{name}.parquet", tables[name], prov)
     _figure(ctx, stability)
     dropped = tuple({"replicate": r.number, "reason": r.reason} for r in replicates if not r.used)
-    refilled = internal.incomplete_frame(given["clinical"], config) is not None
     return InternalValidation(
         B=config.internal_validation.B,
         seed=config.internal_validation.seed,
@@ -129,8 +132,8 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
     }
 
     def compute(key: str) -> dict[str, Any]:
-        replicates = _resamples(ctx, given)
-        record = _write(ctx, given, replicates, ctx.prov(key, inputs))
+        replicates, refilled = _resamples(ctx, given)
+        record = _write(ctx, given, replicates, refilled, ctx.prov(key, inputs))
         record.write(path)
         reasons = "; ".join(f"{d['replicate']}: {d['reason']}" for d in record.dropped[:5])
         ctx.echo(
@@ -146,6 +149,8 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
             "signature": ctx.config.signature.model_dump(),
             "validation": ctx.config.validation.model_dump(),
             "variables": [v.model_dump() for v in ctx.config.variables],
+            # results of sigkit before 2026-12-07 filled no missing value inside a resample
+            "missing_values": "filled again in each resample",
         },
         files=(
             path,
