@@ -175,14 +175,20 @@ def training_levels(frame: pd.DataFrame, variables: list[str]) -> tuple[dict, li
 
 
 def _model_frame(frame: pd.DataFrame, variables: list[str], levels: dict) -> pd.DataFrame:
-    out = pd.DataFrame(index=frame.index)
-    out["time"], out["event"] = frame["time"], frame["event"]
+    """time, event and ``variables``: the categorical ones on their training ``levels``
+    (a value outside them missing), the others float."""
+    columns = {"time": frame["time"], "event": frame["event"]}
     for var in variables:
-        if var in levels:
-            out[var] = pd.Categorical(frame[var].astype(object), categories=levels[var])
+        if var not in levels:
+            columns[var] = frame[var].astype(float)
+        elif isinstance(frame[var].dtype, pd.CategoricalDtype):  # the study's columns
+            columns[var] = frame[var].cat.set_categories(levels[var], ordered=False)
         else:
-            out[var] = frame[var].astype(float)
-    return out
+            columns[var] = pd.Series(
+                pd.Categorical(frame[var].astype(object), categories=levels[var]),
+                index=frame.index,
+            )
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def univariate(train: pd.DataFrame, candidates: list[str], levels: dict, alpha: float):
