@@ -227,6 +227,7 @@ def fit_model(name, train, variables, levels, times, note="") -> FittedModel:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         fit = cox.fit(x, train["time"].to_numpy(float), train["event"].to_numpy(float), names=terms)
+        _ = fit.baseline_cumulative_hazard  # computed when first read: its warnings in the note
     note = "; ".join([note, *(str(w.message) for w in caught)]).strip("; ")
     return FittedModel.from_fit(name, fit, variables, used, times, note)
 
