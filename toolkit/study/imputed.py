@@ -26,7 +26,6 @@ fits (there is no pooled likelihood; they are reported, not used for selection).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -163,11 +162,9 @@ def fit_pooled(
     fits, designs, said = [], [], []
     for j, train in enumerate(trains):
         x, terms = nm.design_matrix(train, variables, used)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RuntimeWarning)
-            t, e = train["time"].to_numpy(float), train["event"].to_numpy(float)
-            fits.append(cox.fit(x, t, e, names=terms))
-        said += [f"imputation {j + 1}: {w.message}" for w in caught]
+        fit, messages = nm.noted_fit(x, train, terms, baseline=False)  # _survival_at's instead
+        fits.append(fit)
+        said += [f"imputation {j + 1}: {m}" for m in messages]
         designs.append(x)
     pooled = pool_cox(fits)
     beta = pooled.estimate

@@ -220,15 +220,25 @@ def _stepwise(train, candidates, levels, lower, notes: list[str]) -> list[str]:
     return list(result.variables)
 
 
+def noted_fit(x, train: pd.DataFrame, terms, baseline: bool) -> tuple[cox.CoxFit, list[str]]:
+    """The Cox fit (Efron) of design ``x`` on ``train``'s outcome and the RuntimeWarnings it
+    gave (non-convergence, monotone likelihood), as messages for a model's note. With
+    ``baseline`` the baseline hazard (computed when first read) is made here too, so that
+    its warnings are among them."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        fit = cox.fit(x, train["time"].to_numpy(float), train["event"].to_numpy(float), names=terms)
+        if baseline:
+            _ = fit.baseline_cumulative_hazard
+    return fit, [str(w.message) for w in caught]
+
+
 def fit_model(name, train, variables, levels, times, note="") -> FittedModel:
     """Final Cox fit (Efron) with the baseline survival at ``times``."""
     used = {v: levels[v] for v in variables if v in levels}
     x, terms = design_matrix(train, variables, used)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        fit = cox.fit(x, train["time"].to_numpy(float), train["event"].to_numpy(float), names=terms)
-        _ = fit.baseline_cumulative_hazard  # computed when first read: its warnings in the note
-    note = "; ".join([note, *(str(w.message) for w in caught)]).strip("; ")
+    fit, said = noted_fit(x, train, terms, baseline=True)
+    note = "; ".join([note, *said]).strip("; ")
     return FittedModel.from_fit(name, fit, variables, used, times, note)
 
 
