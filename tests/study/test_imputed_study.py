@@ -99,8 +99,9 @@ def test_the_report_lists_the_missing_values_and_the_methods_say_what_was_done(
 
 
 def test_the_internal_validation_imputes_each_resample_again(imputed_run):
-    """internal_validation.json names the rule each resample repeated, and every resample
-    was used or dropped with its reason."""
+    """internal_validation.json names the rule each resample repeated, every resample was
+    used or dropped with its reason, and the study's apparent values are the validate
+    stage's training-set values."""
     from toolkit.contracts import InternalValidation
 
     study = imputed_run[0]
@@ -111,6 +112,26 @@ def test_the_internal_validation_imputes_each_resample_again(imputed_run):
     )
     assert len(resamples) == record.B and int(resamples["used"].sum()) == record.n_used > 0
     assert (resamples.loc[~resamples["used"], "reason"] != "").all()
+    # the study's apparent values are the validate stage's: the pooled models at the linear
+    # predictor averaged over the completed sets (not the first completed set's)
+    from toolkit.contracts import Metrics
+
+    metrics = Metrics.read(study / "results" / "metrics.json")
+    table = pd.read_parquet(study / "results" / "tables" / "internal_validation.parquet")
+    for name in ("signature", "clinical", "integrated"):
+        row = table[(table["model"] == name) & (table["metric"] == "c_index")]
+        c = metrics.cindex["train"][name]["c"]
+        assert float(row["apparent"].iloc[0]) == pytest.approx(c, abs=1e-12), name
+    for name, by_time in metrics.accuracy["train"].items():
+        if name == "beyond_follow_up" or name not in ("signature", "clinical", "integrated"):
+            continue
+        for horizon, brier in by_time["brier"].items():
+            row = table[
+                (table["model"] == name)
+                & (table["metric"] == "brier")
+                & (table["horizon"] == float(horizon))
+            ]
+            assert float(row["apparent"].iloc[0]) == pytest.approx(brier["brier"], abs=1e-12)
 
 
 def _assert_bundle_is_the_pooled_models(study, direct, frames, config):

@@ -292,7 +292,8 @@ def _with_holes(rule: str, holes: dict[str, list[int]] = _HOLES):
 def _training(config, clinical, features):
     frame = clinical.completed[0] if clinical.imputed else clinical.frame
     incomplete = internal.incomplete_frame(clinical, config)
-    return internal.training_data(features, frame, config, incomplete)
+    completed = clinical.completed if clinical.imputed else ()
+    return internal.training_data(features, frame, config, incomplete, completed)
 
 
 def _resample_by_hand(data, config, number: int):
@@ -313,6 +314,16 @@ def _resample_by_hand(data, config, number: int):
 
 def _c_index(record, model: str):
     return next(v for v in record.values if (v.model, v.metric) == (model, "c_index"))
+
+
+def _value(record, model: str, metric: str, horizon: float = np.nan):
+    """The record's value of ``metric`` (at ``horizon``; NaN: the C-index and the slope)."""
+    return next(
+        v
+        for v in record.values
+        if (v.model, v.metric) == (model, metric)
+        and (v.horizon == horizon or (np.isnan(v.horizon) and np.isnan(horizon)))
+    )
 
 
 def test_incomplete_frame_puts_back_exactly_the_values_the_study_filled():
@@ -383,28 +394,53 @@ def test_median_mode_is_refitted_on_each_resample():
 
 def test_multiple_imputation_is_rerun_on_each_resample():
     """Resample 2 by hand: m chained equations fitted on the resample (seeded from the
-    imputation seed and the resample's number), majority rule, pooled models; scored on
-    the resample's first completed set and on the study's first completed training set."""
+    imputation seed and the resample's number), majority rule, pooled models; scored at the
+    linear predictor averaged over the resample's m completed sets (apparent) and over the
+    study's m completed training sets (test), as the validate stage scores the study's."""
+    from toolkit.stats.brier import brier_score
+    from toolkit.stats.calibration import calibration_slope
     from toolkit.study.imputed import impute_cohort, study_models
 
     config, clinical, features = _with_holes('"multiple-imputation"\nm = 3')
     data = _training(config, clinical, features)
-    pd.testing.assert_frame_equal(
-        data.frame, clinical.completed[0][clinical.completed[0]["set"] == "train"]
-    )
+    train = [c[c["set"] == "train"] for c in clinical.completed]
+    pd.testing.assert_frame_equal(data.frame, train[0])
+    assert len(data.completed) == 3
+    for mine, theirs in zip(data.completed, train, strict=True):
+        pd.testing.assert_frame_equal(mine, theirs)
     record = internal.replicate(data, 2, config)
     assert record.used, record.reason
     original, incomplete, rows = _resample_by_hand(data, config, 2)
     seed = int(np.random.SeedSequence([0, 2]).generate_state(1)[0])
     cohort = impute_cohort(config, incomplete, m=3, seed=seed)
     models = study_models(cohort.completed, config).models
+    score = original["signature"].to_numpy()
+    originals = [c.assign(signature=score) for c in train]
     t, e = data.frame["time"].to_numpy(float), data.frame["event"].to_numpy(float)
+    horizon = config.validation.times[0]
+    moved = 0.0
     for name in internal.MODELS:
-        value = _c_index(record, name)
-        apparent = harrell(t[rows], e[rows], models[name].linear_predictor(cohort.completed[0])).c
-        assert value.apparent == pytest.approx(apparent, abs=1e-12), name
-        test = harrell(t, e, models[name].linear_predictor(original)).c
-        assert value.test == pytest.approx(test, abs=1e-12), name
+        model = models[name]
+        sides = {
+            "apparent": (t[rows], e[rows], cohort.completed),
+            "test": (t, e, originals),
+        }
+        for side, (tt, ee, sets) in sides.items():
+            lps = np.array([model.linear_predictor(c) for c in sets])
+            lp = lps.mean(axis=0)  # by hand: the pooled coefficients on every completed set
+            c = harrell(tt, ee, lp).c
+            assert getattr(_value(record, name, "c_index"), side) == pytest.approx(c, abs=1e-12)
+            slope = calibration_slope(tt, ee, lp).slope
+            got = getattr(_value(record, name, "calibration_slope"), side)
+            assert got == pytest.approx(slope, abs=1e-10), (name, side)
+            base = model.baseline_survival[f"{float(horizon):g}"]
+            survival = base ** np.exp(lp - model.lp_centre)
+            brier = brier_score(tt, ee, survival[:, None], [horizon]).brier[0]
+            got = getattr(_value(record, name, "brier", horizon), side)
+            assert got == pytest.approx(brier, abs=1e-12), (name, side)
+            # the first completed set alone (what was scored before) gives another C-index
+            moved = max(moved, abs(harrell(tt, ee, lps[0]).c - c))
+    assert moved > 1e-6
     assert record.clinical == tuple(models["clinical"].variables)
     assert record.integrated == tuple(models["integrated"].variables)
     assert internal.replicate(data, 2, config) == record  # its number alone decides

@@ -277,9 +277,8 @@ def _multiple_imputation(m: int) -> str:
         "(majority method, Wood et al. 2008). The validation metrics were computed once on "
         "each patient's linear predictor averaged over the imputations (the pooled "
         "coefficients applied to every completed data set); what needs a single data set "
-        "(the univariate table, the nomograms' axes, the proportional-hazards test, the "
-        "bootstrap optimism corrections, and the whole-procedure internal validation's "
-        "test set and apparent values) used the first completed data set. The locked model "
+        "(the univariate table, the nomograms' axes, the proportional-hazards test and the "
+        "bootstrap optimism corrections) used the first completed data set. The locked model "
         "bundle carries the per-imputation Cox fits and a covariate-only imputer of the "
         "model's variables and the signature (fitted on the training set without the "
         "outcome, which a new patient does not have), so "
@@ -417,8 +416,10 @@ def _refilled(rule: str, results: StudyResults) -> str:
         return (
             " Each resample's missing clinical values were imputed again before the "
             f"selection ({m} chained equations fitted on the resample, then the majority "
-            "rule and Rubin's rules as in the study: bootstrap, then impute), and the "
-            "test set was the first completed training set."
+            "rule and Rubin's rules as in the study: bootstrap, then impute); each "
+            "refitted model was scored at its linear predictor averaged over the "
+            "resample's completed sets (apparent) and over the study's completed "
+            "training sets (test), as the study's own models were."
         )
     if rule == "impute-median-mode":
         return (

@@ -37,12 +37,16 @@ resample's own medians and modes, with ``"multiple-imputation"`` by ``m`` chaine
 equations fitted on the resample (``study.imputed.impute_cohort``, seeded from
 ``imputation_seed`` and the resample's number), then the majority-rule selection
 and the Rubin's-rules models of ``study.imputed.study_models`` on its ``m``
-completed sets. The refitted models are scored on the resample as completed
-(its first completed set under multiple imputation) and on the training set as
-the study completed it (the set the study's apparent values come from). That
-completion used every training patient's outcome, so the test values may share a
-little of the apparent values' optimism; one completed set rather than the
-average over the ``m`` adds some Monte Carlo noise.
+completed sets. The refitted models are scored on the resample as completed and
+on the training set as the study completed it (the set the study's apparent values
+come from). Under multiple imputation each side is scored as the validate stage
+scores the study's models (``study.imputed.AveragedModel``: the linear predictor
+averaged over the ``m`` completed sets, then each statistic computed once; Wood,
+Royston and White 2015): apparent over the resample's ``m`` completed sets, test
+over the study's ``m`` completed training sets, and the study's apparent values are
+the validate stage's training-set values. The study's completion used every
+training patient's outcome, so the test values may share a little of the apparent
+values' optimism.
 
 Resample :math:`b` is drawn from ``numpy.random.default_rng([seed, b])``, so its
 result does not depend on the other resamples nor on how many workers run them.
@@ -57,7 +61,7 @@ counts, per statistic, the resamples that gave it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,6 +97,10 @@ class TrainingData:
     incomplete: pd.DataFrame | None = None
     """The training rows before the study filled their missing values (NaN), in
     ``frame``'s order; None when nothing was filled (each resample then fills nothing)."""
+    completed: tuple[pd.DataFrame, ...] = ()
+    """Under multiple imputation the study's ``m`` completed training sets in ``frame``'s
+    order (``frame`` is the first), over which each resample's test linear predictor is
+    averaged; empty otherwise (under multiple imputation: ``frame`` alone)."""
 
 
 def training_data(
@@ -100,12 +108,14 @@ def training_data(
     clinical: pd.DataFrame,
     config: StudyConfig,
     incomplete: pd.DataFrame | None = None,
+    completed: Sequence[pd.DataFrame] = (),
 ) -> TrainingData:
     """The :class:`TrainingData` of a study's features table and clinical frame.
 
     ``clinical`` as the study completed it (under multiple imputation its first
     completed set); ``incomplete`` the same frame before the missing values were
-    filled (:func:`incomplete_frame`), or None when nothing was filled.
+    filled (:func:`incomplete_frame`), or None when nothing was filled; ``completed``
+    under multiple imputation every completed set (``ClinicalData.completed``).
     """
     from toolkit.study.signature import training_ratings
 
@@ -113,7 +123,8 @@ def training_data(
     frame = clinical[clinical["set"].isin(config.study.train_sets)]
     if incomplete is not None:
         incomplete = incomplete.loc[frame.index]
-    return TrainingData(ratings, tuple(names), frame, incomplete)
+    sets = tuple(c.loc[frame.index] for c in completed)
+    return TrainingData(ratings, tuple(names), frame, incomplete, sets)
 
 
 def incomplete_frame(clinical: ClinicalData, config: StudyConfig) -> pd.DataFrame | None:
@@ -223,10 +234,19 @@ class _ImputationError(ValueError):
 
 @dataclass(frozen=True)
 class _Refit:
+    """A resample's signature and models, and the two sets they are scored on.
+
+    Under multiple imputation ``resample_sets`` and ``original_sets`` are the completed
+    sets over which each side's linear predictor is averaged (``resample`` and
+    ``original`` their first); empty otherwise.
+    """
+
     signature: Signature
     models: dict[str, FittedModel]
     resample: pd.DataFrame
     original: pd.DataFrame
+    resample_sets: tuple[pd.DataFrame, ...] = ()
+    original_sets: tuple[pd.DataFrame, ...] = ()
 
 
 def _refit(data: TrainingData, rows: np.ndarray, config: StudyConfig, number: int) -> _Refit:
@@ -249,7 +269,9 @@ def _refit(data: TrainingData, rows: np.ndarray, config: StudyConfig, number: in
         incomplete = data.incomplete.iloc[rows].set_axis(resample.index)
         incomplete = incomplete.assign(signature=resample["signature"].to_numpy())
         if config.validation.missing == "multiple-imputation":
-            return _refit_imputed(signature, incomplete, original, config, number)
+            score = original["signature"].to_numpy()
+            originals = tuple(c.assign(signature=score) for c in data.completed) or (original,)
+            return _refit_imputed(signature, incomplete, originals, config, number)
         resample = _filled(incomplete, config)
     chosen = select(resample, config)
     times = config.validation.times
@@ -273,11 +295,11 @@ def _filled(incomplete: pd.DataFrame, config: StudyConfig) -> pd.DataFrame:
         raise _ImputationError(str(error)) from error
 
 
-def _refit_imputed(signature, incomplete, original, config: StudyConfig, number: int) -> _Refit:
+def _refit_imputed(signature, incomplete, originals, config: StudyConfig, number: int) -> _Refit:
     """The models of a resample under multiple imputation: ``m`` chained equations fitted on
     the resample, the majority-rule selection and Rubin's-rules models on its completed
-    sets (``study.imputed``). Scored on its first completed set (apparent) and on the
-    training set as the study completed it (``original``, test)."""
+    sets (``study.imputed``). Scored at the linear predictor averaged over its completed
+    sets (apparent) and over the study's completed training sets (``originals``, test)."""
     from toolkit.study.imputed import impute_cohort, study_models
 
     settings = config.validation
@@ -287,12 +309,18 @@ def _refit_imputed(signature, incomplete, original, config: StudyConfig, number:
     except ValueError as error:
         raise _ImputationError(str(error)) from error
     models = study_models(cohort.completed, config).models
-    return _Refit(signature, models, cohort.completed[0], original)
+    completed = tuple(cohort.completed)
+    return _Refit(signature, models, completed[0], originals[0], completed, originals)
 
 
 def _compare(refit: _Refit, config: StudyConfig) -> tuple[Value, ...]:
-    apparent = evaluate(refit.models, refit.resample, config)
-    test = evaluate(refit.models, refit.original, config)
+    from toolkit.study.imputed import averaged
+
+    def scored(sets: tuple[pd.DataFrame, ...]) -> Mapping[str, FittedModel]:
+        return averaged(refit.models, sets) if sets else refit.models
+
+    apparent = evaluate(scored(refit.resample_sets), refit.resample, config)
+    test = evaluate(scored(refit.original_sets), refit.original, config)
     return tuple(
         Value(model, metric, horizon, value, test[model, metric, horizon])
         for (model, metric, horizon), value in apparent.items()
@@ -300,9 +328,12 @@ def _compare(refit: _Refit, config: StudyConfig) -> tuple[Value, ...]:
 
 
 def evaluate(
-    models: dict[str, FittedModel], frame: pd.DataFrame, config: StudyConfig
+    models: Mapping[str, FittedModel], frame: pd.DataFrame, config: StudyConfig
 ) -> dict[tuple[str, str, float], float]:
     """Every statistic of :data:`METRICS` of each model on the patients of ``frame``.
+
+    ``models`` are the study's ``FittedModel`` or, under multiple imputation, its
+    ``study.imputed.AveragedModel`` (predictions at the averaged linear predictor).
 
     Keys are (model, metric, horizon), the horizon NaN for the C-index and the
     slope; a horizon beyond the frame's last follow-up has NaN values. The
@@ -316,8 +347,10 @@ def evaluate(
     t, e = frame["time"].to_numpy(float), frame["event"].to_numpy(float)
     out: dict[tuple[str, str, float], float] = {}
     for name in MODELS:
-        lp = models[name].linear_predictor(frame)
-        survival = models[name].survival(frame, times)
+        model = models[name]
+        lp = model.linear_predictor(frame)
+        # the models' own survival(frame, times), from the linear predictor just computed
+        survival = model.baseline_at(times)[None, :] ** np.exp(lp - model.lp_centre)[:, None]
         out[name, "c_index", np.nan] = harrell(t, e, lp).c
         out[name, "calibration_slope", np.nan] = calibration_slope(t, e, lp).slope
         brier = _brier(t, e, survival, times)

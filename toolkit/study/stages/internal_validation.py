@@ -19,8 +19,10 @@ them (``study.internal.incomplete_frame``: the values the study filled, put back
 missing): by the resample's medians and modes, or by ``m`` chained equations fitted on
 the resample followed by the majority-rule selection and the pooled models. The
 apparent performance and each resample's test are on the training set as the study
-completed it (under multiple imputation its first completed set, with the pooled
-models); ``internal_validation.json``'s ``refilled`` names the rule repeated, and the
+completed it; under multiple imputation every side is scored as the validate stage
+scores the study's models (``stages.validate.evaluated``: the linear predictor averaged
+over the completed sets), so the apparent values are the validate stage's training-set
+values. ``internal_validation.json``'s ``refilled`` names the rule repeated, and the
 report's methods say so.
 """
 
@@ -35,7 +37,6 @@ from toolkit.artifacts import file_hash, save_figure, write_parquet
 from toolkit.contracts import InternalValidation
 from toolkit.study._stages import Cached
 from toolkit.study.context import Context
-from toolkit.study.stages.models import model_frames
 
 TABLES = (
     "internal_validation",
@@ -66,7 +67,8 @@ def _resamples(ctx: Context, given: Mapping[str, Any]) -> tuple[list, bool]:
     clinical = given["clinical"]
     frame = clinical.completed[0] if clinical.imputed else clinical.frame
     incomplete = internal.incomplete_frame(clinical, config)
-    data = internal.training_data(given["features"], frame, config, incomplete)
+    completed = clinical.completed if clinical.imputed else ()
+    data = internal.training_data(given["features"], frame, config, incomplete, completed)
     B = config.internal_validation.B
     workers = ctx.workers if ctx.workers is not None else 2
     bar = progress_bar(
@@ -90,11 +92,11 @@ def _write(
     ctx: Context, given: Mapping[str, Any], replicates, refilled: bool, prov
 ) -> InternalValidation:
     from toolkit.study import internal
+    from toolkit.study.stages.validate import evaluated
 
     config, models = ctx.config, given["models"]
-    frame = model_frames(given["clinical"], given["scores"])[0]
-    train = frame[frame["set"].isin(config.study.train_sets)]
-    original = internal.evaluate(models, train, config)
+    sets, scored = evaluated(ctx, given["clinical"], given["scores"], models)
+    original = internal.evaluate(scored, sets["train"], config)
     stability = internal.selection_stability(
         replicates,
         [f.format() for f in given["signature"].features],
@@ -151,6 +153,8 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
             "variables": [v.model_dump() for v in ctx.config.variables],
             # results of sigkit before 2026-12-07 filled no missing value inside a resample
             "missing_values": "filled again in each resample",
+            # until 2026-12-07 multiple imputation scored the first completed set alone
+            "imputed_sets": "linear predictor averaged over the completed sets",
         },
         files=(
             path,
