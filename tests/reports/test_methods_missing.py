@@ -67,6 +67,11 @@ def test_the_internal_validation_says_which_fill_each_resample_repeated():
     assert (
         "imputed again before the selection (30 chained equations fitted on the resample" in imputed
     )
+    assert (
+        "scored at its linear predictor averaged over the resample's completed sets (apparent) "
+        "and over the study's completed training sets (test)" in imputed
+    )
+    assert "first completed" not in imputed
     assert "20 chained equations" in text("multiple-imputation", missing="multiple-imputation")
     filled = text("impute-median-mode", missing="impute-median-mode")
     assert "filled again by the resample's own medians and modes" in filled

@@ -290,10 +290,7 @@ def _with_holes(rule: str, holes: dict[str, list[int]] = _HOLES):
 
 
 def _training(config, clinical, features):
-    frame = clinical.completed[0] if clinical.imputed else clinical.frame
-    incomplete = internal.incomplete_frame(clinical, config)
-    completed = clinical.completed if clinical.imputed else ()
-    return internal.training_data(features, frame, config, incomplete, completed)
+    return internal.training_data_of(features, clinical, config)
 
 
 def _resample_by_hand(data, config, number: int):
@@ -310,10 +307,6 @@ def _resample_by_hand(data, config, number: int):
     labels = [f"r{i}" for i in range(len(rows))]
     incomplete = data.incomplete.iloc[rows].set_axis(labels).assign(signature=score[rows])
     return original, incomplete, rows
-
-
-def _c_index(record, model: str):
-    return next(v for v in record.values if (v.model, v.metric) == (model, "c_index"))
 
 
 def _value(record, model: str, metric: str, horizon: float = np.nan):
@@ -387,7 +380,7 @@ def test_median_mode_is_refitted_on_each_resample():
             break
     assert record.used and own != theirs, "no resample tells the two fills apart"
     for name, (apparent, test) in own.items():
-        value = _c_index(record, name)
+        value = _value(record, name, "c_index")
         assert value.apparent == pytest.approx(apparent, abs=1e-12), name
         assert value.test == pytest.approx(test, abs=1e-12), name
 
@@ -398,7 +391,7 @@ def test_multiple_imputation_is_rerun_on_each_resample():
     linear predictor averaged over the resample's m completed sets (apparent) and over the
     study's m completed training sets (test), as the validate stage scores the study's."""
     from toolkit.stats.brier import brier_score
-    from toolkit.stats.calibration import calibration_slope
+    from toolkit.stats.calibration import calibration_groups, calibration_slope, grouped_rmse
     from toolkit.study.imputed import impute_cohort, study_models
 
     config, clinical, features = _with_holes('"multiple-imputation"\nm = 3')
@@ -418,7 +411,7 @@ def test_multiple_imputation_is_rerun_on_each_resample():
     originals = [c.assign(signature=score) for c in train]
     t, e = data.frame["time"].to_numpy(float), data.frame["event"].to_numpy(float)
     horizon = config.validation.times[0]
-    moved = 0.0
+    moved = {"apparent": 0.0, "test": 0.0}
     for name in internal.MODELS:
         model = models[name]
         sides = {
@@ -428,22 +421,39 @@ def test_multiple_imputation_is_rerun_on_each_resample():
         for side, (tt, ee, sets) in sides.items():
             lps = np.array([model.linear_predictor(c) for c in sets])
             lp = lps.mean(axis=0)  # by hand: the pooled coefficients on every completed set
-            c = harrell(tt, ee, lp).c
-            assert getattr(_value(record, name, "c_index"), side) == pytest.approx(c, abs=1e-12)
-            slope = calibration_slope(tt, ee, lp).slope
-            got = getattr(_value(record, name, "calibration_slope"), side)
-            assert got == pytest.approx(slope, abs=1e-10), (name, side)
+            expected = {"c_index": harrell(tt, ee, lp).c}
+            expected["calibration_slope"] = calibration_slope(tt, ee, lp).slope
             base = model.baseline_survival[f"{float(horizon):g}"]
             survival = base ** np.exp(lp - model.lp_centre)
-            brier = brier_score(tt, ee, survival[:, None], [horizon]).brier[0]
-            got = getattr(_value(record, name, "brier", horizon), side)
-            assert got == pytest.approx(brier, abs=1e-12), (name, side)
+            brier = brier_score(tt, ee, survival[:, None], [horizon])
+            expected["brier"], expected["ipa"] = brier.brier[0], brier.ipa[0]
+            groups = calibration_groups(
+                tt, ee, survival, horizon, config.validation.calibration_groups
+            )
+            expected["calibration_rmse"] = grouped_rmse(groups)
+            for metric, want in expected.items():
+                at = horizon if metric in ("brier", "ipa", "calibration_rmse") else np.nan
+                got = getattr(_value(record, name, metric, at), side)
+                assert got == pytest.approx(want, abs=1e-10), (name, side, metric)
             # the first completed set alone (what was scored before) gives another C-index
-            moved = max(moved, abs(harrell(tt, ee, lps[0]).c - c))
-    assert moved > 1e-6
+            moved[side] = max(moved[side], abs(harrell(tt, ee, lps[0]).c - expected["c_index"]))
+    assert min(moved.values()) > 1e-6, moved
     assert record.clinical == tuple(models["clinical"].variables)
     assert record.integrated == tuple(models["integrated"].variables)
     assert internal.replicate(data, 2, config) == record  # its number alone decides
+
+
+def test_multiple_imputation_without_the_completed_sets_is_refused():
+    """Each resample's test is averaged over the study's completed sets: without them the
+    training data is refused, not scored on one set."""
+    config, clinical, features = _with_holes('"multiple-imputation"\nm = 3')
+    incomplete = internal.incomplete_frame(clinical, config)
+    with pytest.raises(ValueError, match="completed sets are needed"):
+        internal.training_data(features, clinical.completed[0], config, incomplete)
+    with pytest.raises(ValueError, match="must be the first completed set"):
+        internal.training_data(
+            features, clinical.completed[1], config, incomplete, clinical.completed
+        )
 
 
 def test_a_resample_with_a_variable_it_never_observes_is_dropped_naming_it():

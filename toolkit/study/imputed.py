@@ -271,9 +271,7 @@ class AveragedModel:
 
     def survival(self, rows: pd.DataFrame, times) -> np.ndarray:
         """(rows, times) survival at the averaged linear predictor."""
-        lp = self.linear_predictor(rows)
-        base = np.array([self.model.baseline_survival[f"{float(t):g}"] for t in times])
-        return base[None, :] ** np.exp(lp - self.model.lp_centre)[:, None]
+        return self.model.survival_at(self.linear_predictor(rows), times)
 
 
 def averaged(models, completed: Sequence[pd.DataFrame]) -> dict[str, AveragedModel]:

@@ -100,7 +100,7 @@ class TrainingData:
     completed: tuple[pd.DataFrame, ...] = ()
     """Under multiple imputation the study's ``m`` completed training sets in ``frame``'s
     order (``frame`` is the first), over which each resample's test linear predictor is
-    averaged; empty otherwise (under multiple imputation: ``frame`` alone)."""
+    averaged; empty otherwise."""
 
 
 def training_data(
@@ -123,8 +123,29 @@ def training_data(
     frame = clinical[clinical["set"].isin(config.study.train_sets)]
     if incomplete is not None:
         incomplete = incomplete.loc[frame.index]
+    if config.validation.missing == "multiple-imputation" and incomplete is not None:
+        if not completed:
+            raise ValueError(
+                "multiple imputation: the study's completed sets are needed (completed=), "
+                "each resample's test is averaged over them"
+            )
+        if not completed[0].loc[frame.index].equals(frame):
+            raise ValueError("multiple imputation: clinical must be the first completed set")
     sets = tuple(c.loc[frame.index] for c in completed)
     return TrainingData(ratings, tuple(names), frame, incomplete, sets)
+
+
+def training_data_of(
+    features: pd.DataFrame, clinical: ClinicalData, config: StudyConfig
+) -> TrainingData:
+    """The :class:`TrainingData` of a study's features table and clinical data as the
+    clinical stage hands them on: the frame as the study completed it (the first completed
+    set under multiple imputation, with every completed set), and the values it filled
+    put back to missing (:func:`incomplete_frame`)."""
+    frame = clinical.completed[0] if clinical.imputed else clinical.frame
+    completed = clinical.completed if clinical.imputed else ()
+    incomplete = incomplete_frame(clinical, config)
+    return training_data(features, frame, config, incomplete, completed)
 
 
 def incomplete_frame(clinical: ClinicalData, config: StudyConfig) -> pd.DataFrame | None:
@@ -236,17 +257,17 @@ class _ImputationError(ValueError):
 class _Refit:
     """A resample's signature and models, and the two sets they are scored on.
 
-    Under multiple imputation ``resample_sets`` and ``original_sets`` are the completed
-    sets over which each side's linear predictor is averaged (``resample`` and
-    ``original`` their first); empty otherwise.
+    ``on_resample`` and ``on_original`` are the models as each set scores them: the
+    models themselves, or under multiple imputation their ``AveragedModel`` over that
+    side's completed sets (``resample`` and ``original`` the first of those).
     """
 
     signature: Signature
     models: dict[str, FittedModel]
     resample: pd.DataFrame
     original: pd.DataFrame
-    resample_sets: tuple[pd.DataFrame, ...] = ()
-    original_sets: tuple[pd.DataFrame, ...] = ()
+    on_resample: Mapping[str, FittedModel]
+    on_original: Mapping[str, FittedModel]
 
 
 def _refit(data: TrainingData, rows: np.ndarray, config: StudyConfig, number: int) -> _Refit:
@@ -270,7 +291,7 @@ def _refit(data: TrainingData, rows: np.ndarray, config: StudyConfig, number: in
         incomplete = incomplete.assign(signature=resample["signature"].to_numpy())
         if config.validation.missing == "multiple-imputation":
             score = original["signature"].to_numpy()
-            originals = tuple(c.assign(signature=score) for c in data.completed) or (original,)
+            originals = tuple(c.assign(signature=score) for c in data.completed)
             return _refit_imputed(signature, incomplete, originals, config, number)
         resample = _filled(incomplete, config)
     chosen = select(resample, config)
@@ -280,7 +301,7 @@ def _refit(data: TrainingData, rows: np.ndarray, config: StudyConfig, number: in
         "clinical": fit_model("clinical", resample, chosen.clinical, chosen.levels, times),
         "integrated": fit_model("integrated", resample, chosen.integrated, chosen.levels, times),
     }
-    return _Refit(signature, models, resample, original)
+    return _Refit(signature, models, resample, original, models, models)
 
 
 def _filled(incomplete: pd.DataFrame, config: StudyConfig) -> pd.DataFrame:
@@ -300,7 +321,7 @@ def _refit_imputed(signature, incomplete, originals, config: StudyConfig, number
     the resample, the majority-rule selection and Rubin's-rules models on its completed
     sets (``study.imputed``). Scored at the linear predictor averaged over its completed
     sets (apparent) and over the study's completed training sets (``originals``, test)."""
-    from toolkit.study.imputed import impute_cohort, study_models
+    from toolkit.study.imputed import averaged, impute_cohort, study_models
 
     settings = config.validation
     seed = int(np.random.SeedSequence([settings.imputation_seed, number]).generate_state(1)[0])
@@ -309,18 +330,13 @@ def _refit_imputed(signature, incomplete, originals, config: StudyConfig, number
     except ValueError as error:
         raise _ImputationError(str(error)) from error
     models = study_models(cohort.completed, config).models
-    completed = tuple(cohort.completed)
-    return _Refit(signature, models, completed[0], originals[0], completed, originals)
+    on_resample, on_original = averaged(models, cohort.completed), averaged(models, originals)
+    return _Refit(signature, models, cohort.completed[0], originals[0], on_resample, on_original)
 
 
 def _compare(refit: _Refit, config: StudyConfig) -> tuple[Value, ...]:
-    from toolkit.study.imputed import averaged
-
-    def scored(sets: tuple[pd.DataFrame, ...]) -> Mapping[str, FittedModel]:
-        return averaged(refit.models, sets) if sets else refit.models
-
-    apparent = evaluate(scored(refit.resample_sets), refit.resample, config)
-    test = evaluate(scored(refit.original_sets), refit.original, config)
+    apparent = evaluate(refit.on_resample, refit.resample, config)
+    test = evaluate(refit.on_original, refit.original, config)
     return tuple(
         Value(model, metric, horizon, value, test[model, metric, horizon])
         for (model, metric, horizon), value in apparent.items()
@@ -332,7 +348,7 @@ def evaluate(
 ) -> dict[tuple[str, str, float], float]:
     """Every statistic of :data:`METRICS` of each model on the patients of ``frame``.
 
-    ``models`` are the study's ``FittedModel`` or, under multiple imputation, its
+    ``models`` are ``FittedModel`` or, under multiple imputation,
     ``study.imputed.AveragedModel`` (predictions at the averaged linear predictor).
 
     Keys are (model, metric, horizon), the horizon NaN for the C-index and the
@@ -347,10 +363,8 @@ def evaluate(
     t, e = frame["time"].to_numpy(float), frame["event"].to_numpy(float)
     out: dict[tuple[str, str, float], float] = {}
     for name in MODELS:
-        model = models[name]
-        lp = model.linear_predictor(frame)
-        # the models' own survival(frame, times), from the linear predictor just computed
-        survival = model.baseline_at(times)[None, :] ** np.exp(lp - model.lp_centre)[:, None]
+        lp = models[name].linear_predictor(frame)
+        survival = models[name].survival_at(lp, times)  # survival(frame, times), lp computed once
         out[name, "c_index", np.nan] = harrell(t, e, lp).c
         out[name, "calibration_slope", np.nan] = calibration_slope(t, e, lp).slope
         brier = _brier(t, e, survival, times)

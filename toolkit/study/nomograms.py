@@ -105,7 +105,10 @@ class FittedModel(CoxModel):
 
     def survival(self, frame: pd.DataFrame, times) -> np.ndarray:
         """(rows, times) predicted survival, survfit.coxph's centring."""
-        lp = self.linear_predictor(frame)
+        return self.survival_at(self.linear_predictor(frame), times)
+
+    def survival_at(self, lp: np.ndarray, times) -> np.ndarray:
+        """(rows, times) predicted survival at the linear predictors ``lp``."""
         return self.baseline_at(times)[None, :] ** np.exp(lp - self.lp_centre)[:, None]
 
     def baseline_at(self, times) -> np.ndarray:

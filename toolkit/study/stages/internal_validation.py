@@ -19,11 +19,11 @@ them (``study.internal.incomplete_frame``: the values the study filled, put back
 missing): by the resample's medians and modes, or by ``m`` chained equations fitted on
 the resample followed by the majority-rule selection and the pooled models. The
 apparent performance and each resample's test are on the training set as the study
-completed it; under multiple imputation every side is scored as the validate stage
-scores the study's models (``stages.validate.evaluated``: the linear predictor averaged
-over the completed sets), so the apparent values are the validate stage's training-set
-values. ``internal_validation.json``'s ``refilled`` names the rule repeated, and the
-report's methods say so.
+completed it; under multiple imputation every side is scored at the linear predictor
+averaged over its completed sets (``study.imputed.AveragedModel``), and the study's
+apparent values are the validate stage's training-set values
+(``stages.validate.evaluated``). ``internal_validation.json``'s ``refilled`` names the
+rule repeated, and the report's methods say so.
 """
 
 from __future__ import annotations
@@ -64,11 +64,7 @@ def _resamples(ctx: Context, given: Mapping[str, Any]) -> tuple[list, bool]:
     from toolkit.study import internal
 
     config = ctx.config
-    clinical = given["clinical"]
-    frame = clinical.completed[0] if clinical.imputed else clinical.frame
-    incomplete = internal.incomplete_frame(clinical, config)
-    completed = clinical.completed if clinical.imputed else ()
-    data = internal.training_data(given["features"], frame, config, incomplete, completed)
+    data = internal.training_data_of(given["features"], given["clinical"], config)
     B = config.internal_validation.B
     workers = ctx.workers if ctx.workers is not None else 2
     bar = progress_bar(
@@ -144,18 +140,20 @@ def run(ctx: Context, given: Mapping[str, Any]) -> Cached:
         )
         return {"internal_validation": record}
 
+    settings = {
+        "internal_validation": ctx.config.internal_validation.model_dump(),
+        "signature": ctx.config.signature.model_dump(),
+        "validation": ctx.config.validation.model_dump(),
+        "variables": [v.model_dump() for v in ctx.config.variables],
+        # results of sigkit before 2026-12-07 filled no missing value inside a resample
+        "missing_values": "filled again in each resample",
+    }
+    if ctx.config.validation.missing == "multiple-imputation":
+        # until 2026-12-07 multiple imputation scored the first completed set alone
+        settings["imputed_sets"] = "linear predictor averaged over the completed sets"
     return Cached(
         inputs=inputs,
-        settings={
-            "internal_validation": ctx.config.internal_validation.model_dump(),
-            "signature": ctx.config.signature.model_dump(),
-            "validation": ctx.config.validation.model_dump(),
-            "variables": [v.model_dump() for v in ctx.config.variables],
-            # results of sigkit before 2026-12-07 filled no missing value inside a resample
-            "missing_values": "filled again in each resample",
-            # until 2026-12-07 multiple imputation scored the first completed set alone
-            "imputed_sets": "linear predictor averaged over the completed sets",
-        },
+        settings=settings,
         files=(
             path,
             *(ctx.paths.tables / f"{name}.parquet" for name in TABLES),
