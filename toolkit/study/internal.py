@@ -123,15 +123,15 @@ def training_data(
     frame = clinical[clinical["set"].isin(config.study.train_sets)]
     if incomplete is not None:
         incomplete = incomplete.loc[frame.index]
+    sets = tuple(c.loc[frame.index] for c in completed)
     if config.validation.missing == "multiple-imputation" and incomplete is not None:
-        if not completed:
+        if not sets:
             raise ValueError(
                 "multiple imputation: the study's completed sets are needed (completed=), "
                 "each resample's test is averaged over them"
             )
-        if not completed[0].loc[frame.index].equals(frame):
+        if not sets[0].equals(frame):
             raise ValueError("multiple imputation: clinical must be the first completed set")
-    sets = tuple(c.loc[frame.index] for c in completed)
     return TrainingData(ratings, tuple(names), frame, incomplete, sets)
 
 
