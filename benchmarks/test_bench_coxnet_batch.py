@@ -2,34 +2,39 @@
 
 The whole-procedure bootstrap (``benchmarks/test_bench_internal.py``) spends most of a
 resample in its three elastic-net CVs: 3 l1_ratios x (1 full path + 5 fold paths) of the
-dense solver (``toolkit.stats.coxnet._solvers.dense``) on 120 x 30 (folds: 96 x 30), about
-490 chord steps a path. Two groups measure whether running many resamples' paths as one
-batched program could make that much cheaper:
+dense solver (``toolkit.stats.coxnet._solvers.dense``) on 120 x 30 (folds: 96 x 30), some
+500 to 800 chord steps a path. sigkit fits each path alone (a CV's folds one after another,
+as one ``lax.map`` program). Three groups measure whether running many resamples' paths as
+one batched program could make that much cheaper:
 
 * ``coxnet dense paths, 16 problems of 96 x 30``: the solver's jitted path program called
-  on each problem in turn (``test_ours_one_at_a_time``, what sigkit runs) against the same
-  path function ``jax.vmap``-ed over the 16 problems in one program
-  (``test_vmapped``). The path's nested ``while`` loops and ``cond`` s become
-  batched: every branch runs, and every loop runs until its slowest problem is done.
-  Both give the same coefficients (asserted to 1e-12).
-* ``chord step core, 96 x 30, 1000 steps``: the smallest core of a chord step (two
-  matrix-vector products with the 96 x 30 design, exp, two cumulative sums over the
-  risk sets, the log-likelihood's log and an update; no control flow) as one ``lax.scan``
-  of 1000 steps, for 120 problems: called per problem (``test_ours_one_at_a_time``) or
-  batched over the 120 in one program (``test_batched``). This is the upper bound on what
-  batching the arithmetic alone gains on this CPU.
-
-A third group, ``dense solver, one path (100 penalties) at four sizes``, times one path at
-12 x 4, 96 x 30, 384 x 120 and 960 x 300 and records its chord steps (``extra_info``), so
-that the cost of a step can be read off at each size.
+  on each problem in turn (``test_ours_one_at_a_time``) against the same path function
+  ``jax.vmap``-ed over the 16 problems in one program (``test_vmapped``). Batched, the
+  path's nested ``while`` loops and ``cond`` branches all run, and every loop runs until
+  its slowest problem is done. Each test checks that every path converged, and the
+  vmapped one that its coefficients equal the one-at-a-time ones (1e-12).
+* ``chord step core, 96 x 30, 1000 steps x 120 problems``: a synthetic kernel, not sigkit's
+  code: the smallest core of a chord step (two matrix-vector products with the 96 x 30
+  design, exp, two cumulative sums over the risk sets, the log-likelihood's log and an
+  update; no control flow) as one ``lax.scan`` of 1000 steps, for 120 problems, called per
+  problem (``test_core_one_at_a_time``) or batched over the 120 in one program
+  (``test_core_batched``, checked equal to the former). Its ratio is an upper bound on what
+  batching the step's arithmetic alone gains on this CPU.
+* ``dense solver, one path (100 penalties) at four sizes``: one path at 12 x 4, 96 x 30,
+  384 x 120 and 960 x 300, its chord steps and Hessian refreshes in ``extra_info``. The
+  path's time over its steps (which also carries the scan over 100 penalties and the
+  refreshes) bounds what a step costs at each size.
 
 The problems are seeded and synthetic (8 latent factors, like mRMR's correlated top
-features). Run: ``.venv/bin/pytest benchmarks/test_bench_coxnet_batch.py --benchmark-only
+features). Each test records the 1-minute load average. Run:
+``.venv/bin/pytest benchmarks/test_bench_coxnet_batch.py --benchmark-only
 --benchmark-columns=median,iqr,rounds``; the medians go to benchmarks/README.md
 ("Whole-procedure bootstrap").
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -46,7 +51,6 @@ STEPS = 1000
 ROUNDS = 5
 PATHS = f"coxnet dense paths, {PROBLEMS} problems of {N} x {P}"
 CORE = f"chord step core, {N} x {P}, {STEPS} steps x {LANES} problems"
-_RUNS: dict[str, object] = {}
 
 
 def _problem(seed: int, n: int = N, p: int = P):
@@ -64,19 +68,8 @@ def _problem(seed: int, n: int = N, p: int = P):
     scale = column_scales(data.x, q, True)
     allowed = np.ones(p, dtype=bool)
     _, solve, early = penalties_for(data, q, scale, allowed, 0.5, None, 100, None, n)
-    return (
-        data.x,
-        data.death,
-        data.start,
-        data.end,
-        data.penalty_factor,
-        0.5,
-        q,
-        scale,
-        allowed,
-        solve,
-        early,
-    )
+    return (data.x, data.death, data.start, data.end, data.penalty_factor, 0.5, q, scale,
+            allowed, solve, early)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -84,17 +77,24 @@ def problems():
     return [_problem(s) for s in range(PROBLEMS)]
 
 
+def _load(benchmark) -> None:
+    benchmark.extra_info["load_average_1min"] = os.getloadavg()[0]
+
+
 def _one_at_a_time(problems):
+    """Each problem's path by the solver's own program: (coefficients, failed) stacked."""
     from toolkit.stats.coxnet._solvers import dense
 
-    return [np.asarray(dense.fit_path(*p)[0]) for p in problems]
+    outs = [dense.fit_path(*p) for p in problems]
+    return np.stack([np.asarray(o[0]) for o in outs]), np.array([bool(o[3]) for o in outs])
 
 
 def test_ours_one_at_a_time(benchmark, problems):
     benchmark.group = PATHS
     _one_at_a_time(problems)  # compiled outside the clock
-    coefs = benchmark.pedantic(_one_at_a_time, (problems,), rounds=ROUNDS, iterations=1)
-    _RUNS["ours"] = np.stack(coefs)
+    _, failed = benchmark.pedantic(_one_at_a_time, (problems,), rounds=ROUNDS, iterations=1)
+    _load(benchmark)
+    assert not failed.any(), "a path did not converge: its time is not a whole fit"
 
 
 def test_vmapped(benchmark, problems):
@@ -105,12 +105,14 @@ def test_vmapped(benchmark, problems):
     stacked = [np.stack(v) for v in zip(*problems, strict=True)]
 
     def run():
-        return np.asarray(program(*stacked)[0])
+        out = program(*stacked)
+        return np.asarray(out[0]), np.asarray(out[3])
 
     run()
-    coef = benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
-    if "ours" in _RUNS:
-        np.testing.assert_allclose(coef, _RUNS["ours"], rtol=0, atol=1e-12)
+    coef, failed = benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
+    _load(benchmark)
+    assert not failed.any(), "a path did not converge: its time is not a whole fit"
+    np.testing.assert_allclose(coef, _one_at_a_time(problems)[0], rtol=0, atol=1e-12)
 
 
 def _core_step(carry, _):
@@ -139,18 +141,18 @@ def lanes():
     return z, np.zeros((LANES, P)), np.full((LANES, N), 1 / N), death
 
 
-def test_core_ours_one_at_a_time(benchmark, lanes):
+def _core_one_at_a_time(z, beta, w, d):
+    """The kernel on each problem alone (a batch of one), stacked."""
+    one = [_core(z[i : i + 1], beta[i : i + 1], w[i : i + 1], d[i : i + 1]) for i in range(LANES)]
+    return np.concatenate([np.asarray(b) for b in one])
+
+
+def test_core_one_at_a_time(benchmark, lanes):
     benchmark.group = CORE
-    z, beta, w, d = lanes
-
-    def run():
-        return [
-            np.asarray(_core(z[i : i + 1], beta[:1], w[:1], d[i : i + 1])) for i in range(LANES)
-        ]
-
-    run()
-    out = benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
-    _RUNS["core"] = np.concatenate(out)
+    _core_one_at_a_time(*lanes)
+    out = benchmark.pedantic(_core_one_at_a_time, lanes, rounds=ROUNDS, iterations=1)
+    _load(benchmark)
+    assert np.all(np.isfinite(out)) and np.any(out != 0)
 
 
 def test_core_batched(benchmark, lanes):
@@ -161,19 +163,15 @@ def test_core_batched(benchmark, lanes):
 
     run()
     out = benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
-    if "core" in _RUNS:
-        np.testing.assert_allclose(out, _RUNS["core"], rtol=1e-12, atol=1e-300)
+    _load(benchmark)
+    np.testing.assert_allclose(out, _core_one_at_a_time(*lanes), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize(
     "shape", [(12, 4), (96, 30), (384, 120), (960, 300)], ids="{0[0]}x{0[1]}".format
 )
 def test_step_cost_ours(benchmark, shape):
-    """One path of the dense solver at four sizes; its chord steps in ``extra_info``.
-
-    The time a step costs (median / steps) separates what a step costs at any size (the
-    12 x 4 problem: nearly no arithmetic) from the work that grows with the problem.
-    """
+    """One path of the dense solver at ``shape``; its chord steps in ``extra_info``."""
     from toolkit.stats.coxnet._solvers import dense
 
     benchmark.group = "dense solver, one path (100 penalties) at four sizes"
@@ -181,10 +179,12 @@ def test_step_cost_ours(benchmark, shape):
 
     def run():
         out = dense.fit_path(*problem)
-        return np.asarray(out[4])
+        return np.asarray(out[4]), bool(out[3])
 
     run()
-    counts = benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
-    steps = int(counts[-1, 0])
-    benchmark.extra_info.update(chord_steps=steps, hessian_refreshes=int(counts[-1, 1]))
-    assert steps > 0
+    counts, failed = benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
+    benchmark.extra_info.update(
+        chord_steps=int(counts[-1, 0]), hessian_refreshes=int(counts[-1, 1])
+    )
+    _load(benchmark)
+    assert not failed, f"the {shape} path did not converge: its time is not a whole fit"
