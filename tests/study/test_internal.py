@@ -127,7 +127,11 @@ def test_a_resample_depends_on_its_number_alone(cohort):
         Client(cluster) as client,
     ):
         shuffled = internal.run_replicates(data, [2, 0, 1], config, client)
+        # again on the same client: the first call's copy of the data, released as it
+        # returned, must not be the one the second call's resamples wait for
+        again = internal.run_replicates(data, [1, 2], config, client)
     assert [r.number for r in shuffled] == [0, 1, 2]
+    _assert_same(in_order[1:], again)
     _assert_same(in_order, shuffled)
     assert any(r.used for r in in_order), [r.reason for r in in_order]
 

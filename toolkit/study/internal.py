@@ -419,7 +419,10 @@ def run_replicates(
         return out
     from distributed import as_completed
 
-    shared = client.scatter(data, broadcast=True)
+    # hash=False: a key of this call's own. Scattered under the data's hash, a second call
+    # with the same data on the same client got the first call's key, whose release as the
+    # first call returned cancelled the second call's resamples ("lost dependencies")
+    shared = client.scatter(data, broadcast=True, hash=False)
     futures = client.map(replicate, [shared] * len(numbers), numbers, config=config, pure=False)
     out = []
     for future in as_completed(futures):
