@@ -9,7 +9,8 @@ and stepwise AIC of both nomograms, the three final fits, and every statistic on
 resample and on the training set.
 
 * ``test_ours``: what the internal_validation stage runs, timed whole: a Dask
-  LocalCluster of 2 single-threaded worker processes started (``toolkit._dask``), the
+  LocalCluster of 2 single-threaded worker processes started, each on its own core
+  (``toolkit._dask.local_client(share_cores=True)``), the
   training data scattered, ``study.internal.run_replicates`` over it, the cluster
   closed. Start-up, imports and the workers' compilations (read from
   ``JAX_COMPILATION_CACHE_DIR``) are inside the clock.
@@ -101,7 +102,7 @@ def _sigkit(data, config):
     from toolkit._dask import local_client
     from toolkit.study import internal
 
-    with local_client(WORKERS) as client:
+    with local_client(WORKERS, share_cores=True) as client:  # as the stage starts it
         return internal.run_replicates(data, range(B), config, client)
 
 

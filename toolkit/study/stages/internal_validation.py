@@ -4,7 +4,8 @@
 nomograms' selection and scoring the refitted models on the resample and on
 the training set (see ``toolkit.study.internal``). The resamples fan out over
 a Dask ``LocalCluster`` of the run's worker processes (``--workers``; 2 when
-not given, as preprocessing) and run in this process with ``workers = 0`` or 1;
+not given, as preprocessing), each on its own share of the cores, and run in this
+process with ``workers = 0`` or 1;
 each resample's result is the same either way. A progress bar shows on a
 terminal. Writes ``results/internal_validation.json`` (``InternalValidation``:
 resamples used, every dropped one with its reason), the tables
@@ -48,13 +49,14 @@ TABLES = (
 
 @contextlib.contextmanager
 def _client(workers: int) -> Iterator[Any]:
-    """A ``distributed.Client`` of a LocalCluster of ``workers`` processes (None for <= 1)."""
+    """A ``distributed.Client`` of a LocalCluster of ``workers`` processes (None for <= 1),
+    each worker on its own share of the cores (``toolkit._dask._share_cores``)."""
     if workers <= 1:
         yield None
         return
     from toolkit._dask import local_client
 
-    with local_client(workers) as client:
+    with local_client(workers, share_cores=True) as client:  # XLA's pools, one per core
         yield client
 
 
