@@ -40,8 +40,10 @@ GROUP = f"whole-procedure bootstrap, n=120 x 2048 features, B={B}"
 _RUNS: dict[str, object] = {}
 
 
-@pytest.fixture(scope="module")
-def study(request):
+def study_inputs(request, warm: range):
+    """(config, features table, clinical frame, ``TrainingData``) of the benchmark's study,
+    after the resamples ``warm`` ran untimed (this process's compilations, and the
+    persistent cache the workers read). Refuses a timer other than the wall clock's."""
     from test_bench_study import _config, synthetic_study
 
     from toolkit.study import internal
@@ -52,9 +54,13 @@ def study(request):
     config = _config()
     features, clinical = synthetic_study(201)
     data = internal.training_data(features, clinical.frame, config)
-    # untimed: the plain arm's compilations, and the persistent cache the workers read
-    internal.run_replicates(data, range(B, B + 4), config)
+    internal.run_replicates(data, warm, config)
     return config, features, clinical.frame, data
+
+
+@pytest.fixture(scope="module")
+def study(request):
+    return study_inputs(request, range(B, B + 4))
 
 
 def plain_replicate(features, clinical, config, number: int):

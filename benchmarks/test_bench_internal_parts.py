@@ -49,18 +49,9 @@ ROUNDS = 3
 
 @pytest.fixture(scope="module")
 def study(request):
-    from test_bench_study import _config, synthetic_study
+    from test_bench_internal import study_inputs
 
-    from toolkit.study import internal
-
-    timer = request.config.getoption("benchmark_timer", None)
-    if timer is not None and "perf_counter" not in str(timer):
-        pytest.fail(f"this benchmark needs the wall-clock timer (perf_counter), got {timer}")
-    config = _config()
-    features, clinical = synthetic_study(201)
-    data = internal.training_data(features, clinical.frame, config)
-    internal.run_replicates(data, range(1000, 1004), config)  # compiled outside the clock
-    return config, features, clinical.frame, data
+    return study_inputs(request, range(1000, 1004))
 
 
 def _load(benchmark) -> None:
