@@ -122,6 +122,7 @@ def test_ours(benchmark, study):
     replicates = benchmark.pedantic(_sigkit, (data, config), rounds=1, iterations=1)
     benchmark.extra_info.update(
         workers=WORKERS,
+        share_cores=True,
         load_average_1min=os.getloadavg()[0],
         n_used=sum(r.used for r in replicates),
     )

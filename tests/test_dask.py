@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from toolkit._dask import local_client
 
 TRIM = "MALLOC_TRIM_THRESHOLD_"
@@ -32,7 +34,7 @@ def test_a_trim_threshold_the_user_set_reaches_the_workers(monkeypatch):
 
 
 def test_core_shares_by_hand():
-    from toolkit._dask import core_shares
+    from toolkit._dask_cores import core_shares
 
     assert core_shares([0, 1], 2) == [[0], [1]]
     assert core_shares([0, 1, 2, 3], 2) == [[0, 2], [1, 3]]
@@ -42,43 +44,69 @@ def test_core_shares_by_hand():
     assert core_shares([0, 1], 1) == [[0, 1]]
 
 
-def _affinities(client) -> dict[str, dict[str, list[int]]]:
-    """Per worker, each of its threads' cores (by thread id)."""
+LINUX_2_CORES = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="core shares are set on Linux only, and differ only with 2 or more cores",
+)
+
+
+def _affinities(client) -> dict[str, set[tuple[int, ...]]]:
+    """Per worker, the distinct cores of its threads."""
 
     def threads():
         import os
 
-        return {t: sorted(os.sched_getaffinity(int(t))) for t in os.listdir("/proc/self/task")}
+        tasks = os.listdir("/proc/self/task")
+        return {tuple(sorted(os.sched_getaffinity(int(t)))) for t in tasks}
 
     return client.run(threads)
 
 
-def test_shared_cores_move_every_thread_of_each_worker_to_its_own_share():
-    from toolkit._dask import core_shares
+def _in_tasks(client) -> set[tuple[int, ...]]:
+    """The cores a task sees on each worker (tasks run on the worker's executor thread,
+    which the worker starts at its first task)."""
+    futures = [
+        client.submit(
+            lambda: tuple(sorted(__import__("os").sched_getaffinity(0))), workers=[a], pure=False
+        )
+        for a in sorted(client.run(os.getpid))
+    ]
+    return {f.result() for f in futures}
 
+
+def _assert_shared(client, cores) -> None:
+    from toolkit._dask_cores import core_shares
+
+    shares = {tuple(s) for s in core_shares(cores, 2)}
+    assert len(shares) == 2 and set().union(*shares) == set(cores)  # disjoint, every core
+    seen = _affinities(client)
+    assert all(len(v) == 1 for v in seen.values()), seen  # every thread moved
+    assert set().union(*seen.values()) == shares, seen
+    assert _in_tasks(client) == shares
+
+
+@LINUX_2_CORES
+def test_shared_cores_move_every_thread_of_each_worker_to_its_own_share():
     cores = sorted(os.sched_getaffinity(0))
     with local_client(2, share_cores=True) as client:
-        addresses = sorted(client.run(os.getpid))
-        by_worker = _affinities(client)
-        # a task runs on the worker's executor thread, started before the move
-        tasks = {
-            a: client.submit(
-                lambda: sorted(__import__("os").sched_getaffinity(0)), workers=[a], pure=False
-            )
-            for a in addresses
-        }
-        in_task = {a: f.result() for a, f in tasks.items()}
-    shares = core_shares(cores, 2)
-    for address, share in zip(addresses, shares, strict=True):
-        assert {tuple(c) for c in by_worker[address].values()} == {tuple(share)}, address
-        assert in_task[address] == share
-    if len(cores) >= 2:
-        assert not set(shares[0]) & set(shares[1]) and set(shares[0]) | set(shares[1]) == set(cores)
+        _assert_shared(client, cores)
+        client.restart()  # workers started again take their share again
+        _assert_shared(client, cores)
     assert sorted(os.sched_getaffinity(0)) == cores  # this process keeps its cores
 
 
-def test_without_shared_cores_the_workers_keep_every_core():
+@LINUX_2_CORES
+def test_the_internal_validation_stage_shares_the_cores():
+    from toolkit.study.stages.internal_validation import _client
+
     cores = sorted(os.sched_getaffinity(0))
+    with _client(2) as client:
+        _assert_shared(client, cores)
+
+
+@LINUX_2_CORES
+def test_without_shared_cores_the_workers_keep_every_core():
+    cores = tuple(sorted(os.sched_getaffinity(0)))
     with local_client(1) as client:
-        (threads,) = _affinities(client).values()
-    assert {tuple(c) for c in threads.values()} == {tuple(cores)}
+        assert list(_affinities(client).values()) == [{cores}]
+        assert _in_tasks(client) == {cores}

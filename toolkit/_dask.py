@@ -52,39 +52,33 @@ def local_client(workers: int, share_cores: bool = False) -> Iterator[Any]:
 
 
 def _share_cores(client) -> None:
-    """Give each worker process of ``client`` its own share of this process's cores.
+    """Give each worker process of ``client``'s local cluster its own share of this
+    process's cores, also when its nanny starts it again.
 
     XLA's CPU client sizes the thread pool that runs a compiled program by the cores the
-    process may use, and the pool's idle threads spin, waiting for work, on every one of
-    them. The elastic-net CV's programs are sequential (a scan over the penalties, small
-    matrix products), so in one process the second thread of a 2-core pool only spins:
-    profiled, a bootstrap resample used 1.45 CPU seconds per wall-clock second with 2
-    cores and ran as fast pinned to 1 (1.00). Two workers sharing 2 cores therefore
-    took each other's cycles. Worker ``i`` of ``n`` gets cores ``i, i + n, ...`` of this
-    process's affinity (one core, in turn, when there are more workers than cores); every
-    thread of the worker is moved there, so the pool it makes later has that many threads.
-    Linux only (``os.sched_setaffinity``); elsewhere nothing changes. Only the computation's
-    placement changes, not its result.
+    process may use (``sched_getaffinity``), and the pool's idle threads spin, waiting for
+    work. The elastic-net CV's programs are sequential (a scan over the penalties, small
+    matrix products), so a second thread in the pool mostly spins: a bootstrap resample in
+    one process used 1.35 CPU seconds per wall-clock second on 2 cores
+    (``benchmarks/results/20261207T1414_vm.json``), and pinned to one core it ran no
+    slower (measured outside the benchmarks, no JSON). Two workers that each may use both
+    cores therefore took each other's cycles. Worker ``i`` of ``n`` (its name in the local
+    cluster) gets cores ``i, i + n, ...`` of this process's affinity (one core, in turn,
+    when there are more workers than cores), by a worker plugin, which Dask also runs in a
+    worker started again after a crash or ``client.restart()``. Every thread of the worker
+    is moved there before it runs a task, so the pool it makes at its first JAX program has
+    that many threads. Linux only (``os.sched_setaffinity``); elsewhere nothing changes.
+    Only where the computation runs changes; the bootstrap's C-indexes were identical with
+    and without it on every resample benchmarked (1024), though a different pool size is
+    not guaranteed to give bit-identical results in every program.
     """
     if not hasattr(os, "sched_setaffinity"):
         return
-    addresses = sorted(client.run(os.getpid))
-    shares = core_shares(sorted(os.sched_getaffinity(0)), len(addresses))
-    for address, share in zip(addresses, shares, strict=True):
-        client.run(_take_cores, share, workers=[address])
+    from toolkit._dask_cores import CoreShare, core_shares
 
-
-def core_shares(cores: Sequence[int], workers: int) -> list[list[int]]:
-    """Worker ``i``'s cores of ``cores``: ``cores[i::workers]``, or the single core
-    ``cores[i % len(cores)]`` when there are more workers than cores."""
-    return [list(cores[i::workers]) or [cores[i % len(cores)]] for i in range(workers)]
-
-
-def _take_cores(cores: Sequence[int]) -> None:
-    """Move every thread of this process to ``cores`` (threads started later inherit it)."""
-    for thread in os.listdir("/proc/self/task"):
-        with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            os.sched_setaffinity(int(thread), cores)
+    workers = len(client.run(os.getpid))
+    shares = core_shares(sorted(os.sched_getaffinity(0)), workers)
+    client.register_plugin(CoreShare(shares), name="sigkit-core-share")
 
 
 @contextlib.contextmanager

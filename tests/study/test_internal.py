@@ -113,7 +113,7 @@ def test_b_below_20_is_refused_with_the_reason():
     assert _config(20).internal_validation.B == 20
 
 
-def test_a_resample_depends_on_its_number_alone(cohort):
+def test_a_resample_depends_on_its_number_alone(cohort, monkeypatch):
     from distributed import Client, LocalCluster
 
     data, config = cohort
@@ -126,10 +126,20 @@ def test_a_resample_depends_on_its_number_alone(cohort):
         LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster,
         Client(cluster) as client,
     ):
+        keys, scatter = [], client.scatter
+
+        def spy(*args, **kwargs):
+            shared = scatter(*args, **kwargs)
+            keys.append(shared.key)
+            return shared
+
+        monkeypatch.setattr(client, "scatter", spy)
         shuffled = internal.run_replicates(data, [2, 0, 1], config, client)
         # again on the same client: the first call's copy of the data, released as it
-        # returned, must not be the one the second call's resamples wait for
+        # returned, must not be the one the second call's resamples wait for (a race that
+        # cancelled them, "lost dependencies", when both had the data's hash as key)
         again = internal.run_replicates(data, [1, 2], config, client)
+    assert len(keys) == 2 and keys[0] != keys[1]
     assert [r.number for r in shuffled] == [0, 1, 2]
     _assert_same(in_order[1:], again)
     _assert_same(in_order, shuffled)
