@@ -140,6 +140,22 @@ def _c_indexes(result: dict) -> dict[tuple[str, str], float]:
     }
 
 
+def assert_same_c_indexes(records, results) -> None:
+    """The stage's ``records`` and the plain loop's ``results`` of the same resamples: used
+    alike, and every C-index equal on both sides."""
+    assert [r.used for r in records] == [x is not None for x in results]
+    for record, result in zip(records, results, strict=True):
+        if result is None:
+            continue
+        theirs = _c_indexes(result)
+        for v in record.values:
+            if v.metric == "c_index":
+                assert (v.apparent, v.test) == (
+                    theirs["apparent", v.model],
+                    theirs["test", v.model],
+                ), f"resample {record.number}, {v.model}"
+
+
 def test_plain_loop(benchmark, study):
     config, features, clinical, data = study
     benchmark.group = GROUP
@@ -150,14 +166,4 @@ def test_plain_loop(benchmark, study):
         from toolkit.study import internal
 
         ours = internal.run_replicates(data, range(B), config)
-    assert [r.used for r in ours] == [x is not None for x in results]
-    for record, result in zip(ours, results, strict=True):
-        if result is None:
-            continue
-        theirs = _c_indexes(result)
-        for v in record.values:
-            if v.metric == "c_index":
-                assert (v.apparent, v.test) == (
-                    theirs["apparent", v.model],
-                    theirs["test", v.model],
-                ), f"resample {record.number}, {v.model}"
+    assert_same_c_indexes(ours, results)

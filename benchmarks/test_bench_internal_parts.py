@@ -87,7 +87,7 @@ def reference(study):
 
 
 def test_plain_loop(benchmark, study, reference):
-    from test_bench_internal import plain_replicate
+    from test_bench_internal import assert_same_c_indexes, plain_replicate
 
     config, features, clinical, _ = study
     benchmark.group = WORKERS
@@ -97,16 +97,7 @@ def test_plain_loop(benchmark, study, reference):
 
     results = _cores_used(benchmark, run, time.process_time)
     _load(benchmark)
-    for b, result in zip(WORKER_NUMBERS, results, strict=True):
-        assert (result is not None) == reference[b].used, f"resample {b}"
-        if result is None:
-            continue
-        theirs = {
-            m: (result["apparent"][m, "c_index", k], result["test"][m, "c_index", k])
-            for (m, metric, k) in result["apparent"]
-            if metric == "c_index"
-        }
-        assert theirs == _c_indexes([reference[b]])[0], f"resample {b}"
+    assert_same_c_indexes([reference[b] for b in WORKER_NUMBERS], results)
 
 
 def test_procedure(benchmark, study, reference):

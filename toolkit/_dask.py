@@ -29,7 +29,7 @@ def local_client(workers: int, share_cores: bool = False) -> Iterator[Any]:
     ``MALLOC_TRIM_THRESHOLD_`` (see :data:`_NANNY_UNSET`), with glibc's allocator defaults.
 
     ``share_cores``: each worker process is given its own share of this process's cores
-    (:func:`_share_cores`) before it runs a task."""
+    (``toolkit._dask_cores.pin_workers``) before it runs a task."""
     import dask
     from distributed import Client, LocalCluster
 
@@ -44,41 +44,13 @@ def local_client(workers: int, share_cores: bool = False) -> Iterator[Any]:
     client = Client(cluster)
     try:
         if share_cores:
-            _share_cores(client)
+            from toolkit._dask_cores import pin_workers
+
+            pin_workers(client, workers)
         yield client
     finally:
         client.close()
         cluster.close()
-
-
-def _share_cores(client) -> None:
-    """Give each worker process of ``client``'s local cluster its own share of this
-    process's cores, also when its nanny starts it again.
-
-    XLA's CPU client sizes the thread pool that runs a compiled program by the cores the
-    process may use (``sched_getaffinity``), and the pool's idle threads spin, waiting for
-    work. The elastic-net CV's programs are sequential (a scan over the penalties, small
-    matrix products), so a second thread in the pool mostly spins: a bootstrap resample in
-    one process used 1.35 CPU seconds per wall-clock second on 2 cores
-    (``benchmarks/results/20261207T1414_vm.json``), and pinned to one core it ran no
-    slower (measured outside the benchmarks, no JSON). Two workers that each may use both
-    cores therefore took each other's cycles. Worker ``i`` of ``n`` (its name in the local
-    cluster) gets cores ``i, i + n, ...`` of this process's affinity (one core, in turn,
-    when there are more workers than cores), by a worker plugin, which Dask also runs in a
-    worker started again after a crash or ``client.restart()``. Every thread of the worker
-    is moved there before it runs a task, so the pool it makes at its first JAX program has
-    that many threads. Linux only (``os.sched_setaffinity``); elsewhere nothing changes.
-    Only where the computation runs changes; the bootstrap's C-indexes were identical with
-    and without it on every resample benchmarked (1024), though a different pool size is
-    not guaranteed to give bit-identical results in every program.
-    """
-    if not hasattr(os, "sched_setaffinity"):
-        return
-    from toolkit._dask_cores import CoreShare, core_shares
-
-    workers = len(client.run(os.getpid))
-    shares = core_shares(sorted(os.sched_getaffinity(0)), workers)
-    client.register_plugin(CoreShare(shares), name="sigkit-core-share")
 
 
 @contextlib.contextmanager

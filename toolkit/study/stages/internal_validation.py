@@ -50,7 +50,7 @@ TABLES = (
 @contextlib.contextmanager
 def _client(workers: int) -> Iterator[Any]:
     """A ``distributed.Client`` of a LocalCluster of ``workers`` processes (None for <= 1),
-    each worker on its own share of the cores (``toolkit._dask._share_cores``)."""
+    each worker on its own share of the cores (``toolkit._dask_cores.pin_workers``)."""
     if workers <= 1:
         yield None
         return
